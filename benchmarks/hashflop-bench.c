@@ -1,0 +1,54 @@
+/* hashflop-bench: benchmarks of the kernels a node runs (hash/s, FLOP/s, per joule), always side
+ * by side with the reference they compete with, in one run, as a ratio.
+ * Subcommands live in bench_<name>.c, one per kernel family.
+ * Threading: each subcommand owns its threads.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "hf_bench.h"
+#include "hf_util.h"
+#include "hf_version.h"
+
+typedef struct subcommand {
+	const char *name;
+	const char *summary;
+	int (*main)(int argc, char **argv);
+} subcommand;
+
+static const subcommand subcommands[] = {
+	{ "hash", "SHA-256d scanners (reference, SHA-NI, AVX2, AVX-512, OpenCL): MH/s and H/J",
+	  hf_bench_hash_main },
+	{ "gemm", "OpenCL SGEMM vs OpenBLAS and CLBlast: GFLOP/s and FLOP/J", hf_bench_gemm_main },
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "Usage: hashflop-bench COMMAND [options]\n\nCommands:\n");
+	for (size_t i = 0; i < HF_ARRAY_SIZE(subcommands); i++)
+		fprintf(f, "  %-6s %s\n", subcommands[i].name, subcommands[i].summary);
+	fprintf(f, "\n`hashflop-bench COMMAND --help` describes each command's options.\n"
+		   "  -h, --help     show this help and exit\n"
+		   "  -V, --version  show the version and exit\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	if (strcmp(argv[1], "-V") == 0 || strcmp(argv[1], "--version") == 0) {
+		printf("hashflop-bench %s\n", HF_VERSION);
+		return 0;
+	}
+	for (size_t i = 0; i < HF_ARRAY_SIZE(subcommands); i++)
+		if (strcmp(argv[1], subcommands[i].name) == 0)
+			return subcommands[i].main(argc - 1, argv + 1);
+	fprintf(stderr, "hashflop-bench: unknown command \"%s\" (see --help)\n", argv[1]);
+	return 2;
+}

@@ -1,0 +1,16 @@
+/* hf_node_api: the routes of hashflopd's local HTTP API (ctx is the hf_node).
+ *   GET /v1/status  JSON: node, fleet, mode, phase, uptime, version, last switch, last instruction
+ *   GET /metrics    Prometheus text exposition format
+ * Threading: handlers run on libmicrohttpd's threads; they only call hf_node's thread-safe API.
+ */
+#ifndef HF_NODE_API_H
+#define HF_NODE_API_H
+
+#include <stddef.h>
+
+#include "hf_httpd.h"
+
+extern const hf_http_route hf_node_api_routes[];
+extern const size_t hf_node_api_nroutes;
+
+#endif

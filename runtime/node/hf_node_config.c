@@ -1,0 +1,149 @@
+/* hf_node_config: node.json schema, defaults and validation.
+ * Threading: see hf_node_config.h.
+ */
+#include "hf_node_config.h"
+
+#include <arpa/inet.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "hf_config.h"
+#include "hf_util.h"
+
+static const char *const level_choices[] = { "err", "warn", "notice", "info", "debug", NULL };
+static const char *const mode_choices[] = { "idle", "mining", "inference", NULL };
+
+void hf_node_config_defaults(hf_node_config *cfg)
+{
+	char host[256] = "";
+
+	memset(cfg, 0, sizeof *cfg);
+	if (gethostname(host, sizeof host - 1) != 0 || !hf_id_valid(host))
+		hf_strlcpy(host, "node", sizeof host);
+	hf_strlcpy(cfg->node_id, host, sizeof cfg->node_id);
+	hf_strlcpy(cfg->fleet_id, "default", sizeof cfg->fleet_id);
+	hf_strlcpy(cfg->state_dir, HF_NODE_DEFAULT_STATE_DIR, sizeof cfg->state_dir);
+	cfg->log_level = HF_LOG_INFO;
+	hf_strlcpy(cfg->api_listen, "127.0.0.1", sizeof cfg->api_listen);
+	cfg->api_port = HF_NODE_DEFAULT_PORT;
+	cfg->api_max_body = 1u << 20;
+	cfg->initial_mode = HF_MODE_IDLE;
+	cfg->drain_timeout_ms = 10000;
+}
+
+static int read_api(hf_node_config *cfg, const json_t *api, hf_errbuf *eb)
+{
+	char listen[64];
+	uint64_t port = cfg->api_port, max_body = cfg->api_max_body;
+	unsigned char addr[16];
+	hf_cfg_field f[] = {
+		{ .key = "listen", .type = HF_CFG_STRING, .dst = listen, .dst_size = sizeof listen, .min = 1 },
+		{ .key = "port", .type = HF_CFG_UINT, .dst = &port, .min = 0, .max = 65535 },
+		{ .key = "max_body_bytes", .type = HF_CFG_UINT, .dst = &max_body, .min = 1024,
+		  .max = 64.0 * 1024 * 1024 },
+	};
+	int r;
+
+	hf_strlcpy(listen, cfg->api_listen, sizeof listen);
+	r = hf_cfg_read(api, "api", f, HF_ARRAY_SIZE(f), eb);
+	if (r < 0)
+		return r;
+	if (inet_pton(AF_INET, listen, addr) != 1 && inet_pton(AF_INET6, listen, addr) != 1)
+		return hf_fail(eb, HF_ECONFIG,
+			       "api.listen: expected a numeric IPv4 or IPv6 address such as \"127.0.0.1\", got \"%s\"",
+			       listen);
+	hf_strlcpy(cfg->api_listen, listen, sizeof cfg->api_listen);
+	cfg->api_port = (uint16_t)port;
+	cfg->api_max_body = max_body;
+	return 0;
+}
+
+static int read_modes(hf_node_config *cfg, const json_t *modes, hf_errbuf *eb)
+{
+	int initial = (int)cfg->initial_mode;
+	uint64_t drain = cfg->drain_timeout_ms;
+	hf_cfg_field f[] = {
+		{ .key = "initial", .type = HF_CFG_ENUM, .dst = &initial, .choices = mode_choices },
+		{ .key = "drain_timeout_ms", .type = HF_CFG_UINT, .dst = &drain, .min = 0, .max = 600000 },
+	};
+	int r = hf_cfg_read(modes, "modes", f, HF_ARRAY_SIZE(f), eb);
+	if (r < 0)
+		return r;
+	cfg->initial_mode = (hf_mode)initial;
+	cfg->drain_timeout_ms = drain;
+	return 0;
+}
+
+int hf_node_config_from_json(hf_node_config *cfg, const json_t *root, hf_errbuf *eb)
+{
+	char node_id[64], fleet_id[64], state_dir[PATH_MAX];
+	int level = (int)cfg->log_level - HF_LOG_ERR;
+	const json_t *api = NULL, *modes = NULL, *mining = NULL, *inference = NULL;
+	hf_cfg_field f[] = {
+		{ .key = "node_id", .type = HF_CFG_STRING, .required = true, .dst = node_id,
+		  .dst_size = sizeof node_id, .min = 1 },
+		{ .key = "fleet_id", .type = HF_CFG_STRING, .required = true, .dst = fleet_id,
+		  .dst_size = sizeof fleet_id, .min = 1 },
+		{ .key = "state_dir", .type = HF_CFG_STRING, .dst = state_dir,
+		  .dst_size = sizeof state_dir, .min = 1 },
+		{ .key = "log_level", .type = HF_CFG_ENUM, .dst = &level, .choices = level_choices },
+		{ .key = "api", .type = HF_CFG_OBJECT, .dst = &api },
+		{ .key = "modes", .type = HF_CFG_OBJECT, .dst = &modes },
+		{ .key = "mining", .type = HF_CFG_OBJECT, .dst = &mining },
+		{ .key = "inference", .type = HF_CFG_OBJECT, .dst = &inference },
+	};
+	int r;
+
+	hf_strlcpy(state_dir, cfg->state_dir, sizeof state_dir);
+	r = hf_cfg_read(root, "", f, HF_ARRAY_SIZE(f), eb);
+	if (r < 0)
+		return r;
+	if (!hf_id_valid(node_id))
+		return hf_fail(eb, HF_ECONFIG,
+			       "node_id: expected 1-63 characters of A-Z a-z 0-9 . _ - starting with a letter or digit, got \"%s\"",
+			       node_id);
+	if (!hf_id_valid(fleet_id))
+		return hf_fail(eb, HF_ECONFIG,
+			       "fleet_id: expected 1-63 characters of A-Z a-z 0-9 . _ - starting with a letter or digit, got \"%s\"",
+			       fleet_id);
+	if (state_dir[0] != '/')
+		return hf_fail(eb, HF_ECONFIG, "state_dir: expected an absolute path, got \"%s\"", state_dir);
+	if (api && (r = read_api(cfg, api, eb)) < 0)
+		return r;
+	if (modes && (r = read_modes(cfg, modes, eb)) < 0)
+		return r;
+	/* Placeholders until the mining and inference workers define their keys. */
+	if (mining && (r = hf_cfg_read(mining, "mining", NULL, 0, eb)) < 0)
+		return r;
+	if (inference && (r = hf_cfg_read(inference, "inference", NULL, 0, eb)) < 0)
+		return r;
+	hf_strlcpy(cfg->node_id, node_id, sizeof cfg->node_id);
+	hf_strlcpy(cfg->fleet_id, fleet_id, sizeof cfg->fleet_id);
+	hf_strlcpy(cfg->state_dir, state_dir, sizeof cfg->state_dir);
+	cfg->log_level = (hf_log_level)(level + HF_LOG_ERR);
+	json_decref(cfg->mining);
+	json_decref(cfg->inference);
+	cfg->mining = mining ? json_deep_copy(mining) : NULL;
+	cfg->inference = inference ? json_deep_copy(inference) : NULL;
+	return 0;
+}
+
+int hf_node_config_load(hf_node_config *cfg, const char *path, hf_errbuf *eb)
+{
+	json_t *root;
+	int r = hf_cfg_load_file(path, HF_CFG_MAX_FILE, &root, eb);
+	if (r < 0)
+		return r;
+	r = hf_node_config_from_json(cfg, root, eb);
+	json_decref(root);
+	if (r < 0)
+		return hf_fail_prefix(eb, r, "%s", path);
+	return 0;
+}
+
+void hf_node_config_clear(hf_node_config *cfg)
+{
+	json_decref(cfg->mining);
+	json_decref(cfg->inference);
+	cfg->mining = cfg->inference = NULL;
+}

@@ -1,0 +1,45 @@
+/* hf_node_config: node.json, the configuration of hashflopd, loaded and validated strictly.
+ *
+ * Every field has a default except node_id and fleet_id (required in a file; the embedded
+ * default used without --config takes the host name and fleet "default"). Unknown keys, wrong
+ * types and out-of-range values are refused with the field's JSON path.
+ * Threading: a config is built once by main and read-only afterwards.
+ */
+#ifndef HF_NODE_CONFIG_H
+#define HF_NODE_CONFIG_H
+
+#include <jansson.h>
+#include <limits.h>
+#include <stdint.h>
+
+#include "hf_error.h"
+#include "hf_log.h"
+#include "hf_mode.h"
+
+#define HF_NODE_DEFAULT_STATE_DIR "/var/lib/hashflop"
+#define HF_NODE_DEFAULT_PORT 8470
+
+typedef struct hf_node_config {
+	char node_id[64];
+	char fleet_id[64];
+	char state_dir[PATH_MAX];
+	hf_log_level log_level;
+	char api_listen[64];       /* numeric address */
+	uint16_t api_port;         /* 0 = ephemeral (tests) */
+	uint64_t api_max_body;     /* bytes */
+	hf_mode initial_mode;      /* when the state dir holds no desired mode yet */
+	uint64_t drain_timeout_ms;
+	json_t *mining;            /* the mining section as given (owned), NULL if absent */
+	json_t *inference;         /* the inference section as given (owned), NULL if absent */
+} hf_node_config;
+
+/* Fills every default (node_id from the host name, fleet "default"). */
+void hf_node_config_defaults(hf_node_config *cfg);
+/* Validates a parsed node.json (name for messages) on top of the defaults. */
+int hf_node_config_from_json(hf_node_config *cfg, const json_t *root, hf_errbuf *eb);
+/* Reads, parses and validates a node.json file. */
+int hf_node_config_load(hf_node_config *cfg, const char *path, hf_errbuf *eb);
+/* Frees what the config owns (not cfg itself). */
+void hf_node_config_clear(hf_node_config *cfg);
+
+#endif
