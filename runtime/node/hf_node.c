@@ -78,6 +78,10 @@ static void restore_state(hf_node *n)
 	hf_node_state_clear(&n->st);
 	memset(&n->st, 0, sizeof n->st);
 	n->st.desired_mode = n->cfg->initial_mode;
+	if (hf_node_state_save(n->cfg->state_dir, &n->st, &eb) == 0)
+		atomic_fetch_add(&n->state_writes, 1);
+	else
+		hf_log_err("cannot persist the initial state: %s", eb.msg);
 }
 
 static int write_api_file(hf_node *n, hf_errbuf *eb)

@@ -1,0 +1,191 @@
+/* hf_testproc: process control and deadline waits for integration tests.
+ * Threading: test code only.
+ */
+#include "hf_testproc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+struct hf_testproc {
+	pid_t pid;
+	bool reaped;
+};
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void nap_ms(unsigned ms)
+{
+	struct timespec ts = { 0, (long)ms * 1000000L };
+	nanosleep(&ts, NULL);
+}
+
+hf_testproc *hf_testproc_start(const char *const argv[], const char *log_path)
+{
+	hf_testproc *p = calloc(1, sizeof *p);
+	pid_t parent = getpid();
+
+	if (!p)
+		return NULL;
+	p->pid = fork();
+	if (p->pid < 0) {
+		free(p);
+		return NULL;
+	}
+	if (p->pid == 0) {
+		int fd = open(log_path ? log_path : "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0644);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(127);
+		if (fd >= 0) {
+			dup2(fd, STDOUT_FILENO);
+			dup2(fd, STDERR_FILENO);
+			close(fd);
+		}
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		execv(argv[0], (char *const *)argv);
+		fprintf(stderr, "hf_testproc: exec %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	return p;
+}
+
+pid_t hf_testproc_pid(const hf_testproc *p)
+{
+	return p->pid;
+}
+
+int hf_testproc_signal(hf_testproc *p, int sig)
+{
+	if (p->reaped)
+		return -1;
+	return kill(p->pid, sig);
+}
+
+bool hf_testproc_wait_exit(hf_testproc *p, uint64_t timeout_ms, int *status)
+{
+	uint64_t deadline = now_ms() + timeout_ms;
+	int st;
+
+	if (p->reaped)
+		return false;
+	for (;;) {
+		pid_t r = waitpid(p->pid, &st, WNOHANG);
+		if (r == p->pid) {
+			p->reaped = true;
+			if (status)
+				*status = st;
+			return true;
+		}
+		if (r < 0 && errno != EINTR)
+			return false;
+		if (now_ms() >= deadline)
+			return false;
+		nap_ms(5);
+	}
+}
+
+void hf_testproc_free(hf_testproc *p)
+{
+	if (!p)
+		return;
+	if (!p->reaped) {
+		kill(p->pid, SIGKILL);
+		waitpid(p->pid, NULL, 0);
+	}
+	free(p);
+}
+
+bool hf_test_wait_file(const char *path, uint64_t timeout_ms)
+{
+	uint64_t deadline = now_ms() + timeout_ms;
+	struct stat st;
+	while (stat(path, &st) != 0) {
+		if (now_ms() >= deadline)
+			return false;
+		nap_ms(10);
+	}
+	return true;
+}
+
+char *hf_test_read_file(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	size_t len = 0, cap = 0;
+
+	if (!f)
+		return NULL;
+	for (;;) {
+		if (len + 4096 + 1 > cap) {
+			char *nb;
+			cap = cap ? cap * 2 : 8192;
+			nb = realloc(buf, cap);
+			if (!nb) {
+				free(buf);
+				fclose(f);
+				return NULL;
+			}
+			buf = nb;
+		}
+		size_t got = fread(buf + len, 1, 4096, f);
+		len += got;
+		if (got < 4096)
+			break;
+	}
+	fclose(f);
+	buf[len] = '\0';
+	return buf;
+}
+
+bool hf_test_wait_log(const char *path, const char *needle, uint64_t timeout_ms)
+{
+	uint64_t deadline = now_ms() + timeout_ms;
+	for (;;) {
+		char *text = hf_test_read_file(path);
+		bool found = text && strstr(text, needle);
+		free(text);
+		if (found)
+			return true;
+		if (now_ms() >= deadline)
+			return false;
+		nap_ms(10);
+	}
+}
+
+const char *hf_test_build_root(void)
+{
+	const char *r = getenv("HF_BUILD_ROOT");
+	return r && *r ? r : ".";
+}
+
+char *hf_test_tmpdir(const char *name)
+{
+	char base[4096], *path;
+	snprintf(base, sizeof base, "%s/test-tmp", hf_test_build_root());
+	mkdir(base, 0755);
+	path = malloc(strlen(base) + strlen(name) + 16);
+	if (!path)
+		return NULL;
+	sprintf(path, "%s/%s-XXXXXX", base, name);
+	if (!mkdtemp(path)) {
+		free(path);
+		return NULL;
+	}
+	return path;
+}

@@ -1,0 +1,35 @@
+/* hf_testproc: starting the real programs in integration tests and waiting on conditions with a
+ * deadline (never fixed sleeps).
+ * Threading: test code only; one owner per hf_testproc.
+ */
+#ifndef HF_TESTPROC_H
+#define HF_TESTPROC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+typedef struct hf_testproc hf_testproc;
+
+/* Starts argv[0] (a path) with argv; stdout and stderr go to log_path (appended). NULL on
+ * failure. The child gets SIGKILL if the test process dies (PR_SET_PDEATHSIG). */
+hf_testproc *hf_testproc_start(const char *const argv[], const char *log_path);
+pid_t hf_testproc_pid(const hf_testproc *p);
+int hf_testproc_signal(hf_testproc *p, int sig);
+/* Waits for the child to exit; true with its wait status in *status, false on timeout. */
+bool hf_testproc_wait_exit(hf_testproc *p, uint64_t timeout_ms, int *status);
+/* SIGKILLs the child if still running, reaps it, frees. NULL accepted. */
+void hf_testproc_free(hf_testproc *p);
+
+/* Polls (every 10 ms) until path exists; false on timeout. */
+bool hf_test_wait_file(const char *path, uint64_t timeout_ms);
+/* Polls until the file at path contains needle; false on timeout. */
+bool hf_test_wait_log(const char *path, const char *needle, uint64_t timeout_ms);
+/* $HF_BUILD_ROOT (set by meson test) or "." */
+const char *hf_test_build_root(void);
+/* A new empty directory under <build root>/test-tmp/ (malloc'ed path). */
+char *hf_test_tmpdir(const char *name);
+/* Reads a whole small file (malloc'ed, NUL-terminated) or NULL. */
+char *hf_test_read_file(const char *path);
+
+#endif

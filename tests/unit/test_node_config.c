@@ -1,0 +1,107 @@
+/* Unit tests for hf_node_config: node.json good and bad, defaults, identifiers, addresses. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "hf_config.h"
+#include "hf_node_config.h"
+
+static int parse(const char *text, hf_node_config *cfg, hf_errbuf *eb)
+{
+	json_t *root;
+	int r;
+	hf_node_config_defaults(cfg);
+	r = hf_cfg_parse(text, strlen(text), "node.json", &root, eb);
+	if (r < 0)
+		return r;
+	r = hf_node_config_from_json(cfg, root, eb);
+	json_decref(root);
+	return r;
+}
+
+static void refused(const char *text, const char *msg)
+{
+	hf_node_config cfg;
+	hf_errbuf eb;
+	hf_errbuf_clear(&eb);
+	int r = parse(text, &cfg, &eb);
+	cr_assert_lt(r, 0, "accepted: %s", text);
+	cr_assert(strstr(eb.msg, msg), "message \"%s\" lacks \"%s\"", eb.msg, msg);
+	hf_node_config_clear(&cfg);
+}
+
+Test(node_config, full_file)
+{
+	hf_node_config cfg;
+	hf_errbuf eb;
+	cr_assert_eq(parse("{\"node_id\":\"rack1-n07\",\"fleet_id\":\"site-a\",\"state_dir\":\"/tmp/s\","
+			   "\"log_level\":\"debug\",\"api\":{\"listen\":\"::1\",\"port\":9000,\"max_body_bytes\":4096},"
+			   "\"modes\":{\"initial\":\"idle\",\"drain_timeout_ms\":2500},\"mining\":{},\"inference\":{}}",
+			   &cfg, &eb), 0, "%s", eb.msg);
+	cr_assert_str_eq(cfg.node_id, "rack1-n07");
+	cr_assert_str_eq(cfg.fleet_id, "site-a");
+	cr_assert_str_eq(cfg.state_dir, "/tmp/s");
+	cr_assert_eq(cfg.log_level, HF_LOG_DEBUG);
+	cr_assert_str_eq(cfg.api_listen, "::1");
+	cr_assert_eq(cfg.api_port, 9000);
+	cr_assert_eq(cfg.api_max_body, 4096);
+	cr_assert_eq(cfg.drain_timeout_ms, 2500);
+	cr_assert_not_null(cfg.mining);
+	hf_node_config_clear(&cfg);
+}
+
+Test(node_config, minimal_file_gets_defaults)
+{
+	hf_node_config cfg;
+	cr_assert_eq(parse("{\"node_id\":\"n\",\"fleet_id\":\"f\"}", &cfg, NULL), 0);
+	cr_assert_str_eq(cfg.state_dir, HF_NODE_DEFAULT_STATE_DIR);
+	cr_assert_str_eq(cfg.api_listen, "127.0.0.1");
+	cr_assert_eq(cfg.api_port, HF_NODE_DEFAULT_PORT);
+	cr_assert_eq(cfg.initial_mode, HF_MODE_IDLE);
+	cr_assert_eq(cfg.log_level, HF_LOG_INFO);
+	cr_assert_null(cfg.mining);
+	hf_node_config_clear(&cfg);
+}
+
+Test(node_config, every_kind_of_bad_field)
+{
+	refused("{\"fleet_id\":\"f\"}", "node_id: missing (required)");
+	refused("{\"node_id\":\"n\"}", "fleet_id: missing (required)");
+	refused("{\"node_id\":\"n\",\"fleet_id\":\"f\",\"nodeid\":1}", "nodeid: unknown key");
+	refused("{\"node_id\":\"bad id\",\"fleet_id\":\"f\"}", "node_id: expected 1-63 characters");
+	refused("{\"node_id\":\"n\",\"fleet_id\":\"-f\"}", "fleet_id: expected 1-63 characters");
+	refused("{\"node_id\":7,\"fleet_id\":\"f\"}", "node_id: expected a string, got integer 7");
+	refused("{\"node_id\":\"n\",\"fleet_id\":\"f\",\"state_dir\":\"rel/dir\"}", "state_dir: expected an absolute path");
+	refused("{\"node_id\":\"n\",\"fleet_id\":\"f\",\"log_level\":\"loud\"}", "log_level: expected one of");
+	refused("{\"node_id\":\"n\",\"fleet_id\":\"f\",\"api\":{\"port\":70000}}", "api.port: expected an integer from 0 to 65535");
+	refused("{\"node_id\":\"n\",\"fleet_id\":\"f\",\"api\":{\"listen\":\"localhost\"}}", "api.listen: expected a numeric IPv4 or IPv6 address");
+	refused("{\"node_id\":\"n\",\"fleet_id\":\"f\",\"api\":{\"listn\":\"127.0.0.1\"}}", "api.listn: unknown key (expected one of: listen, port, max_body_bytes)");
+	refused("{\"node_id\":\"n\",\"fleet_id\":\"f\",\"api\":[]}", "api: expected an object");
+	refused("{\"node_id\":\"n\",\"fleet_id\":\"f\",\"modes\":{\"initial\":\"turbo\"}}", "modes.initial: expected one of \"idle\", \"mining\", \"inference\"");
+	refused("{\"node_id\":\"n\",\"fleet_id\":\"f\",\"modes\":{\"drain_timeout_ms\":-5}}", "modes.drain_timeout_ms: expected an integer");
+	refused("{\"node_id\":\"n\",\"fleet_id\":\"f\",\"mining\":{\"pools\":[]}}", "mining.pools: unknown key");
+	refused("{\"node_id\":\"n\",\"fleet_id\":\"f\",\"inference\":true}", "inference: expected an object");
+}
+
+Test(node_config, load_names_the_file)
+{
+	hf_node_config cfg;
+	hf_errbuf eb;
+	char path[] = "/tmp/hf_node_cfg_XXXXXX";
+	int fd = mkstemp(path);
+	const char *text = "{\"node_id\":\"n\",\"fleet_id\":\"f\",\"api\":{\"prot\":1}}";
+	cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	hf_node_config_defaults(&cfg);
+	cr_assert_eq(hf_node_config_load(&cfg, path, &eb), HF_ECONFIG);
+	cr_assert_eq(strncmp(eb.msg, path, strlen(path)), 0, "%s", eb.msg);
+	cr_assert(strstr(eb.msg, ": api.prot: unknown key"), "%s", eb.msg);
+	FILE *f = fopen(path, "w");
+	fputs("{\"node_id\":\"n\",", f);
+	fclose(f);
+	cr_assert_eq(hf_node_config_load(&cfg, path, &eb), HF_EPARSE);
+	cr_assert(strstr(eb.msg, "invalid JSON"), "%s", eb.msg);
+	unlink(path);
+	hf_node_config_clear(&cfg);
+}
