@@ -299,3 +299,20 @@ Test(hashflopd, check_config_prints_the_effective_config)
 	cr_assert_eq(access(n.state, F_OK), -1, "--check-config must not create the state dir");
 	node_cleanup(&n);
 }
+
+Test(hashflopd, shipped_example_config_is_valid)
+{
+	char path[1024], log[600];
+	node n;
+	node_prepare(&n, "example", NULL);
+	snprintf(path, sizeof path, "%s/packaging/examples/node.json", getenv("HF_SOURCE_ROOT"));
+	snprintf(log, sizeof log, "%s/check.log", n.dir);
+	const char *argv[] = { daemon_path(), "--config", path, "--check-config", NULL };
+	hf_testproc *p = hf_testproc_start(argv, log);
+	int st = -1;
+	cr_assert(hf_testproc_wait_exit(p, 10000, &st));
+	hf_testproc_free(p);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s", hf_test_read_file(log));
+	cr_assert(hf_test_wait_log(log, "node_id       rack1-node07", 1000));
+	node_cleanup(&n);
+}
