@@ -29,6 +29,46 @@ void hf_node_config_defaults(hf_node_config *cfg)
 	cfg->api_max_body = 1u << 20;
 	cfg->initial_mode = HF_MODE_IDLE;
 	cfg->drain_timeout_ms = 10000;
+	hf_strlcpy(cfg->trust_file, HF_NODE_DEFAULT_TRUST_FILE, sizeof cfg->trust_file);
+	cfg->poll_wait_s = 30;
+	cfg->clock_skew_ms = 120000;
+	cfg->retry_max_ms = 60000;
+}
+
+static int read_control(hf_node_config *cfg, const json_t *ctl, hf_errbuf *eb)
+{
+	char trust[PATH_MAX], url[512], ca[PATH_MAX];
+	uint64_t wait = cfg->poll_wait_s, skew = cfg->clock_skew_ms, retry = cfg->retry_max_ms;
+	hf_cfg_field f[] = {
+		{ .key = "trust_file", .type = HF_CFG_STRING, .dst = trust, .dst_size = sizeof trust, .min = 1 },
+		{ .key = "coordinator_url", .type = HF_CFG_STRING, .dst = url, .dst_size = sizeof url },
+		{ .key = "ca_file", .type = HF_CFG_STRING, .dst = ca, .dst_size = sizeof ca },
+		{ .key = "poll_wait_s", .type = HF_CFG_UINT, .dst = &wait, .min = 1, .max = 300 },
+		{ .key = "clock_skew_ms", .type = HF_CFG_UINT, .dst = &skew, .min = 0, .max = 3600000 },
+		{ .key = "retry_max_ms", .type = HF_CFG_UINT, .dst = &retry, .min = 100, .max = 3600000 },
+	};
+	int r;
+
+	hf_strlcpy(trust, cfg->trust_file, sizeof trust);
+	hf_strlcpy(url, cfg->coordinator_url, sizeof url);
+	hf_strlcpy(ca, cfg->ca_file, sizeof ca);
+	r = hf_cfg_read(ctl, "control", f, HF_ARRAY_SIZE(f), eb);
+	if (r < 0)
+		return r;
+	if (trust[0] != '/')
+		return hf_fail(eb, HF_ECONFIG, "control.trust_file: expected an absolute path, got \"%s\"", trust);
+	if (url[0] && strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)
+		return hf_fail(eb, HF_ECONFIG,
+			       "control.coordinator_url: expected an http:// or https:// URL, got \"%s\"", url);
+	if (ca[0] && ca[0] != '/')
+		return hf_fail(eb, HF_ECONFIG, "control.ca_file: expected an absolute path, got \"%s\"", ca);
+	hf_strlcpy(cfg->trust_file, trust, sizeof cfg->trust_file);
+	hf_strlcpy(cfg->coordinator_url, url, sizeof cfg->coordinator_url);
+	hf_strlcpy(cfg->ca_file, ca, sizeof cfg->ca_file);
+	cfg->poll_wait_s = wait;
+	cfg->clock_skew_ms = skew;
+	cfg->retry_max_ms = retry;
+	return 0;
 }
 
 static int read_api(hf_node_config *cfg, const json_t *api, hf_errbuf *eb)
@@ -78,7 +118,7 @@ int hf_node_config_from_json(hf_node_config *cfg, const json_t *root, hf_errbuf 
 {
 	char node_id[64], fleet_id[64], state_dir[PATH_MAX];
 	int level = (int)cfg->log_level - HF_LOG_ERR;
-	const json_t *api = NULL, *modes = NULL, *mining = NULL, *inference = NULL;
+	const json_t *api = NULL, *modes = NULL, *control = NULL, *mining = NULL, *inference = NULL;
 	hf_cfg_field f[] = {
 		{ .key = "node_id", .type = HF_CFG_STRING, .required = true, .dst = node_id,
 		  .dst_size = sizeof node_id, .min = 1 },
@@ -89,6 +129,7 @@ int hf_node_config_from_json(hf_node_config *cfg, const json_t *root, hf_errbuf 
 		{ .key = "log_level", .type = HF_CFG_ENUM, .dst = &level, .choices = level_choices },
 		{ .key = "api", .type = HF_CFG_OBJECT, .dst = &api },
 		{ .key = "modes", .type = HF_CFG_OBJECT, .dst = &modes },
+		{ .key = "control", .type = HF_CFG_OBJECT, .dst = &control },
 		{ .key = "mining", .type = HF_CFG_OBJECT, .dst = &mining },
 		{ .key = "inference", .type = HF_CFG_OBJECT, .dst = &inference },
 	};
@@ -111,6 +152,8 @@ int hf_node_config_from_json(hf_node_config *cfg, const json_t *root, hf_errbuf 
 	if (api && (r = read_api(cfg, api, eb)) < 0)
 		return r;
 	if (modes && (r = read_modes(cfg, modes, eb)) < 0)
+		return r;
+	if (control && (r = read_control(cfg, control, eb)) < 0)
 		return r;
 	/* Placeholders until the mining and inference workers define their keys. */
 	if (mining && (r = hf_cfg_read(mining, "mining", NULL, 0, eb)) < 0)

@@ -18,6 +18,7 @@
 
 #define HF_NODE_DEFAULT_STATE_DIR "/var/lib/hashflop"
 #define HF_NODE_DEFAULT_PORT 8470
+#define HF_NODE_DEFAULT_TRUST_FILE "/etc/hashflop/trust.json"
 
 typedef struct hf_node_config {
 	char node_id[64];
@@ -29,6 +30,13 @@ typedef struct hf_node_config {
 	uint64_t api_max_body;     /* bytes */
 	hf_mode initial_mode;      /* when the state dir holds no desired mode yet */
 	uint64_t drain_timeout_ms;
+	/* control: where instructions come from and how they are checked */
+	char trust_file[PATH_MAX]; /* trust.json; missing file = refuse every instruction */
+	char coordinator_url[512]; /* base URL to long-poll; "" = no polling */
+	char ca_file[PATH_MAX];    /* CA bundle for an https coordinator ("" = system store) */
+	uint64_t poll_wait_s;      /* long-poll wait asked of the coordinator */
+	uint64_t clock_skew_ms;    /* allowance for issued_ms in the future */
+	uint64_t retry_max_ms;     /* backoff ceiling after coordinator errors */
 	json_t *mining;            /* the mining section as given (owned), NULL if absent */
 	json_t *inference;         /* the inference section as given (owned), NULL if absent */
 } hf_node_config;

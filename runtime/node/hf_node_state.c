@@ -24,7 +24,7 @@ int hf_node_state_load(const char *state_dir, hf_node_state *st, hf_errbuf *eb)
 {
 	char path[PATH_MAX];
 	const json_t *params = NULL, *instr = NULL;
-	uint64_t v = 0, updated = 0;
+	uint64_t v = 0, updated = 0, last_issued = 0, hold = 0;
 	int mode = 0;
 	json_t *root;
 	hf_cfg_field f[] = {
@@ -34,6 +34,8 @@ int hf_node_state_load(const char *state_dir, hf_node_state *st, hf_errbuf *eb)
 		{ .key = "mode_params", .type = HF_CFG_OBJECT, .dst = &params },
 		{ .key = "last_instruction", .type = HF_CFG_OBJECT, .dst = &instr },
 		{ .key = "updated_ms", .type = HF_CFG_UINT, .dst = &updated, .min = 0, .max = 9.0e15 },
+		{ .key = "last_issued_ms", .type = HF_CFG_UINT, .dst = &last_issued, .min = 0, .max = 9.0e15 },
+		{ .key = "hold_until_ms", .type = HF_CFG_UINT, .dst = &hold, .min = 0, .max = 9.0e15 },
 	};
 	int r;
 
@@ -56,6 +58,8 @@ int hf_node_state_load(const char *state_dir, hf_node_state *st, hf_errbuf *eb)
 	st->mode_params = params ? json_deep_copy(params) : NULL;
 	st->last_instruction = instr ? json_deep_copy(instr) : NULL;
 	st->updated_ms = updated;
+	st->last_issued_ms = last_issued;
+	st->hold_until_ms = hold;
 	json_decref(root);
 	return 0;
 }
@@ -68,9 +72,11 @@ int hf_node_state_save(const char *state_dir, hf_node_state *st, hf_errbuf *eb)
 	int r;
 
 	st->updated_ms = hf_wall_ms();
-	root = json_pack("{s:i, s:s, s:O?, s:O?, s:I}", "v", 1,
+	root = json_pack("{s:i, s:s, s:O?, s:O?, s:I, s:I, s:I}", "v", 1,
 			 "desired_mode", hf_mode_name(st->desired_mode),
 			 "mode_params", st->mode_params, "last_instruction", st->last_instruction,
+			 "last_issued_ms", (json_int_t)st->last_issued_ms,
+			 "hold_until_ms", (json_int_t)st->hold_until_ms,
 			 "updated_ms", (json_int_t)st->updated_ms);
 	if (!root)
 		return hf_fail(eb, HF_ENOMEM, "cannot build the state document");

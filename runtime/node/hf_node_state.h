@@ -21,7 +21,10 @@
 typedef struct hf_node_state {
 	hf_mode desired_mode;
 	json_t *mode_params;      /* owned, NULL for the config's defaults */
-	json_t *last_instruction; /* owned, NULL until instructions exist (signed-instruction issue) */
+	json_t *last_instruction; /* owned, NULL until an instruction was accepted: its summary and
+				   * the envelope itself */
+	uint64_t last_issued_ms;  /* anti-replay: issued_ms of the last accepted instruction */
+	uint64_t hold_until_ms;   /* operator pin: automatic instructions refused until then */
 	uint64_t updated_ms;      /* wall clock of the last save */
 } hf_node_state;
 

@@ -3,6 +3,7 @@
  */
 #include "hf_testproc.h"
 
+#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -188,4 +189,51 @@ char *hf_test_tmpdir(const char *name)
 		return NULL;
 	}
 	return path;
+}
+
+static size_t keep(char *dst, size_t cap, size_t *len, const char *p, size_t n)
+{
+	size_t take = n < cap - 1 - *len ? n : cap - 1 - *len;
+	memcpy(dst + *len, p, take);
+	*len += take;
+	dst[*len] = '\0';
+	return n;
+}
+
+static size_t on_body(char *p, size_t sz, size_t n, void *ud)
+{
+	hf_test_reply *r = ud;
+	return keep(r->body, sizeof r->body, &r->len, p, sz * n);
+}
+
+static size_t on_header(char *p, size_t sz, size_t n, void *ud)
+{
+	hf_test_reply *r = ud;
+	return keep(r->headers, sizeof r->headers, &r->hlen, p, sz * n);
+}
+
+bool hf_test_http(const char *method, const char *url, const void *body, size_t body_len,
+		  hf_test_reply *r)
+{
+	CURL *c = curl_easy_init();
+	CURLcode cc;
+
+	memset(r, 0, sizeof *r);
+	if (!c)
+		return false;
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	if (body) {
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)body_len);
+	}
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+	cc = curl_easy_perform(c);
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+	curl_easy_cleanup(c);
+	return cc == CURLE_OK;
 }

@@ -32,4 +32,17 @@ char *hf_test_tmpdir(const char *name);
 /* Reads a whole small file (malloc'ed, NUL-terminated) or NULL. */
 char *hf_test_read_file(const char *path);
 
+/* One HTTP exchange with libcurl (10 s timeout). body may be NULL; body_len bytes are sent.
+ * false if the transfer itself failed (connection refused, timeout). */
+typedef struct hf_test_reply {
+	long status;
+	char body[65536];
+	size_t len;
+	char headers[8192];
+	size_t hlen;
+} hf_test_reply;
+
+bool hf_test_http(const char *method, const char *url, const void *body, size_t body_len,
+		  hf_test_reply *r);
+
 #endif

@@ -1,7 +1,6 @@
 /* Integration tests: the real hashflopd on 127.0.0.1 with an ephemeral port, queried with
  * libcurl, stopped with signals; checks the API, the clean exit and the persisted state. */
 #include <criterion/criterion.h>
-#include <curl/curl.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
@@ -13,56 +12,14 @@
 
 #include "hf_testproc.h"
 
-typedef struct http_result {
-	long status;
-	char body[65536];
-	size_t len;
-	char headers[8192];
-	size_t hlen;
-} http_result;
-
-static size_t on_body(char *p, size_t sz, size_t n, void *ud)
-{
-	http_result *r = ud;
-	size_t take = sz * n;
-	if (take > sizeof r->body - 1 - r->len)
-		take = sizeof r->body - 1 - r->len;
-	memcpy(r->body + r->len, p, take);
-	r->len += take;
-	r->body[r->len] = '\0';
-	return sz * n;
-}
-
-static size_t on_header(char *p, size_t sz, size_t n, void *ud)
-{
-	http_result *r = ud;
-	size_t take = sz * n;
-	if (take > sizeof r->headers - 1 - r->hlen)
-		take = sizeof r->headers - 1 - r->hlen;
-	memcpy(r->headers + r->hlen, p, take);
-	r->hlen += take;
-	r->headers[r->hlen] = '\0';
-	return sz * n;
-}
+typedef hf_test_reply http_result;
 
 static void http(const char *method, int port, const char *path, http_result *r)
 {
 	char url[256];
-	CURL *c = curl_easy_init();
-	memset(r, 0, sizeof *r);
 	snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-	if (strcmp(method, "POST") == 0)
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, "{}");
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
-	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
-	cr_assert_eq(curl_easy_perform(c), CURLE_OK, "request %s %s failed", method, url);
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
-	curl_easy_cleanup(c);
+	cr_assert(hf_test_http(method, url, strcmp(method, "POST") == 0 ? "{}" : NULL, 2, r),
+		  "request %s %s failed", method, url);
 }
 
 typedef struct node {

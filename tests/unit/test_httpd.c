@@ -1,61 +1,20 @@
 /* Unit tests for hf_httpd: routing with captures, 404/405/413, bodies, queries, bind errors;
  * a real libmicrohttpd server queried with libcurl on 127.0.0.1. */
 #include <criterion/criterion.h>
-#include <curl/curl.h>
 #include <string.h>
 
 #include "hf_httpd.h"
+#include "hf_testproc.h"
 #include "hf_util.h"
 
-typedef struct reply {
-	long status;
-	char body[4096];
-	size_t len;
-	char headers[4096];
-	size_t hlen;
-} reply;
-
-static size_t on_data(char *p, size_t sz, size_t n, void *ud)
-{
-	reply *r = ud;
-	size_t take = sz * n < sizeof r->body - 1 - r->len ? sz * n : sizeof r->body - 1 - r->len;
-	memcpy(r->body + r->len, p, take);
-	r->len += take;
-	r->body[r->len] = '\0';
-	return sz * n;
-}
-
-static size_t on_hdr(char *p, size_t sz, size_t n, void *ud)
-{
-	reply *r = ud;
-	size_t take = sz * n < sizeof r->headers - 1 - r->hlen ? sz * n : sizeof r->headers - 1 - r->hlen;
-	memcpy(r->headers + r->hlen, p, take);
-	r->hlen += take;
-	r->headers[r->hlen] = '\0';
-	return sz * n;
-}
+typedef hf_test_reply reply;
 
 static void request(uint16_t port, const char *method, const char *path, const char *body,
 		    size_t body_len, reply *r)
 {
 	char url[512];
-	CURL *c = curl_easy_init();
-	memset(r, 0, sizeof *r);
 	snprintf(url, sizeof url, "http://127.0.0.1:%u%s", port, path);
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-	if (body) {
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)body_len);
-	}
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
-	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_hdr);
-	curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
-	cr_assert_eq(curl_easy_perform(c), CURLE_OK);
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
-	curl_easy_cleanup(c);
+	cr_assert(hf_test_http(method, url, body, body_len, r));
 }
 
 static void h_item(void *ctx, const hf_http_req *req, hf_http_resp *resp)

@@ -82,6 +82,31 @@ Test(node_config, every_kind_of_bad_field)
 	refused("{\"node_id\":\"n\",\"fleet_id\":\"f\",\"modes\":{\"drain_timeout_ms\":-5}}", "modes.drain_timeout_ms: expected an integer");
 	refused("{\"node_id\":\"n\",\"fleet_id\":\"f\",\"mining\":{\"pools\":[]}}", "mining.pools: unknown key");
 	refused("{\"node_id\":\"n\",\"fleet_id\":\"f\",\"inference\":true}", "inference: expected an object");
+	refused("{\"node_id\":\"n\",\"fleet_id\":\"f\",\"control\":{\"trust_file\":\"trust.json\"}}", "control.trust_file: expected an absolute path");
+	refused("{\"node_id\":\"n\",\"fleet_id\":\"f\",\"control\":{\"coordinator_url\":\"ftp://x\"}}", "control.coordinator_url: expected an http:// or https:// URL");
+	refused("{\"node_id\":\"n\",\"fleet_id\":\"f\",\"control\":{\"poll_wait_s\":0}}", "control.poll_wait_s: expected an integer from 1 to 300");
+	refused("{\"node_id\":\"n\",\"fleet_id\":\"f\",\"control\":{\"ca_file\":\"ca.pem\"}}", "control.ca_file: expected an absolute path");
+	refused("{\"node_id\":\"n\",\"fleet_id\":\"f\",\"control\":{\"skew\":1}}", "control.skew: unknown key");
+}
+
+Test(node_config, control_section)
+{
+	hf_node_config cfg;
+	hf_errbuf eb;
+	cr_assert_eq(parse("{\"node_id\":\"n\",\"fleet_id\":\"f\"}", &cfg, &eb), 0);
+	cr_assert_str_eq(cfg.trust_file, HF_NODE_DEFAULT_TRUST_FILE);
+	cr_assert_str_eq(cfg.coordinator_url, "");
+	cr_assert_eq(cfg.clock_skew_ms, 120000);
+	cr_assert_eq(parse("{\"node_id\":\"n\",\"fleet_id\":\"f\",\"control\":{\"trust_file\":\"/etc/t.json\","
+			   "\"coordinator_url\":\"https://coord.example:8471\",\"ca_file\":\"/etc/ca.pem\","
+			   "\"poll_wait_s\":5,\"clock_skew_ms\":1000,\"retry_max_ms\":2000}}", &cfg, &eb), 0, "%s", eb.msg);
+	cr_assert_str_eq(cfg.trust_file, "/etc/t.json");
+	cr_assert_str_eq(cfg.coordinator_url, "https://coord.example:8471");
+	cr_assert_str_eq(cfg.ca_file, "/etc/ca.pem");
+	cr_assert_eq(cfg.poll_wait_s, 5);
+	cr_assert_eq(cfg.clock_skew_ms, 1000);
+	cr_assert_eq(cfg.retry_max_ms, 2000);
+	hf_node_config_clear(&cfg);
 }
 
 Test(node_config, load_names_the_file)

@@ -38,12 +38,17 @@ Test(node_state, round_trip)
 	hf_node_state st = { .desired_mode = HF_MODE_MINING }, back;
 	hf_errbuf eb;
 	st.mode_params = json_pack("{s:[{s:s}]}", "pools", "url", "stratum+tcp://127.0.0.1:3333");
+	st.last_issued_ms = 1795000000123ull;
+	st.hold_until_ms = 1795000999000ull;
+	st.last_instruction = json_pack("{s:s}", "mode", "mining");
 	cr_assert_eq(hf_node_state_save(dir, &st, &eb), 0, "%s", eb.msg);
 	cr_assert_gt(st.updated_ms, 0);
 	cr_assert_eq(hf_node_state_load(dir, &back, &eb), 0, "%s", eb.msg);
 	cr_assert_eq(back.desired_mode, HF_MODE_MINING);
 	cr_assert(json_equal(back.mode_params, st.mode_params));
-	cr_assert_null(back.last_instruction);
+	cr_assert(json_equal(back.last_instruction, st.last_instruction));
+	cr_assert_eq(back.last_issued_ms, 1795000000123ull);
+	cr_assert_eq(back.hold_until_ms, 1795000999000ull);
 	cr_assert_eq(back.updated_ms, st.updated_ms);
 	hf_node_state_clear(&st);
 	hf_node_state_clear(&back);
