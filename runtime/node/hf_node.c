@@ -16,6 +16,9 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
+#include "hf_control.h"
 #include "hf_file.h"
 #include "hf_httpd.h"
 #include "hf_log.h"
@@ -24,6 +27,9 @@
 #include "hf_prom.h"
 #include "hf_util.h"
 #include "hf_version.h"
+
+static json_t *control_status(hf_node *n);
+static void instruction_metrics(hf_node *n, hf_buf *b);
 
 struct hf_node {
 	const hf_node_config *cfg;
@@ -35,6 +41,13 @@ struct hf_node {
 	uint64_t start_wall_ms, start_mono_ms;
 	atomic_uint_fast64_t state_writes, state_write_failures;
 	char api_file[PATH_MAX];
+	/* instructions: instr_lock serialises verification against last_issued_ms */
+	pthread_mutex_t instr_lock;
+	hf_trust *trust;
+	char trust_problem[HF_ERRBUF_SIZE];
+	hf_control *control;
+	atomic_uint_fast64_t refused[HF_REFUSE_COUNT];
+	atomic_uint_fast64_t accepted_local, accepted_coord, instr_noops, instr_failures;
 };
 
 static int lock_state_dir(hf_node *n, hf_errbuf *eb)
@@ -100,6 +113,27 @@ static int write_api_file(hf_node *n, hf_errbuf *eb)
 	return r;
 }
 
+/* Loads the trust file; without a usable one the node runs but refuses every instruction. */
+static void load_trust(hf_node *n)
+{
+	hf_errbuf eb;
+	int r = hf_trust_load(n->cfg->trust_file, &n->trust, &eb);
+
+	if (r == 0) {
+		hf_log_info("trust file %s: %zu key(s), fleet threshold %u", n->cfg->trust_file,
+			    hf_trust_count(n->trust), hf_trust_fleet_threshold(n->trust));
+		return;
+	}
+	n->trust = NULL;
+	if (r == HF_ENOTFOUND)
+		snprintf(n->trust_problem, sizeof n->trust_problem,
+			 "no trust file at %s: every instruction is refused", n->cfg->trust_file);
+	else
+		snprintf(n->trust_problem, sizeof n->trust_problem,
+			 "trust file refused (%s): every instruction is refused", eb.msg);
+	hf_log_warn("%s", n->trust_problem);
+}
+
 int hf_node_new(const hf_node_config *cfg, hf_node **out, hf_errbuf *eb)
 {
 	hf_httpd_opts ho = { .host = cfg->api_listen, .port = cfg->api_port,
@@ -115,6 +149,7 @@ int hf_node_new(const hf_node_config *cfg, hf_node **out, hf_errbuf *eb)
 	n->cfg = cfg;
 	n->lock_fd = -1;
 	pthread_mutex_init(&n->lock, NULL);
+	pthread_mutex_init(&n->instr_lock, NULL);
 	n->start_wall_ms = hf_wall_ms();
 	n->start_mono_ms = hf_mono_ms();
 	if ((r = lock_state_dir(n, eb)) < 0)
@@ -127,6 +162,7 @@ int hf_node_new(const hf_node_config *cfg, hf_node **out, hf_errbuf *eb)
 			hf_log_warn("removed %d temporary state file(s) left by an interrupted write", stale);
 	}
 	restore_state(n);
+	load_trust(n);
 	if ((r = hf_modes_new(cfg->drain_timeout_ms, &n->modes, eb)) < 0)
 		goto fail;
 	start_mode = n->st.desired_mode;
@@ -140,6 +176,8 @@ int hf_node_new(const hf_node_config *cfg, hf_node **out, hf_errbuf *eb)
 	if ((r = hf_httpd_new(&ho, hf_node_api_routes, hf_node_api_nroutes, n, &n->api, eb)) < 0)
 		goto fail;
 	if ((r = write_api_file(n, eb)) < 0)
+		goto fail;
+	if (cfg->coordinator_url[0] && (r = hf_control_start(n, &n->control, eb)) < 0)
 		goto fail;
 	*out = n;
 	return 0;
@@ -195,8 +233,12 @@ json_t *hf_node_status_json(hf_node *n)
 	json_object_set_new(j, "uptime_s", json_real((double)up_ms / 1000.0));
 	hf_modes_status_json(n->modes, j);
 	pthread_mutex_lock(&n->lock);
-	json_object_set_new(j, "last_instruction",
-			    n->st.last_instruction ? json_deep_copy(n->st.last_instruction) : json_null());
+	json_t *li = n->st.last_instruction ? json_deep_copy(n->st.last_instruction) : json_null();
+	json_object_del(li, "envelope");
+	json_object_set_new(j, "last_instruction", li);
+	/* The persisted desire wins over the machine's: it includes modes this build lacks. */
+	json_object_set_new(j, "desired_mode", json_string(hf_mode_name(n->st.desired_mode)));
+	json_object_set_new(j, "control", control_status(n));
 	pthread_mutex_unlock(&n->lock);
 	return j;
 }
@@ -218,19 +260,216 @@ void hf_node_metrics(hf_node *n, hf_buf *b)
 	hf_prom_sample(b, "hashflop_state_write_failures_total", NULL, 0,
 		       (double)atomic_load(&n->state_write_failures));
 	hf_modes_metrics(n->modes, b);
+	instruction_metrics(n, b);
 }
 
 void hf_node_free(hf_node *n)
 {
 	if (!n)
 		return;
+	hf_control_free(n->control);
 	hf_httpd_free(n->api);
 	if (n->api_file[0])
 		unlink(n->api_file);
 	hf_modes_free(n->modes);
 	hf_node_state_clear(&n->st);
+	hf_trust_free(n->trust);
 	if (n->lock_fd >= 0)
 		close(n->lock_fd);
+	pthread_mutex_destroy(&n->instr_lock);
 	pthread_mutex_destroy(&n->lock);
 	free(n);
+}
+
+const hf_node_config *hf_node_config_of(const hf_node *n)
+{
+	return n->cfg;
+}
+
+uint64_t hf_node_last_issued_ms(hf_node *n)
+{
+	pthread_mutex_lock(&n->lock);
+	uint64_t v = n->st.last_issued_ms;
+	pthread_mutex_unlock(&n->lock);
+	return v;
+}
+
+static void sha256_hex(const char *data, size_t len, char out[65])
+{
+	unsigned char md[32];
+	unsigned int mdlen = 0;
+	EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL);
+	hf_hex_encode(md, 32, out);
+}
+
+static const json_t *params_for(const hf_instr *in)
+{
+	switch (in->mode) {
+	case HF_INSTR_MINING: return in->mining;
+	case HF_INSTR_INFERENCE: return in->inference;
+	default: return NULL;
+	}
+}
+
+/* The audit record kept in state.json and shown in /v1/status. */
+static json_t *instruction_record(const hf_instr *in, const char *source, const char *env_sha,
+				  const char *envelope, size_t len)
+{
+	json_t *rec = json_pack("{s:I, s:I, s:s, s:s, s:s, s:s, s:I, s:s, s:s, s:s%}",
+				"issued_ms", (json_int_t)in->issued_ms,
+				"expires_ms", (json_int_t)in->expires_ms,
+				"mode", hf_mode_name((hf_mode)in->mode), "node", in->node,
+				"authority", in->automatic ? "coordinator" : "operator",
+				"source", source, "accepted_ms", (json_int_t)hf_wall_ms(),
+				"payload_sha256", in->payload_sha256, "envelope_sha256", env_sha,
+				"envelope", envelope, len);
+	if (rec && in->has_hold)
+		json_object_set_new(rec, "hold_until_ms", json_integer((json_int_t)in->hold_until_ms));
+	if (rec && in->reason)
+		json_object_set(rec, "reason", in->reason);
+	return rec;
+}
+
+/* Persists an accepted instruction, then queues its switch. Called with instr_lock held. */
+static void apply_instruction(hf_node *n, const hf_instr *in, const char *source,
+			      const char *env_sha, const char *envelope, size_t len,
+			      hf_instr_outcome *out)
+{
+	hf_errbuf eb;
+	hf_node_state next;
+	hf_mode mode = (hf_mode)in->mode;
+	const json_t *params = params_for(in);
+
+	pthread_mutex_lock(&n->lock);
+	next = n->st;
+	next.desired_mode = mode;
+	next.mode_params = params ? json_deep_copy(params) : NULL;
+	next.last_instruction = instruction_record(in, source, env_sha, envelope, len);
+	next.last_issued_ms = in->issued_ms;
+	if (!in->automatic)
+		next.hold_until_ms = in->has_hold ? in->hold_until_ms : 0;
+	if (hf_node_state_save(n->cfg->state_dir, &next, &eb) < 0) {
+		pthread_mutex_unlock(&n->lock);
+		json_decref(next.mode_params);
+		json_decref(next.last_instruction);
+		atomic_fetch_add(&n->state_write_failures, 1);
+		atomic_fetch_add(&n->instr_failures, 1);
+		out->result = HF_INSTR_FAILED;
+		snprintf(out->detail, sizeof out->detail, "cannot persist the instruction: %s", eb.msg);
+		hf_log_err("instruction from %s accepted but not applied: %s", source, out->detail);
+		return;
+	}
+	atomic_fetch_add(&n->state_writes, 1);
+	json_decref(n->st.mode_params);
+	json_decref(n->st.last_instruction);
+	n->st = next;
+	pthread_mutex_unlock(&n->lock);
+
+	out->result = HF_INSTR_ACCEPTED;
+	out->mode = mode;
+	out->issued_ms = in->issued_ms;
+	out->automatic = in->automatic;
+	out->mode_available = hf_modes_available(n->modes, mode);
+	atomic_fetch_add(strcmp(source, "coordinator") == 0 ? &n->accepted_coord : &n->accepted_local, 1);
+	if (out->mode_available && hf_modes_request(n->modes, mode, params, &eb) < 0) {
+		snprintf(out->detail, sizeof out->detail, "%s", eb.msg);
+		hf_log_err("instruction %.16s: switch to %s not queued: %s", in->payload_sha256,
+			   hf_mode_name(mode), eb.msg);
+	} else if (!out->mode_available) {
+		snprintf(out->detail, sizeof out->detail, "mode %s is not available in this build; "
+			 "the node stays in its current mode", hf_mode_name(mode));
+		hf_log_warn("instruction %.16s accepted: %s", in->payload_sha256, out->detail);
+	}
+	hf_log_notice("instruction %.16s from %s accepted (%s authority): mode %s, issued_ms %llu",
+		      in->payload_sha256, source, in->automatic ? "coordinator" : "operator",
+		      hf_mode_name(mode), (unsigned long long)in->issued_ms);
+}
+
+void hf_node_submit_instruction(hf_node *n, const char *envelope, size_t len, const char *source,
+				hf_instr_outcome *out)
+{
+	char env_sha[65];
+	hf_instr_policy pol;
+	hf_instr in;
+	hf_errbuf eb;
+	bool noop;
+
+	memset(out, 0, sizeof *out);
+	hf_errbuf_clear(&eb);
+	pthread_mutex_lock(&n->instr_lock);
+	if (!n->trust) {
+		out->result = HF_INSTR_NO_TRUST;
+		snprintf(out->detail, sizeof out->detail, "%s", n->trust_problem);
+		hf_log_warn("instruction from %s refused: %s", source, n->trust_problem);
+		goto unlock;
+	}
+	sha256_hex(envelope, len, env_sha);
+	pthread_mutex_lock(&n->lock);
+	const char *last_sha = json_string_value(json_object_get(n->st.last_instruction, "envelope_sha256"));
+	noop = last_sha && strcmp(last_sha, env_sha) == 0;
+	pol = (hf_instr_policy){ .fleet = n->cfg->fleet_id, .node = n->cfg->node_id,
+				 .now_ms = hf_wall_ms(), .last_issued_ms = n->st.last_issued_ms,
+				 .skew_ms = n->cfg->clock_skew_ms, .hold_until_ms = n->st.hold_until_ms };
+	pthread_mutex_unlock(&n->lock);
+	if (noop) {
+		out->result = HF_INSTR_NOOP;
+		atomic_fetch_add(&n->instr_noops, 1);
+		snprintf(out->detail, sizeof out->detail, "already applied");
+		hf_log_debug("instruction from %s: repeat of the current one, nothing to do", source);
+		goto unlock;
+	}
+	memset(&in, 0, sizeof in);
+	if (hf_instr_verify(n->trust, envelope, len, &pol, &in, &out->why, &eb) < 0) {
+		out->result = HF_INSTR_REFUSED;
+		if ((unsigned)out->why < HF_REFUSE_COUNT)
+			atomic_fetch_add(&n->refused[out->why], 1);
+		snprintf(out->detail, sizeof out->detail, "%s", eb.msg);
+		hf_log_warn("instruction from %s refused (%s): %s", source,
+			    hf_instr_refusal_name(out->why), eb.msg);
+		goto unlock;
+	}
+	apply_instruction(n, &in, source, env_sha, envelope, len, out);
+	hf_instr_clear(&in);
+unlock:
+	pthread_mutex_unlock(&n->instr_lock);
+}
+
+static void instruction_metrics(hf_node *n, hf_buf *b)
+{
+	hf_prom_family(b, "hashflop_instructions_accepted_total", "counter",
+		       "Instructions verified, persisted and applied, by source.");
+	const char *l1[] = { "source", "local" }, *l2[] = { "source", "coordinator" };
+	hf_prom_sample(b, "hashflop_instructions_accepted_total", l1, 1,
+		       (double)atomic_load(&n->accepted_local));
+	hf_prom_sample(b, "hashflop_instructions_accepted_total", l2, 1,
+		       (double)atomic_load(&n->accepted_coord));
+	hf_prom_family(b, "hashflop_instructions_refused_total", "counter",
+		       "Instructions refused, by reason; the node kept its mode.");
+	for (int i = 1; i < HF_REFUSE_COUNT; i++) {
+		const char *l[] = { "reason", hf_instr_refusal_name((hf_instr_refusal)i) };
+		hf_prom_sample(b, "hashflop_instructions_refused_total", l, 1,
+			       (double)atomic_load(&n->refused[i]));
+	}
+	hf_prom_family(b, "hashflop_instructions_noop_total", "counter",
+		       "Repeats of the current instruction (nothing to do).");
+	hf_prom_sample(b, "hashflop_instructions_noop_total", NULL, 0, (double)atomic_load(&n->instr_noops));
+	hf_prom_family(b, "hashflop_instructions_failed_total", "counter",
+		       "Accepted instructions that could not be persisted (the node kept its mode).");
+	hf_prom_sample(b, "hashflop_instructions_failed_total", NULL, 0, (double)atomic_load(&n->instr_failures));
+	hf_prom_family(b, "hashflop_trust_keys", "gauge", "Keys in the trust file (0: instructions refused).");
+	hf_prom_sample(b, "hashflop_trust_keys", NULL, 0, n->trust ? (double)hf_trust_count(n->trust) : 0);
+	if (n->control)
+		hf_control_metrics(n->control, b);
+}
+
+static json_t *control_status(hf_node *n)
+{
+	json_t *c = json_pack("{s:s, s:b, s:I, s:I}", "trust_file", n->cfg->trust_file,
+			      "trusted", n->trust != NULL, "hold_until_ms", (json_int_t)n->st.hold_until_ms,
+			      "last_issued_ms", (json_int_t)n->st.last_issued_ms);
+	if (!n->trust)
+		json_object_set_new(c, "problem", json_string(n->trust_problem));
+	if (n->control)
+		hf_control_status(n->control, c);
+	return c;
 }

@@ -14,6 +14,7 @@
 
 #include "hf_buf.h"
 #include "hf_error.h"
+#include "hf_instr.h"
 #include "hf_mode.h"
 #include "hf_node_config.h"
 
@@ -25,6 +26,34 @@ int hf_node_new(const hf_node_config *cfg, hf_node **out, hf_errbuf *eb);
 uint16_t hf_node_api_port(const hf_node *n);
 /* Persists target as the desired mode, then queues the switch. */
 int hf_node_set_mode(hf_node *n, hf_mode target, const json_t *params, hf_errbuf *eb);
+/* What became of a submitted instruction. */
+typedef enum hf_instr_result {
+	HF_INSTR_ACCEPTED = 0, /* verified, persisted, switch queued (or already in that mode) */
+	HF_INSTR_NOOP,         /* the same envelope as the last accepted one: nothing to do */
+	HF_INSTR_REFUSED,      /* refused by verification or policy: see why */
+	HF_INSTR_NO_TRUST,     /* the node has no usable trust file: every instruction is refused */
+	HF_INSTR_FAILED,       /* accepted but not persisted (disk): the node keeps its mode */
+} hf_instr_result;
+
+typedef struct hf_instr_outcome {
+	hf_instr_result result;
+	hf_instr_refusal why;     /* with HF_INSTR_REFUSED */
+	char detail[HF_ERRBUF_SIZE];
+	hf_mode mode;             /* with HF_INSTR_ACCEPTED */
+	uint64_t issued_ms;
+	bool automatic;
+	bool mode_available;      /* false: accepted, but this build has no worker for mode */
+} hf_instr_outcome;
+
+/* Verifies an envelope from source ("local" or "coordinator"); when accepted, persists it
+ * (anti-replay state, desired mode, audit copy) before queueing the switch. Serialised: two
+ * instructions are never verified against the same last_issued_ms. Logs the outcome. */
+void hf_node_submit_instruction(hf_node *n, const char *envelope, size_t len, const char *source,
+				hf_instr_outcome *out);
+/* issued_ms of the last accepted instruction (0: none). */
+uint64_t hf_node_last_issued_ms(hf_node *n);
+const hf_node_config *hf_node_config_of(const hf_node *n);
+
 /* The document behind GET /v1/status (new reference). */
 json_t *hf_node_status_json(hf_node *n);
 /* The text behind GET /metrics. */

@@ -1,0 +1,882 @@
+/* hashflopctl: the operator CLI for signed instructions: keys, trust files, signing, verifying,
+ * inspecting, and pushing envelopes to a node's local API (contract v1, README).
+ *
+ * Exit status: 0 on success (verify: accepted), 1 on a failure or a refusal, 2 on a usage error.
+ * Output for people goes to stdout; errors go to stderr prefixed "hashflopctl CMD: ".
+ * Threading: single-threaded.
+ */
+#include <curl/curl.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "hf_config.h"
+#include "hf_file.h"
+#include "hf_instr.h"
+#include "hf_util.h"
+#include "hf_version.h"
+
+#define CTL_MAX_INPUT (1u << 20) /* envelope and JSON files read (the verifier caps envelopes) */
+#define MAX_KEYS HF_INSTR_MAX_SIGNATURES
+#define MAX_MODELS 16
+
+typedef struct command {
+	const char *name, *summary, *usage;
+	int (*run)(int argc, char **argv);
+} command;
+
+static const command *find_command(const char *name);
+
+static int fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "hashflopctl %s: ", cmd);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return 1;
+}
+
+static int usage_error(const char *cmd, const char *what)
+{
+	fprintf(stderr, "hashflopctl %s: %s (see hashflopctl %s --help)\n", cmd, what, cmd);
+	return 2;
+}
+
+/* getopt_long over a subcommand's arguments; 'h' prints its usage. -1: continue, else exit. */
+static int cmd_help_or_bad(const char *cmd, int c)
+{
+	const command *cm = find_command(cmd);
+	if (c == 'h') {
+		printf("Usage: hashflopctl %s %s\n", cmd, cm->usage);
+		return 0;
+	}
+	fprintf(stderr, "Usage: hashflopctl %s %s\n", cmd, cm->usage);
+	return 2;
+}
+
+/* "90", "500ms", "30s", "10m", "2h", "1d" -> milliseconds (plain numbers are seconds). */
+static bool parse_duration(const char *s, uint64_t *ms)
+{
+	static const struct { const char *suffix; uint64_t mult; } units[] = {
+		{ "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 }, { "d", 86400000 }, { "", 1000 },
+	};
+	char num[32];
+	size_t digits = strspn(s ? s : "", "0123456789");
+	uint64_t v;
+
+	if (!s || digits == 0 || digits >= sizeof num)
+		return false;
+	memcpy(num, s, digits);
+	num[digits] = '\0';
+	if (!hf_parse_u64(num, 0, UINT64_MAX / 86400000, &v))
+		return false;
+	for (size_t i = 0; i < HF_ARRAY_SIZE(units); i++) {
+		if (strcmp(s + digits, units[i].suffix) == 0) {
+			*ms = v * units[i].mult;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Reads a file or stdin ("-") of at most CTL_MAX_INPUT bytes. */
+static int read_input(const char *cmd, const char *path, char **data, size_t *len)
+{
+	hf_errbuf eb;
+	size_t cap = 4096, n = 0;
+	char *buf;
+
+	if (strcmp(path, "-") != 0) {
+		if (hf_file_read(path, CTL_MAX_INPUT, data, len, &eb) < 0)
+			return fail(cmd, "%s", eb.msg);
+		return 0;
+	}
+	buf = malloc(cap);
+	while (buf) {
+		size_t got = fread(buf + n, 1, cap - n - 1, stdin);
+		n += got;
+		if (got == 0 || n > CTL_MAX_INPUT)
+			break;
+		if (n + 1 == cap) {
+			char *nb = realloc(buf, cap * 2);
+			if (!nb)
+				free(buf);
+			buf = nb;
+			cap *= 2;
+		}
+	}
+	if (!buf)
+		return fail(cmd, "out of memory");
+	if (n > CTL_MAX_INPUT) {
+		free(buf);
+		return fail(cmd, "standard input: more than %u bytes", CTL_MAX_INPUT);
+	}
+	buf[n] = '\0';
+	*data = buf;
+	*len = n;
+	return 0;
+}
+
+static json_t *load_json_any(const char *cmd, const char *path)
+{
+	json_error_t jerr;
+	json_t *j = json_load_file(path, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+	if (!j)
+		fail(cmd, "%s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
+	return j;
+}
+
+/* ---- keygen, keyid ---- */
+
+static void public_path(const char *priv, char *out, size_t outsz)
+{
+	size_t n = strlen(priv);
+	if (n > 4 && strcmp(priv + n - 4, ".pem") == 0)
+		snprintf(out, outsz, "%.*s.pub.pem", (int)(n - 4), priv);
+	else
+		snprintf(out, outsz, "%s.pub.pem", priv);
+}
+
+static int cmd_keygen(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "out", required_argument, NULL, 'o' }, { "force", no_argument, NULL, 'f' },
+		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
+	};
+	const char *out = NULL;
+	char pub[4096], id[HF_INSTR_KEYID_LEN + 1], *pem = NULL;
+	bool force = false;
+	hf_key *k = NULL;
+	hf_errbuf eb;
+	int c, rc = 1;
+
+	while ((c = getopt_long(argc, argv, "o:fh", lo, NULL)) != -1) {
+		if (c == 'o')
+			out = optarg;
+		else if (c == 'f')
+			force = true;
+		else
+			return cmd_help_or_bad("keygen", c);
+	}
+	if (!out || optind < argc)
+		return usage_error("keygen", "--out KEY.pem is required and nothing else");
+	public_path(out, pub, sizeof pub);
+	if (!force && (access(out, F_OK) == 0 || access(pub, F_OK) == 0))
+		return fail("keygen", "%s or %s exists; use --force to replace", out, pub);
+	if (hf_key_generate(&k, &eb) < 0 || hf_key_write_private_pem(k, out, &eb) < 0 ||
+	    hf_key_public_pem(k, &pem, &eb) < 0 ||
+	    hf_file_write_atomic(pub, pem, strlen(pem), 0644, &eb) < 0) {
+		fail("keygen", "%s", eb.msg);
+		goto cleanup;
+	}
+	hf_key_id(k, id);
+	printf("keyid %s\nprivate key %s (mode 0600: keep it secret)\npublic key %s\n", id, out, pub);
+	rc = 0;
+cleanup:
+	free(pem);
+	hf_key_free(k);
+	return rc;
+}
+
+static int cmd_keyid(int argc, char **argv)
+{
+	static const struct option lo[] = { { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 } };
+	char id[HF_INSTR_KEYID_LEN + 1];
+	hf_key *k;
+	hf_errbuf eb;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1)
+		return cmd_help_or_bad("keyid", c);
+	if (optind + 1 != argc)
+		return usage_error("keyid", "expected one KEY.pem");
+	if (hf_key_load_pem(argv[optind], &k, &eb) < 0)
+		return fail("keyid", "%s", eb.msg);
+	hf_key_id(k, id);
+	printf("%s\n", id);
+	hf_key_free(k);
+	return 0;
+}
+
+/* ---- sign ---- */
+
+typedef struct sign_opts {
+	const char *keys[MAX_KEYS], *models[MAX_MODELS];
+	size_t nkeys, nmodels;
+	const char *fleet, *node, *mode, *pools, *reason, *out;
+	uint64_t ttl, issued, hold_until, hold;
+	bool has_issued, has_hold_until, has_hold;
+} sign_opts;
+
+static int sign_parse(int argc, char **argv, sign_opts *o)
+{
+	static const struct option lo[] = {
+		{ "key", required_argument, NULL, 'k' }, { "fleet", required_argument, NULL, 'F' },
+		{ "node", required_argument, NULL, 'n' }, { "mode", required_argument, NULL, 'm' },
+		{ "ttl", required_argument, NULL, 't' }, { "hold-until-ms", required_argument, NULL, 'H' },
+		{ "hold", required_argument, NULL, 'D' }, { "pools-json", required_argument, NULL, 'p' },
+		{ "model", required_argument, NULL, 'M' }, { "reason-json", required_argument, NULL, 'r' },
+		{ "issued-ms", required_argument, NULL, 'i' }, { "out", required_argument, NULL, 'o' },
+		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	o->ttl = 600000;
+	while ((c = getopt_long(argc, argv, "k:o:h", lo, NULL)) != -1) {
+		bool ok = true;
+		switch (c) {
+		case 'k': ok = o->nkeys < MAX_KEYS; if (ok) o->keys[o->nkeys++] = optarg; break;
+		case 'F': o->fleet = optarg; break;
+		case 'n': o->node = optarg; break;
+		case 'm': o->mode = optarg; break;
+		case 't': ok = parse_duration(optarg, &o->ttl) && o->ttl > 0; break;
+		case 'H': ok = o->has_hold_until = hf_parse_u64(optarg, 0, UINT64_MAX, &o->hold_until); break;
+		case 'D': ok = o->has_hold = parse_duration(optarg, &o->hold); break;
+		case 'p': o->pools = optarg; break;
+		case 'M': ok = o->nmodels < MAX_MODELS; if (ok) o->models[o->nmodels++] = optarg; break;
+		case 'r': o->reason = optarg; break;
+		case 'i': ok = o->has_issued = hf_parse_u64(optarg, 0, UINT64_MAX, &o->issued); break;
+		case 'o': o->out = optarg; break;
+		default: return cmd_help_or_bad("sign", c);
+		}
+		if (!ok)
+			return usage_error("sign", "bad value or too many uses of an option");
+	}
+	if (optind < argc)
+		return usage_error("sign", "unexpected argument");
+	if (!o->nkeys || !o->fleet || !o->node || !o->mode)
+		return usage_error("sign", "--key, --fleet, --node and --mode are required");
+	if (o->has_hold && o->has_hold_until)
+		return usage_error("sign", "--hold and --hold-until-ms exclude each other");
+	return -1;
+}
+
+/* mining = the file's {"pools": [...]} object, or {"pools": FILE} when the file is an array. */
+static int add_sections(const sign_opts *o, json_t *p)
+{
+	if (o->pools) {
+		json_t *j = load_json_any("sign", o->pools);
+		if (!j)
+			return 1;
+		if (json_is_array(j))
+			j = json_pack("{s:o}", "pools", j);
+		json_object_set_new(p, "mining", j);
+	}
+	if (o->nmodels) {
+		json_t *models = json_array();
+		for (size_t i = 0; i < o->nmodels; i++)
+			json_array_append_new(models, json_string(o->models[i]));
+		json_object_set_new(p, "inference", json_pack("{s:o}", "models", models));
+	}
+	if (o->reason) {
+		json_t *j = load_json_any("sign", o->reason);
+		if (!j)
+			return 1;
+		json_object_set_new(p, "reason", j);
+	}
+	return 0;
+}
+
+/* Builds and validates the payload text (malloc'ed). */
+static int build_payload(const sign_opts *o, char **text)
+{
+	uint64_t issued = o->has_issued ? o->issued : hf_wall_ms();
+	hf_instr check;
+	hf_errbuf eb;
+	json_t *p;
+	int rc;
+
+	*text = NULL;
+	p = json_pack("{s:i, s:s, s:s, s:I, s:I, s:s}", "v", 1, "fleet", o->fleet, "node", o->node,
+		      "issued_ms", (json_int_t)issued, "expires_ms", (json_int_t)(issued + o->ttl),
+		      "mode", o->mode);
+	if (!p)
+		return fail("sign", "cannot build the payload (strings must be UTF-8)");
+	if (o->has_hold || o->has_hold_until)
+		json_object_set_new(p, "hold_until_ms", json_integer((json_int_t)(
+			o->has_hold ? issued + o->hold : o->hold_until)));
+	rc = add_sections(o, p);
+	if (rc == 0)
+		*text = json_dumps(p, JSON_COMPACT);
+	json_decref(p);
+	if (rc != 0 || !*text)
+		return rc ? rc : fail("sign", "out of memory");
+	if (hf_instr_parse_payload(*text, strlen(*text), &check, &eb) < 0) {
+		free(*text);
+		*text = NULL;
+		return fail("sign", "the payload would be refused: %s", eb.msg);
+	}
+	hf_instr_clear(&check);
+	return 0;
+}
+
+static int cmd_sign(int argc, char **argv)
+{
+	hf_key *keys[MAX_KEYS] = { 0 };
+	sign_opts o = { 0 };
+	char *payload = NULL, *env = NULL;
+	hf_errbuf eb;
+	int rc = sign_parse(argc, argv, &o);
+
+	if (rc >= 0)
+		return rc;
+	rc = 1;
+	for (size_t i = 0; i < o.nkeys; i++) {
+		if (hf_key_load_pem(o.keys[i], &keys[i], &eb) < 0) {
+			fail("sign", "%s", eb.msg);
+			goto cleanup;
+		}
+	}
+	if (build_payload(&o, &payload) != 0)
+		goto cleanup;
+	if (hf_instr_sign(payload, strlen(payload), keys, o.nkeys, &env, &eb) < 0) {
+		fail("sign", "%s", eb.msg);
+		goto cleanup;
+	}
+	if (o.out) {
+		size_t n = strlen(env);
+		char *line = malloc(n + 2);
+		int r;
+
+		if (!line) {
+			fail("sign", "out of memory");
+			goto cleanup;
+		}
+		memcpy(line, env, n);
+		line[n] = '\n';
+		r = hf_file_write_atomic(o.out, line, n + 1, 0644, &eb);
+		free(line);
+		if (r < 0) {
+			fail("sign", "%s", eb.msg);
+			goto cleanup;
+		}
+	} else {
+		printf("%s\n", env);
+	}
+	rc = 0;
+cleanup:
+	free(env);
+	free(payload);
+	for (size_t i = 0; i < o.nkeys; i++)
+		hf_key_free(keys[i]);
+	return rc;
+}
+
+/* ---- verify, inspect ---- */
+
+typedef struct verify_opts {
+	const char *trust, *fleet, *node, *file;
+	hf_instr_policy pol;
+	bool quiet;
+} verify_opts;
+
+static int verify_parse(int argc, char **argv, verify_opts *o)
+{
+	static const struct option lo[] = {
+		{ "trust", required_argument, NULL, 't' }, { "fleet", required_argument, NULL, 'F' },
+		{ "node", required_argument, NULL, 'n' }, { "now-ms", required_argument, NULL, 'N' },
+		{ "last-issued-ms", required_argument, NULL, 'L' },
+		{ "skew", required_argument, NULL, 's' },
+		{ "hold-until-ms", required_argument, NULL, 'H' }, { "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	o->pol.now_ms = hf_wall_ms();
+	o->pol.skew_ms = HF_INSTR_DEFAULT_SKEW_MS;
+	while ((c = getopt_long(argc, argv, "qh", lo, NULL)) != -1) {
+		bool ok = true;
+		switch (c) {
+		case 't': o->trust = optarg; break;
+		case 'F': o->fleet = optarg; break;
+		case 'n': o->node = optarg; break;
+		case 'N': ok = hf_parse_u64(optarg, 0, UINT64_MAX, &o->pol.now_ms); break;
+		case 'L': ok = hf_parse_u64(optarg, 0, UINT64_MAX, &o->pol.last_issued_ms); break;
+		case 's': ok = parse_duration(optarg, &o->pol.skew_ms); break;
+		case 'H': ok = hf_parse_u64(optarg, 0, UINT64_MAX, &o->pol.hold_until_ms); break;
+		case 'q': o->quiet = true; break;
+		default: return cmd_help_or_bad("verify", c);
+		}
+		if (!ok)
+			return usage_error("verify", "bad number or duration");
+	}
+	if (optind + 1 != argc || !o->trust || !o->fleet || !o->node)
+		return usage_error("verify", "--trust, --fleet, --node and one ENVELOPE are required");
+	o->file = argv[optind];
+	o->pol.fleet = o->fleet;
+	o->pol.node = o->node;
+	return -1;
+}
+
+/* Prints each signature's check (the verifier itself decides; this is for people). */
+static void print_signatures(const hf_trust *t, const char *env, size_t len)
+{
+	hf_instr_envelope e;
+	uint8_t *msg = NULL;
+	size_t mlen = 0;
+
+	if (hf_instr_envelope_decode(env, len, &e, NULL) < 0)
+		return;
+	if (hf_instr_signed_message(e.payload, e.payload_len, &msg, &mlen, NULL) == 0) {
+		for (size_t i = 0; i < e.nsigs; i++) {
+			hf_role role = HF_ROLE_OPERATOR;
+			const char *name = "";
+			const hf_key *k = hf_trust_find(t, e.sigs[i].keyid, &role, &name);
+			bool ok = k && hf_key_verify(k, msg, mlen, e.sigs[i].sig);
+			printf("signature %zu: keyid %s: %s%s%s%s%s\n", i + 1, e.sigs[i].keyid,
+			       k ? hf_role_name(role) : "not in the trust file (ignored)",
+			       *name ? " \"" : "", name, *name ? "\"" : "",
+			       !k ? "" : ok ? ": valid" : ": INVALID");
+		}
+	}
+	free(msg);
+	hf_instr_envelope_clear(&e);
+}
+
+static void print_accepted(const hf_instr *in, uint64_t now)
+{
+	printf("accepted: mode %s for node %s in fleet %s\n", hf_instr_mode_name(in->mode), in->node,
+	       in->fleet);
+	printf("authority %s (%s)\n", in->automatic ? "automatic" : "manual",
+	       in->automatic ? "coordinator" : "operator");
+	printf("issued_ms %llu, expires_ms %llu (in %llu s)\n", (unsigned long long)in->issued_ms,
+	       (unsigned long long)in->expires_ms,
+	       (unsigned long long)((in->expires_ms - now) / 1000));
+	if (in->has_hold)
+		printf("hold_until_ms %llu (automatic instructions refused until then)\n",
+		       (unsigned long long)in->hold_until_ms);
+	printf("payload sha256 %s\n", in->payload_sha256);
+}
+
+static int cmd_verify(int argc, char **argv)
+{
+	verify_opts o = { 0 };
+	hf_trust *t = NULL;
+	hf_instr_refusal why = HF_REFUSE_NONE;
+	hf_instr in;
+	hf_errbuf eb;
+	char *env = NULL;
+	size_t len = 0;
+	int r, rc = verify_parse(argc, argv, &o);
+
+	if (rc >= 0)
+		return rc;
+	if (hf_trust_load(o.trust, &t, &eb) < 0)
+		return fail("verify", "%s", eb.msg);
+	if (read_input("verify", o.file, &env, &len) != 0) {
+		hf_trust_free(t);
+		return 1;
+	}
+	if (!o.quiet)
+		print_signatures(t, env, len);
+	r = hf_instr_verify(t, env, len, &o.pol, &in, &why, &eb);
+	if (r == 0) {
+		print_accepted(&in, o.pol.now_ms);
+		hf_instr_clear(&in);
+		rc = 0;
+	} else if (r == HF_EREFUSED) {
+		printf("refused: %s: %s\n", hf_instr_refusal_name(why), eb.msg);
+		rc = 1;
+	} else {
+		rc = fail("verify", "%s: %s", hf_strerror(r), eb.msg);
+	}
+	free(env);
+	hf_trust_free(t);
+	return rc;
+}
+
+static int cmd_inspect(int argc, char **argv)
+{
+	static const struct option lo[] = { { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 } };
+	hf_instr_envelope e;
+	hf_errbuf eb;
+	json_t *p;
+	char *env = NULL, *pretty = NULL;
+	size_t len = 0;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1)
+		return cmd_help_or_bad("inspect", c);
+	if (optind + 1 != argc)
+		return usage_error("inspect", "expected one ENVELOPE file (or -)");
+	if (read_input("inspect", argv[optind], &env, &len) != 0)
+		return 1;
+	if (hf_instr_envelope_decode(env, len, &e, &eb) < 0) {
+		free(env);
+		return fail("inspect", "%s", eb.msg);
+	}
+	free(env);
+	for (size_t i = 0; i < e.nsigs; i++)
+		printf("signature %zu: keyid %s\n", i + 1, e.sigs[i].keyid);
+	p = json_loadb((const char *)e.payload, e.payload_len, JSON_DECODE_ANY, NULL);
+	pretty = p ? json_dumps(p, JSON_INDENT(2)) : NULL;
+	printf("payload (%zu bytes, NOT verified):\n%s\n", e.payload_len,
+	       pretty ? pretty : (const char *)e.payload);
+	free(pretty);
+	json_decref(p);
+	hf_instr_envelope_clear(&e);
+	return 0;
+}
+
+/* ---- trust-add ---- */
+
+typedef struct trust_opts {
+	const char *trust, *role, *pub, *name;
+	uint64_t threshold;
+	bool has_threshold;
+} trust_opts;
+
+static int trust_parse(int argc, char **argv, trust_opts *o)
+{
+	static const struct option lo[] = {
+		{ "trust", required_argument, NULL, 't' }, { "role", required_argument, NULL, 'r' },
+		{ "pub", required_argument, NULL, 'p' }, { "name", required_argument, NULL, 'n' },
+		{ "fleet-threshold", required_argument, NULL, 'T' },
+		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+		switch (c) {
+		case 't': o->trust = optarg; break;
+		case 'r': o->role = optarg; break;
+		case 'p': o->pub = optarg; break;
+		case 'n': o->name = optarg; break;
+		case 'T':
+			if (!(o->has_threshold = hf_parse_u64(optarg, 1, HF_INSTR_MAX_TRUST_KEYS,
+							      &o->threshold)))
+				return usage_error("trust-add", "--fleet-threshold: expected 1-64");
+			break;
+		default: return cmd_help_or_bad("trust-add", c);
+		}
+	}
+	if (optind < argc || !o->trust || !o->role || !o->pub)
+		return usage_error("trust-add", "--trust, --role and --pub are required");
+	if (strcmp(o->role, "coordinator") != 0 && strcmp(o->role, "operator") != 0)
+		return usage_error("trust-add", "--role: expected coordinator or operator");
+	return -1;
+}
+
+/* Loads the trust file as JSON (validated), or a new empty one when it does not exist. */
+static json_t *trust_open(const char *path, hf_trust **t)
+{
+	hf_errbuf eb;
+	json_t *root;
+	int r = hf_cfg_load_file(path, CTL_MAX_INPUT, &root, &eb);
+
+	*t = NULL;
+	if (r == HF_ENOTFOUND)
+		return json_pack("{s:[], s:i}", "keys", "fleet_threshold", 2);
+	if (r < 0 || hf_trust_from_json(root, t, &eb) < 0) {
+		fail("trust-add", "%s%s%s (fix or remove it first)", r < 0 ? "" : path,
+		     r < 0 ? "" : ": ", eb.msg);
+		json_decref(root);
+		return NULL;
+	}
+	return root;
+}
+
+/* text plus a final newline, atomically, mode 0644. */
+static int write_text(const char *path, const char *text, hf_errbuf *eb)
+{
+	hf_atomic *a;
+	int r = hf_atomic_begin(path, 0644, &a, eb);
+
+	if (r < 0)
+		return r;
+	if ((r = hf_atomic_write(a, text, strlen(text), eb)) < 0 ||
+	    (r = hf_atomic_write(a, "\n", 1, eb)) < 0) {
+		hf_atomic_abort(a);
+		return r;
+	}
+	return hf_atomic_commit(a, eb);
+}
+
+static int trust_write(const trust_opts *o, json_t *root, const char *id, bool updated)
+{
+	hf_trust *t = NULL;
+	hf_errbuf eb;
+	char *text;
+	int r;
+
+	if (hf_trust_from_json(root, &t, &eb) < 0)
+		return fail("trust-add", "%s: the result would be invalid: %s", o->trust, eb.msg);
+	text = json_dumps(root, JSON_INDENT(2));
+	if (!text) {
+		hf_trust_free(t);
+		return fail("trust-add", "out of memory");
+	}
+	r = write_text(o->trust, text, &eb);
+	free(text);
+	if (r < 0) {
+		hf_trust_free(t);
+		return fail("trust-add", "%s", eb.msg);
+	}
+	printf("%s: %s %s key %s%s%s%s\n", o->trust, updated ? "updated" : "added", o->role, id,
+	       o->name ? " (" : "", o->name ? o->name : "", o->name ? ")" : "");
+	if (hf_trust_fleet_threshold(t) > hf_trust_count_role(t, HF_ROLE_OPERATOR))
+		printf("note: fleet_threshold %u but %zu operator key(s): instructions for node \"*\" "
+		       "cannot be accepted yet\n", hf_trust_fleet_threshold(t),
+		       hf_trust_count_role(t, HF_ROLE_OPERATOR));
+	hf_trust_free(t);
+	return 0;
+}
+
+static int cmd_trust_add(int argc, char **argv)
+{
+	trust_opts o = { 0 };
+	char id[HF_INSTR_KEYID_LEN + 1], other[HF_INSTR_KEYID_LEN + 1], *pem = NULL;
+	hf_trust *t = NULL;
+	hf_key *k = NULL;
+	json_t *root = NULL, *entry;
+	size_t i = 0, n;
+	hf_errbuf eb;
+	int rc = trust_parse(argc, argv, &o);
+
+	if (rc >= 0)
+		return rc;
+	if (hf_key_load_pem(o.pub, &k, &eb) < 0 || hf_key_public_pem(k, &pem, &eb) < 0) {
+		rc = fail("trust-add", "%s", eb.msg);
+		goto cleanup;
+	}
+	hf_key_id(k, id);
+	rc = 1;
+	if (!(root = trust_open(o.trust, &t)))
+		goto cleanup;
+	n = hf_trust_count(t);
+	for (const hf_key *ek; i < n && hf_trust_entry(t, i, &ek, NULL, NULL); i++) {
+		hf_key_id(ek, other);
+		if (strcmp(other, id) == 0)
+			break;
+	}
+	entry = json_pack("{s:s, s:s, s:s}", "keyid", id, "role", o.role, "public_key_pem", pem);
+	if (o.name)
+		json_object_set_new(entry, "name", json_string(o.name));
+	if (i < n)
+		json_array_set_new(json_object_get(root, "keys"), i, entry);
+	else
+		json_array_append_new(json_object_get(root, "keys"), entry);
+	if (o.has_threshold)
+		json_object_set_new(root, "fleet_threshold", json_integer((json_int_t)o.threshold));
+	rc = trust_write(&o, root, id, i < n);
+cleanup:
+	json_decref(root);
+	hf_trust_free(t);
+	hf_key_free(k);
+	free(pem);
+	return rc;
+}
+
+/* ---- push, status ---- */
+
+typedef struct body {
+	char *data;
+	size_t len;
+} body;
+
+static size_t on_body(char *p, size_t sz, size_t n, void *ud)
+{
+	body *b = ud;
+	size_t take = sz * n;
+	char *nd;
+
+	if (b->len + take > CTL_MAX_INPUT)
+		return 0;
+	nd = realloc(b->data, b->len + take + 1);
+	if (!nd)
+		return 0;
+	b->data = nd;
+	memcpy(b->data + b->len, p, take);
+	b->len += take;
+	b->data[b->len] = '\0';
+	return take;
+}
+
+/* One request to BASE+path; prints the answer; 0 on 2xx. */
+static int http_call(const char *cmd, const char *base, const char *path, const char *post,
+		     size_t postlen)
+{
+	char url[1024], err[CURL_ERROR_SIZE] = "";
+	struct curl_slist *hdr = NULL;
+	body b = { 0 };
+	long status = 0;
+	CURL *c;
+	CURLcode cr;
+	size_t bl = strlen(base);
+
+	while (bl > 0 && base[bl - 1] == '/')
+		bl--;
+	if (strncmp(base, "http://", 7) != 0 && strncmp(base, "https://", 8) != 0)
+		return usage_error(cmd, "expected an http:// or https:// URL");
+	snprintf(url, sizeof url, "%.*s%s", (int)bl, base, path);
+	c = curl_easy_init();
+	if (!c)
+		return fail(cmd, "cannot initialise libcurl");
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, err);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	if (post) {
+		hdr = curl_slist_append(hdr, "Content-Type: application/json");
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, post);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)postlen);
+	}
+	cr = curl_easy_perform(c);
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_cleanup(c);
+	curl_slist_free_all(hdr);
+	if (cr != CURLE_OK) {
+		free(b.data);
+		return fail(cmd, "%s: %s", url, err[0] ? err : curl_easy_strerror(cr));
+	}
+	if (b.len)
+		printf("%s%s", b.data, b.data[b.len - 1] == '\n' ? "" : "\n");
+	free(b.data);
+	if (status < 200 || status > 299)
+		return fail(cmd, "%s answered HTTP %ld", url, status);
+	return 0;
+}
+
+static int cmd_push(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "node-api", required_argument, NULL, 'a' }, { "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *api = NULL;
+	char *env = NULL;
+	size_t len = 0;
+	int c, rc;
+
+	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+		if (c == 'a')
+			api = optarg;
+		else
+			return cmd_help_or_bad("push", c);
+	}
+	if (!api || optind + 1 != argc)
+		return usage_error("push", "--node-api URL and one ENVELOPE are required");
+	if (read_input("push", argv[optind], &env, &len) != 0)
+		return 1;
+	rc = http_call("push", api, "/v1/instruction", env, len);
+	free(env);
+	return rc;
+}
+
+static int cmd_status(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "node-api", required_argument, NULL, 'a' }, { "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *api = NULL;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+		if (c == 'a')
+			api = optarg;
+		else
+			return cmd_help_or_bad("status", c);
+	}
+	if (!api || optind != argc)
+		return usage_error("status", "--node-api URL is required");
+	return http_call("status", api, "/v1/status", NULL, 0);
+}
+
+/* ---- main ---- */
+
+static const command commands[] = {
+	{ "keygen", "generate an Ed25519 key pair (KEY.pem, KEY.pub.pem)",
+	  "--out KEY.pem [--force]", cmd_keygen },
+	{ "keyid", "print the key id of a private or public key PEM", "KEY.pem", cmd_keyid },
+	{ "sign", "build a payload from flags, sign it, print the envelope",
+	  "--key K.pem [--key K2.pem ...] --fleet F --node N|'*' --mode idle|mining|inference\n"
+	  "       [--ttl 10m] [--hold-until-ms MS | --hold 1h] [--pools-json FILE]\n"
+	  "       [--model NAME ...] [--reason-json FILE] [--issued-ms MS] [--out FILE]\n"
+	  "Durations: 500ms, 30s, 10m, 2h, 1d (a bare number is seconds). --ttl defaults to 10m;\n"
+	  "--issued-ms defaults to now; --hold is relative to issued_ms. --pools-json holds\n"
+	  "{\"pools\":[{\"url\":\"stratum+tcp://HOST:PORT\",\"user\":\"U\",\"pass\":\"P\"}]} or the array alone.",
+	  cmd_sign },
+	{ "verify", "check an envelope against a trust file as a node would",
+	  "--trust trust.json --fleet F --node N [--now-ms MS] [--last-issued-ms MS]\n"
+	  "       [--skew 120s] [--hold-until-ms MS] [--quiet] ENVELOPE|-\n"
+	  "Prints each signature's check and accepted or refused: REASON; exit 0 when accepted.",
+	  cmd_verify },
+	{ "inspect", "decode an envelope (no verification)", "ENVELOPE|-", cmd_inspect },
+	{ "trust-add", "add or update a key in a trust file (created if missing)",
+	  "--trust trust.json --role coordinator|operator --pub KEY.pem [--name NAME]\n"
+	  "       [--fleet-threshold N]", cmd_trust_add },
+	{ "push", "POST an envelope to a node's local API (/v1/instruction)",
+	  "--node-api http://127.0.0.1:PORT ENVELOPE|-", cmd_push },
+	{ "status", "GET a node's /v1/status", "--node-api http://127.0.0.1:PORT", cmd_status },
+};
+
+static const command *find_command(const char *name)
+{
+	for (size_t i = 0; i < HF_ARRAY_SIZE(commands); i++)
+		if (strcmp(commands[i].name, name) == 0)
+			return &commands[i];
+	return NULL;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "Usage: hashflopctl COMMAND [options]\n"
+		"       hashflopctl COMMAND --help\n"
+		"\n"
+		"The hashflop operator CLI: Ed25519 keys, trust files and signed instructions\n"
+		"(contract v1: see README, \"Signed instructions\").\n"
+		"\n"
+		"Commands:\n");
+	for (size_t i = 0; i < HF_ARRAY_SIZE(commands); i++)
+		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+	fprintf(f, "\n"
+		"Options:\n"
+		"  -h, --help      show this help and exit\n"
+		"  -V, --version   show the version and exit\n"
+		"\n"
+		"Exit status: 0 on success (verify: accepted), 1 on a failure or refusal, 2 on a\n"
+		"usage error.\n");
+}
+
+int main(int argc, char **argv)
+{
+	const command *cm;
+	int rc;
+
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0) {
+		printf("hashflopctl %s\n", HF_VERSION);
+		return 0;
+	}
+	cm = find_command(argv[1]);
+	if (!cm) {
+		fprintf(stderr, "hashflopctl: unknown command or option \"%s\" (see --help)\n", argv[1]);
+		return 2;
+	}
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	optind = 1;
+	rc = cm->run(argc - 1, argv + 1);
+	curl_global_cleanup();
+	return rc;
+}

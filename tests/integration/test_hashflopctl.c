@@ -1,0 +1,273 @@
+/* Integration tests: the real hashflopctl (keygen, trust-add, sign, verify, inspect, push) and
+ * interop with the openssl command line both ways (the README recipe, run verbatim). */
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "hf_httpd.h"
+#include "hf_instr.h"
+#include "hf_testproc.h"
+#include "hf_util.h"
+
+static char ctl[1024];
+static char *dir;
+
+static void setup(void)
+{
+	snprintf(ctl, sizeof ctl, "%s/runtime/ctl/hashflopctl", hf_test_build_root());
+	dir = hf_test_tmpdir("hashflopctl");
+	cr_assert_not_null(dir);
+}
+
+static void teardown(void)
+{
+	free(dir);
+}
+
+TestSuite(hashflopctl, .init = setup, .fini = teardown);
+
+/* Runs a shell command in dir with $CTL set; returns its exit status, output in *out. */
+__attribute__((format(printf, 2, 3)))
+static int sh(char **out, const char *fmt, ...)
+{
+	char cmd[8192], body[4096];
+	size_t n = 0, got;
+	va_list ap;
+	FILE *p;
+	int st;
+
+	n = (size_t)snprintf(cmd, sizeof cmd, "cd '%s' && CTL='%s' && { ", dir, ctl);
+	va_start(ap, fmt);
+	n += (size_t)vsnprintf(cmd + n, sizeof cmd - n, fmt, ap);
+	va_end(ap);
+	snprintf(cmd + n, sizeof cmd - n, "\n} 2>&1");
+	p = popen(cmd, "r");
+	cr_assert_not_null(p);
+	n = 0;
+	while ((got = fread(body + n, 1, sizeof body - 1 - n, p)) > 0)
+		n += got;
+	body[n] = '\0';
+	st = pclose(p);
+	if (out)
+		*out = strdup(body);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+/* Asserts the exit status and that the output contains needle. */
+#define SH_EXPECT(rc, needle, ...) do { \
+		char *o_ = NULL; \
+		int r_ = sh(&o_, __VA_ARGS__); \
+		cr_assert_eq(r_, (rc), "exit %d, expected %d: %s", r_, (rc), o_); \
+		cr_assert_not_null(strstr(o_, (needle)), "no \"%s\" in: %s", (needle), o_); \
+		free(o_); \
+	} while (0)
+
+static void make_keys_and_trust(void)
+{
+	SH_EXPECT(0, "keyid ", "$CTL keygen --out op1.pem");
+	SH_EXPECT(0, "op2.pub.pem", "$CTL keygen --out op2.pem");
+	SH_EXPECT(0, "keyid ", "$CTL keygen --out coord.pem");
+	SH_EXPECT(0, "added operator key", "$CTL trust-add --trust trust.json --role operator "
+		  "--pub op1.pub.pem --name alice");
+	SH_EXPECT(0, "added operator key", "$CTL trust-add --trust trust.json --role operator "
+		  "--pub op2.pem --name bob");
+	SH_EXPECT(0, "added coordinator key", "$CTL trust-add --trust trust.json --role coordinator "
+		  "--pub coord.pub.pem --fleet-threshold 2");
+}
+
+Test(hashflopctl, keygen_trust_add_sign_verify)
+{
+	char *out = NULL, id[64];
+	struct stat st;
+
+	make_keys_and_trust();
+	cr_assert_eq(stat(strcat(strcpy(id, dir), "/op1.pem"), &st), 0);
+	cr_assert_eq(st.st_mode & 0777, 0600);
+	SH_EXPECT(1, "exists", "$CTL keygen --out op1.pem");
+	/* keyid agrees with keygen's output and with the trust file */
+	cr_assert_eq(sh(&out, "$CTL keyid op1.pem"), 0);
+	out[strcspn(out, "\n")] = '\0';
+	cr_assert(hf_keyid_valid(out), "%s", out);
+	SH_EXPECT(0, out, "cat trust.json");
+	SH_EXPECT(0, out, "$CTL keyid op1.pub.pem");
+	free(out);
+
+	SH_EXPECT(0, "", "$CTL sign --key op1.pem --fleet f1 --node n1 --mode idle > e1.json");
+	SH_EXPECT(0, "accepted: mode idle for node n1", "$CTL verify --trust trust.json --fleet f1 "
+		  "--node n1 e1.json");
+	SH_EXPECT(0, "authority manual", "$CTL verify --trust trust.json --fleet f1 --node n1 - < e1.json");
+	SH_EXPECT(1, "refused: wrong_node", "$CTL verify --trust trust.json --fleet f1 --node n2 e1.json");
+	SH_EXPECT(1, "refused: wrong_fleet", "$CTL verify --trust trust.json --fleet f2 --node n1 e1.json");
+	SH_EXPECT(1, "refused: replay", "$CTL verify --trust trust.json --fleet f1 --node n1 "
+		  "--last-issued-ms 99999999999999 e1.json");
+	SH_EXPECT(1, "refused: expired", "$CTL verify --trust trust.json --fleet f1 --node n1 "
+		  "--now-ms 99999999999999 e1.json");
+	SH_EXPECT(1, "refused: future", "$CTL verify --trust trust.json --fleet f1 --node n1 "
+		  "--now-ms 1000 e1.json");
+	SH_EXPECT(0, "\"mode\": \"idle\"", "$CTL inspect e1.json");
+
+	/* coordinator: automatic, held by a pin, and refused when it tries to pin */
+	SH_EXPECT(0, "", "$CTL sign --key coord.pem --fleet f1 --node n1 --mode idle --ttl 1h > e2.json");
+	SH_EXPECT(0, "authority automatic", "$CTL verify --trust trust.json --fleet f1 --node n1 e2.json");
+	SH_EXPECT(1, "refused: held", "$CTL verify --trust trust.json --fleet f1 --node n1 "
+		  "--hold-until-ms 99999999999999 e2.json");
+	SH_EXPECT(0, "", "$CTL sign --key coord.pem --fleet f1 --node n1 --mode idle --hold 1h > e3.json");
+	SH_EXPECT(1, "refused: role", "$CTL verify --trust trust.json --fleet f1 --node n1 e3.json");
+
+	/* fleet-wide: two operators needed */
+	SH_EXPECT(0, "", "$CTL sign --key op1.pem --fleet f1 --node '*' --mode idle > e4.json");
+	SH_EXPECT(1, "refused: threshold", "$CTL verify --trust trust.json --fleet f1 --node n7 e4.json");
+	SH_EXPECT(0, "", "$CTL sign --key op1.pem --key op2.pem --fleet f1 --node '*' --mode idle > e5.json");
+	SH_EXPECT(0, "accepted", "$CTL verify --trust trust.json --fleet f1 --node n7 e5.json");
+
+	/* an untrusted key and a tampered envelope */
+	SH_EXPECT(0, "", "$CTL keygen --out stranger.pem && $CTL sign --key stranger.pem --fleet f1 "
+		  "--node n1 --mode idle > e6.json");
+	SH_EXPECT(1, "refused: unknown_key", "$CTL verify --trust trust.json --fleet f1 --node n1 e6.json");
+	SH_EXPECT(0, "", "sed 's/\"sig\":\"A/\"sig\":\"B/; t; s/\"sig\":\"./\"sig\":\"A/' e1.json > e7.json");
+	SH_EXPECT(1, "refused: bad_signature", "$CTL verify --trust trust.json --fleet f1 --node n1 e7.json");
+}
+
+Test(hashflopctl, sign_sections_and_usage_errors)
+{
+	make_keys_and_trust();
+	SH_EXPECT(0, "", "printf '%%s' '{\"pools\":[{\"url\":\"stratum+tcp://127.0.0.1:3333\","
+		  "\"user\":\"w.1\",\"pass\":\"x\"}]}' > pools.json && printf '%%s' "
+		  "'{\"hashprice\":0.051,\"power_usd_mwh\":41}' > reason.json");
+	SH_EXPECT(0, "", "$CTL sign --key op1.pem --fleet f1 --node n1 --mode mining "
+		  "--pools-json pools.json --reason-json reason.json --ttl 30s --out e.json");
+	SH_EXPECT(0, "accepted: mode mining", "$CTL verify --trust trust.json --fleet f1 --node n1 e.json");
+	SH_EXPECT(0, "stratum+tcp://127.0.0.1:3333", "$CTL inspect e.json");
+	SH_EXPECT(0, "", "$CTL sign --key op1.pem --fleet f1 --node n1 --mode inference "
+		  "--model tiny-mlp --model other > m.json");
+	SH_EXPECT(0, "tiny-mlp", "$CTL inspect m.json");
+	SH_EXPECT(1, "would be refused", "$CTL sign --key op1.pem --fleet f1 --node n1 --mode idle "
+		  "--pools-json pools.json");
+	SH_EXPECT(1, "would be refused", "$CTL sign --key op1.pem --fleet 'bad fleet' --node n1 --mode idle");
+	SH_EXPECT(2, "required", "$CTL sign --key op1.pem --fleet f1 --mode idle");
+	SH_EXPECT(2, "", "$CTL sign --key op1.pem --fleet f1 --node n1 --mode idle --ttl 10x");
+	SH_EXPECT(2, "", "$CTL sign --key op1.pem --fleet f1 --node n1 --mode idle --hold 1h "
+		  "--hold-until-ms 5");
+	SH_EXPECT(0, "Usage: hashflopctl sign", "$CTL sign --help");
+	SH_EXPECT(0, "Usage: hashflopctl verify", "$CTL verify --help");
+	SH_EXPECT(2, "unknown command", "$CTL frobnicate");
+	/* trust-add refuses to edit a broken file and names the bad entry */
+	SH_EXPECT(0, "", "printf '%%s' '{\"keys\":[{\"role\":\"admin\",\"public_key_pem\":\"x\"}]}' > bad.json");
+	SH_EXPECT(1, "keys[0].role", "$CTL trust-add --trust bad.json --role operator --pub op1.pem");
+	SH_EXPECT(1, "keys[0].role", "$CTL verify --trust bad.json --fleet f1 --node n1 e.json");
+}
+
+/* The README recipe, verbatim: a third party with only openssl, basenc and tr. */
+static const char *openssl_recipe =
+	"openssl genpkey -algorithm ed25519 -out third.pem\n"
+	"openssl pkey -in third.pem -pubout -out third.pub.pem\n"
+	"KEYID=$(openssl pkey -in third.pem -pubout -outform DER | tail -c 32 \\\n"
+	"        | openssl dgst -sha256 -r | cut -c1-16)\n"
+	"NOW=$(( $(date +%s) * 1000 ))\n"
+	"printf '{\"v\":1,\"fleet\":\"f1\",\"node\":\"n1\",\"issued_ms\":%s,\"expires_ms\":%s,"
+	"\"mode\":\"idle\"}' \\\n"
+	"  \"$NOW\" \"$((NOW + 600000))\" > payload.json\n"
+	"{ printf 'hashflop-instruction-v1\\n'; cat payload.json; } > signed.bin\n"
+	"openssl pkeyutl -sign -rawin -inkey third.pem -in signed.bin -out sig.bin\n"
+	"b64url() { basenc --base64url -w0 \"$1\" | tr -d '='; }\n"
+	"printf '{\"payload\":\"%s\",\"signatures\":[{\"keyid\":\"%s\",\"sig\":\"%s\"}]}\\n' \\\n"
+	"  \"$(b64url payload.json)\" \"$KEYID\" \"$(b64url sig.bin)\" > envelope.json\n";
+
+Test(hashflopctl, openssl_cli_envelope_is_accepted)
+{
+	char *out = NULL, *kid = NULL;
+
+	SH_EXPECT(0, "", "set -e\n%s", openssl_recipe);
+	SH_EXPECT(0, "added operator key", "$CTL trust-add --trust trust.json --role operator "
+		  "--pub third.pub.pem --name third-party");
+	SH_EXPECT(0, "accepted: mode idle for node n1", "$CTL verify --trust trust.json --fleet f1 "
+		  "--node n1 envelope.json");
+	/* the shell's key id is hashflopctl's */
+	cr_assert_eq(sh(&kid, "$CTL keyid third.pub.pem"), 0);
+	kid[strcspn(kid, "\n")] = '\0';
+	SH_EXPECT(0, kid, "cat envelope.json");
+	/* a byte changed after signing is caught */
+	SH_EXPECT(0, "", "sed 's/n1/n2/' payload.json > p2.json && printf "
+		  "'{\"payload\":\"%%s\",\"signatures\":[{\"keyid\":\"%s\",\"sig\":\"%%s\"}]}' "
+		  "\"$(basenc --base64url -w0 p2.json | tr -d =)\" "
+		  "\"$(basenc --base64url -w0 sig.bin | tr -d =)\" > forged.json", kid);
+	SH_EXPECT(1, "refused: bad_signature", "$CTL verify --trust trust.json --fleet f1 --node n2 "
+		  "forged.json");
+	free(kid);
+	free(out);
+}
+
+Test(hashflopctl, hashflopctl_envelope_verifies_with_openssl)
+{
+	make_keys_and_trust();
+	SH_EXPECT(0, "", "$CTL sign --key op1.pem --fleet f1 --node n1 --mode idle > e.json");
+	/* undo base64url with tr and padding, rebuild the signed bytes, verify with openssl alone */
+	SH_EXPECT(0, "Signature Verified Successfully",
+		  "unb64url() { s=$(printf '%%s' \"$1\" | tr -- '-_' '+/'); "
+		  "case $(( ${#s} %% 4 )) in 2) s=\"$s==\";; 3) s=\"$s=\";; esac; "
+		  "printf '%%s' \"$s\" | base64 -d; }\n"
+		  "P=$(sed 's/.*\"payload\":\"\\([^\"]*\\)\".*/\\1/' e.json)\n"
+		  "S=$(sed 's/.*\"sig\":\"\\([^\"]*\\)\".*/\\1/' e.json)\n"
+		  "{ printf 'hashflop-instruction-v1\\n'; unb64url \"$P\"; } > signed.bin\n"
+		  "unb64url \"$S\" > sig.bin\n"
+		  "openssl pkeyutl -verify -rawin -pubin -inkey op1.pub.pem -in signed.bin -sigfile sig.bin");
+	SH_EXPECT(1, "", "printf x >> signed.bin; openssl pkeyutl -verify -rawin -pubin -inkey "
+		  "op1.pub.pem -in signed.bin -sigfile sig.bin");
+}
+
+/* A stand-in for a node's local API: verifies with the same library and answers like a node. */
+typedef struct fake_node {
+	hf_trust *trust;
+} fake_node;
+
+static void post_instruction(void *ctx, const hf_http_req *req, hf_http_resp *resp)
+{
+	fake_node *fn = ctx;
+	hf_instr_policy pol = { .fleet = "f1", .node = "n1", .now_ms = hf_wall_ms(),
+				.skew_ms = HF_INSTR_DEFAULT_SKEW_MS };
+	hf_instr_refusal why;
+	hf_errbuf eb;
+	hf_instr in;
+
+	if (hf_instr_verify(fn->trust, req->body, req->body_len, &pol, &in, &why, &eb) == 0) {
+		hf_http_resp_json(resp, 200, json_pack("{s:b, s:s}", "accepted", 1, "mode",
+						       hf_instr_mode_name(in.mode)));
+		hf_instr_clear(&in);
+		return;
+	}
+	hf_http_resp_json(resp, 409, json_pack("{s:b, s:s, s:s}", "accepted", 0, "reason",
+					       hf_instr_refusal_name(why), "detail", eb.msg));
+}
+
+Test(hashflopctl, push_to_a_node_api)
+{
+	static const hf_http_route routes[] = { { "POST", "/v1/instruction", post_instruction } };
+	hf_httpd_opts opts = { .host = "127.0.0.1" };
+	fake_node fn = { 0 };
+	hf_httpd *h = NULL;
+	char trust[1024];
+	hf_errbuf eb;
+	int port;
+
+	make_keys_and_trust();
+	snprintf(trust, sizeof trust, "%s/trust.json", dir);
+	cr_assert_eq(hf_trust_load(trust, &fn.trust, &eb), 0, "%s", eb.msg);
+	cr_assert_eq(hf_httpd_new(&opts, routes, 1, &fn, &h, &eb), 0, "%s", eb.msg);
+	port = hf_httpd_port(h);
+	SH_EXPECT(0, "", "$CTL sign --key op1.pem --fleet f1 --node n1 --mode mining > e.json");
+	SH_EXPECT(0, "\"accepted\":true", "$CTL push --node-api http://127.0.0.1:%d e.json", port);
+	SH_EXPECT(0, "\"accepted\":true", "$CTL push --node-api http://127.0.0.1:%d/ - < e.json", port);
+	SH_EXPECT(1, "\"reason\":\"wrong_node\"", "$CTL sign --key op1.pem --fleet f1 --node n9 "
+		  "--mode idle | $CTL push --node-api http://127.0.0.1:%d -", port);
+	SH_EXPECT(1, "HTTP 409", "$CTL sign --key op1.pem --fleet f1 --node n9 "
+		  "--mode idle | $CTL push --node-api http://127.0.0.1:%d -", port);
+	SH_EXPECT(2, "URL", "$CTL push --node-api 127.0.0.1:%d e.json", port);
+	hf_httpd_free(h);
+	/* nothing listening any more */
+	SH_EXPECT(1, "hashflopctl push:", "$CTL push --node-api http://127.0.0.1:%d e.json", port);
+	hf_trust_free(fn.trust);
+}
