@@ -384,3 +384,67 @@ Test(node_instructions, coordinator_long_poll_delivers_and_backs_off)
 	free(c.env);
 	fixture_fini(&f);
 }
+
+static void kill9(fixture *f)
+{
+	int st = -1;
+	hf_testproc_signal(f->proc, SIGKILL);
+	cr_assert(hf_testproc_wait_exit(f->proc, 10000, &st));
+	cr_assert(WIFSIGNALED(st));
+	hf_testproc_free(f->proc);
+	f->proc = NULL;
+}
+
+static uint64_t persisted_last_issued(fixture *f)
+{
+	char path[600];
+	snprintf(path, sizeof path, "%s/state.json", f->state);
+	char *text = hf_test_read_file(path);
+	cr_assert_not_null(text);
+	json_t *st = json_loads(text, 0, NULL);
+	cr_assert_not_null(st, "state.json torn by a kill -9: %s", text);
+	uint64_t v = (uint64_t)json_integer_value(json_object_get(st, "last_issued_ms"));
+	json_decref(st);
+	free(text);
+	return v;
+}
+
+Test(node_instructions, kill_9_during_the_write_never_tears_state_or_allows_replay)
+{
+	fixture f;
+	uint64_t base = hf_wall_ms() - 50000, last = 0;
+	fixture_init(&f, "kill9", true, NULL);
+	for (int i = 0; i < 6; i++) {
+		uint64_t issued = base + (uint64_t)i * 1000;
+		char *env = envelope(f.op1, NULL, "lab", "n1", (int64_t)issued, 60000, "idle", NULL);
+		start(&f);
+		pid_t child = fork();
+		cr_assert_geq(child, 0);
+		if (child == 0) {
+			reply r;
+			char url[128];
+			snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/instruction", f.port);
+			hf_test_http("POST", url, env, strlen(env), &r);
+			_exit(0);
+		}
+		hf_sleep_ms((uint64_t)i); /* 0-5 ms: before, during or after the write */
+		kill9(&f);
+		waitpid(child, NULL, 0);
+		free(env);
+		start(&f);
+		uint64_t now_last = persisted_last_issued(&f);
+		cr_assert(now_last == last || now_last == issued, "last_issued_ms %llu is neither %llu nor %llu",
+			  (unsigned long long)now_last, (unsigned long long)last, (unsigned long long)issued);
+		last = now_last;
+		if (last == issued) {
+			/* A different envelope with the accepted issued_ms is a replay after the reboot. */
+			expect(&f, envelope(f.op2, NULL, "lab", "n1", (int64_t)issued, 70000, "idle", NULL),
+			       403, "refused", "replay");
+		}
+		stop(&f);
+	}
+	char *log = hf_test_read_file(f.log);
+	cr_assert_null(strstr(log, "state file refused"), "a kill -9 left a corrupt state file:\n%s", log);
+	free(log);
+	fixture_fini(&f);
+}
