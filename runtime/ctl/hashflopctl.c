@@ -700,9 +700,10 @@ static size_t on_body(char *p, size_t sz, size_t n, void *ud)
 	return take;
 }
 
-/* One request to BASE+path; prints the answer; 0 on 2xx. */
+/* One request to BASE+path. The answer is printed, or handed over in *answer (free it) when
+ * answer is not NULL. 0 on 2xx. */
 static int http_call(const char *cmd, const char *base, const char *path, const char *post,
-		     size_t postlen)
+		     size_t postlen, const char *ca_file, char **answer)
 {
 	char url[1024], err[CURL_ERROR_SIZE] = "";
 	struct curl_slist *hdr = NULL;
@@ -727,6 +728,9 @@ static int http_call(const char *cmd, const char *base, const char *path, const 
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	if (ca_file)
+		curl_easy_setopt(c, CURLOPT_CAINFO, ca_file);
 	if (post) {
 		hdr = curl_slist_append(hdr, "Content-Type: application/json");
 		curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
@@ -741,6 +745,10 @@ static int http_call(const char *cmd, const char *base, const char *path, const 
 		free(b.data);
 		return fail(cmd, "%s: %s", url, err[0] ? err : curl_easy_strerror(cr));
 	}
+	if (answer && status >= 200 && status <= 299) {
+		*answer = b.data ? b.data : strdup("");
+		return 0;
+	}
 	if (b.len)
 		printf("%s%s", b.data, b.data[b.len - 1] == '\n' ? "" : "\n");
 	free(b.data);
@@ -749,13 +757,39 @@ static int http_call(const char *cmd, const char *base, const char *path, const 
 	return 0;
 }
 
+/* The coordinator's intake path for an envelope: per node, or the fleet for node "*". */
+static int coordinator_path(const char *env, size_t len, char *path, size_t pathsz)
+{
+	hf_instr_envelope e;
+	hf_instr in;
+	hf_errbuf eb;
+
+	if (hf_instr_envelope_decode(env, len, &e, &eb) < 0)
+		return fail("push", "not an instruction envelope: %s", eb.msg);
+	memset(&in, 0, sizeof in);
+	int r = hf_instr_parse_payload((const char *)e.payload, e.payload_len, &in, &eb);
+	hf_instr_envelope_clear(&e);
+	if (r < 0)
+		return fail("push", "payload refused: %s", eb.msg);
+	if (strcmp(in.node, "*") == 0)
+		snprintf(path, pathsz, "/v1/fleet/instruction");
+	else
+		snprintf(path, pathsz, "/v1/nodes/%s/instruction", in.node);
+	hf_instr_clear(&in);
+	return 0;
+}
+
 static int cmd_push(int argc, char **argv)
 {
 	static const struct option lo[] = {
-		{ "node-api", required_argument, NULL, 'a' }, { "help", no_argument, NULL, 'h' },
+		{ "node-api", required_argument, NULL, 'a' },
+		{ "coordinator", required_argument, NULL, 'c' },
+		{ "ca-file", required_argument, NULL, 'C' },
+		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *api = NULL;
+	const char *api = NULL, *coord = NULL, *ca = NULL;
+	char path[128] = "/v1/instruction";
 	char *env = NULL;
 	size_t len = 0;
 	int c, rc;
@@ -763,36 +797,112 @@ static int cmd_push(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
 		if (c == 'a')
 			api = optarg;
+		else if (c == 'c')
+			coord = optarg;
+		else if (c == 'C')
+			ca = optarg;
 		else
 			return cmd_help_or_bad("push", c);
 	}
-	if (!api || optind + 1 != argc)
-		return usage_error("push", "--node-api URL and one ENVELOPE are required");
+	if (!api == !coord || optind + 1 != argc)
+		return usage_error("push", "one of --node-api URL or --coordinator URL, and one ENVELOPE, are required");
 	if (read_input("push", argv[optind], &env, &len) != 0)
 		return 1;
-	rc = http_call("push", api, "/v1/instruction", env, len);
+	rc = coord ? coordinator_path(env, len, path, sizeof path) : 0;
+	if (rc == 0)
+		rc = http_call("push", coord ? coord : api, path, env, len, ca, NULL);
 	free(env);
 	return rc;
+}
+
+static const char *str_or(const json_t *obj, const char *key, const char *dflt)
+{
+	const char *s = json_string_value(json_object_get(obj, key));
+	return s ? s : dflt;
+}
+
+/* Prints a node's status document as aligned lines a person reads at a glance. */
+static void print_status(const json_t *st)
+{
+	const json_t *sw = json_object_get(st, "last_switch");
+	const json_t *li = json_object_get(st, "last_instruction");
+	const json_t *ctl = json_object_get(st, "control");
+
+	printf("node         %s (fleet %s), hashflopd %s, up %.1f s\n", str_or(st, "node", "?"),
+	       str_or(st, "fleet", "?"), str_or(st, "version", "?"),
+	       json_number_value(json_object_get(st, "uptime_s")));
+	printf("mode         %s (%s), desired %s, %lld switch(es)\n", str_or(st, "mode", "?"),
+	       str_or(st, "phase", "?"), str_or(st, "desired_mode", "?"),
+	       (long long)json_integer_value(json_object_get(st, "switches")));
+	if (json_is_object(sw)) {
+		const json_t *ph = json_object_get(sw, "phases_ms");
+		printf("last switch  %s -> %s in %lld ms (queued %lld, drain %lld, release %lld, start %lld)%s%s\n",
+		       str_or(sw, "from", "boot"), str_or(sw, "to", "?"),
+		       (long long)json_integer_value(json_object_get(ph, "total")),
+		       (long long)json_integer_value(json_object_get(ph, "queued")),
+		       (long long)json_integer_value(json_object_get(ph, "drain")),
+		       (long long)json_integer_value(json_object_get(ph, "release")),
+		       (long long)json_integer_value(json_object_get(ph, "start")),
+		       json_is_true(json_object_get(sw, "ok")) ? "" : ", FAILED: ",
+		       json_is_true(json_object_get(sw, "ok")) ? "" : str_or(sw, "error", "?"));
+	}
+	if (json_is_object(li))
+		printf("instruction  mode %s, issued_ms %lld, %s authority via %s, payload %.16s\n",
+		       str_or(li, "mode", "?"), (long long)json_integer_value(json_object_get(li, "issued_ms")),
+		       str_or(li, "authority", "?"), str_or(li, "source", "?"),
+		       str_or(li, "payload_sha256", "?"));
+	else
+		printf("instruction  none accepted yet\n");
+	if (json_is_object(ctl)) {
+		long long hold = (long long)json_integer_value(json_object_get(ctl, "hold_until_ms"));
+		printf("control      trust %s, ", json_is_true(json_object_get(ctl, "trusted")) ?
+		       "loaded" : str_or(ctl, "problem", "missing"));
+		if (hold)
+			printf("operator hold until %lld", hold);
+		else
+			printf("no operator hold");
+		if (json_object_get(ctl, "coordinator"))
+			printf(", coordinator %s (%s)", str_or(ctl, "coordinator", "?"),
+			       json_is_true(json_object_get(ctl, "connected")) ? "connected" : "not connected");
+		printf("\n");
+	}
 }
 
 static int cmd_status(int argc, char **argv)
 {
 	static const struct option lo[] = {
-		{ "node-api", required_argument, NULL, 'a' }, { "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+		{ "node-api", required_argument, NULL, 'a' }, { "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
 	};
 	const char *api = NULL;
-	int c;
+	bool raw = false;
+	char *answer = NULL;
+	json_t *st;
+	int c, rc;
 
 	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
 		if (c == 'a')
 			api = optarg;
+		else if (c == 'j')
+			raw = true;
 		else
 			return cmd_help_or_bad("status", c);
 	}
 	if (!api || optind != argc)
 		return usage_error("status", "--node-api URL is required");
-	return http_call("status", api, "/v1/status", NULL, 0);
+	rc = http_call("status", api, "/v1/status", NULL, 0, NULL, &answer);
+	if (rc != 0)
+		return rc;
+	st = json_loads(answer, 0, NULL);
+	if (!st || raw) {
+		printf("%s%s", answer, answer[0] && answer[strlen(answer) - 1] == '\n' ? "" : "\n");
+		rc = st ? 0 : fail("status", "the node's answer is not JSON");
+	} else {
+		print_status(st);
+	}
+	json_decref(st);
+	free(answer);
+	return rc;
 }
 
 /* ---- main ---- */
@@ -818,9 +928,11 @@ static const command commands[] = {
 	{ "trust-add", "add or update a key in a trust file (created if missing)",
 	  "--trust trust.json --role coordinator|operator --pub KEY.pem [--name NAME]\n"
 	  "       [--fleet-threshold N]", cmd_trust_add },
-	{ "push", "POST an envelope to a node's local API (/v1/instruction)",
-	  "--node-api http://127.0.0.1:PORT ENVELOPE|-", cmd_push },
-	{ "status", "GET a node's /v1/status", "--node-api http://127.0.0.1:PORT", cmd_status },
+	{ "push", "POST an envelope to a node's local API (/v1/instruction) or to a coordinator "
+	  "(/v1/nodes/NODE/instruction, /v1/fleet/instruction for node \"*\")",
+	  "(--node-api http://127.0.0.1:PORT | --coordinator URL [--ca-file PEM]) ENVELOPE|-", cmd_push },
+	{ "status", "GET a node's /v1/status and print it readably (--json: as is)",
+	  "--node-api http://127.0.0.1:PORT [--json]", cmd_status },
 };
 
 static const command *find_command(const char *name)

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <signal.h>
 #include <sys/wait.h>
 
 #include "hf_httpd.h"
@@ -219,55 +220,104 @@ Test(hashflopctl, hashflopctl_envelope_verifies_with_openssl)
 		  "op1.pub.pem -in signed.bin -sigfile sig.bin");
 }
 
-/* A stand-in for a node's local API: verifies with the same library and answers like a node. */
-typedef struct fake_node {
-	hf_trust *trust;
-} fake_node;
-
-static void post_instruction(void *ctx, const hf_http_req *req, hf_http_resp *resp)
+/* Starts the real hashflopd with the test's trust file; returns its API port. */
+static hf_testproc *start_node(int *port)
 {
-	fake_node *fn = ctx;
-	hf_instr_policy pol = { .fleet = "f1", .node = "n1", .now_ms = hf_wall_ms(),
-				.skew_ms = HF_INSTR_DEFAULT_SKEW_MS };
-	hf_instr_refusal why;
-	hf_errbuf eb;
-	hf_instr in;
-
-	if (hf_instr_verify(fn->trust, req->body, req->body_len, &pol, &in, &why, &eb) == 0) {
-		hf_http_resp_json(resp, 200, json_pack("{s:b, s:s}", "accepted", 1, "mode",
-						       hf_instr_mode_name(in.mode)));
-		hf_instr_clear(&in);
-		return;
-	}
-	hf_http_resp_json(resp, 409, json_pack("{s:b, s:s, s:s}", "accepted", 0, "reason",
-					       hf_instr_refusal_name(why), "detail", eb.msg));
+	char cfg[1200], log[1100], apifile[1100], daemon[1100], text[3000];
+	snprintf(cfg, sizeof cfg, "%s/node.json", dir);
+	snprintf(log, sizeof log, "%s/hashflopd.log", dir);
+	snprintf(apifile, sizeof apifile, "%s/state/api.json", dir);
+	snprintf(daemon, sizeof daemon, "%s/runtime/node/hashflopd", hf_test_build_root());
+	snprintf(text, sizeof text,
+		 "{\"node_id\":\"n1\",\"fleet_id\":\"f1\",\"state_dir\":\"%s/state\","
+		 "\"api\":{\"listen\":\"127.0.0.1\",\"port\":0},"
+		 "\"control\":{\"trust_file\":\"%s/trust.json\"}}", dir, dir);
+	FILE *f = fopen(cfg, "w");
+	cr_assert_not_null(f);
+	fputs(text, f);
+	fclose(f);
+	const char *argv[] = { daemon, "--config", cfg, NULL };
+	hf_testproc *p = hf_testproc_start(argv, log);
+	cr_assert(hf_test_wait_file(apifile, 20000), "hashflopd did not start: %s", hf_test_read_file(log));
+	char *a = hf_test_read_file(apifile);
+	json_t *j = json_loads(a, 0, NULL);
+	*port = (int)json_integer_value(json_object_get(j, "port"));
+	json_decref(j);
+	free(a);
+	return p;
 }
 
-Test(hashflopctl, push_to_a_node_api)
+Test(hashflopctl, push_to_a_real_node_and_read_its_status)
 {
-	static const hf_http_route routes[] = { { "POST", "/v1/instruction", post_instruction } };
+	int port, st = -1;
+	make_keys_and_trust();
+	hf_testproc *node = start_node(&port);
+	SH_EXPECT(0, "", "$CTL sign --key op1.pem --fleet f1 --node n1 --mode idle > e.json");
+	SH_EXPECT(0, "\"result\":\"accepted\"", "$CTL push --node-api http://127.0.0.1:%d e.json", port);
+	SH_EXPECT(0, "\"result\":\"noop\"", "$CTL push --node-api http://127.0.0.1:%d/ - < e.json", port);
+	SH_EXPECT(1, "\"reason\":\"wrong_node\"", "$CTL sign --key op1.pem --fleet f1 --node n9 "
+		  "--mode idle | $CTL push --node-api http://127.0.0.1:%d -", port);
+	SH_EXPECT(1, "HTTP 403", "$CTL sign --key op1.pem --fleet f1 --node n9 "
+		  "--mode idle | $CTL push --node-api http://127.0.0.1:%d -", port);
+	SH_EXPECT(2, "URL", "$CTL push --node-api 127.0.0.1:%d e.json", port);
+	SH_EXPECT(2, "one of --node-api", "$CTL push e.json");
+	SH_EXPECT(0, "mode         idle (running), desired idle",
+		  "$CTL status --node-api http://127.0.0.1:%d", port);
+	SH_EXPECT(0, "instruction  mode idle, issued_ms ", "$CTL status --node-api http://127.0.0.1:%d", port);
+	SH_EXPECT(0, "operator authority via local", "$CTL status --node-api http://127.0.0.1:%d", port);
+	SH_EXPECT(0, "\"fleet\":\"f1\"", "$CTL status --json --node-api http://127.0.0.1:%d", port);
+	hf_testproc_signal(node, SIGTERM);
+	cr_assert(hf_testproc_wait_exit(node, 15000, &st));
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	hf_testproc_free(node);
+	/* nothing listening any more */
+	SH_EXPECT(1, "hashflopctl push:", "$CTL push --node-api http://127.0.0.1:%d e.json", port);
+	SH_EXPECT(1, "hashflopctl status:", "$CTL status --node-api http://127.0.0.1:%d", port);
+}
+
+/* No coordinator program exists yet: this stand-in records what its intake endpoints receive,
+ * so the test checks the paths and bodies hashflopctl sends. */
+typedef struct intake {
+	char path[128];
+	char body[HF_INSTR_MAX_ENVELOPE + 1];
+} intake;
+
+static void post_intake(void *ctx, const hf_http_req *req, hf_http_resp *resp)
+{
+	intake *in = ctx;
+	hf_strlcpy(in->path, req->path, sizeof in->path);
+	hf_strlcpy(in->body, req->body, sizeof in->body);
+	hf_http_resp_json(resp, 202, json_pack("{s:s}", "result", "queued"));
+}
+
+Test(hashflopctl, push_to_a_coordinator_intake)
+{
+	static const hf_http_route routes[] = {
+		{ "POST", "/v1/nodes/*/instruction", post_intake },
+		{ "POST", "/v1/fleet/instruction", post_intake },
+	};
 	hf_httpd_opts opts = { .host = "127.0.0.1" };
-	fake_node fn = { 0 };
+	static intake got;
 	hf_httpd *h = NULL;
-	char trust[1024];
 	hf_errbuf eb;
 	int port;
 
 	make_keys_and_trust();
-	snprintf(trust, sizeof trust, "%s/trust.json", dir);
-	cr_assert_eq(hf_trust_load(trust, &fn.trust, &eb), 0, "%s", eb.msg);
-	cr_assert_eq(hf_httpd_new(&opts, routes, 1, &fn, &h, &eb), 0, "%s", eb.msg);
+	cr_assert_eq(hf_httpd_new(&opts, routes, 2, &got, &h, &eb), 0, "%s", eb.msg);
 	port = hf_httpd_port(h);
-	SH_EXPECT(0, "", "$CTL sign --key op1.pem --fleet f1 --node n1 --mode mining > e.json");
-	SH_EXPECT(0, "\"accepted\":true", "$CTL push --node-api http://127.0.0.1:%d e.json", port);
-	SH_EXPECT(0, "\"accepted\":true", "$CTL push --node-api http://127.0.0.1:%d/ - < e.json", port);
-	SH_EXPECT(1, "\"reason\":\"wrong_node\"", "$CTL sign --key op1.pem --fleet f1 --node n9 "
-		  "--mode idle | $CTL push --node-api http://127.0.0.1:%d -", port);
-	SH_EXPECT(1, "HTTP 409", "$CTL sign --key op1.pem --fleet f1 --node n9 "
-		  "--mode idle | $CTL push --node-api http://127.0.0.1:%d -", port);
-	SH_EXPECT(2, "URL", "$CTL push --node-api 127.0.0.1:%d e.json", port);
+	SH_EXPECT(0, "", "$CTL sign --key coord.pem --fleet f1 --node n7 --mode idle > c.json");
+	SH_EXPECT(0, "\"result\":\"queued\"", "$CTL push --coordinator http://127.0.0.1:%d c.json", port);
+	cr_assert_str_eq(got.path, "/v1/nodes/n7/instruction");
+	char path[1200];
+	snprintf(path, sizeof path, "%s/c.json", dir);
+	char *sent = hf_test_read_file(path);
+	cr_assert_not_null(sent);
+	cr_assert_eq(strncmp(got.body, sent, strlen(got.body)), 0, "the envelope was not sent as is");
+	free(sent);
+	SH_EXPECT(0, "", "$CTL sign --key op1.pem --key op2.pem --fleet f1 --node '*' --mode idle > f.json");
+	SH_EXPECT(0, "queued", "$CTL push --coordinator http://127.0.0.1:%d/ f.json", port);
+	cr_assert_str_eq(got.path, "/v1/fleet/instruction");
+	SH_EXPECT(1, "not an instruction envelope", "echo '{}' | $CTL push --coordinator http://127.0.0.1:%d -", port);
+	SH_EXPECT(2, "one of --node-api", "$CTL push --coordinator http://x --node-api http://y c.json");
 	hf_httpd_free(h);
-	/* nothing listening any more */
-	SH_EXPECT(1, "hashflopctl push:", "$CTL push --node-api http://127.0.0.1:%d e.json", port);
-	hf_trust_free(fn.trust);
 }
