@@ -1,0 +1,80 @@
+/* hf_cl: OpenCL device discovery with a stable selector syntax, one context + in-order queue per
+ * opened device, and program building through a persistent binary cache.
+ *
+ * Selectors (hf_cl_open, hf_cl_find): NULL, "" or "auto" = the first GPU, else the first device;
+ * "P:D" = platform index P, device index D (as `hashflopctl devices` lists them);
+ * "pocl", "nvidia", "amd", "intel" = the first device of a platform whose name or vendor
+ * contains that word; any other string = the first device whose name contains it
+ * (case-insensitive). An unmatched selector is HF_ENOTFOUND with the list of devices in eb.
+ *
+ * Program cache: binaries are stored under opts.cache_dir keyed by SHA-256 over (platform name,
+ * device name, driver version, source, build options); a hit skips the compiler. For PoCL the
+ * implementation also points POCL_CACHE_DIR at <cache_dir>/pocl when unset, so PoCL's own
+ * per-local-size machine code survives restarts. Build logs are kept and given in eb on failure.
+ * Threading: an hf_cl handle and its queue are used by one thread at a time; distinct handles
+ * may be used concurrently. hf_cl_list is reentrant.
+ */
+#ifndef HF_CL_H
+#define HF_CL_H
+
+#define CL_TARGET_OPENCL_VERSION 120
+#include <CL/cl.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hf_error.h"
+
+typedef struct hf_cl_device_info {
+	char selector[16];        /* "P:D" */
+	char platform[128];
+	char platform_vendor[128];
+	char name[128];
+	char vendor[128];
+	char driver_version[64];
+	char version[64];         /* CL_DEVICE_VERSION */
+	bool is_gpu;
+	unsigned compute_units;
+	unsigned clock_mhz;
+	uint64_t global_mem_bytes;
+	uint64_t local_mem_bytes;
+	uint64_t max_alloc_bytes;
+	size_t max_work_group_size;
+	bool fp16;                /* cl_khr_fp16 */
+	bool fp64;                /* cl_khr_fp64 */
+} hf_cl_device_info;
+
+typedef struct hf_cl_opts {
+	const char *cache_dir;    /* NULL: no persistent cache */
+	bool profiling;           /* CL_QUEUE_PROFILING_ENABLE */
+} hf_cl_opts;
+
+typedef struct hf_cl hf_cl;
+
+/* Lists every device of every platform (up to max); *n is the total found. */
+int hf_cl_list(hf_cl_device_info *out, size_t max, size_t *n, hf_errbuf *eb);
+/* Resolves a selector without opening the device. */
+int hf_cl_find(const char *selector, hf_cl_device_info *out, hf_errbuf *eb);
+/* Opens a context and an in-order queue on the selected device. */
+int hf_cl_open(const char *selector, const hf_cl_opts *opts, hf_cl **out, hf_errbuf *eb);
+void hf_cl_free(hf_cl *cl);
+
+cl_context hf_cl_context(const hf_cl *cl);
+cl_command_queue hf_cl_queue(const hf_cl *cl);
+cl_device_id hf_cl_device(const hf_cl *cl);
+const hf_cl_device_info *hf_cl_info(const hf_cl *cl);
+
+/* Builds (or loads from the cache) a program from source with options. On a compiler error the
+ * build log is in eb. *cache_hit (may be NULL) tells whether the binary came from the cache. */
+int hf_cl_build(hf_cl *cl, const char *source, size_t len, const char *options,
+		cl_program *out, bool *cache_hit, hf_errbuf *eb);
+
+/* The cache directory given to hf_cl_open, or NULL. */
+const char *hf_cl_cache_dir(const hf_cl *cl);
+/* The full log of the handle's last compile from source ("" when none or empty). */
+const char *hf_cl_build_log(const hf_cl *cl);
+
+/* "CL_OUT_OF_RESOURCES" etc. for an OpenCL status code. */
+const char *hf_cl_strerror(cl_int status);
+
+#endif

@@ -1,0 +1,29 @@
+/* sha256d_table_x86: the dispatch table of an x86-64 build, best first (meson picks this file
+ * on x86-64; other CPU families get sha256d_table_portable.c). The order is by measured
+ * per-core speed on the reference machine: AVX-512 16-way, then SHA-NI, then AVX2 8-way.
+ * Threading: constant data.
+ */
+#include "sha256d_priv.h"
+
+static bool ref_supported(void) { return true; }
+
+static const hf_sha256d_impl avx512 = {
+	"avx512", "AVX-512F, 16 nonces per register, rotates and ternary logic", 16,
+	hf_sha256d_priv_avx512_supported, hf_sha256d_priv_scan_avx512,
+};
+static const hf_sha256d_impl shani = {
+	"shani", "x86 SHA extensions, 2 nonces interleaved", 2,
+	hf_sha256d_priv_shani_supported, hf_sha256d_priv_scan_shani,
+};
+static const hf_sha256d_impl avx2 = {
+	"avx2", "AVX2, 8 nonces per register", 8,
+	hf_sha256d_priv_avx2_supported, hf_sha256d_priv_scan_avx2,
+};
+static const hf_sha256d_impl ref = {
+	"ref", "portable reference (plain C, full SHA-256d per nonce)", 1,
+	ref_supported, hf_sha256d_scan_ref,
+};
+
+const hf_sha256d_impl *const hf_sha256d_priv_table[] = { &avx512, &shani, &avx2, &ref };
+const size_t hf_sha256d_priv_table_len = sizeof(hf_sha256d_priv_table) /
+					 sizeof(hf_sha256d_priv_table[0]);

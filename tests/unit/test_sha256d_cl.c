@@ -1,0 +1,239 @@
+/* Unit tests for hf_sha256d_cl: the OpenCL scan (PoCL in CI) against the reference scanner and
+ * OpenSSL: random headers, the published block headers, boundary targets, wrapping and short
+ * ranges, many hits (the candidate buffer overflows and is rescanned in slices). A build or a
+ * machine without an OpenCL device reports these tests as skipped, never as passed.
+ */
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hf_sha256d.h"
+#include "hf_sha256d_cl.h"
+#include "hf_util.h"
+
+static uint64_t rng_state = 0x243f6a8885a308d3ull;
+
+static uint64_t rng(void)
+{
+	rng_state ^= rng_state >> 12;
+	rng_state ^= rng_state << 25;
+	rng_state ^= rng_state >> 27;
+	return rng_state * 0x2545f4914f6cdd1dull;
+}
+
+static void rng_bytes(uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		p[i] = (uint8_t)(rng() >> 56);
+}
+
+static void put_le32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+	p[2] = (uint8_t)(v >> 16);
+	p[3] = (uint8_t)(v >> 24);
+}
+
+/* Opens the device the tests use (HF_TEST_CL_DEVICE, default "auto"), small batches so ranges
+ * span several launches; skips when this build or machine has no OpenCL device. */
+static hf_sha256d_cl *open_or_skip(void)
+{
+	if (!hf_sha256d_cl_compiled())
+		cr_skip_test("this build has no OpenCL; the OpenCL scanner was NOT tested");
+	char cache[1024] = "";
+	const char *root = getenv("HF_BUILD_ROOT");
+	if (root)
+		snprintf(cache, sizeof(cache), "%s/sha256d-cl-cache", root);
+	const char *dev = getenv("HF_TEST_CL_DEVICE");
+	hf_sha256d_cl_opts o = { .device = dev ? dev : "auto", .cache_dir = cache[0] ? cache : NULL,
+				 .batch = 1000 };
+	hf_sha256d_cl *s = NULL;
+	hf_errbuf eb;
+	int rc = hf_sha256d_cl_new(&o, &s, &eb);
+	if (rc == HF_ENOTFOUND)
+		cr_skip_test("no OpenCL device here (%s); the OpenCL scanner was NOT tested", eb.msg);
+	cr_assert_eq(rc, 0, "%s: %s", hf_strerror(rc), eb.msg);
+	return s;
+}
+
+#define MAX_HITS 2048
+
+typedef struct scan_out {
+	uint32_t hits[MAX_HITS];
+	hf_sha256d_result res;
+} scan_out;
+
+static void cl_scan(hf_sha256d_cl *s, const hf_sha256d_job *job, uint32_t start, uint64_t count,
+		    size_t max_hits, scan_out *out)
+{
+	hf_errbuf eb;
+	memset(out, 0xa5, sizeof(*out));
+	int rc = hf_sha256d_cl_scan(s, job, start, count, out->hits, max_hits, &out->res, &eb);
+	cr_assert_eq(rc, 0, "%s: %s", hf_strerror(rc), eb.msg);
+}
+
+static void agree(hf_sha256d_cl *s, const uint8_t header[80], const hf_sha256d_job *job,
+		  uint32_t start, uint64_t count)
+{
+	static scan_out a, b;
+	cl_scan(s, job, start, count, MAX_HITS, &a);
+	cr_assert_eq(hf_sha256d_scan_ref(job, start, count, b.hits, MAX_HITS, &b.res), 0);
+	cr_assert_eq(a.res.scanned, count);
+	cr_assert_eq(a.res.n_hits, b.res.n_hits, "opencl %zu hits, reference %zu (start %u)",
+		     a.res.n_hits, b.res.n_hits, start);
+	for (size_t i = 0; i < a.res.n_hits; i++) {
+		cr_assert_eq(a.hits[i], b.hits[i]);
+		uint8_t h[80], once[32], twice[32];
+		memcpy(h, header, 80);
+		put_le32(h + 76, a.hits[i]);
+		SHA256(h, 80, once);
+		SHA256(once, 32, twice);
+		cr_assert(hf_sha256d_meets_target(twice, job->target), "OpenSSL disagrees");
+	}
+}
+
+Test(sha256d_cl, random_headers_vs_reference_and_openssl)
+{
+	hf_sha256d_cl *s = open_or_skip();
+	for (int i = 0; i < 300; i++) {
+		uint8_t header[80], target[32];
+		hf_sha256d_job job;
+		rng_bytes(header, 80);
+		rng_bytes(target, 32);
+		target[31] = (uint8_t)(i % 3 == 0 ? 0x10 : i % 3 == 1 ? 0xff : 0x02);
+		hf_sha256d_job_from_header(&job, header, target);
+		agree(s, header, &job, (uint32_t)rng(), 1 + rng() % 2000);
+	}
+	hf_sha256d_cl_free(s);
+}
+
+static void get_hex_reversed(json_t *obj, const char *key, uint8_t *out, size_t n)
+{
+	const char *str = json_string_value(json_object_get(obj, key));
+	uint8_t tmp[32];
+	cr_assert(str && hf_hex_decode(str, strlen(str), tmp, n), "field %s", key);
+	for (size_t i = 0; i < n; i++)
+		out[i] = tmp[n - 1 - i];
+}
+
+Test(sha256d_cl, published_block_headers)
+{
+	hf_sha256d_cl *s = open_or_skip();
+	const char *dir = getenv("HF_VECTORS_DIR");
+	cr_assert(dir, "HF_VECTORS_DIR is not set");
+	char path[1024];
+	snprintf(path, sizeof(path), "%s/block_headers.json", dir);
+	json_error_t jerr;
+	json_t *root = json_load_file(path, 0, &jerr);
+	cr_assert(root, "%s: %s", path, jerr.text);
+	json_t *blocks = json_object_get(root, "blocks");
+	cr_assert(json_array_size(blocks) >= 1);
+	for (size_t b = 0; b < json_array_size(blocks); b++) {
+		json_t *blk = json_array_get(blocks, b);
+		uint8_t header[80], target[32], hash_le[32], got[32];
+		uint32_t bits = (uint32_t)strtoul(json_string_value(json_object_get(blk, "bits")),
+						  NULL, 16);
+		uint32_t nonce = (uint32_t)json_integer_value(json_object_get(blk, "nonce"));
+		put_le32(header, (uint32_t)json_integer_value(json_object_get(blk, "version")));
+		get_hex_reversed(blk, "prev_hash", header + 4, 32);
+		get_hex_reversed(blk, "merkle_root", header + 36, 32);
+		put_le32(header + 68, (uint32_t)json_integer_value(json_object_get(blk, "time")));
+		put_le32(header + 72, bits);
+		put_le32(header + 76, 0);
+		get_hex_reversed(blk, "hash", hash_le, 32);
+		cr_assert_eq(hf_sha256d_target_from_bits(bits, target), 0);
+		hf_sha256d_job job;
+		hf_sha256d_job_from_header(&job, header, target);
+		static scan_out out;
+		cl_scan(s, &job, nonce - 20000, 40001, MAX_HITS, &out);
+		cr_assert_eq(out.res.scanned, 40001);
+		cr_assert_eq(out.res.n_hits, 1, "block %zu: %zu hits", b, out.res.n_hits);
+		cr_assert_eq(out.hits[0], nonce);
+		hf_sha256d_job_hash(&job, out.hits[0], got);
+		cr_assert_eq(memcmp(got, hash_le, 32), 0, "block hash not reproduced");
+	}
+	json_decref(root);
+	hf_sha256d_cl_free(s);
+}
+
+Test(sha256d_cl, boundary_targets)
+{
+	hf_sha256d_cl *s = open_or_skip();
+	for (int i = 0; i < 40; i++) {
+		uint8_t header[80], target[32] = { 0 }, hash[32];
+		hf_sha256d_job job;
+		static scan_out out;
+		rng_bytes(header, 80);
+		hf_sha256d_job_from_header(&job, header, target);
+		uint32_t nonce = (uint32_t)rng();
+		hf_sha256d_job_hash(&job, nonce, hash);
+
+		hf_sha256d_job_from_header(&job, header, hash); /* hash == target passes */
+		cl_scan(s, &job, nonce, 1, MAX_HITS, &out);
+		cr_assert_eq(out.res.n_hits, 1);
+		cr_assert_eq(out.hits[0], nonce);
+		agree(s, header, &job, nonce - 30, 61);
+
+		memcpy(target, hash, 32); /* hash == target + 1 fails */
+		for (int k = 0; k < 32 && target[k]-- == 0; k++)
+			;
+		hf_sha256d_job_from_header(&job, header, target);
+		cl_scan(s, &job, nonce, 1, MAX_HITS, &out);
+		cr_assert_eq(out.res.n_hits, 0);
+		agree(s, header, &job, nonce - 30, 61);
+	}
+	hf_sha256d_cl_free(s);
+}
+
+Test(sha256d_cl, wrap_short_ranges_and_many_hits)
+{
+	hf_sha256d_cl *s = open_or_skip();
+	uint8_t header[80], target[32];
+	hf_sha256d_job job;
+	static scan_out out;
+	rng_bytes(header, 80);
+	memset(target, 0xff, 32);
+	hf_sha256d_job_from_header(&job, header, target);
+
+	cl_scan(s, &job, 9, 0, MAX_HITS, &out);
+	cr_assert_eq(out.res.scanned, 0);
+	cr_assert_eq(out.res.n_hits, 0);
+	cl_scan(s, &job, 0xffffffffu, 1, MAX_HITS, &out);
+	cr_assert_eq(out.res.n_hits, 1);
+	cr_assert_eq(out.hits[0], 0xffffffffu);
+
+	/* every nonce hits across the wrap: 1500 nonces overflow the device buffer repeatedly */
+	cl_scan(s, &job, 0xfffffe00u, 1500, MAX_HITS, &out);
+	cr_assert_eq(out.res.scanned, 1500);
+	cr_assert_eq(out.res.n_hits, 1500);
+	for (uint32_t i = 0; i < 1500; i++)
+		cr_assert_eq(out.hits[i], 0xfffffe00u + i);
+
+	/* a small hit buffer: stop at the first unreported hit, resume there */
+	uint32_t next = 40;
+	uint64_t left = 23;
+	size_t got = 0;
+	while (left > 0) {
+		cl_scan(s, &job, next, left, 5, &out);
+		for (size_t k = 0; k < out.res.n_hits; k++)
+			cr_assert_eq(out.hits[k], 40 + (uint32_t)(got + k));
+		got += out.res.n_hits;
+		next += (uint32_t)out.res.scanned;
+		left -= out.res.scanned;
+	}
+	cr_assert_eq(got, 23);
+
+	/* ordinary targets across the wrap */
+	for (int i = 0; i < 30; i++) {
+		rng_bytes(header, 80);
+		rng_bytes(target, 32);
+		target[31] = 0x08;
+		hf_sha256d_job_from_header(&job, header, target);
+		agree(s, header, &job, 0u - (uint32_t)(rng() % 3000), 1 + rng() % 5000);
+	}
+	hf_sha256d_cl_free(s);
+}
