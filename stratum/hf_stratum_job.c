@@ -6,10 +6,10 @@
  */
 #include "hf_stratum_job.h"
 
-#include <openssl/sha.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "hf_sha256d.h"
 #include "hf_util.h"
 
 static uint8_t *dup_bytes(const uint8_t *p, size_t n)
@@ -138,10 +138,7 @@ fail:
 
 void hf_stratum_sha256d(const void *data, size_t len, uint8_t out[32])
 {
-	uint8_t first[32];
-
-	SHA256(data, len, first);
-	SHA256(first, 32, out);
+	hf_sha256d_hash(data, len, out); /* the kernels' portable reference */
 }
 
 int hf_stratum_job_coinbase(const hf_stratum_job *job, const uint8_t *en1, size_t en1_len,

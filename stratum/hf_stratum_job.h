@@ -67,7 +67,8 @@ int hf_stratum_job_set_hex(hf_stratum_job *job, const char *prevhash, const char
 bool hf_stratum_job_prevhash_decode(const char *hex, uint8_t out[32]);
 void hf_stratum_job_prevhash_encode(const uint8_t in[32], char out[65]);
 
-/* SHA-256d of len bytes (OpenSSL). */
+/* SHA-256d of len bytes (the kernels' portable reference, hf_sha256d_hash): what the lab
+ * pool validates shares with. */
 void hf_stratum_sha256d(const void *data, size_t len, uint8_t out[32]);
 
 /* Builds the coinbase into out (cap outsz); its length in *outlen. HF_ETOOBIG if it does not
