@@ -14,10 +14,9 @@
 #include <string.h>
 
 #include "hf_cl.h"
+#include "sha256d_cl.h" /* generated from sha256d.cl: sha256d_cl_src[] */
 #include "sha256d_priv.h"
 
-extern const char hf_sha256d_priv_cl_source[];
-extern const size_t hf_sha256d_priv_cl_source_len;
 
 #define CAND_CAP 256u
 #define JOB_WORDS 26
@@ -64,7 +63,7 @@ int hf_sha256d_cl_new(const hf_sha256d_cl_opts *opts, hf_sha256d_cl **out, hf_er
 	s->batch = opts->batch ? opts->batch : info->is_gpu ? (1u << 22) : (1u << 16);
 	s->local = opts->local_size;
 
-	rc = hf_cl_build(s->cl, hf_sha256d_priv_cl_source, hf_sha256d_priv_cl_source_len,
+	rc = hf_cl_build(s->cl, sha256d_cl_src, sha256d_cl_src_len,
 			 "-cl-std=CL1.2", &s->prog, &s->cache_hit, eb);
 	if (rc) {
 		hf_fail_prefix(eb, rc, "sha256d.cl on %s", s->device);

@@ -1,0 +1,430 @@
+/* Unit tests for hf_gemm: every kernel family against a plain C reference (double accumulation)
+ * and against OpenBLAS on awkward shapes, transposes, alpha/beta combinations, beta = 0 with NaN
+ * in C, FP16 weights, leading dimensions, K = 0, parameter validation and the tuning database.
+ * Uses one program per family and B type (6 in all) through a cache in the build directory, so
+ * PoCL compiles each once per build tree. */
+#include <cblas.h>
+#include <criterion/criterion.h>
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "hf_gemm.h"
+#include "hf_util.h"
+
+static hf_cl *cl;
+static char cache[512];
+
+static void open_device(void)
+{
+	hf_errbuf eb;
+	const char *root = getenv("HF_BUILD_ROOT");
+	snprintf(cache, sizeof cache, "%s/gemm-test-cache", root ? root : "/tmp");
+	hf_cl_opts o = { .cache_dir = cache };
+	cr_assert_eq(hf_cl_open("0:0", &o, &cl, &eb), 0, "%s", eb.msg);
+}
+
+static void close_device(void)
+{
+	hf_cl_free(cl);
+	cl = NULL;
+}
+
+/* ---- host helpers ---- */
+
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+
+static float frand(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return (float)((rng >> 40) & 0xffff) / 32768.0f - 1.0f;
+}
+
+/* IEEE binary16 from float, round to nearest even (normal and subnormal results, no NaN). */
+static uint16_t to_half(float f)
+{
+	uint32_t x;
+	memcpy(&x, &f, 4);
+	uint16_t sign = (uint16_t)((x >> 16) & 0x8000);
+	float a = fabsf(f);
+	if (a >= 65520.0f)
+		return sign | 0x7c00;
+	if (a < 6.103515625e-05f) { /* subnormal: units of 2^-24 */
+		float q = rintf(a * 16777216.0f);
+		return sign | (uint16_t)q;
+	}
+	int e;
+	float m = frexpf(a, &e); /* a = m * 2^e, m in [0.5, 1) */
+	float q = rintf(m * 2048.0f); /* 11 significant bits */
+	if (q >= 2048.0f) {
+		q /= 2.0f;
+		e++;
+	}
+	return sign | (uint16_t)(((e + 14) << 10) | ((uint16_t)q & 0x3ff));
+}
+
+static float from_half(uint16_t h)
+{
+	int e = (h >> 10) & 0x1f, m = h & 0x3ff;
+	float v = e == 0 ? ldexpf((float)m, -24) : ldexpf((float)(m | 0x400), e - 25);
+	return (h & 0x8000) ? -v : v;
+}
+
+typedef struct gcase {
+	size_t m, n, k;
+	bool ta, tb, half;
+	float alpha, beta;
+	size_t lda, ldb, ldc; /* 0 = dense */
+} gcase;
+
+/* Runs one case with the given parameters (NULL: the plan's own choice) and checks it. */
+static void check_case(const gcase *g, const hf_gemm_params *prm)
+{
+	size_t m = g->m, n = g->n, k = g->k;
+	size_t lda = g->lda ? g->lda : (g->ta ? m : k), ldb = g->ldb ? g->ldb : (g->tb ? k : n);
+	size_t ldc = g->ldc ? g->ldc : n;
+	size_t na = (g->ta ? k : m) * lda, nb = (g->tb ? n : k) * ldb, nc = m * ldc;
+	float *a = malloc((na + 1) * 4), *b = malloc((nb + 1) * 4), *c = malloc((nc + 1) * 4);
+	float *out = malloc((nc + 1) * 4);
+	uint16_t *bh = malloc((nb + 1) * 2);
+	hf_errbuf eb;
+	cl_int st;
+	for (size_t i = 0; i < na; i++)
+		a[i] = frand();
+	for (size_t i = 0; i < nb; i++) {
+		b[i] = frand();
+		bh[i] = to_half(b[i]);
+		if (g->half)
+			b[i] = from_half(bh[i]); /* the reference sees the stored weights */
+	}
+	for (size_t i = 0; i < nc; i++)
+		c[i] = g->beta == 0.0f ? NAN : frand();
+
+	hf_gemm_shape s = { .m = m, .n = n, .k = k, .trans_a = g->ta, .trans_b = g->tb,
+			    .b_type = g->half ? HF_GEMM_B_F16 : HF_GEMM_B_F32,
+			    .lda = g->lda, .ldb = g->ldb, .ldc = g->ldc };
+	hf_gemm_plan *plan;
+	cr_assert_eq(hf_gemm_plan_new(cl, &s, prm, &plan, &eb), 0, "%s", eb.msg);
+	cl_context ctx = hf_cl_context(cl);
+	cl_mem ma = clCreateBuffer(ctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, (na + 1) * 4, a,
+				   &st);
+	cl_mem mb = clCreateBuffer(ctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR,
+				   (nb + 1) * (g->half ? 2 : 4), g->half ? (void *)bh : (void *)b,
+				   &st);
+	cl_mem mc = clCreateBuffer(ctx, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, (nc + 1) * 4, c,
+				   &st);
+	cr_assert(ma && mb && mc);
+	cr_assert_eq(hf_gemm_run(plan, g->alpha, ma, mb, g->beta, mc, &eb), 0, "%s", eb.msg);
+	cr_assert_eq(clEnqueueReadBuffer(hf_cl_queue(cl), mc, CL_TRUE, 0, nc * 4, out, 0, NULL,
+					 NULL), CL_SUCCESS);
+	char desc[128];
+	hf_gemm_params_describe(hf_gemm_plan_params(plan), desc, sizeof desc);
+
+	for (size_t i = 0; i < m; i++) {
+		for (size_t j = 0; j < ldc; j++) {
+			float got = out[i * ldc + j];
+			if (j >= n) { /* padding columns of C are never written */
+				cr_assert(memcmp(&got, &c[i * ldc + j], 4) == 0,
+					  "C padding written at (%zu,%zu)", i, j);
+				continue;
+			}
+			double acc = 0.0, mag = 0.0;
+			for (size_t p = 0; p < k; p++) {
+				double x = a[g->ta ? p * lda + i : i * lda + p];
+				double y = b[g->tb ? j * ldb + p : p * ldb + j];
+				acc += x * y;
+				mag += fabs(x * y);
+			}
+			double want = g->alpha * acc;
+			if (g->beta != 0.0f)
+				want += (double)g->beta * c[i * ldc + j];
+			double tol = 1e-5 + 4.0 * FLT_EPSILON * (double)(k + 2) *
+					    (fabs(g->alpha) * mag + fabs(g->beta) * 1.0);
+			cr_assert(fabs(got - want) <= tol,
+				  "%s M=%zu N=%zu K=%zu ta=%d tb=%d half=%d alpha=%g beta=%g: "
+				  "C[%zu][%zu] = %.7g, want %.7g", desc, m, n, k, g->ta, g->tb,
+				  g->half, g->alpha, g->beta, i, j, got, want);
+		}
+	}
+	clReleaseMemObject(ma);
+	clReleaseMemObject(mb);
+	clReleaseMemObject(mc);
+	hf_gemm_plan_free(plan);
+	free(a);
+	free(b);
+	free(c);
+	free(out);
+	free(bh);
+}
+
+/* Shapes {M, N, K}: 1, 7, 63, 65, 257 and 1000 in each position, edges in every direction. */
+static const size_t shapes[][3] = {
+	{ 1, 1, 1 }, { 7, 7, 7 }, { 63, 65, 7 }, { 65, 63, 257 }, { 1, 257, 65 },
+	{ 7, 1000, 63 }, { 257, 7, 65 }, { 5, 1, 1000 }, { 1000, 65, 7 }, { 13, 17, 1 },
+	{ 33, 48, 129 }, /* N a multiple of the panel width: PACKED reads B in place */
+};
+
+/* Forced parameters for the family sweeps: small blocks so that every loop runs several
+ * times on these shapes (k-chunks and tiles in PACKED, k-blocks, row passes and k-splits in
+ * GEMV); one program per family and B type. */
+static const hf_gemm_params sweep_packed = { .family = HF_GEMM_PACKED, .vw = 8, .mr = 5, .nv = 2,
+					      .tm = 2, .ku = 2, .pk = 16, .kc = 32 };
+static const hf_gemm_params sweep_gemv = { .family = HF_GEMM_GEMV, .vw = 8, .nv = 2, .mb = 3,
+					    .jb = 3, .kb = 16 };
+static const hf_gemm_params sweep_direct = { .family = HF_GEMM_DIRECT };
+
+static void sweep(hf_gemm_family fam, bool half)
+{
+	const hf_gemm_params *prm = fam == HF_GEMM_PACKED ? &sweep_packed :
+				    fam == HF_GEMM_GEMV	  ? &sweep_gemv :
+							    &sweep_direct;
+	static const float ab[][2] = { { 1.0f, 0.0f }, { -0.5f, 1.0f }, { 2.0f, -1.5f } };
+	unsigned t = 0;
+	for (size_t i = 0; i < HF_ARRAY_SIZE(shapes); i++) {
+		for (unsigned tr = 0; tr < 4; tr++, t++) {
+			gcase g = { shapes[i][0], shapes[i][1], shapes[i][2], tr & 1, tr >> 1, half,
+				    ab[t % 3][0], ab[t % 3][1], 0, 0, 0 };
+			if (fam == HF_GEMM_GEMV && g.ta && g.tb && g.m > 1)
+				g.ta = false; /* gemv(t) needs contiguous rows of op(A) */
+			check_case(&g, prm);
+		}
+	}
+}
+
+#define SUITE .init = open_device, .fini = close_device
+
+Test(gemm, packed_family, SUITE) { sweep(HF_GEMM_PACKED, false); }
+Test(gemm, gemv_family, SUITE) { sweep(HF_GEMM_GEMV, false); }
+Test(gemm, direct_family, SUITE) { sweep(HF_GEMM_DIRECT, false); }
+Test(gemm, packed_family_fp16_weights, SUITE) { sweep(HF_GEMM_PACKED, true); }
+Test(gemm, gemv_family_fp16_weights, SUITE) { sweep(HF_GEMM_GEMV, true); }
+Test(gemm, direct_family_fp16_weights, SUITE) { sweep(HF_GEMM_DIRECT, true); }
+
+Test(gemm, automatic_choice_and_strides, SUITE)
+{
+	hf_gemm_shape big = { .m = 200, .n = 300, .k = 100 };
+	hf_gemm_shape vec = { .m = 1, .n = 4096, .k = 4096, .trans_b = true };
+	hf_gemm_shape tiny = { .m = 3, .n = 5, .k = 7 };
+	cr_assert_str_eq(hf_gemm_shape_class(&big), "packed");
+	cr_assert_str_eq(hf_gemm_shape_class(&vec), "gemv");
+	cr_assert_str_eq(hf_gemm_shape_class(&tiny), "direct");
+	vec.b_type = HF_GEMM_B_F16;
+	cr_assert_str_eq(hf_gemm_shape_class(&vec), "gemv-f16");
+
+	/* Leading dimensions wider than the rows; padding of C stays untouched. */
+	gcase g1 = { 70, 40, 33, false, false, false, 1.0f, 0.5f, 40, 45, 47 };
+	gcase g2 = { 70, 40, 33, true, true, false, 1.0f, 0.0f, 75, 36, 41 };
+	gcase g3 = { 2, 40, 33, false, true, true, 1.0f, 1.0f, 35, 34, 44 };
+	check_case(&g1, &sweep_packed);
+	check_case(&g2, &sweep_packed);
+	check_case(&g3, &sweep_gemv);
+	/* K = 0: C = beta * C. */
+	gcase g4 = { 9, 11, 0, false, false, false, 1.0f, 2.0f, 0, 0, 0 };
+	check_case(&g4, NULL);
+}
+
+Test(gemm, against_openblas, SUITE)
+{
+	size_t m = 96, n = 130, k = 257;
+	float *a = malloc(m * k * 4), *b = malloc(k * n * 4), *c = malloc(m * n * 4),
+	      *ref = malloc(m * n * 4);
+	hf_errbuf eb;
+	cl_int st;
+	for (size_t i = 0; i < m * k; i++)
+		a[i] = frand();
+	for (size_t i = 0; i < k * n; i++)
+		b[i] = frand();
+	for (int tb = 0; tb < 2; tb++) {
+		for (size_t i = 0; i < m * n; i++)
+			ref[i] = c[i] = frand();
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)m,
+			    (int)n, (int)k, 0.75f, a, (int)k, b, tb ? (int)k : (int)n, 0.25f, ref,
+			    (int)n);
+		hf_gemm_shape s = { .m = m, .n = n, .k = k, .trans_b = tb };
+		hf_gemm_plan *plan;
+		cr_assert_eq(hf_gemm_plan_new(cl, &s, NULL, &plan, &eb), 0, "%s", eb.msg);
+		cl_mem ma = clCreateBuffer(hf_cl_context(cl), CL_MEM_COPY_HOST_PTR, m * k * 4, a,
+					   &st);
+		cl_mem mb = clCreateBuffer(hf_cl_context(cl), CL_MEM_COPY_HOST_PTR, k * n * 4, b,
+					   &st);
+		cl_mem mc = clCreateBuffer(hf_cl_context(cl), CL_MEM_COPY_HOST_PTR, m * n * 4, c,
+					   &st);
+		cr_assert_eq(hf_gemm_run(plan, 0.75f, ma, mb, 0.25f, mc, &eb), 0, "%s", eb.msg);
+		clEnqueueReadBuffer(hf_cl_queue(cl), mc, CL_TRUE, 0, m * n * 4, c, 0, NULL, NULL);
+		for (size_t i = 0; i < m * n; i++)
+			cr_assert(fabsf(c[i] - ref[i]) <= 1e-4f * (1.0f + fabsf(ref[i])),
+				  "tb=%d C[%zu] = %g, OpenBLAS %g", tb, i, c[i], ref[i]);
+		clReleaseMemObject(ma);
+		clReleaseMemObject(mb);
+		clReleaseMemObject(mc);
+		hf_gemm_plan_free(plan);
+	}
+	free(a);
+	free(b);
+	free(c);
+	free(ref);
+}
+
+Test(gemm, prepacked_weights_are_reused, SUITE)
+{
+	/* B (N x K, transposed, FP16) packed once; runs with b = NULL use the packed copy. */
+	size_t m = 70, n = 40, k = 33;
+	float *a = malloc(m * k * 4), *c = malloc(m * n * 4);
+	uint16_t *bh = malloc(n * k * 2);
+	hf_errbuf eb;
+	cl_int st;
+	for (size_t i = 0; i < m * k; i++)
+		a[i] = frand();
+	for (size_t i = 0; i < n * k; i++)
+		bh[i] = to_half(frand());
+	hf_gemm_shape s = { .m = m, .n = n, .k = k, .trans_b = true, .b_type = HF_GEMM_B_F16 };
+	hf_gemm_plan *plan;
+	cr_assert_eq(hf_gemm_plan_new(cl, &s, &sweep_packed, &plan, &eb), 0, "%s", eb.msg);
+	cl_mem ma = clCreateBuffer(hf_cl_context(cl), CL_MEM_COPY_HOST_PTR, m * k * 4, a, &st);
+	cl_mem mb = clCreateBuffer(hf_cl_context(cl), CL_MEM_COPY_HOST_PTR, n * k * 2, bh, &st);
+	cl_mem mc = clCreateBuffer(hf_cl_context(cl), CL_MEM_READ_WRITE, m * n * 4, NULL, &st);
+	cr_assert_eq(hf_gemm_prepack_b(plan, mb, &eb), 0, "%s", eb.msg);
+	clReleaseMemObject(mb); /* the plan no longer needs it */
+	for (int rep = 0; rep < 2; rep++) {
+		cr_assert_eq(hf_gemm_run(plan, 1.0f, ma, NULL, 0.0f, mc, &eb), 0, "%s", eb.msg);
+		clEnqueueReadBuffer(hf_cl_queue(cl), mc, CL_TRUE, 0, m * n * 4, c, 0, NULL, NULL);
+		for (size_t i = 0; i < m; i++)
+			for (size_t j = 0; j < n; j++) {
+				double want = 0;
+				for (size_t p = 0; p < k; p++)
+					want += (double)a[i * k + p] * from_half(bh[j * k + p]);
+				cr_assert(fabs(c[i * n + j] - want) < 1e-4, "C[%zu][%zu] %g vs %g", i,
+					  j, c[i * n + j], want);
+			}
+	}
+	clReleaseMemObject(ma);
+	clReleaseMemObject(mc);
+	hf_gemm_plan_free(plan);
+	free(a);
+	free(c);
+	free(bh);
+}
+
+Test(gemm, fp16_weights_track_fp32, SUITE)
+{
+	/* The same weights stored as FP16 give results within FP16 rounding of FP32 storage. */
+	size_t m = 3, n = 64, k = 128;
+	float *a = malloc(m * k * 4), *b = malloc(n * k * 4), *c32 = malloc(m * n * 4),
+	      *c16 = malloc(m * n * 4);
+	uint16_t *bh = malloc(n * k * 2);
+	hf_errbuf eb;
+	cl_int st;
+	for (size_t i = 0; i < m * k; i++)
+		a[i] = frand();
+	for (size_t i = 0; i < n * k; i++) {
+		b[i] = frand();
+		bh[i] = to_half(b[i]);
+	}
+	for (int h = 0; h < 2; h++) {
+		hf_gemm_shape s = { .m = m, .n = n, .k = k, .trans_b = true,
+				    .b_type = h ? HF_GEMM_B_F16 : HF_GEMM_B_F32 };
+		hf_gemm_plan *plan;
+		cr_assert_eq(hf_gemm_plan_new(cl, &s, &sweep_gemv, &plan, &eb), 0, "%s", eb.msg);
+		cl_mem ma = clCreateBuffer(hf_cl_context(cl), CL_MEM_COPY_HOST_PTR, m * k * 4, a,
+					   &st);
+		cl_mem mb = clCreateBuffer(hf_cl_context(cl), CL_MEM_COPY_HOST_PTR,
+					   n * k * (h ? 2 : 4), h ? (void *)bh : (void *)b, &st);
+		cl_mem mc = clCreateBuffer(hf_cl_context(cl), CL_MEM_READ_WRITE, m * n * 4, NULL,
+					   &st);
+		cr_assert_eq(hf_gemm_run(plan, 1.0f, ma, mb, 0.0f, mc, &eb), 0, "%s", eb.msg);
+		clEnqueueReadBuffer(hf_cl_queue(cl), mc, CL_TRUE, 0, m * n * 4, h ? c16 : c32, 0,
+				    NULL, NULL);
+		clReleaseMemObject(ma);
+		clReleaseMemObject(mb);
+		clReleaseMemObject(mc);
+		hf_gemm_plan_free(plan);
+	}
+	for (size_t i = 0; i < m * n; i++)
+		cr_assert(fabsf(c16[i] - c32[i]) <= 2e-2f, "C[%zu]: fp16 %g vs fp32 %g", i, c16[i],
+			  c32[i]);
+	free(a);
+	free(b);
+	free(c32);
+	free(c16);
+	free(bh);
+}
+
+Test(gemm, half_conversion_helper_is_exact_on_known_values)
+{
+	cr_assert_eq(to_half(1.0f), 0x3c00);
+	cr_assert_eq(to_half(-2.0f), 0xc000);
+	cr_assert_eq(to_half(0.5f), 0x3800);
+	cr_assert_eq(to_half(65504.0f), 0x7bff);
+	cr_assert_eq(to_half(5.9604645e-08f), 0x0001);
+	cr_assert_float_eq(from_half(0x3555), 0.333251953125f, 0.0f);
+}
+
+Test(gemm, bad_shapes_and_parameters_are_refused, SUITE)
+{
+	hf_gemm_plan *plan = (hf_gemm_plan *)1;
+	hf_errbuf eb;
+	hf_gemm_shape s = { .m = 8, .n = 8, .k = 8, .lda = 4 };
+	cr_assert_eq(hf_gemm_plan_new(cl, &s, NULL, &plan, &eb), HF_EINVAL);
+	cr_assert_null(plan);
+	cr_assert_not_null(strstr(eb.msg, "leading dimension"), "%s", eb.msg);
+	s.lda = 0;
+	s.m = (size_t)1 << 33;
+	cr_assert_eq(hf_gemm_plan_new(cl, &s, NULL, &plan, &eb), HF_ERANGE);
+	s.m = 8;
+	hf_gemm_params bad = { .family = HF_GEMM_PACKED, .vw = 3 };
+	cr_assert_eq(hf_gemm_plan_new(cl, &s, &bad, &plan, &eb), HF_EINVAL);
+	cr_assert_not_null(strstr(eb.msg, "vw"), "%s", eb.msg);
+	hf_gemm_params fam = { .family = (hf_gemm_family)9 };
+	cr_assert_eq(hf_gemm_plan_new(cl, &s, &fam, &plan, &eb), HF_EINVAL);
+	hf_gemm_plan_free(NULL);
+}
+
+Test(gemm, tuning_database_round_trip_and_use, SUITE)
+{
+	char dir[] = "/tmp/hf-gemm-tune-XXXXXX";
+	cr_assert_not_null(mkdtemp(dir));
+	hf_errbuf eb;
+	hf_gemm_params got, want = { .family = HF_GEMM_DIRECT, .wm = 2, .ku = 2 };
+	const hf_cl_device_info *dev = hf_cl_info(cl);
+	cr_assert_eq(hf_gemm_tuning_lookup(dir, dev, "direct", &got, &eb), HF_ENOTFOUND);
+	cr_assert_eq(hf_gemm_tuning_store(dir, dev, "direct", &want, &eb), 0, "%s", eb.msg);
+	cr_assert_eq(hf_gemm_tuning_lookup(dir, dev, "direct", &got, &eb), 0, "%s", eb.msg);
+	cr_assert_eq(got.family, HF_GEMM_DIRECT);
+	cr_assert_eq(got.wm, 2);
+	cr_assert_eq(got.ku, 2);
+	cr_assert_eq(hf_gemm_tuning_lookup(dir, dev, "packed", &got, &eb), HF_ENOTFOUND);
+
+	/* A plan on a handle whose cache holds the entry runs with it. */
+	hf_cl *tcl;
+	hf_cl_opts o = { .cache_dir = dir };
+	cr_assert_eq(hf_cl_open("0:0", &o, &tcl, &eb), 0, "%s", eb.msg);
+	hf_gemm_shape s = { .m = 3, .n = 5, .k = 7 };
+	hf_gemm_plan *plan;
+	cr_assert_eq(hf_gemm_plan_new(tcl, &s, NULL, &plan, &eb), 0, "%s", eb.msg);
+	cr_assert(hf_gemm_plan_tuned(plan));
+	cr_assert_eq(hf_gemm_plan_params(plan)->wm, 2);
+	hf_gemm_plan_free(plan);
+	hf_cl_free(tcl);
+
+	/* An entry with an out-of-range value is refused with its path. */
+	char path[600];
+	snprintf(path, sizeof path, "%s/gemm-tuning.json", dir);
+	FILE *f = fopen(path, "w");
+	fprintf(f, "{\"version\":1,\"entries\":{\"%s|%s|direct\":{\"family\":\"direct\","
+		   "\"wm\":99}}}", dev->name, dev->driver_version);
+	fclose(f);
+	cr_assert_eq(hf_gemm_tuning_lookup(dir, dev, "direct", &got, &eb), HF_ECONFIG);
+	cr_assert_not_null(strstr(eb.msg, "wm"), "%s", eb.msg);
+	unlink(path);
+	char pocl[600];
+	snprintf(pocl, sizeof pocl, "%s", dir);
+	/* The handle's program cache entries live in dir too: remove them. */
+	char cmd[700];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", pocl);
+	cr_assert_eq(system(cmd), 0);
+}
