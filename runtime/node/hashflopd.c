@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "hf_log.h"
+#include "hf_mining_config.h"
 #include "hf_node.h"
 #include "hf_node_config.h"
 #include "hf_notify.h"
@@ -118,6 +119,11 @@ static void print_config(const hf_node_config *cfg)
 	       cfg->node_id, cfg->fleet_id, cfg->state_dir, hf_log_level_name(cfg->log_level),
 	       cfg->api_listen, cfg->api_port, hf_mode_name(cfg->initial_mode),
 	       (unsigned long long)cfg->drain_timeout_ms);
+	hf_mining_config mc;
+	hf_mining_config_defaults(&mc);
+	if (!cfg->mining || hf_mining_config_from_json(&mc, cfg->mining, "mining", NULL) == 0)
+		printf("mining        %zu pool(s)%s%s, backend %s\n", mc.npools, mc.npools ? ", first " : "",
+		       mc.npools ? mc.pools[0].url : "", mc.backend == HF_MINING_OPENCL ? "opencl" : "cpu");
 }
 
 int main(int argc, char **argv)

@@ -22,6 +22,7 @@
 #include "hf_file.h"
 #include "hf_httpd.h"
 #include "hf_log.h"
+#include "hf_mining.h"
 #include "hf_node_api.h"
 #include "hf_node_state.h"
 #include "hf_prom.h"
@@ -36,6 +37,7 @@ struct hf_node {
 	pthread_mutex_t lock;
 	hf_node_state st;
 	hf_modes *modes;
+	hf_mining *mining;
 	hf_httpd *api;
 	int lock_fd;
 	uint64_t start_wall_ms, start_mono_ms;
@@ -134,6 +136,18 @@ static void load_trust(hf_node *n)
 	hf_log_warn("%s", n->trust_problem);
 }
 
+/* The mining worker: always built in (the CPU backend needs no device). */
+static int register_mining(hf_node *n, hf_errbuf *eb)
+{
+	hf_mode_worker w;
+	int r = hf_mining_new(n->cfg->mining, n->cfg->state_dir, &n->mining, eb);
+
+	if (r < 0)
+		return r;
+	hf_mining_worker(n->mining, &w);
+	return hf_modes_register(n->modes, &w, eb);
+}
+
 int hf_node_new(const hf_node_config *cfg, hf_node **out, hf_errbuf *eb)
 {
 	hf_httpd_opts ho = { .host = cfg->api_listen, .port = cfg->api_port,
@@ -164,6 +178,8 @@ int hf_node_new(const hf_node_config *cfg, hf_node **out, hf_errbuf *eb)
 	restore_state(n);
 	load_trust(n);
 	if ((r = hf_modes_new(cfg->drain_timeout_ms, &n->modes, eb)) < 0)
+		goto fail;
+	if ((r = register_mining(n, eb)) < 0)
 		goto fail;
 	start_mode = n->st.desired_mode;
 	if (!hf_modes_available(n->modes, start_mode)) {
@@ -272,6 +288,7 @@ void hf_node_free(hf_node *n)
 	if (n->api_file[0])
 		unlink(n->api_file);
 	hf_modes_free(n->modes);
+	hf_mining_free(n->mining);
 	hf_node_state_clear(&n->st);
 	hf_trust_free(n->trust);
 	if (n->lock_fd >= 0)

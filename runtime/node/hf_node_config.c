@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "hf_config.h"
+#include "hf_mining_config.h"
 #include "hf_util.h"
 
 static const char *const level_choices[] = { "err", "warn", "notice", "info", "debug", NULL };
@@ -155,9 +156,13 @@ int hf_node_config_from_json(hf_node_config *cfg, const json_t *root, hf_errbuf 
 		return r;
 	if (control && (r = read_control(cfg, control, eb)) < 0)
 		return r;
-	/* Placeholders until the mining and inference workers define their keys. */
-	if (mining && (r = hf_cfg_read(mining, "mining", NULL, 0, eb)) < 0)
-		return r;
+	if (mining) {
+		hf_mining_config mc;
+		hf_mining_config_defaults(&mc);
+		if ((r = hf_mining_config_from_json(&mc, mining, "mining", eb)) < 0)
+			return r;
+	}
+	/* Placeholder until the inference worker defines its keys. */
 	if (inference && (r = hf_cfg_read(inference, "inference", NULL, 0, eb)) < 0)
 		return r;
 	hf_strlcpy(cfg->node_id, node_id, sizeof cfg->node_id);

@@ -80,7 +80,7 @@ Test(node_config, every_kind_of_bad_field)
 	refused("{\"node_id\":\"n\",\"fleet_id\":\"f\",\"api\":[]}", "api: expected an object");
 	refused("{\"node_id\":\"n\",\"fleet_id\":\"f\",\"modes\":{\"initial\":\"turbo\"}}", "modes.initial: expected one of \"idle\", \"mining\", \"inference\"");
 	refused("{\"node_id\":\"n\",\"fleet_id\":\"f\",\"modes\":{\"drain_timeout_ms\":-5}}", "modes.drain_timeout_ms: expected an integer");
-	refused("{\"node_id\":\"n\",\"fleet_id\":\"f\",\"mining\":{\"pools\":[]}}", "mining.pools: unknown key");
+	refused("{\"node_id\":\"n\",\"fleet_id\":\"f\",\"mining\":{\"pool\":[]}}", "mining.pool: unknown key");
 	refused("{\"node_id\":\"n\",\"fleet_id\":\"f\",\"inference\":true}", "inference: expected an object");
 	refused("{\"node_id\":\"n\",\"fleet_id\":\"f\",\"control\":{\"trust_file\":\"trust.json\"}}", "control.trust_file: expected an absolute path");
 	refused("{\"node_id\":\"n\",\"fleet_id\":\"f\",\"control\":{\"coordinator_url\":\"ftp://x\"}}", "control.coordinator_url: expected an http:// or https:// URL");

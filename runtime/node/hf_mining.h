@@ -1,0 +1,31 @@
+/* hf_mining: the mining mode worker of hashflopd: SHA-256d kernels (CPU threads or one OpenCL
+ * device) fed by the Stratum driver, with accounting, supervision and a bounded drain.
+ *
+ * A run (start -> drain -> release) owns: the Stratum driver (pools with failover/failback), a
+ * supervisor thread (publishes each new work to the hashing threads, samples hash rates, detects
+ * stalled threads and the loss of every pool, logs a status line), N hashing threads over
+ * disjoint nonce ranges (extranonce2 and version bits rolled when a range is exhausted), and a
+ * submit thread (found nonce -> local check -> driver queue), so hashing never waits on the
+ * network. Counters live as long as the worker object; rates, threads and pools per run.
+ * Threading: hf_mining_new/free on the node's owner thread; the worker callbacks follow
+ * hf_mode.h (start/drain/release on the switcher thread; status/metrics from any thread).
+ */
+#ifndef HF_MINING_H
+#define HF_MINING_H
+
+#include <jansson.h>
+
+#include "hf_error.h"
+#include "hf_mode.h"
+
+typedef struct hf_mining hf_mining;
+
+/* section: node.json's `mining` object (NULL: defaults, no pools); state_dir for the OpenCL
+ * program cache default. */
+int hf_mining_new(const json_t *section, const char *state_dir, hf_mining **out, hf_errbuf *eb);
+/* Fills *w with the callbacks for hf_modes_register(). */
+void hf_mining_worker(hf_mining *m, hf_mode_worker *w);
+/* NULL accepted; the run must have been drained and released (hf_modes_free does that). */
+void hf_mining_free(hf_mining *m);
+
+#endif

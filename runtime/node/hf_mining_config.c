@@ -1,0 +1,223 @@
+/* hf_mining_config: schema, defaults and validation of the mining section.
+ * Threading: see hf_mining_config.h.
+ */
+#include "hf_mining_config.h"
+
+#include <string.h>
+
+#include "hf_config.h"
+#include "hf_util.h"
+
+static const char *const backend_choices[] = { "cpu", "opencl", NULL };
+static const char *const affinity_choices[] = { "none", "spread", NULL };
+
+void hf_mining_config_defaults(hf_mining_config *c)
+{
+	memset(c, 0, sizeof *c);
+	c->backend = HF_MINING_CPU;
+	c->affinity = HF_MINING_AFFINITY_NONE;
+	c->range_bits = 32;
+	c->nice = 10;
+	c->version_rolling = true;
+	c->failback_ms = 60000;
+	c->backoff_max_ms = 60000;
+	c->silence_ms = 120000;
+	c->status_interval_s = 30;
+	c->stall_ms = 10000;
+	c->flush_timeout_ms = 3000;
+}
+
+static bool has_controls(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return true;
+	return false;
+}
+
+static int read_pool(hf_mining_pool *p, const json_t *obj, const char *path, hf_errbuf *eb)
+{
+	static const char *const schemes[] = { "stratum+tcp://", "stratum+ssl://", "stratum+tls://" };
+	hf_mining_pool tmp = { "", "", "" };
+	const hf_cfg_field f[] = {
+		{ .key = "url", .type = HF_CFG_STRING, .required = true, .dst = tmp.url,
+		  .dst_size = sizeof tmp.url, .min = 1 },
+		{ .key = "user", .type = HF_CFG_STRING, .required = true, .dst = tmp.user,
+		  .dst_size = sizeof tmp.user, .min = 1 },
+		{ .key = "pass", .type = HF_CFG_STRING, .dst = tmp.pass, .dst_size = sizeof tmp.pass },
+	};
+	char fp[HF_CFG_PATH_MAX];
+	int r = hf_cfg_read(obj, path, f, HF_ARRAY_SIZE(f), eb);
+
+	if (r < 0)
+		return r;
+	if (has_controls(tmp.url) || has_controls(tmp.user) || has_controls(tmp.pass))
+		return hf_fail(eb, HF_ECONFIG, "%s: control characters are not allowed", path);
+	for (size_t i = 0; i < HF_ARRAY_SIZE(schemes); i++) {
+		size_t n = strlen(schemes[i]);
+		if (strncmp(tmp.url, schemes[i], n) == 0 && tmp.url[n] != '\0' &&
+		    strchr(tmp.url + n, ':')) {
+			*p = tmp;
+			return 0;
+		}
+	}
+	hf_cfg_path_key(fp, sizeof fp, path, "url");
+	return hf_fail(eb, HF_ECONFIG, "%s: expected stratum+tcp://, stratum+ssl:// or "
+		       "stratum+tls:// followed by host:port, got \"%.64s\"", fp, tmp.url);
+}
+
+static int read_pools(hf_mining_config *c, const json_t *arr, const char *path, hf_errbuf *eb)
+{
+	hf_mining_pool pools[HF_MINING_MAX_POOLS];
+	char fp[HF_CFG_PATH_MAX], ip[HF_CFG_PATH_MAX];
+	size_t n = json_array_size(arr);
+	int r;
+
+	hf_cfg_path_key(fp, sizeof fp, path, "pools");
+	for (size_t i = 0; i < n; i++) {
+		hf_cfg_path_index(ip, sizeof ip, fp, i);
+		if (!json_is_object(json_array_get(arr, i)))
+			return hf_fail(eb, HF_ECONFIG, "%s: expected an object {url, user, pass}", ip);
+		if ((r = read_pool(&pools[i], json_array_get(arr, i), ip, eb)) < 0)
+			return r;
+	}
+	memcpy(c->pools, pools, n * sizeof pools[0]);
+	c->npools = n;
+	return 0;
+}
+
+static int read_cpu(hf_mining_config *c, const json_t *obj, const char *path, hf_errbuf *eb)
+{
+	uint64_t threads = c->threads, nice = c->nice;
+	int aff = (int)c->affinity;
+	char impl[32];
+	const hf_cfg_field f[] = {
+		{ .key = "threads", .type = HF_CFG_UINT, .dst = &threads, .min = 0,
+		  .max = HF_MINING_MAX_THREADS },
+		{ .key = "affinity", .type = HF_CFG_ENUM, .dst = &aff, .choices = affinity_choices },
+		{ .key = "impl", .type = HF_CFG_STRING, .dst = impl, .dst_size = sizeof impl },
+		{ .key = "nice", .type = HF_CFG_UINT, .dst = &nice, .min = 0, .max = 19 },
+	};
+	char fp[HF_CFG_PATH_MAX];
+	int r;
+
+	hf_strlcpy(impl, c->impl, sizeof impl);
+	hf_cfg_path_key(fp, sizeof fp, path, "cpu");
+	if ((r = hf_cfg_read(obj, fp, f, HF_ARRAY_SIZE(f), eb)) < 0)
+		return r;
+	c->threads = (unsigned)threads;
+	c->nice = (unsigned)nice;
+	c->affinity = (hf_mining_affinity)aff;
+	hf_strlcpy(c->impl, impl, sizeof c->impl);
+	return 0;
+}
+
+static int read_opencl(hf_mining_config *c, const json_t *obj, const char *path, hf_errbuf *eb)
+{
+	char device[128], cache[PATH_MAX];
+	uint64_t batch = c->batch;
+	const hf_cfg_field f[] = {
+		{ .key = "device", .type = HF_CFG_STRING, .dst = device, .dst_size = sizeof device },
+		{ .key = "batch", .type = HF_CFG_UINT, .dst = &batch, .min = 0, .max = 1u << 30 },
+		{ .key = "cache_dir", .type = HF_CFG_STRING, .dst = cache, .dst_size = sizeof cache },
+	};
+	char fp[HF_CFG_PATH_MAX];
+	int r;
+
+	hf_strlcpy(device, c->device, sizeof device);
+	hf_strlcpy(cache, c->cache_dir, sizeof cache);
+	hf_cfg_path_key(fp, sizeof fp, path, "opencl");
+	if ((r = hf_cfg_read(obj, fp, f, HF_ARRAY_SIZE(f), eb)) < 0)
+		return r;
+	if (batch != 0 && (batch < 256 || batch % 256 != 0))
+		return hf_fail(eb, HF_ECONFIG, "%s.batch: expected 0 (default) or a multiple of 256 "
+			       "from 256 up, got %llu", fp, (unsigned long long)batch);
+	if (cache[0] && cache[0] != '/')
+		return hf_fail(eb, HF_ECONFIG, "%s.cache_dir: expected an absolute path, got \"%s\"",
+			       fp, cache);
+	hf_strlcpy(c->device, device, sizeof c->device);
+	hf_strlcpy(c->cache_dir, cache, sizeof c->cache_dir);
+	c->batch = (uint32_t)batch;
+	return 0;
+}
+
+/* Top-level scalar keys; the nested objects are handed back for their own tables. */
+static int read_top(hf_mining_config *c, const json_t *obj, const char *path,
+		    const json_t **pools, const json_t **cpu, const json_t **ocl, hf_errbuf *eb)
+{
+	hf_mining_config t = *c;
+	int backend = (int)c->backend;
+	uint64_t range = c->range_bits;
+	const hf_cfg_field f[] = {
+		{ .key = "pools", .type = HF_CFG_ARRAY, .dst = pools, .min = 0, .max = HF_MINING_MAX_POOLS },
+		{ .key = "backend", .type = HF_CFG_ENUM, .dst = &backend, .choices = backend_choices },
+		{ .key = "cpu", .type = HF_CFG_OBJECT, .dst = cpu },
+		{ .key = "opencl", .type = HF_CFG_OBJECT, .dst = ocl },
+		{ .key = "range_bits", .type = HF_CFG_UINT, .dst = &range, .min = 16, .max = 32 },
+		{ .key = "version_rolling", .type = HF_CFG_BOOL, .dst = &t.version_rolling },
+		{ .key = "suggest_difficulty", .type = HF_CFG_NUMBER, .dst = &t.suggest_difficulty,
+		  .min = 0, .max = 1e15 },
+		{ .key = "user_agent", .type = HF_CFG_STRING, .dst = t.user_agent,
+		  .dst_size = sizeof t.user_agent },
+		{ .key = "ca_file", .type = HF_CFG_STRING, .dst = t.ca_file, .dst_size = sizeof t.ca_file },
+		{ .key = "insecure", .type = HF_CFG_BOOL, .dst = &t.insecure },
+		{ .key = "failback_ms", .type = HF_CFG_UINT, .dst = &t.failback_ms, .min = 100, .max = 86400000 },
+		{ .key = "backoff_max_ms", .type = HF_CFG_UINT, .dst = &t.backoff_max_ms, .min = 100,
+		  .max = 3600000 },
+		{ .key = "silence_ms", .type = HF_CFG_UINT, .dst = &t.silence_ms, .min = 1000, .max = 3600000 },
+		{ .key = "status_interval_s", .type = HF_CFG_UINT, .dst = &t.status_interval_s, .min = 1,
+		  .max = 3600 },
+		{ .key = "stall_ms", .type = HF_CFG_UINT, .dst = &t.stall_ms, .min = 100, .max = 600000 },
+		{ .key = "flush_timeout_ms", .type = HF_CFG_UINT, .dst = &t.flush_timeout_ms, .min = 0,
+		  .max = 600000 },
+	};
+	char fp[HF_CFG_PATH_MAX];
+	int r = hf_cfg_read(obj, path, f, HF_ARRAY_SIZE(f), eb);
+
+	if (r < 0)
+		return r;
+	if (t.ca_file[0] && t.ca_file[0] != '/') {
+		hf_cfg_path_key(fp, sizeof fp, path, "ca_file");
+		return hf_fail(eb, HF_ECONFIG, "%s: expected an absolute path, got \"%s\"", fp, t.ca_file);
+	}
+	if (has_controls(t.user_agent)) {
+		hf_cfg_path_key(fp, sizeof fp, path, "user_agent");
+		return hf_fail(eb, HF_ECONFIG, "%s: control characters are not allowed", fp);
+	}
+	t.backend = (hf_mining_backend)backend;
+	t.range_bits = (unsigned)range;
+	*c = t;
+	return 0;
+}
+
+int hf_mining_config_from_json(hf_mining_config *c, const json_t *obj, const char *path,
+			       hf_errbuf *eb)
+{
+	const json_t *pools = NULL, *cpu = NULL, *ocl = NULL;
+	hf_mining_config t = *c;
+	int r;
+
+	if ((r = read_top(&t, obj, path, &pools, &cpu, &ocl, eb)) < 0)
+		return r;
+	if (pools && (r = read_pools(&t, pools, path, eb)) < 0)
+		return r;
+	if (cpu && (r = read_cpu(&t, cpu, path, eb)) < 0)
+		return r;
+	if (ocl && (r = read_opencl(&t, ocl, path, eb)) < 0)
+		return r;
+	*c = t;
+	return 0;
+}
+
+int hf_mining_config_pools_from_params(hf_mining_config *c, const json_t *params, hf_errbuf *eb)
+{
+	const json_t *pools = NULL;
+	const hf_cfg_field f[] = {
+		{ .key = "pools", .type = HF_CFG_ARRAY, .dst = &pools, .min = 1, .max = HF_MINING_MAX_POOLS },
+	};
+	int r = hf_cfg_read(params, "instruction.mining", f, HF_ARRAY_SIZE(f), eb);
+
+	if (r < 0)
+		return r;
+	return pools ? read_pools(c, pools, "instruction.mining", eb) : 0;
+}
