@@ -6,6 +6,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -110,6 +111,64 @@ void hf_testproc_free(hf_testproc *p)
 		waitpid(p->pid, NULL, 0);
 	}
 	free(p);
+}
+
+int hf_testproc_stop(hf_testproc *p, int sig, uint64_t timeout_ms)
+{
+	int st = -1;
+
+	if (hf_testproc_signal(p, sig) != 0 || !hf_testproc_wait_exit(p, timeout_ms, &st))
+		st = -1;
+	hf_testproc_free(p);
+	return st;
+}
+
+hf_testproc *hf_test_start_hashflopd(const char *config, const char *log, const char *state_dir,
+				     uint64_t timeout_ms, int *port, char *err, size_t err_len)
+{
+	char exe[1024], apifile[1024];
+	const char *argv[] = { exe, "--config", config, NULL };
+	hf_testproc *p;
+	json_t *j = NULL;
+	char *text = NULL;
+
+	snprintf(exe, sizeof exe, "%s/runtime/node/hashflopd", hf_test_build_root());
+	snprintf(apifile, sizeof apifile, "%s/api.json", state_dir);
+	unlink(apifile);
+	p = hf_testproc_start(argv, log);
+	if (!p) {
+		snprintf(err, err_len, "cannot start %s", exe);
+		return NULL;
+	}
+	if (!hf_test_wait_file(apifile, timeout_ms)) {
+		snprintf(err, err_len, "hashflopd wrote no %s in %llu ms", apifile,
+			 (unsigned long long)timeout_ms);
+		goto kill_child;
+	}
+	text = hf_test_read_file(apifile);
+	j = text ? json_loads(text, 0, NULL) : NULL;
+	if (!j) {
+		snprintf(err, err_len, "%s is not JSON: %s", apifile, text ? text : "(unreadable)");
+		goto kill_child;
+	}
+	*port = (int)json_integer_value(json_object_get(j, "port"));
+	if (*port <= 0) {
+		snprintf(err, err_len, "%s: port %d", apifile, *port);
+		goto kill_child;
+	}
+	if (json_integer_value(json_object_get(j, "pid")) != hf_testproc_pid(p)) {
+		snprintf(err, err_len, "%s: pid %lld, started %d", apifile,
+			 (long long)json_integer_value(json_object_get(j, "pid")), (int)hf_testproc_pid(p));
+		goto kill_child;
+	}
+	json_decref(j);
+	free(text);
+	return p;
+kill_child:
+	json_decref(j);
+	free(text);
+	hf_testproc_free(p);
+	return NULL;
 }
 
 bool hf_test_wait_file(const char *path, uint64_t timeout_ms)

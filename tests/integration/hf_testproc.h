@@ -6,6 +6,7 @@
 #define HF_TESTPROC_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -20,6 +21,17 @@ int hf_testproc_signal(hf_testproc *p, int sig);
 bool hf_testproc_wait_exit(hf_testproc *p, uint64_t timeout_ms, int *status);
 /* SIGKILLs the child if still running, reaps it, frees. NULL accepted. */
 void hf_testproc_free(hf_testproc *p);
+/* Sends sig, waits up to timeout_ms for the exit, then frees p (hf_testproc_free). The wait
+ * status, or -1 when the signal could not be sent or the child did not exit in time. */
+int hf_testproc_stop(hf_testproc *p, int sig, uint64_t timeout_ms);
+
+/* Starts the real hashflopd (<build root>/runtime/node/hashflopd --config config; output
+ * appended to log) after deleting <state_dir>/api.json, waits up to timeout_ms for the daemon
+ * to write that file again and sets *port to the API port in it. NULL on failure, with the
+ * reason in err (the start failed, no api.json in time, api.json not JSON, a port <= 0, or a
+ * pid other than the child's); the child is killed then. */
+hf_testproc *hf_test_start_hashflopd(const char *config, const char *log, const char *state_dir,
+				     uint64_t timeout_ms, int *port, char *err, size_t err_len);
 
 /* Polls (every 10 ms) until path exists; false on timeout. */
 bool hf_test_wait_file(const char *path, uint64_t timeout_ms);

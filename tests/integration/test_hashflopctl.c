@@ -82,11 +82,12 @@ static void make_keys_and_trust(void)
 
 Test(hashflopctl, keygen_trust_add_sign_verify)
 {
-	char *out = NULL, id[64];
+	char *out = NULL, key_path[1100];
 	struct stat st;
 
 	make_keys_and_trust();
-	cr_assert_eq(stat(strcat(strcpy(id, dir), "/op1.pem"), &st), 0);
+	snprintf(key_path, sizeof key_path, "%s/op1.pem", dir);
+	cr_assert_eq(stat(key_path, &st), 0);
 	cr_assert_eq(st.st_mode & 0777, 0600);
 	SH_EXPECT(1, "exists", "$CTL keygen --out op1.pem");
 	/* keyid agrees with keygen's output and with the trust file */
@@ -223,33 +224,26 @@ Test(hashflopctl, hashflopctl_envelope_verifies_with_openssl)
 /* Starts the real hashflopd with the test's trust file; returns its API port. */
 static hf_testproc *start_node(int *port)
 {
-	char cfg[1200], log[1100], apifile[1100], daemon[1100], text[3000];
+	char cfg[1200], log[1100], state[1100], text[3000], err[2048];
 	snprintf(cfg, sizeof cfg, "%s/node.json", dir);
 	snprintf(log, sizeof log, "%s/hashflopd.log", dir);
-	snprintf(apifile, sizeof apifile, "%s/state/api.json", dir);
-	snprintf(daemon, sizeof daemon, "%s/runtime/node/hashflopd", hf_test_build_root());
+	snprintf(state, sizeof state, "%s/state", dir);
 	snprintf(text, sizeof text,
-		 "{\"node_id\":\"n1\",\"fleet_id\":\"f1\",\"state_dir\":\"%s/state\","
+		 "{\"node_id\":\"n1\",\"fleet_id\":\"f1\",\"state_dir\":\"%s\","
 		 "\"api\":{\"listen\":\"127.0.0.1\",\"port\":0},"
-		 "\"control\":{\"trust_file\":\"%s/trust.json\"}}", dir, dir);
+		 "\"control\":{\"trust_file\":\"%s/trust.json\"}}", state, dir);
 	FILE *f = fopen(cfg, "w");
 	cr_assert_not_null(f);
 	fputs(text, f);
 	fclose(f);
-	const char *argv[] = { daemon, "--config", cfg, NULL };
-	hf_testproc *p = hf_testproc_start(argv, log);
-	cr_assert(hf_test_wait_file(apifile, 20000), "hashflopd did not start: %s", hf_test_read_file(log));
-	char *a = hf_test_read_file(apifile);
-	json_t *j = json_loads(a, 0, NULL);
-	*port = (int)json_integer_value(json_object_get(j, "port"));
-	json_decref(j);
-	free(a);
+	hf_testproc *p = hf_test_start_hashflopd(cfg, log, state, 20000, port, err, sizeof err);
+	cr_assert(p, "hashflopd did not start: %s; log:\n%s", err, hf_test_read_file(log));
 	return p;
 }
 
 Test(hashflopctl, push_to_a_real_node_and_read_its_status)
 {
-	int port, st = -1;
+	int port, st;
 	make_keys_and_trust();
 	hf_testproc *node = start_node(&port);
 	SH_EXPECT(0, "", "$CTL sign --key op1.pem --fleet f1 --node n1 --mode idle > e.json");
@@ -266,10 +260,9 @@ Test(hashflopctl, push_to_a_real_node_and_read_its_status)
 	SH_EXPECT(0, "instruction  mode idle, issued_ms ", "$CTL status --node-api http://127.0.0.1:%d", port);
 	SH_EXPECT(0, "operator authority via local", "$CTL status --node-api http://127.0.0.1:%d", port);
 	SH_EXPECT(0, "\"fleet\":\"f1\"", "$CTL status --json --node-api http://127.0.0.1:%d", port);
-	hf_testproc_signal(node, SIGTERM);
-	cr_assert(hf_testproc_wait_exit(node, 15000, &st));
+	st = hf_testproc_stop(node, SIGTERM, 15000);
+	cr_assert_neq(st, -1);
 	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-	hf_testproc_free(node);
 	/* nothing listening any more */
 	SH_EXPECT(1, "hashflopctl push:", "$CTL push --node-api http://127.0.0.1:%d e.json", port);
 	SH_EXPECT(1, "hashflopctl status:", "$CTL status --node-api http://127.0.0.1:%d", port);

@@ -63,33 +63,18 @@ static const char *daemon_path(void)
 
 static void node_start(node *n)
 {
-	const char *argv[] = { daemon_path(), "--config", n->cfg, NULL };
-	json_error_t jerr;
-	char *text;
-	json_t *j;
+	char err[2048];
 
-	unlink(n->apifile);
-	n->proc = hf_testproc_start(argv, n->log);
-	cr_assert_not_null(n->proc);
-	cr_assert(hf_test_wait_file(n->apifile, 20000), "hashflopd wrote no %s; log:\n%s", n->apifile,
-		  hf_test_read_file(n->log));
-	text = hf_test_read_file(n->apifile);
-	j = json_loads(text, 0, &jerr);
-	cr_assert_not_null(j, "api.json: %s", text);
-	n->port = (int)json_integer_value(json_object_get(j, "port"));
-	cr_assert_gt(n->port, 0);
-	cr_assert_eq(json_integer_value(json_object_get(j, "pid")), hf_testproc_pid(n->proc));
-	json_decref(j);
-	free(text);
+	n->proc = hf_test_start_hashflopd(n->cfg, n->log, n->state, 20000, &n->port, err, sizeof err);
+	cr_assert_not_null(n->proc, "%s; log:\n%s", err, hf_test_read_file(n->log));
 }
 
 static int node_stop(node *n, int sig)
 {
-	int st = -1;
-	cr_assert_eq(hf_testproc_signal(n->proc, sig), 0);
-	cr_assert(hf_testproc_wait_exit(n->proc, 15000, &st), "hashflopd did not exit after signal %d", sig);
-	hf_testproc_free(n->proc);
+	int st = hf_testproc_stop(n->proc, sig, 15000);
+
 	n->proc = NULL;
+	cr_assert_neq(st, -1, "hashflopd did not exit after signal %d", sig);
 	return st;
 }
 

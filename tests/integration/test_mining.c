@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "hf_instr.h"
+#include "hf_testpool.h"
 #include "hf_testproc.h"
 #include "hf_util.h"
 
@@ -22,17 +23,10 @@
 
 typedef hf_test_reply reply;
 
-typedef struct pool {
-	hf_testproc *proc;
-	char *dir;
-	char log[1024], port_file[1024], admin_file[1024];
-	uint16_t port, admin;
-} pool;
-
 typedef struct node {
 	hf_testproc *proc;
 	char *dir;
-	char cfg[1024], log[1024], state[1024], apifile[1024], trust[1024];
+	char cfg[1024], log[1024], state[1024], trust[1024];
 	int port;
 	hf_key *op;
 } node;
@@ -42,56 +36,16 @@ static void setup(void)
 	signal(SIGPIPE, SIG_IGN);
 }
 
-static uint16_t read_port(const char *path)
-{
-	char *t = hf_test_read_file(path);
-	uint16_t p;
-
-	cr_assert(t, "no port file %s", path);
-	p = (uint16_t)atoi(t);
-	free(t);
-	return p;
-}
+typedef hf_testpool pool;
 
 static void pool_start(pool *p, const char *name, uint16_t port, const char *diff)
 {
-	char exe[1024], listen[64];
-
-	if (!p->dir)
-		p->dir = hf_test_tmpdir(name);
-	snprintf(exe, sizeof exe, "%s/stratum/hashflop-pool", hf_test_build_root());
-	snprintf(p->log, sizeof p->log, "%s/pool.log", p->dir);
-	snprintf(p->port_file, sizeof p->port_file, "%s/port", p->dir);
-	snprintf(p->admin_file, sizeof p->admin_file, "%s/admin-port", p->dir);
-	unlink(p->port_file);
-	unlink(p->admin_file);
-	snprintf(listen, sizeof listen, "127.0.0.1:%u", port);
-	const char *argv[] = { exe, "--listen", listen, "--port-file", p->port_file,
-			       "--admin-port-file", p->admin_file, "--difficulty", diff ? diff : DIFF, NULL };
-	p->proc = hf_testproc_start(argv, p->log);
-	cr_assert(p->proc);
-	cr_assert(hf_test_wait_file(p->port_file, WAIT_MS), "pool %s did not start", name);
-	cr_assert(hf_test_wait_file(p->admin_file, WAIT_MS));
-	p->port = read_port(p->port_file);
-	p->admin = read_port(p->admin_file);
-}
-
-static void pool_kill(pool *p)
-{
-	hf_testproc_free(p->proc);
-	p->proc = NULL;
+	hf_testpool_start(p, name, port, diff ? diff : DIFF, NULL, WAIT_MS);
 }
 
 static void pool_free(pool *p)
 {
-	int st;
-
-	if (p->proc) {
-		hf_testproc_signal(p->proc, SIGTERM);
-		cr_expect(hf_testproc_wait_exit(p->proc, WAIT_MS, &st), "pool did not stop");
-	}
-	pool_kill(p);
-	free(p->dir);
+	hf_testpool_free(p, WAIT_MS, false);
 }
 
 static json_t *get_json(int port, const char *path)
@@ -106,30 +60,6 @@ static json_t *get_json(int port, const char *path)
 	cr_assert(j, "GET %s: %s", url, r->body);
 	free(r);
 	return j;
-}
-
-static void fault(const pool *p, const char *what)
-{
-	char url[256];
-	reply *r = malloc(sizeof *r);
-
-	snprintf(url, sizeof url, "http://127.0.0.1:%u/fault/%s", p->admin, what);
-	cr_assert(hf_test_http("POST", url, "", 0, r), "POST %s", url);
-	cr_assert_eq(r->status, 200, "POST %s: %s", url, r->body);
-	free(r);
-}
-
-static long long pool_stat(const pool *p, const char *key, const char *sub)
-{
-	json_t *j = get_json(p->admin, "/stats");
-	json_t *v = json_object_get(j, key);
-	long long n;
-
-	if (sub)
-		v = json_object_get(v, sub);
-	n = v ? (long long)json_integer_value(v) : 0;
-	json_decref(j);
-	return n;
 }
 
 static void write_file(const char *path, const char *text)
@@ -150,7 +80,6 @@ static void node_init(node *n, const char *name, const char *initial, const char
 	snprintf(n->cfg, sizeof n->cfg, "%s/node.json", n->dir);
 	snprintf(n->log, sizeof n->log, "%s/hashflopd.log", n->dir);
 	snprintf(n->state, sizeof n->state, "%s/state", n->dir);
-	snprintf(n->apifile, sizeof n->apifile, "%s/state/api.json", n->dir);
 	snprintf(n->trust, sizeof n->trust, "%s/trust.json", n->dir);
 	snprintf(text, 16384,
 		 "{\"node_id\": \"n1\", \"fleet_id\": \"lab\", \"state_dir\": \"%s\",\n"
@@ -164,33 +93,20 @@ static void node_init(node *n, const char *name, const char *initial, const char
 
 static void node_start(node *n)
 {
-	char exe[1024];
-	json_t *j;
-	char *text;
+	char err[2048];
 
-	snprintf(exe, sizeof exe, "%s/runtime/node/hashflopd", hf_test_build_root());
-	const char *argv[] = { exe, "--config", n->cfg, NULL };
-	unlink(n->apifile);
-	n->proc = hf_testproc_start(argv, n->log);
-	cr_assert(hf_test_wait_file(n->apifile, WAIT_MS), "no api.json; log:\n%s",
-		  hf_test_read_file(n->log));
-	text = hf_test_read_file(n->apifile);
-	j = json_loads(text, 0, NULL);
-	n->port = (int)json_integer_value(json_object_get(j, "port"));
-	json_decref(j);
-	free(text);
+	n->proc = hf_test_start_hashflopd(n->cfg, n->log, n->state, WAIT_MS, &n->port, err, sizeof err);
+	cr_assert(n->proc, "%s; log:\n%s", err, hf_test_read_file(n->log));
 }
 
 static void node_stop(node *n)
 {
-	int st = -1;
+	int st = hf_testproc_stop(n->proc, SIGTERM, WAIT_MS);
 
-	hf_testproc_signal(n->proc, SIGTERM);
-	cr_assert(hf_testproc_wait_exit(n->proc, WAIT_MS, &st));
+	n->proc = NULL;
+	cr_assert_neq(st, -1);
 	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d; log:\n%s", st,
 		  hf_test_read_file(n->log));
-	hf_testproc_free(n->proc);
-	n->proc = NULL;
 }
 
 static void node_fini(node *n)
@@ -311,8 +227,8 @@ Test(mining, cpu_shares_accepted_with_rolling_status_and_metrics, .init = setup,
 	cr_assert_geq(fa, fw);
 	cr_assert_lt(fw, 10000);
 	json_decref(j);
-	cr_assert_geq(pool_stat(&p, "accepted", NULL), 3);
-	cr_assert_eq(pool_stat(&p, "rejected", NULL), 0, "the pool accepted every rolled share");
+	cr_assert_geq(hf_testpool_stat(&p, "accepted", NULL), 3);
+	cr_assert_eq(hf_testpool_stat(&p, "rejected", NULL), 0, "the pool accepted every rolled share");
 	cr_assert(has_metric(n.port, "hashflop_mining_hashrate_hashes_per_second{window=\"10s\"} "));
 	cr_assert(has_metric(n.port, "hashflop_mining_thread_hashrate_hashes_per_second{thread=\"1\",window=\"15m\"} "));
 	cr_assert(has_metric(n.port, "# TYPE hashflop_mining_shares_accepted_total counter\n"));
@@ -348,7 +264,7 @@ Test(mining, clean_jobs_switch_fast_and_nothing_stale_is_sent, .init = setup, .t
 	node_start(&n);
 	json_decref(wait_mining(&n, "shares.accepted", 1, WAIT_MS));
 	for (int i = 0; i < 8; i++) {
-		fault(&p, "new_block");
+		hf_testpool_fault(&p, "new_block");
 		hf_sleep_ms(150);
 	}
 	json_t *j = wait_mining(&n, "job_switch.count", 9, WAIT_MS);
@@ -361,7 +277,7 @@ Test(mining, clean_jobs_switch_fast_and_nothing_stale_is_sent, .init = setup, .t
 	cr_assert_lt(avg, 10.0, "a job switch reaches every thread in well under 10 ms (avg %.3f)", avg);
 	cr_assert_lt(max, 100.0, "max %.3f ms", max);
 	json_decref(j);
-	long long pool_stale = pool_stat(&p, "rejects", "Stale");
+	long long pool_stale = hf_testpool_stat(&p, "rejects", "Stale");
 	j = wait_mining(&n, "shares.rejected", (double)pool_stale, 5000);
 	fprintf(stderr, "# stale: %lld rejected by the pool (crossed its notify), %.0f dropped locally\n",
 		    pool_stale, mnum(j, "shares.stale"));
@@ -369,7 +285,7 @@ Test(mining, clean_jobs_switch_fast_and_nothing_stale_is_sent, .init = setup, .t
 	cr_assert_eq(mnum(j, "shares.rejected_by_reason.Stale") < 0 ? 0 : mnum(j, "shares.rejected_by_reason.Stale"),
 		     (double)pool_stale);
 	cr_assert_leq(pool_stale, 8, "at most one crossing per new block");
-	cr_assert_eq(pool_stat(&p, "rejected", NULL), pool_stale, "no other rejects");
+	cr_assert_eq(hf_testpool_stat(&p, "rejected", NULL), pool_stale, "no other rejects");
 	json_decref(j);
 	node_stop(&n);
 	node_fini(&n);
@@ -394,9 +310,9 @@ Test(mining, pool_death_failover_and_failback, .init = setup, .timeout = 120)
 	free(mj);
 	node_start(&n);
 	json_decref(wait_mining(&n, "shares.accepted", 1, WAIT_MS));
-	cr_assert_geq(pool_stat(&a, "accepted", NULL), 1);
+	cr_assert_geq(hf_testpool_stat(&a, "accepted", NULL), 1);
 
-	pool_kill(&a);
+	hf_testpool_kill(&a);
 	uint64_t end = hf_mono_ms() + WAIT_MS;
 	json_t *j = NULL;
 	do {
@@ -407,9 +323,9 @@ Test(mining, pool_death_failover_and_failback, .init = setup, .timeout = 120)
 	cr_assert_eq(mnum(j, "pool.index"), 1, "failover to pool 2");
 	json_decref(j);
 	end = hf_mono_ms() + WAIT_MS;
-	while (pool_stat(&b, "accepted", NULL) < 1 && hf_mono_ms() < end)
+	while (hf_testpool_stat(&b, "accepted", NULL) < 1 && hf_mono_ms() < end)
 		hf_sleep_ms(50);
-	cr_assert_geq(pool_stat(&b, "accepted", NULL), 1, "shares accepted by pool 2");
+	cr_assert_geq(hf_testpool_stat(&b, "accepted", NULL), 1, "shares accepted by pool 2");
 
 	pool_start(&a, "mining-fo-a", aport, NULL);
 	end = hf_mono_ms() + WAIT_MS;
@@ -424,9 +340,9 @@ Test(mining, pool_death_failover_and_failback, .init = setup, .timeout = 120)
 	cr_assert(j, "failback to pool 1");
 	json_decref(j);
 	end = hf_mono_ms() + WAIT_MS;
-	while (pool_stat(&a, "accepted", NULL) < 1 && hf_mono_ms() < end)
+	while (hf_testpool_stat(&a, "accepted", NULL) < 1 && hf_mono_ms() < end)
 		hf_sleep_ms(50);
-	cr_assert_geq(pool_stat(&a, "accepted", NULL), 1, "shares accepted by pool 1 again");
+	cr_assert_geq(hf_testpool_stat(&a, "accepted", NULL), 1, "shares accepted by pool 1 again");
 	cr_assert(has_metric(n.port, "hashflop_mining_pool_up{pool=\"1\","));
 	node_stop(&n);
 	node_fini(&n);
@@ -451,14 +367,14 @@ Test(mining, client_reconnect_is_followed, .init = setup, .timeout = 120)
 	json_t *j = wait_mining(&n, "shares.accepted", 1, WAIT_MS);
 	double acc = mnum(j, "shares.accepted");
 	json_decref(j);
-	cr_assert_eq(pool_stat(&p, "connections", NULL), 1);
-	fault(&p, "reconnect");
+	cr_assert_eq(hf_testpool_stat(&p, "connections", NULL), 1);
+	hf_testpool_fault(&p, "reconnect");
 	uint64_t end = hf_mono_ms() + WAIT_MS;
-	while (pool_stat(&p, "connections", NULL) < 2 && hf_mono_ms() < end)
+	while (hf_testpool_stat(&p, "connections", NULL) < 2 && hf_mono_ms() < end)
 		hf_sleep_ms(50);
-	cr_assert_geq(pool_stat(&p, "connections", NULL), 2, "the node reconnected");
+	cr_assert_geq(hf_testpool_stat(&p, "connections", NULL), 2, "the node reconnected");
 	json_decref(wait_mining(&n, "shares.accepted", acc + 2, WAIT_MS));
-	cr_assert_eq(pool_stat(&p, "rejected", NULL), 0);
+	cr_assert_eq(hf_testpool_stat(&p, "rejected", NULL), 0);
 	node_stop(&n);
 	node_fini(&n);
 	pool_free(&p);
@@ -608,9 +524,9 @@ Test(mining, instruction_idle_mining_idle_timeline_and_drain_under_load, .init =
 	free(log);
 	/* Idle really is idle: the pool sees the session closed. */
 	uint64_t end = hf_mono_ms() + WAIT_MS;
-	while (pool_stat(&p, "clients", NULL) != 0 && hf_mono_ms() < end)
+	while (hf_testpool_stat(&p, "clients", NULL) != 0 && hf_mono_ms() < end)
 		hf_sleep_ms(20);
-	cr_assert_eq(pool_stat(&p, "clients", NULL), 0, "session closed");
+	cr_assert_eq(hf_testpool_stat(&p, "clients", NULL), 0, "session closed");
 	node_stop(&n);
 	node_fini(&n);
 	pool_free(&p);
@@ -673,7 +589,7 @@ Test(mining, opencl_shares_accepted, .init = setup, .timeout = 180)
 	json_decref(j);
 	cr_assert(hf_test_wait_log(n.log, "mining: hashing thread 0 stalled (no progress for ", 1000));
 	cr_assert(hf_test_wait_log(n.log, "mining: hashing thread 0 is making progress again", 3000));
-	cr_assert_eq(pool_stat(&p, "rejected", NULL), 0);
+	cr_assert_eq(hf_testpool_stat(&p, "rejected", NULL), 0);
 	node_stop(&n);
 	cr_assert(hf_test_wait_log(n.log, "mining: drained in ", 100));
 	node_fini(&n);

@@ -37,7 +37,7 @@ static void write_file(const char *path, const char *text)
 
 typedef struct fixture {
 	char *dir;
-	char cfg[512], log[512], state[512], apifile[512], trust[512];
+	char cfg[512], log[512], state[512], trust[512];
 	hf_testproc *proc;
 	int port;
 	hf_key *op1, *op2, *coord, *stranger;
@@ -59,7 +59,6 @@ static void fixture_init(fixture *f, const char *name, bool with_trust, const ch
 	snprintf(f->cfg, sizeof f->cfg, "%s/node.json", f->dir);
 	snprintf(f->log, sizeof f->log, "%s/hashflopd.log", f->dir);
 	snprintf(f->state, sizeof f->state, "%s/state", f->dir);
-	snprintf(f->apifile, sizeof f->apifile, "%s/state/api.json", f->dir);
 	snprintf(f->trust, sizeof f->trust, "%s/trust.json", f->dir);
 	cr_assert_eq(hf_key_generate(&f->op1, NULL), 0);
 	cr_assert_eq(hf_key_generate(&f->op2, NULL), 0);
@@ -82,34 +81,21 @@ static void fixture_init(fixture *f, const char *name, bool with_trust, const ch
 	write_file(f->cfg, text);
 }
 
-static const char *daemon_path(void)
-{
-	static char path[1024];
-	snprintf(path, sizeof path, "%s/runtime/node/hashflopd", hf_test_build_root());
-	return path;
-}
-
 static void start(fixture *f)
 {
-	const char *argv[] = { daemon_path(), "--config", f->cfg, NULL };
-	unlink(f->apifile);
-	f->proc = hf_testproc_start(argv, f->log);
-	cr_assert(hf_test_wait_file(f->apifile, 20000), "no api.json; log:\n%s", hf_test_read_file(f->log));
-	char *text = hf_test_read_file(f->apifile);
-	json_t *j = json_loads(text, 0, NULL);
-	f->port = (int)json_integer_value(json_object_get(j, "port"));
-	json_decref(j);
-	free(text);
+	char err[2048];
+
+	f->proc = hf_test_start_hashflopd(f->cfg, f->log, f->state, 20000, &f->port, err, sizeof err);
+	cr_assert(f->proc, "%s; log:\n%s", err, hf_test_read_file(f->log));
 }
 
 static void stop(fixture *f)
 {
-	int st = -1;
-	hf_testproc_signal(f->proc, SIGTERM);
-	cr_assert(hf_testproc_wait_exit(f->proc, 15000, &st));
-	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d; log:\n%s", st, hf_test_read_file(f->log));
-	hf_testproc_free(f->proc);
+	int st = hf_testproc_stop(f->proc, SIGTERM, 15000);
+
 	f->proc = NULL;
+	cr_assert_neq(st, -1);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d; log:\n%s", st, hf_test_read_file(f->log));
 }
 
 static void fixture_fini(fixture *f)
@@ -386,12 +372,11 @@ Test(node_instructions, coordinator_long_poll_delivers_and_backs_off)
 
 static void kill9(fixture *f)
 {
-	int st = -1;
-	hf_testproc_signal(f->proc, SIGKILL);
-	cr_assert(hf_testproc_wait_exit(f->proc, 10000, &st));
-	cr_assert(WIFSIGNALED(st));
-	hf_testproc_free(f->proc);
+	int st = hf_testproc_stop(f->proc, SIGKILL, 10000);
+
 	f->proc = NULL;
+	cr_assert_neq(st, -1);
+	cr_assert(WIFSIGNALED(st));
 }
 
 static uint64_t persisted_last_issued(fixture *f)

@@ -21,148 +21,29 @@
 #include "hf_sha256d.h"
 #include "hf_stratum_drv.h"
 #include "hf_stratum_target.h"
+#include "hf_testpool.h"
 #include "hf_testproc.h"
 #include "hf_util.h"
 
 #define DIFF "0.00002"   /* about 86k hashes a share: fast even under sanitizers */
 #define WAIT_MS 15000
 
-typedef struct pool {
-	hf_testproc *proc;
-	char *dir;
-	char log[1024], port_file[1024], admin_file[1024];
-	uint16_t port, admin;
-} pool;
+typedef hf_testpool pool;
 
 static void setup(void)
 {
 	signal(SIGPIPE, SIG_IGN);
 }
 
-static uint16_t read_port(const char *path)
-{
-	char *t = hf_test_read_file(path);
-	uint16_t p;
-
-	cr_assert(t, "no port file %s", path);
-	p = (uint16_t)atoi(t);
-	free(t);
-	return p;
-}
-
 /* Starts hashflop-pool; port 0 = ephemeral; extra is a NULL-terminated list of options. */
 static void pool_start(pool *p, const char *name, uint16_t port, const char *const *extra)
 {
-	char exe[1024], listen[64];
-	const char *argv[40];
-	size_t n = 0;
-
-	if (!p->dir)
-		p->dir = hf_test_tmpdir(name);
-	snprintf(exe, sizeof exe, "%s/stratum/hashflop-pool", hf_test_build_root());
-	snprintf(p->log, sizeof p->log, "%s/pool.log", p->dir);
-	snprintf(p->port_file, sizeof p->port_file, "%s/port", p->dir);
-	snprintf(p->admin_file, sizeof p->admin_file, "%s/admin-port", p->dir);
-	unlink(p->port_file);
-	unlink(p->admin_file);
-	snprintf(listen, sizeof listen, "127.0.0.1:%u", port);
-	argv[n++] = exe;
-	argv[n++] = "--listen";
-	argv[n++] = listen;
-	argv[n++] = "--port-file";
-	argv[n++] = p->port_file;
-	argv[n++] = "--admin-port-file";
-	argv[n++] = p->admin_file;
-	argv[n++] = "--difficulty";
-	argv[n++] = DIFF;
-	for (; extra && *extra; extra++)
-		argv[n++] = *extra;
-	argv[n] = NULL;
-	p->proc = hf_testproc_start(argv, p->log);
-	cr_assert(p->proc);
-	cr_assert(hf_test_wait_file(p->port_file, WAIT_MS), "pool %s did not start", name);
-	cr_assert(hf_test_wait_file(p->admin_file, WAIT_MS));
-	p->port = read_port(p->port_file);
-	p->admin = read_port(p->admin_file);
-}
-
-static void pool_kill(pool *p)
-{
-	hf_testproc_free(p->proc);
-	p->proc = NULL;
+	hf_testpool_start(p, name, port, DIFF, extra, WAIT_MS);
 }
 
 static void pool_free(pool *p)
 {
-	int st;
-
-	if (p->proc) {
-		hf_testproc_signal(p->proc, SIGTERM);
-		cr_expect(hf_testproc_wait_exit(p->proc, WAIT_MS, &st), "pool did not stop");
-		cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "pool exit status %d", st);
-	}
-	pool_kill(p);
-	free(p->dir);
-}
-
-/* A minimal HTTP/1.0 exchange with the admin endpoint; returns the body (malloc'ed). */
-static char *admin(const pool *p, const char *method, const char *path)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(p->admin) };
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	char req[512], *buf = calloc(1, 65536), *body;
-	size_t len = 0;
-	ssize_t r;
-
-	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-	cr_assert(connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0, "admin connect");
-	snprintf(req, sizeof req, "%s %s HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n",
-		 method, path);
-	cr_assert(write(fd, req, strlen(req)) == (ssize_t)strlen(req));
-	while (len < 65535 && (r = read(fd, buf + len, 65535 - len)) > 0)
-		len += (size_t)r;
-	close(fd);
-	cr_assert(strstr(buf, " 200 "), "admin %s %s: %s", method, path, buf);
-	body = strstr(buf, "\r\n\r\n");
-	cr_assert(body);
-	memmove(buf, body + 4, strlen(body + 4) + 1);
-	return buf;
-}
-
-static void fault(const pool *p, const char *what)
-{
-	char path[256];
-
-	snprintf(path, sizeof path, "/fault/%s", what);
-	free(admin(p, "POST", path));
-}
-
-static json_t *stats(const pool *p)
-{
-	char *b = admin(p, "GET", "/stats");
-	json_t *j = json_loads(b, 0, NULL);
-
-	cr_assert(j, "stats: %s", b);
-	free(b);
-	return j;
-}
-
-static json_int_t stat_int(const pool *p, const char *key)
-{
-	json_t *j = stats(p);
-	json_int_t v = json_integer_value(json_object_get(j, key));
-
-	json_decref(j);
-	return v;
-}
-
-static json_int_t stat_reject(const pool *p, const char *reason)
-{
-	json_t *j = stats(p);
-	json_int_t v = json_integer_value(json_object_get(json_object_get(j, "rejects"), reason));
-
-	json_decref(j);
-	return v;
+	hf_testpool_free(p, WAIT_MS, true);
 }
 
 /* Finds a share for the work with the kernels' reference scanner. */
@@ -294,8 +175,8 @@ Test(stratum_pool, handshake_accepted_share_hw_error_and_duplicate, .init = setu
 	cr_assert_eq(st.rejected, 1);
 	cr_assert_str_eq(st.rejects[0].reason, "Duplicate");
 	cr_assert_eq(st.rejects[0].count, 1);
-	cr_assert_eq(stat_int(&p, "accepted"), 1);
-	cr_assert_eq(stat_reject(&p, "Duplicate"), 1);
+	cr_assert_eq(hf_testpool_stat(&p, "accepted", NULL), 1);
+	cr_assert_eq(hf_testpool_stat(&p, "rejects", "Duplicate"), 1);
 
 	hf_stratum_work_clear(&w);
 	hf_stratum_drv_free(d);
@@ -447,7 +328,7 @@ Test(stratum_pool, pool_rejects_each_bad_share_for_its_reason, .init = setup, .t
 	cr_assert_eq(code, 22);
 
 	/* A new block makes the old job stale at the pool too. */
-	fault(&p, "new_block");
+	hf_testpool_fault(&p, "new_block");
 	raw_wait(&r, HF_STRATUM_EV_NOTIFY, &ev);
 	cr_assert(ev.job.clean);
 	hf_stratum_event_clear(&ev);
@@ -457,7 +338,7 @@ Test(stratum_pool, pool_rejects_each_bad_share_for_its_reason, .init = setup, .t
 	cr_assert_str_eq(reason, "Stale");
 	cr_assert_eq(code, 21);
 
-	json_t *j = stats(&p);
+	json_t *j = hf_testpool_stats(&p);
 	json_t *wk = json_object_get(json_object_get(j, "workers"), "bc1qlab.w2");
 	cr_assert_eq(json_integer_value(json_object_get(wk, "accepted")), 1);
 	cr_assert_eq(json_integer_value(json_object_get(wk, "stale")), 1);
@@ -482,7 +363,7 @@ Test(stratum_pool, clean_jobs_make_found_shares_stale_locally, .init = setup, .t
 	d = drv_start(urls, 1, NULL, false);
 	get_work(d, &w);
 	mine(&w, 9, 0, &sh);
-	fault(&p, "new_block");
+	hf_testpool_fault(&p, "new_block");
 	cr_assert(hf_stratum_drv_wait_work(d, w.seq, WAIT_MS));
 	cr_assert_eq(hf_stratum_drv_work(d, &w2), 0);
 	cr_assert(w2.job.clean);
@@ -530,7 +411,7 @@ Test(stratum_pool, drop_resumes_session_and_reconnect_garbage_silence, .init = s
 	cr_assert(wait_active(d, 0, WAIT_MS));
 
 	/* The pool drops us: we come back with the same session and extranonce1. */
-	fault(&p, "drop");
+	hf_testpool_fault(&p, "drop");
 	end = hf_mono_ms() + WAIT_MS;
 	do {
 		poll(NULL, 0, 10);
@@ -547,7 +428,7 @@ Test(stratum_pool, drop_resumes_session_and_reconnect_garbage_silence, .init = s
 	wait_results(d, 1);
 
 	/* Garbage lines are counted and survived. */
-	fault(&p, "garbage");
+	hf_testpool_fault(&p, "garbage");
 	end = hf_mono_ms() + WAIT_MS;
 	do {
 		poll(NULL, 0, 10);
@@ -557,7 +438,7 @@ Test(stratum_pool, drop_resumes_session_and_reconnect_garbage_silence, .init = s
 	cr_assert_eq(hf_stratum_drv_active_pool(d), 0);
 
 	/* client.reconnect (same host and port) is followed. */
-	fault(&p, "reconnect");
+	hf_testpool_fault(&p, "reconnect");
 	end = hf_mono_ms() + WAIT_MS;
 	do {
 		poll(NULL, 0, 10);
@@ -573,30 +454,30 @@ Test(stratum_pool, drop_resumes_session_and_reconnect_garbage_silence, .init = s
 		char path[128];
 		pool_start(&q, "stratum-resume-2", 0, NULL);
 		snprintf(path, sizeof path, "reconnect?host=127.0.0.1&port=%u&wait=0", q.port);
-		fault(&p, path);
+		hf_testpool_fault(&p, path);
 		end = hf_mono_ms() + WAIT_MS;
-		while (stat_int(&q, "clients") < 1 && hf_mono_ms() < end)
+		while (hf_testpool_stat(&q, "clients", NULL) < 1 && hf_mono_ms() < end)
 			poll(NULL, 0, 10);
-		cr_assert_eq(stat_int(&q, "clients"), 1, "followed client.reconnect to the new port");
+		cr_assert_eq(hf_testpool_stat(&q, "clients", NULL), 1, "followed client.reconnect to the new port");
 		cr_assert(wait_active(d, 0, WAIT_MS));
 		/* When that pool goes away the driver returns to its configured address. */
 		pool_free(&q);
 		end = hf_mono_ms() + WAIT_MS;
-		while (stat_int(&p, "clients") < 1 && hf_mono_ms() < end)
+		while (hf_testpool_stat(&p, "clients", NULL) < 1 && hf_mono_ms() < end)
 			poll(NULL, 0, 10);
-		cr_assert_eq(stat_int(&p, "clients"), 1);
+		cr_assert_eq(hf_testpool_stat(&p, "clients", NULL), 1);
 		cr_assert(wait_active(d, 0, WAIT_MS));
 	}
 
 	/* A stalled pool is detected by silence and reconnected once it recovers. */
-	fault(&p, "stall?on=1");
+	hf_testpool_fault(&p, "stall?on=1");
 	end = hf_mono_ms() + WAIT_MS;
 	do {
 		poll(NULL, 0, 10);
 		hf_stratum_drv_pool_stats(d, 0, &st);
 	} while (st.silence_timeouts < 1 && hf_mono_ms() < end);
 	cr_assert_geq(st.silence_timeouts, 1);
-	fault(&p, "stall?on=0");
+	hf_testpool_fault(&p, "stall?on=0");
 	cr_assert(wait_active(d, 0, WAIT_MS));
 
 	hf_stratum_work_clear(&w);
@@ -624,7 +505,7 @@ Test(stratum_pool, failover_and_failback, .init = setup, .timeout = 90)
 	d = drv_start(urls, 2, NULL, false);
 	cr_assert(wait_active(d, 0, WAIT_MS), "preferred pool first");
 
-	pool_kill(&a);
+	hf_testpool_kill(&a);
 	cr_assert(wait_active(d, 1, WAIT_MS), "failover to the second pool");
 	cr_assert(hf_stratum_drv_wait_work(d, 0, WAIT_MS));
 	cr_assert_eq(hf_stratum_drv_work(d, &w), 0);
@@ -634,7 +515,7 @@ Test(stratum_pool, failover_and_failback, .init = setup, .timeout = 90)
 	wait_results(d, 1);
 	hf_stratum_drv_pool_stats(d, 1, &st);
 	cr_assert_eq(st.accepted, 1);
-	cr_assert_eq(stat_int(&b, "accepted"), 1);
+	cr_assert_eq(hf_testpool_stat(&b, "accepted", NULL), 1);
 
 	/* The preferred pool returns on the same port: fail back. */
 	snprintf(port, sizeof port, "%u", aport);
@@ -881,7 +762,7 @@ Test(stratum_pool, vardiff_raises_difficulty, .init = setup, .timeout = 60)
 		}
 		poll(NULL, 0, 10);
 	}
-	fault(&p, "show_message?host=maintenance");
+	hf_testpool_fault(&p, "show_message?host=maintenance");
 	end = hf_mono_ms() + WAIT_MS;
 	for (;;) {
 		hf_stratum_pool_stats st;
@@ -892,7 +773,7 @@ Test(stratum_pool, vardiff_raises_difficulty, .init = setup, .timeout = 60)
 		poll(NULL, 0, 10);
 	}
 	cr_assert_eq(hf_stratum_drv_active_pool(d), 0);
-	cr_assert_eq(stat_int(&p, "accepted"), 8);
+	cr_assert_eq(hf_testpool_stat(&p, "accepted", NULL), 8);
 	hf_stratum_work_clear(&w);
 	hf_stratum_drv_free(d);
 	pool_free(&p);

@@ -4,47 +4,18 @@
  */
 #include <criterion/criterion.h>
 #include <jansson.h>
-#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "hf_sha256d.h"
 #include "hf_util.h"
+#include "sha256d_testutil.h"
 
 /* ---- helpers ---- */
 
+/* the random inputs' generator (sha256d_test_rand): a fixed seed, so a failure reproduces */
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-
-static uint64_t rng(void)
-{
-	/* xorshift64*: fixed seed, so a failure reproduces */
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 0x2545f4914f6cdd1dull;
-}
-
-static void rng_bytes(uint8_t *p, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		p[i] = (uint8_t)(rng() >> 56);
-}
-
-static void openssl_sha256d(const uint8_t *data, size_t len, uint8_t out[32])
-{
-	uint8_t once[32];
-	SHA256(data, len, once);
-	SHA256(once, sizeof(once), out);
-}
-
-static void put_le32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-	p[2] = (uint8_t)(v >> 16);
-	p[3] = (uint8_t)(v >> 24);
-}
 
 /* The implementation under test, or a skip when this CPU lacks it. */
 static const hf_sha256d_impl *need(const char *name)
@@ -89,10 +60,8 @@ static void agree(const hf_sha256d_impl *impl, const uint8_t header[80],
 	for (size_t i = 0; i < a.res.n_hits; i++) {
 		cr_assert_eq(a.hits[i], b.hits[i], "%s hit %zu: %u, reference %u", impl->name, i,
 			     a.hits[i], b.hits[i]);
-		uint8_t h[80], ours[32], theirs[32];
-		memcpy(h, header, 80);
-		put_le32(h + 76, a.hits[i]);
-		openssl_sha256d(h, 80, theirs);
+		uint8_t ours[32], theirs[32];
+		sha256d_test_openssl_nonce(header, a.hits[i], theirs);
 		hf_sha256d_job_hash(job, a.hits[i], ours);
 		cr_assert_eq(memcmp(ours, theirs, 32), 0, "hash of nonce %u differs from OpenSSL",
 			     a.hits[i]);
@@ -104,12 +73,12 @@ static void agree(const hf_sha256d_impl *impl, const uint8_t header[80],
  * are random too, so the full comparison matters. */
 static void random_target(uint8_t target[32], int kind)
 {
-	rng_bytes(target, 32);
+	sha256d_test_rand_bytes(&rng_state, target, 32);
 	switch (kind % 4) {
 	case 0: target[31] = 0x10; break;                        /* ~1/16 hit */
 	case 1: target[31] = 0xff; target[30] = 0xff; break;     /* top word decides little */
 	case 2: target[31] = 0x01; break;                        /* ~1/256 */
-	default: target[31] = (uint8_t)(rng() >> 60); break;
+	default: target[31] = (uint8_t)(sha256d_test_rand(&rng_state) >> 60); break;
 	}
 }
 
@@ -119,21 +88,21 @@ Test(sha256d, reference_matches_openssl)
 {
 	for (int i = 0; i < 1000; i++) {
 		uint8_t data[200], a[32], b[32];
-		size_t len = (size_t)(rng() % sizeof(data));
-		rng_bytes(data, len);
+		size_t len = (size_t)(sha256d_test_rand(&rng_state) % sizeof(data));
+		sha256d_test_rand_bytes(&rng_state, data, len);
 		hf_sha256d_hash(data, len, a);
-		openssl_sha256d(data, len, b);
+		sha256d_test_openssl(data, len, b);
 		cr_assert_eq(memcmp(a, b, 32), 0, "length %zu", len);
 	}
 	for (int i = 0; i < 1000; i++) {
 		uint8_t header[80], target[32] = { 0 }, a[32], b[32];
 		hf_sha256d_job job;
-		rng_bytes(header, 80);
+		sha256d_test_rand_bytes(&rng_state, header, 80);
 		hf_sha256d_job_from_header(&job, header, target);
-		uint32_t nonce = (uint32_t)rng();
-		put_le32(header + 76, nonce);
+		uint32_t nonce = (uint32_t)sha256d_test_rand(&rng_state);
+		sha256d_test_put_le32(header + 76, nonce);
 		hf_sha256d_job_hash(&job, nonce, a);
-		openssl_sha256d(header, 80, b);
+		sha256d_test_openssl(header, 80, b);
 		cr_assert_eq(memcmp(a, b, 32), 0);
 	}
 }
@@ -261,79 +230,44 @@ static void t_random(const hf_sha256d_impl *impl)
 	for (int i = 0; i < 1500; i++) {
 		uint8_t header[80], target[32];
 		hf_sha256d_job job;
-		rng_bytes(header, 80);
+		sha256d_test_rand_bytes(&rng_state, header, 80);
 		random_target(target, i);
 		hf_sha256d_job_from_header(&job, header, target);
-		uint32_t start = (uint32_t)rng();
-		uint64_t count = 1 + rng() % 48;
+		uint32_t start = (uint32_t)sha256d_test_rand(&rng_state);
+		uint64_t count = 1 + sha256d_test_rand(&rng_state) % 48;
 		agree(impl, header, &job, start, count);
 	}
 }
 
-static uint32_t get_u32(json_t *obj, const char *key)
-{
-	json_t *v = json_object_get(obj, key);
-	cr_assert(json_is_integer(v), "field %s", key);
-	return (uint32_t)json_integer_value(v);
-}
-
-static void get_hex_reversed(json_t *obj, const char *key, uint8_t *out, size_t n)
-{
-	const char *s = json_string_value(json_object_get(obj, key));
-	uint8_t tmp[32];
-	cr_assert(s && n <= sizeof(tmp) && hf_hex_decode(s, strlen(s), tmp, n), "field %s", key);
-	for (size_t i = 0; i < n; i++)
-		out[i] = tmp[n - 1 - i];
-}
-
 static void t_blocks(const hf_sha256d_impl *impl)
 {
-	const char *dir = getenv("HF_VECTORS_DIR");
-	cr_assert(dir, "HF_VECTORS_DIR is not set");
-	char path[1024];
-	snprintf(path, sizeof(path), "%s/block_headers.json", dir);
-	json_error_t jerr;
-	json_t *root = json_load_file(path, 0, &jerr);
-	cr_assert(root, "%s: %s", path, jerr.text);
-	json_t *blocks = json_object_get(root, "blocks");
-	cr_assert(json_array_size(blocks) >= 1);
+	json_t *root, *blocks = sha256d_test_load_blocks(&root);
 	for (size_t b = 0; b < json_array_size(blocks); b++) {
-		json_t *blk = json_array_get(blocks, b);
-		uint8_t header[80], target[32], hash_le[32], got[32];
-		uint32_t bits = (uint32_t)strtoul(json_string_value(json_object_get(blk, "bits")),
-						  NULL, 16);
-		uint32_t nonce = get_u32(blk, "nonce");
-		put_le32(header, get_u32(blk, "version"));
-		get_hex_reversed(blk, "prev_hash", header + 4, 32);
-		get_hex_reversed(blk, "merkle_root", header + 36, 32);
-		put_le32(header + 68, get_u32(blk, "time"));
-		put_le32(header + 72, bits);
-		put_le32(header + 76, 0xdeadbeef); /* the scanner must ignore these bytes */
-		get_hex_reversed(blk, "hash", hash_le, 32);
-		cr_assert_eq(hf_sha256d_target_from_bits(bits, target), 0);
-
-		hf_sha256d_job job;
-		hf_sha256d_job_from_header(&job, header, target);
+		sha256d_test_block blk;
 		static scan_out out;
-		uint32_t start = nonce - 3000;
-		scan(impl->scan, &job, start, 6001, MAX_HITS, &out);
+		uint8_t got[32];
+		/* 0xdeadbeef in the header's nonce field: the scanner must ignore these bytes */
+		sha256d_test_block_get(blocks, b, 0xdeadbeef, &blk);
+		uint32_t nonce = blk.nonce, start = nonce - 3000;
+		hf_sha256d_job *job = &blk.job;
+		scan(impl->scan, job, start, 6001, MAX_HITS, &out);
 		cr_assert_eq(out.rc, 0);
 		cr_assert_eq(out.res.scanned, 6001);
 		cr_assert_eq(out.res.n_hits, 1, "%s, block %zu: %zu hits", impl->name, b,
 			     out.res.n_hits);
 		cr_assert_eq(out.hits[0], nonce, "%s: got nonce %u, block has %u", impl->name,
 			     out.hits[0], nonce);
-		hf_sha256d_job_hash(&job, out.hits[0], got);
-		cr_assert_eq(memcmp(got, hash_le, 32), 0, "block hash not reproduced");
-		put_le32(header + 76, nonce);
-		openssl_sha256d(header, 80, got);
-		cr_assert_eq(memcmp(got, hash_le, 32), 0, "OpenSSL disagrees with the vector file");
+		hf_sha256d_job_hash(job, out.hits[0], got);
+		cr_assert_eq(memcmp(got, blk.hash_le, 32), 0, "block hash not reproduced");
+		sha256d_test_put_le32(blk.header + 76, nonce);
+		sha256d_test_openssl(blk.header, 80, got);
+		cr_assert_eq(memcmp(got, blk.hash_le, 32), 0, "OpenSSL disagrees with the vector file");
 
 		/* the same block scanned from its midstate and tail */
 		uint32_t mid[8];
-		hf_sha256d_midstate(header, mid);
-		hf_sha256d_job_init(&job, mid, header + 64, target);
-		scan(impl->scan, &job, nonce, 1, MAX_HITS, &out);
+		hf_sha256d_midstate(blk.header, mid);
+		hf_sha256d_job_init(job, mid, blk.header + 64, blk.target);
+		scan(impl->scan, job, nonce, 1, MAX_HITS, &out);
 		cr_assert_eq(out.res.n_hits, 1);
 		cr_assert_eq(out.hits[0], nonce);
 	}
@@ -346,15 +280,15 @@ static void t_boundary(const hf_sha256d_impl *impl)
 	for (int i = 0; i < 300; i++) {
 		uint8_t header[80], target[32] = { 0 }, hash[32];
 		hf_sha256d_job job;
-		rng_bytes(header, 80);
+		sha256d_test_rand_bytes(&rng_state, header, 80);
 		if (i % 2)
 			memset(header + 36, 0, 8); /* vary the data the top words come from */
 		hf_sha256d_job_from_header(&job, header, target);
-		uint32_t nonce = (uint32_t)rng();
+		uint32_t nonce = (uint32_t)sha256d_test_rand(&rng_state);
 		hf_sha256d_job_hash(&job, nonce, hash);
 
 		static scan_out out;
-		uint32_t start = nonce - (uint32_t)(rng() % 20);
+		uint32_t start = nonce - (uint32_t)(sha256d_test_rand(&rng_state) % 20);
 		/* exactly the hash */
 		hf_sha256d_job_from_header(&job, header, hash);
 		scan(impl->scan, &job, start, 40, MAX_HITS, &out);
@@ -382,7 +316,7 @@ static void t_wrap_and_lengths(const hf_sha256d_impl *impl)
 	uint8_t header[80], target[32];
 	hf_sha256d_job job;
 	static scan_out out;
-	rng_bytes(header, 80);
+	sha256d_test_rand_bytes(&rng_state, header, 80);
 	memset(target, 0xff, 32); /* every nonce hits */
 	hf_sha256d_job_from_header(&job, header, target);
 
@@ -407,11 +341,11 @@ static void t_wrap_and_lengths(const hf_sha256d_impl *impl)
 
 	/* wrapping ranges against the reference with ordinary targets */
 	for (int i = 0; i < 200; i++) {
-		rng_bytes(header, 80);
+		sha256d_test_rand_bytes(&rng_state, header, 80);
 		random_target(target, i);
 		hf_sha256d_job_from_header(&job, header, target);
-		uint32_t back = (uint32_t)(rng() % 40);
-		agree(impl, header, &job, 0u - back, back + 1 + rng() % 40);
+		uint32_t back = (uint32_t)(sha256d_test_rand(&rng_state) % 40);
+		agree(impl, header, &job, 0u - back, back + 1 + sha256d_test_rand(&rng_state) % 40);
 	}
 }
 
@@ -420,9 +354,7 @@ static void t_many_hits(const hf_sha256d_impl *impl)
 	uint8_t header[80], target[32];
 	hf_sha256d_job job;
 	static scan_out out;
-	rng_bytes(header, 80);
-	memset(target, 0xff, 32);
-	hf_sha256d_job_from_header(&job, header, target);
+	sha256d_test_every_nonce_job(&rng_state, header, &job);
 
 	scan(impl->scan, &job, 1000, 3001, MAX_HITS, &out);
 	cr_assert_eq(out.res.n_hits, 3001);

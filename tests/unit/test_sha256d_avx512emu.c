@@ -6,31 +6,17 @@
  * does that, or reports a skip, on a CPU that has them).
  */
 #include <criterion/criterion.h>
-#include <openssl/sha.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "hf_sha256d.h"
+#include "sha256d_testutil.h"
 
 /* sha256d_avx512.c, renamed by this test's compile flags */
 int hf_test_emu_scan_avx512(const hf_sha256d_job *job, uint32_t start, uint64_t count,
 			    uint32_t *hits, size_t max_hits, hf_sha256d_result *res);
 
-static uint64_t rng_state = 0xb7e151628aed2a6bull;
-
-static uint64_t rng(void)
-{
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 0x2545f4914f6cdd1dull;
-}
-
-static void rng_bytes(uint8_t *p, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		p[i] = (uint8_t)(rng() >> 56);
-}
+static uint64_t rng_state = 0xb7e151628aed2a6bull; /* sha256d_test_rand: a fixed seed */
 
 #define MAX_HITS 1024
 
@@ -46,14 +32,8 @@ static void agree(const uint8_t header[80], const hf_sha256d_job *job, uint32_t 
 		     ra.n_hits, rb.n_hits);
 	for (size_t i = 0; i < ra.n_hits; i++) {
 		cr_assert_eq(a[i], b[i]);
-		uint8_t h[80], once[32], twice[32];
-		memcpy(h, header, 80);
-		h[76] = (uint8_t)a[i];
-		h[77] = (uint8_t)(a[i] >> 8);
-		h[78] = (uint8_t)(a[i] >> 16);
-		h[79] = (uint8_t)(a[i] >> 24);
-		SHA256(h, 80, once);
-		SHA256(once, 32, twice);
+		uint8_t twice[32];
+		sha256d_test_openssl_nonce(header, a[i], twice);
 		cr_assert(hf_sha256d_meets_target(twice, job->target));
 	}
 }
@@ -61,14 +41,13 @@ static void agree(const uint8_t header[80], const hf_sha256d_job *job, uint32_t 
 Test(sha256d_avx512emu, random_headers_and_wrapping_ranges)
 {
 	for (int i = 0; i < 300; i++) {
-		uint8_t header[80], target[32];
+		uint8_t header[80];
 		hf_sha256d_job job;
-		rng_bytes(header, 80);
-		rng_bytes(target, 32);
-		target[31] = (uint8_t)(i % 3 == 0 ? 0x10 : i % 3 == 1 ? 0xff : 0x01);
-		hf_sha256d_job_from_header(&job, header, target);
-		uint32_t start = i % 4 == 0 ? 0u - (uint32_t)(rng() % 40) : (uint32_t)rng();
-		agree(header, &job, start, 1 + rng() % 70);
+		sha256d_test_random_job(&rng_state, i % 3 == 0 ? 0x10 : i % 3 == 1 ? 0xff : 0x01,
+					header, &job);
+		uint32_t start = i % 4 == 0 ? 0u - (uint32_t)(sha256d_test_rand(&rng_state) % 40)
+					    : (uint32_t)sha256d_test_rand(&rng_state);
+		agree(header, &job, start, 1 + sha256d_test_rand(&rng_state) % 70);
 	}
 }
 
@@ -98,9 +77,9 @@ Test(sha256d_avx512emu, boundary_targets_and_many_hits)
 	for (int i = 0; i < 60; i++) {
 		uint8_t header[80], target[32] = { 0 }, hash[32];
 		hf_sha256d_job job;
-		rng_bytes(header, 80);
+		sha256d_test_rand_bytes(&rng_state, header, 80);
 		hf_sha256d_job_from_header(&job, header, target);
-		uint32_t nonce = (uint32_t)rng();
+		uint32_t nonce = (uint32_t)sha256d_test_rand(&rng_state);
 		hf_sha256d_job_hash(&job, nonce, hash);
 		hf_sha256d_job_from_header(&job, header, hash);
 		agree(header, &job, nonce - 7, 20);
@@ -110,11 +89,9 @@ Test(sha256d_avx512emu, boundary_targets_and_many_hits)
 		hf_sha256d_job_from_header(&job, header, target);
 		agree(header, &job, nonce - 7, 20);
 	}
-	uint8_t header[80], target[32];
+	uint8_t header[80];
 	hf_sha256d_job job;
-	rng_bytes(header, 80);
-	memset(target, 0xff, 32);
-	hf_sha256d_job_from_header(&job, header, target);
+	sha256d_test_every_nonce_job(&rng_state, header, &job);
 	agree(header, &job, 0xfffffff0u, 333);
 	uint32_t hits[5];
 	hf_sha256d_result res;

@@ -5,7 +5,6 @@
  */
 #include <criterion/criterion.h>
 #include <jansson.h>
-#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,30 +12,9 @@
 #include "hf_sha256d.h"
 #include "hf_sha256d_cl.h"
 #include "hf_util.h"
+#include "sha256d_testutil.h"
 
-static uint64_t rng_state = 0x243f6a8885a308d3ull;
-
-static uint64_t rng(void)
-{
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 0x2545f4914f6cdd1dull;
-}
-
-static void rng_bytes(uint8_t *p, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		p[i] = (uint8_t)(rng() >> 56);
-}
-
-static void put_le32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-	p[2] = (uint8_t)(v >> 16);
-	p[3] = (uint8_t)(v >> 24);
-}
+static uint64_t rng_state = 0x243f6a8885a308d3ull; /* sha256d_test_rand: a fixed seed */
 
 /* Opens the device the tests use (HF_TEST_CL_DEVICE, default "auto"), small batches so ranges
  * span several launches; skips when this build or machine has no OpenCL device. */
@@ -87,11 +65,8 @@ static void agree(hf_sha256d_cl *s, const uint8_t header[80], const hf_sha256d_j
 		     a.res.n_hits, b.res.n_hits, start);
 	for (size_t i = 0; i < a.res.n_hits; i++) {
 		cr_assert_eq(a.hits[i], b.hits[i]);
-		uint8_t h[80], once[32], twice[32];
-		memcpy(h, header, 80);
-		put_le32(h + 76, a.hits[i]);
-		SHA256(h, 80, once);
-		SHA256(once, 32, twice);
+		uint8_t twice[32];
+		sha256d_test_openssl_nonce(header, a.hits[i], twice);
 		cr_assert(hf_sha256d_meets_target(twice, job->target), "OpenSSL disagrees");
 	}
 }
@@ -100,61 +75,31 @@ Test(sha256d_cl, random_headers_vs_reference_and_openssl)
 {
 	hf_sha256d_cl *s = open_or_skip();
 	for (int i = 0; i < 300; i++) {
-		uint8_t header[80], target[32];
+		uint8_t header[80];
 		hf_sha256d_job job;
-		rng_bytes(header, 80);
-		rng_bytes(target, 32);
-		target[31] = (uint8_t)(i % 3 == 0 ? 0x10 : i % 3 == 1 ? 0xff : 0x02);
-		hf_sha256d_job_from_header(&job, header, target);
-		agree(s, header, &job, (uint32_t)rng(), 1 + rng() % 2000);
+		sha256d_test_random_job(&rng_state, i % 3 == 0 ? 0x10 : i % 3 == 1 ? 0xff : 0x02,
+					header, &job);
+		agree(s, header, &job, (uint32_t)sha256d_test_rand(&rng_state),
+		      1 + sha256d_test_rand(&rng_state) % 2000);
 	}
 	hf_sha256d_cl_free(s);
-}
-
-static void get_hex_reversed(json_t *obj, const char *key, uint8_t *out, size_t n)
-{
-	const char *str = json_string_value(json_object_get(obj, key));
-	uint8_t tmp[32];
-	cr_assert(str && hf_hex_decode(str, strlen(str), tmp, n), "field %s", key);
-	for (size_t i = 0; i < n; i++)
-		out[i] = tmp[n - 1 - i];
 }
 
 Test(sha256d_cl, published_block_headers)
 {
 	hf_sha256d_cl *s = open_or_skip();
-	const char *dir = getenv("HF_VECTORS_DIR");
-	cr_assert(dir, "HF_VECTORS_DIR is not set");
-	char path[1024];
-	snprintf(path, sizeof(path), "%s/block_headers.json", dir);
-	json_error_t jerr;
-	json_t *root = json_load_file(path, 0, &jerr);
-	cr_assert(root, "%s: %s", path, jerr.text);
-	json_t *blocks = json_object_get(root, "blocks");
-	cr_assert(json_array_size(blocks) >= 1);
+	json_t *root, *blocks = sha256d_test_load_blocks(&root);
 	for (size_t b = 0; b < json_array_size(blocks); b++) {
-		json_t *blk = json_array_get(blocks, b);
-		uint8_t header[80], target[32], hash_le[32], got[32];
-		uint32_t bits = (uint32_t)strtoul(json_string_value(json_object_get(blk, "bits")),
-						  NULL, 16);
-		uint32_t nonce = (uint32_t)json_integer_value(json_object_get(blk, "nonce"));
-		put_le32(header, (uint32_t)json_integer_value(json_object_get(blk, "version")));
-		get_hex_reversed(blk, "prev_hash", header + 4, 32);
-		get_hex_reversed(blk, "merkle_root", header + 36, 32);
-		put_le32(header + 68, (uint32_t)json_integer_value(json_object_get(blk, "time")));
-		put_le32(header + 72, bits);
-		put_le32(header + 76, 0);
-		get_hex_reversed(blk, "hash", hash_le, 32);
-		cr_assert_eq(hf_sha256d_target_from_bits(bits, target), 0);
-		hf_sha256d_job job;
-		hf_sha256d_job_from_header(&job, header, target);
+		sha256d_test_block blk;
+		uint8_t got[32];
 		static scan_out out;
-		cl_scan(s, &job, nonce - 20000, 40001, MAX_HITS, &out);
+		sha256d_test_block_get(blocks, b, 0, &blk);
+		cl_scan(s, &blk.job, blk.nonce - 20000, 40001, MAX_HITS, &out);
 		cr_assert_eq(out.res.scanned, 40001);
 		cr_assert_eq(out.res.n_hits, 1, "block %zu: %zu hits", b, out.res.n_hits);
-		cr_assert_eq(out.hits[0], nonce);
-		hf_sha256d_job_hash(&job, out.hits[0], got);
-		cr_assert_eq(memcmp(got, hash_le, 32), 0, "block hash not reproduced");
+		cr_assert_eq(out.hits[0], blk.nonce);
+		hf_sha256d_job_hash(&blk.job, out.hits[0], got);
+		cr_assert_eq(memcmp(got, blk.hash_le, 32), 0, "block hash not reproduced");
 	}
 	json_decref(root);
 	hf_sha256d_cl_free(s);
@@ -167,9 +112,9 @@ Test(sha256d_cl, boundary_targets)
 		uint8_t header[80], target[32] = { 0 }, hash[32];
 		hf_sha256d_job job;
 		static scan_out out;
-		rng_bytes(header, 80);
+		sha256d_test_rand_bytes(&rng_state, header, 80);
 		hf_sha256d_job_from_header(&job, header, target);
-		uint32_t nonce = (uint32_t)rng();
+		uint32_t nonce = (uint32_t)sha256d_test_rand(&rng_state);
 		hf_sha256d_job_hash(&job, nonce, hash);
 
 		hf_sha256d_job_from_header(&job, header, hash); /* hash == target passes */
@@ -192,12 +137,10 @@ Test(sha256d_cl, boundary_targets)
 Test(sha256d_cl, wrap_short_ranges_and_many_hits)
 {
 	hf_sha256d_cl *s = open_or_skip();
-	uint8_t header[80], target[32];
+	uint8_t header[80];
 	hf_sha256d_job job;
 	static scan_out out;
-	rng_bytes(header, 80);
-	memset(target, 0xff, 32);
-	hf_sha256d_job_from_header(&job, header, target);
+	sha256d_test_every_nonce_job(&rng_state, header, &job);
 
 	cl_scan(s, &job, 9, 0, MAX_HITS, &out);
 	cr_assert_eq(out.res.scanned, 0);
@@ -229,11 +172,9 @@ Test(sha256d_cl, wrap_short_ranges_and_many_hits)
 
 	/* ordinary targets across the wrap */
 	for (int i = 0; i < 30; i++) {
-		rng_bytes(header, 80);
-		rng_bytes(target, 32);
-		target[31] = 0x08;
-		hf_sha256d_job_from_header(&job, header, target);
-		agree(s, header, &job, 0u - (uint32_t)(rng() % 3000), 1 + rng() % 5000);
+		sha256d_test_random_job(&rng_state, 0x08, header, &job);
+		agree(s, header, &job, 0u - (uint32_t)(sha256d_test_rand(&rng_state) % 3000),
+		      1 + sha256d_test_rand(&rng_state) % 5000);
 	}
 	hf_sha256d_cl_free(s);
 }
