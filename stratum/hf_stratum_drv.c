@@ -816,23 +816,12 @@ int hf_stratum_drv_work(hf_stratum_drv *d, hf_stratum_work *out)
 	return rc;
 }
 
-static void deadline_ts(uint64_t timeout_ms, struct timespec *ts)
-{
-	clock_gettime(CLOCK_REALTIME, ts);
-	ts->tv_sec += (time_t)(timeout_ms / 1000);
-	ts->tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (ts->tv_nsec >= 1000000000L) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
-	}
-}
-
 bool hf_stratum_drv_wait_work(hf_stratum_drv *d, uint64_t after_seq, uint64_t timeout_ms)
 {
 	struct timespec ts;
 	bool ok;
 
-	deadline_ts(timeout_ms, &ts);
+	hf_abstime_after_ms(timeout_ms, &ts);
 	pthread_mutex_lock(&d->mu);
 	while (!(d->have_work && d->work.seq != after_seq) && !d->stop) {
 		if (pthread_cond_timedwait(&d->cv, &d->mu, &ts) == ETIMEDOUT)

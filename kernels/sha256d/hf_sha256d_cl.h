@@ -7,8 +7,8 @@
  * candidate in full against the 256-bit target and reports hits in nonce order. A batch whose
  * candidates overflow the buffer is rescanned in slices no larger than the buffer, on the
  * device, so no hit is lost even with a target every nonce meets.
- * A build without OpenCL compiles a stub (meson picks it) whose hf_sha256d_cl_new() returns
- * HF_EUNSUPPORTED, so callers need no conditional code.
+ * A build without OpenCL compiles hf_sha256d_cl_none.c instead (meson picks it), whose
+ * hf_sha256d_cl_new() returns HF_EUNSUPPORTED, so callers need no conditional code.
  * Threading: a scanner is used by one thread at a time; distinct scanners may run concurrently.
  */
 #ifndef HF_SHA256D_CL_H

@@ -8,16 +8,24 @@
 #include <string.h>
 #include <time.h>
 
-static uint64_t clock_ns(clockid_t id)
+uint64_t hf_clock_ns(clockid_t id)
 {
 	struct timespec ts;
-	clock_gettime(id, &ts);
+	if (clock_gettime(id, &ts) != 0)
+		return 0;
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-uint64_t hf_mono_ms(void) { return clock_ns(CLOCK_MONOTONIC) / 1000000ull; }
-uint64_t hf_mono_us(void) { return clock_ns(CLOCK_MONOTONIC) / 1000ull; }
-uint64_t hf_wall_ms(void) { return clock_ns(CLOCK_REALTIME) / 1000000ull; }
+uint64_t hf_mono_ms(void) { return hf_clock_ns(CLOCK_MONOTONIC) / 1000000ull; }
+uint64_t hf_mono_us(void) { return hf_clock_ns(CLOCK_MONOTONIC) / 1000ull; }
+uint64_t hf_wall_ms(void) { return hf_clock_ns(CLOCK_REALTIME) / 1000000ull; }
+
+void hf_abstime_after_ms(uint64_t ms, struct timespec *ts)
+{
+	uint64_t ns = hf_clock_ns(CLOCK_REALTIME) + ms * 1000000ull;
+	ts->tv_sec = (time_t)(ns / 1000000000ull);
+	ts->tv_nsec = (long)(ns % 1000000000ull);
+}
 
 void hf_sleep_ms(uint64_t ms)
 {

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #define HF_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -16,6 +17,10 @@ uint64_t hf_mono_ms(void);
 uint64_t hf_mono_us(void);
 /* Milliseconds since the Unix epoch on CLOCK_REALTIME (for timestamps others read). */
 uint64_t hf_wall_ms(void);
+/* Nanoseconds on any clock (CLOCK_THREAD_CPUTIME_ID, ...); 0 if the clock cannot be read. */
+uint64_t hf_clock_ns(clockid_t id);
+/* The CLOCK_REALTIME instant ms from now, as pthread_cond_timedwait() takes it. */
+void hf_abstime_after_ms(uint64_t ms, struct timespec *ts);
 /* Sleeps ms milliseconds, resuming after signals. */
 void hf_sleep_ms(uint64_t ms);
 

@@ -126,10 +126,7 @@ static bool poll_once(hf_control *c, CURL *curl)
 static void nap(hf_control *c, uint64_t ms)
 {
 	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	uint64_t ns = (uint64_t)ts.tv_nsec + (ms % 1000) * 1000000ull;
-	ts.tv_sec += (time_t)(ms / 1000 + ns / 1000000000ull);
-	ts.tv_nsec = (long)(ns % 1000000000ull);
+	hf_abstime_after_ms(ms, &ts);
 	pthread_mutex_lock(&c->lock);
 	if (!atomic_load(&c->stop))
 		pthread_cond_timedwait(&c->cond, &c->lock, &ts);

@@ -34,11 +34,7 @@ void hf_mining_work_unref(hf_mwork *w)
 
 static uint64_t thread_cpu_ns(void)
 {
-	struct timespec ts;
-
-	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
-		return 0;
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	return hf_clock_ns(CLOCK_THREAD_CPUTIME_ID);
 }
 
 /* A thread saw generation g (published at pub_us): the switch completes when all have. */

@@ -38,11 +38,7 @@ void hf_mining_fmt_rate(double hps, char *out, size_t outsz)
 
 static uint64_t process_cpu_ns(void)
 {
-	struct timespec ts;
-
-	if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0)
-		return 0;
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	return hf_clock_ns(CLOCK_PROCESS_CPUTIME_ID);
 }
 
 void hf_mining_sample(hf_mining *m, uint64_t now_ms)

@@ -279,10 +279,7 @@ bool hf_modes_wait_settled(hf_modes *m, uint64_t timeout_ms)
 			break;
 		}
 		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		uint64_t ns = (uint64_t)ts.tv_nsec + ((deadline - now) % 1000) * 1000000ull;
-		ts.tv_sec += (time_t)((deadline - now) / 1000 + ns / 1000000000ull);
-		ts.tv_nsec = (long)(ns % 1000000000ull);
+		hf_abstime_after_ms(deadline - now, &ts);
 		pthread_cond_timedwait(&m->cond, &m->lock, &ts);
 	}
 	pthread_mutex_unlock(&m->lock);

@@ -83,3 +83,16 @@ Test(util, clocks_move_forward)
 	cr_assert_geq(hf_mono_ms() - a, 20);
 	cr_assert_gt(w, 1700000000000ull);
 }
+
+Test(util, abstime_and_cpu_clock)
+{
+	struct timespec ts;
+	uint64_t before = hf_clock_ns(CLOCK_REALTIME);
+	hf_abstime_after_ms(1500, &ts);
+	uint64_t at = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	cr_assert_geq(at, before + 1500000000ull);
+	cr_assert_lt(at, before + 2500000000ull);
+	cr_assert_lt(ts.tv_nsec, 1000000000L);
+	cr_assert_gt(hf_clock_ns(CLOCK_THREAD_CPUTIME_ID), 0);
+	cr_assert_eq(hf_clock_ns((clockid_t)-12345), 0, "an unreadable clock reads 0");
+}
