@@ -9,16 +9,7 @@
  *   Launch: global (N, ceil(M/WM)), local size 1.
  * Tunables (-D): WM (rows per work-item), KU (k unroll).
  */
-#ifdef B_HALF
-#define BTYPE half
-#define LOADB(p, i) vload_half((i), (p))
-#else
-#define BTYPE float
-#define LOADB(p, i) ((p)[(i)])
-#endif
-#define PRAGMA_(x) _Pragma(#x)
-#define PRAGMA(x) PRAGMA_(x)
-#define UNROLL(n) PRAGMA(unroll n)
+/* BTYPE, LOADB, UNROLL: gemm_common.cl. */
 
 __kernel void hf_gemm_direct(int M, int N, int K, float alpha, float beta,
 			     __global const float *A, int ars, int acs,

@@ -21,53 +21,12 @@
  *   hf_gemv_n), JB (columns per work-item, hf_gemv_t), MB (rows of C per pass). KS (k-splits)
  *   is a kernel argument.
  */
-#define CAT_(a, b) a##b
-#define CAT(a, b) CAT_(a, b)
-#define VEC CAT(float, VW)
-#define VLOAD CAT(vload, VW)
-#define VSTORE CAT(vstore, VW)
-#define NR (NV * VW)
-#ifdef B_HALF
-#define BTYPE half
-#define LOADB(p, i) vload_half((i), (p))
-#define VLOADB(i, p) CAT(vload_half, VW)((i), (p))
-#else
-#define BTYPE float
-#define LOADB(p, i) ((p)[(i)])
-#define VLOADB(i, p) VLOAD((i), (p))
-#endif
+/* CAT, VEC, VLOAD, VSTORE, VLOADB, NR, BTYPE, LOADB, store_row: gemm_common.cl. */
 
 static float out_value(float acc, float alpha, float beta, __global const float *c)
 {
 	float x = alpha * acc;
 	return beta != 0.0f ? fma(beta, *c, x) : x;
-}
-
-/* Adds one row segment of partial sums to out: the first k-block applies beta (never reading
- * out when beta is 0), later blocks accumulate. */
-static void put_row(__global float *out, int ncols, float alpha, float beta, bool first,
-		    VEC *acc)
-{
-	bool rd = !first || beta != 0.0f;
-	float bt = first ? beta : 1.0f;
-	if (ncols >= NR) {
-		_Pragma("unroll") for (int v = 0; v < NV; v++) {
-			VEC x = alpha * acc[v];
-			if (rd)
-				x = fma((VEC)bt, VLOAD(v, out), x);
-			VSTORE(x, v, out);
-		}
-		return;
-	}
-	float t[NR];
-	for (int v = 0; v < NV; v++)
-		VSTORE(acc[v], v, t);
-	for (int j = 0; j < ncols; j++) {
-		float x = alpha * t[j];
-		if (rd)
-			x = fma(bt, out[j], x);
-		out[j] = x;
-	}
 }
 
 /* Work-item (x, s): columns x*NR .. x*NR+NR-1 over k-split s of KS. With KS == 1 it writes C
@@ -129,7 +88,7 @@ __kernel void hf_gemv_n(int M, int N, int K, float alpha, float beta,
 				int jj = j0 + js * NR;
 				_Pragma("unroll") for (int r = 0; r < MB; r++)
 					if (m0 + r < M)
-						put_row(out + (size_t)(m0 + r) * ldo + jj, N - jj, oa,
+						store_row(out + (size_t)(m0 + r) * ldo + jj, N - jj, oa,
 							ob, kb == kbeg, acc[r]);
 			}
 		}

@@ -21,23 +21,7 @@
  *   TM (micro-tiles per work-item), KC (k-chunk: the B panel chunk copied to local memory),
  *   KU (k unroll), PK (k rows per pack work-item).
  */
-#define CAT_(a, b) a##b
-#define CAT(a, b) CAT_(a, b)
-#define VEC CAT(float, VW)
-#define VLOAD CAT(vload, VW)
-#define VSTORE CAT(vstore, VW)
-#define NR (NV * VW)
-#define PRAGMA_(x) _Pragma(#x)
-#define PRAGMA(x) PRAGMA_(x)
-#define UNROLL(n) PRAGMA(unroll n)
-
-#ifdef B_HALF
-#define BTYPE half
-#define LOADB(p, i) vload_half((i), (p))
-#else
-#define BTYPE float
-#define LOADB(p, i) ((p)[(i)])
-#endif
+/* CAT, UNROLL, VEC, VLOAD, VSTORE, NR, BTYPE, LOADB, store_row: gemm_common.cl. */
 
 __kernel void hf_pack_a(int M, int K, __global const float *A, int rs, int cs,
 			__global float *Ap)
@@ -84,33 +68,6 @@ __kernel void hf_pack_b(int N, int K, __global const BTYPE *B, int rs, int cs,
 			for (int k = k0; k < k1; k++)
 				dst[(size_t)k * NR + c] = 0.0f;
 		}
-	}
-}
-
-/* Stores one row of a micro-tile: the first k-chunk applies beta (never reading C when beta is
- * 0), later chunks accumulate into C. */
-static void store_row(__global float *c, int ncols, float alpha, float beta, bool first,
-		      VEC *acc)
-{
-	bool rd = !first || beta != 0.0f;
-	float bt = first ? beta : 1.0f;
-	if (ncols >= NR) {
-		for (int v = 0; v < NV; v++) {
-			VEC x = alpha * acc[v];
-			if (rd)
-				x = fma((VEC)bt, VLOAD(v, c), x);
-			VSTORE(x, v, c);
-		}
-		return;
-	}
-	float t[NR];
-	for (int v = 0; v < NV; v++)
-		VSTORE(acc[v], v, t);
-	for (int j = 0; j < ncols; j++) {
-		float x = alpha * t[j];
-		if (rd)
-			x = fma(bt, c[j], x);
-		c[j] = x;
 	}
 }
 

@@ -216,7 +216,16 @@ static int build_program(hf_gemm_plan *p, hf_errbuf *eb)
 	}
 	if (p->s.b_type == HF_GEMM_B_F16)
 		snprintf(opts + n, sizeof opts - (size_t)n, " -DB_HALF");
-	int r = hf_cl_build(p->cl, src, strlen(src), opts, &p->prog, NULL, eb);
+	/* One program: the shared prelude (gemm_common.cl), then the family. */
+	size_t lc = gemm_common_cl_src_len, lf = strlen(src);
+	char *full = malloc(lc + lf + 2);
+	if (!full)
+		return hf_fail(eb, HF_ENOMEM, "out of memory");
+	memcpy(full, gemm_common_cl_src, lc);
+	full[lc] = '\n';
+	memcpy(full + lc + 1, src, lf + 1);
+	int r = hf_cl_build(p->cl, full, lc + 1 + lf, opts, &p->prog, NULL, eb);
+	free(full);
 	if (r)
 		return hf_fail_prefix(eb, r, "gemm %s", opts);
 	return 0;
