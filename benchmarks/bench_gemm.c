@@ -44,6 +44,9 @@ typedef struct bopts {
 	double budget_s;
 	bool trans_b, half, json, tune, clblast, openblas, first_call, first_call_clblast;
 	bool prepack;
+	bool forced;          /* --kernel: every shape runs with these parameters */
+	hf_gemm_params kernel;
+	double peak_gflops;   /* --peak: the device's FP32 peak, for "% of peak" */
 	char cache_buf[PATH_MAX];
 	char clblast_why[128]; /* why CLBlast is not run, when it was wanted */
 } bopts;
@@ -82,6 +85,10 @@ static void usage(FILE *f)
 		"      --first-call-clblast  also measure CLBlast's first call (slow when cold)\n"
 		"      --tune           search kernel parameters for each shape's class and store\n"
 		"                       the winners in DIR/gemm-tuning.json\n"
+		"      --kernel SPEC    run our engine with these parameters instead of the plan's\n"
+		"                       choice, e.g. \"tiled lx=16 ly=16 wm=8 wn=8 kc=16\" (the\n"
+		"                       kernel column's format; fields left out take defaults)\n"
+		"      --peak GFLOPS    the device's FP32 peak: adds ours as a percentage of it\n"
 		"      --json           print one JSON document instead of the table\n"
 		"  -h, --help           show this help and exit\n\n"
 		"OpenBLAS: when OPENBLAS_CORETYPE is unset the benchmark re-executes itself with the\n"
@@ -125,7 +132,7 @@ static void default_cache_dir(bopts *o)
 static int parse_args(int argc, char **argv, bopts *o)
 {
 	enum { O_FULL = 256, O_BUDGET, O_TRANSB, O_HALF, O_CACHE, O_NOCLB, O_NOOB, O_NOFIRST,
-	       O_FIRSTCLB, O_TUNE, O_JSON, O_PREPACK };
+	       O_FIRSTCLB, O_TUNE, O_JSON, O_PREPACK, O_KERNEL, O_PEAK };
 	static const struct option lo[] = {
 		{ "device", required_argument, NULL, 'd' }, { "shapes", required_argument, NULL, 's' },
 		{ "full", no_argument, NULL, O_FULL }, { "reps", required_argument, NULL, 'r' },
@@ -138,6 +145,8 @@ static int parse_args(int argc, char **argv, bopts *o)
 		{ "first-call-clblast", no_argument, NULL, O_FIRSTCLB },
 		{ "tune", no_argument, NULL, O_TUNE }, { "json", no_argument, NULL, O_JSON },
 		{ "prepacked-b", no_argument, NULL, O_PREPACK },
+		{ "kernel", required_argument, NULL, O_KERNEL },
+		{ "peak", required_argument, NULL, O_PEAK },
 		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
 	};
 	uint64_t v;
@@ -182,6 +191,22 @@ static int parse_args(int argc, char **argv, bopts *o)
 		case O_TUNE: o->tune = true; break;
 		case O_JSON: o->json = true; break;
 		case O_PREPACK: o->prepack = true; break;
+		case O_KERNEL: {
+			hf_errbuf eb;
+			if (hf_gemm_params_parse(optarg, &o->kernel, &eb)) {
+				fprintf(stderr, "hashflop-bench gemm: --kernel: %s\n", eb.msg);
+				return 2;
+			}
+			o->forced = true;
+			break;
+		}
+		case O_PEAK:
+			o->peak_gflops = atof(optarg);
+			if (!(o->peak_gflops > 0)) {
+				fprintf(stderr, "hashflop-bench gemm: --peak: expected GFLOP/s > 0\n");
+				return 2;
+			}
+			break;
 		case 'h': usage(stdout); return 1;
 		default: usage(stderr); return 2;
 		}
@@ -424,7 +449,7 @@ static void bench_ours(hf_cl *cl, const bopts *o, bufs *b, bresult *r)
 	hf_gemm_plan *plan;
 	hf_errbuf eb;
 	int err;
-	if (hf_gemm_plan_new(cl, &gs, NULL, &plan, &eb)) {
+	if (hf_gemm_plan_new(cl, &gs, o->forced ? &o->kernel : NULL, &plan, &eb)) {
 		snprintf(r->note, sizeof r->note, "ours: %s", eb.msg);
 		return;
 	}
@@ -535,7 +560,9 @@ static double child_first_call(const bopts *o, const char *dir, bool clblast)
 										 HF_GEMM_B_F32 };
 					hf_gemm_plan *plan;
 					t0 = now_s(); /* from plan creation to the result */
-					if (hf_gemm_plan_new(cl, &gs, NULL, &plan, NULL) == 0) {
+					if (hf_gemm_plan_new(cl, &gs,
+							     o->forced ? &o->kernel : NULL, &plan,
+							     NULL) == 0) {
 						ours_ctx c = { plan, hf_cl_queue(cl), b.da,
 							       o->half ? b.db : b.db32, b.dc };
 						if (run_ours(&c) == 0)
@@ -581,33 +608,44 @@ static void measure_first_call(const bopts *o, first_call *fc)
 
 /* ---- tuning ---- */
 
-/* Fields: family, vw, mr, nv, tm, ku, pk, mb, jb, wm, kc. */
+#define PACKED(VW, MR, NV, TM, KU, KC) \
+	{ .family = HF_GEMM_PACKED, .vw = VW, .mr = MR, .nv = NV, .tm = TM, .ku = KU, .pk = 64, .kc = KC }
+#define GEMV(VW, NV, MB, JB) { .family = HF_GEMM_GEMV, .vw = VW, .nv = NV, .mb = MB, .jb = JB }
+#define DIRECT(WM, KU) { .family = HF_GEMM_DIRECT, .wm = WM, .ku = KU }
+#define TILED(LX, LY, WM, WN, KC) \
+	{ .family = HF_GEMM_TILED, .lx = LX, .ly = LY, .wm = WM, .wn = WN, .kc = KC }
 static const hf_gemm_params packed_candidates[] = {
-	{ HF_GEMM_PACKED, 16, 6, 1, 4, 2, 64, 0, 0, 0, 256, 0, 0, 0 },
-	{ HF_GEMM_PACKED, 16, 6, 1, 8, 2, 64, 0, 0, 0, 256, 0, 0, 0 },
-	{ HF_GEMM_PACKED, 16, 6, 1, 16, 2, 64, 0, 0, 0, 256, 0, 0, 0 },
-	{ HF_GEMM_PACKED, 16, 6, 1, 8, 2, 64, 0, 0, 0, 128, 0, 0, 0 },
-	{ HF_GEMM_PACKED, 16, 6, 1, 8, 2, 64, 0, 0, 0, 512, 0, 0, 0 },
-	{ HF_GEMM_PACKED, 16, 6, 1, 32, 2, 64, 0, 0, 0, 128, 0, 0, 0 },
-	{ HF_GEMM_PACKED, 16, 6, 1, 8, 1, 64, 0, 0, 0, 256, 0, 0, 0 },
-	{ HF_GEMM_PACKED, 16, 4, 1, 8, 2, 64, 0, 0, 0, 256, 0, 0, 0 },
-	{ HF_GEMM_PACKED, 8, 6, 2, 8, 2, 64, 0, 0, 0, 256, 0, 0, 0 },
+	PACKED(16, 6, 1, 4, 2, 256), PACKED(16, 6, 1, 8, 2, 256), PACKED(16, 6, 1, 16, 2, 256),
+	PACKED(16, 6, 1, 8, 2, 128), PACKED(16, 6, 1, 8, 2, 512), PACKED(16, 6, 1, 32, 2, 128),
+	PACKED(16, 6, 1, 8, 1, 256), PACKED(16, 4, 1, 8, 2, 256), PACKED(8, 6, 2, 8, 2, 256),
+	PACKED(16, 8, 2, 8, 1, 128), PACKED(16, 14, 1, 8, 1, 128), /* AVX-512: 16 and 28 zmm */
 };
 static const hf_gemm_params gemv_candidates[] = {
-	{ HF_GEMM_GEMV, 8, 0, 4, 0, 0, 0, 4, 4, 0, 0, 0, 0, 0 }, { HF_GEMM_GEMV, 8, 0, 2, 0, 0, 0, 4, 2, 0, 0, 0, 0, 0 },
-	{ HF_GEMM_GEMV, 8, 0, 8, 0, 0, 0, 1, 8, 0, 0, 0, 0, 0 }, { HF_GEMM_GEMV, 16, 0, 2, 0, 0, 0, 2, 4, 0, 0, 0, 0, 0 },
-	{ HF_GEMM_GEMV, 8, 0, 4, 0, 0, 0, 2, 1, 0, 0, 0, 0, 0 }, { HF_GEMM_GEMV, 4, 0, 4, 0, 0, 0, 4, 4, 0, 0, 0, 0, 0 },
+	GEMV(8, 4, 4, 4), GEMV(8, 2, 4, 2), GEMV(8, 8, 1, 8),
+	GEMV(16, 2, 2, 4), GEMV(8, 4, 2, 1), GEMV(4, 4, 4, 4),
 };
-static const hf_gemm_params direct_candidates[] = {
-	{ HF_GEMM_DIRECT, 0, 0, 0, 0, 4, 0, 0, 0, 4, 0, 0, 0, 0 }, { HF_GEMM_DIRECT, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0 },
-	{ HF_GEMM_DIRECT, 0, 0, 0, 0, 4, 0, 0, 0, 8, 0, 0, 0, 0 },
+static const hf_gemm_params direct_candidates[] = { DIRECT(4, 4), DIRECT(1, 1), DIRECT(8, 4) };
+/* GPUs: 128 x 128 down to 64 x 64 tiles of C, 32 to 64 accumulators per work-item. */
+static const hf_gemm_params tiled_candidates[] = {
+	TILED(16, 16, 8, 8, 16), TILED(16, 16, 8, 8, 8), TILED(16, 16, 8, 8, 32),
+	TILED(16, 16, 4, 8, 16), TILED(16, 8, 8, 8, 16), TILED(32, 8, 4, 4, 16),
+	TILED(16, 16, 4, 4, 32), TILED(8, 8, 8, 8, 16),
 };
+/* GPUs, M <= 48: one or two rows per work-item, wide rows of work-items. */
+static const hf_gemm_params tiled_small_candidates[] = {
+	TILED(64, 1, 1, 2, 32), TILED(64, 4, 1, 2, 32), TILED(32, 8, 1, 4, 32),
+	TILED(128, 1, 1, 1, 64), TILED(64, 8, 2, 2, 16), TILED(32, 4, 2, 4, 32),
+};
+#undef PACKED
+#undef GEMV
+#undef DIRECT
+#undef TILED
 
 static int tune_shape(hf_cl *cl, const bopts *o, const bshape *s)
 {
 	hf_gemm_shape gs = { .m = s->m, .n = s->n, .k = s->k, .trans_b = o->trans_b,
 			     .b_type = o->half ? HF_GEMM_B_F16 : HF_GEMM_B_F32 };
-	const char *cls = hf_gemm_shape_class(&gs);
+	const char *cls = hf_gemm_shape_class(hf_cl_info(cl), &gs);
 	const hf_gemm_params *cand = packed_candidates;
 	size_t nc = HF_ARRAY_SIZE(packed_candidates);
 	hf_gemm_params best = { 0 };
@@ -615,7 +653,13 @@ static int tune_shape(hf_cl *cl, const bopts *o, const bshape *s)
 	hf_errbuf eb;
 	bufs b;
 	char desc[128];
-	if (strncmp(cls, "gemv", 4) == 0) {
+	if (strncmp(cls, "tiled-small", 11) == 0) {
+		cand = tiled_small_candidates;
+		nc = HF_ARRAY_SIZE(tiled_small_candidates);
+	} else if (strncmp(cls, "tiled", 5) == 0) {
+		cand = tiled_candidates;
+		nc = HF_ARRAY_SIZE(tiled_candidates);
+	} else if (strncmp(cls, "gemv", 4) == 0) {
 		cand = gemv_candidates;
 		nc = HF_ARRAY_SIZE(gemv_candidates);
 	} else if (strncmp(cls, "direct", 6) == 0) {
@@ -696,6 +740,13 @@ static void print_table(const bopts *o, const hf_cl_device_info *dev, const bres
 		if (r[i].note[0])
 			printf("%-16s note: %s\n", "", r[i].note);
 	}
+	if (o->peak_gflops > 0) {
+		printf("\nours against the %.0f GFLOP/s FP32 peak:", o->peak_gflops);
+		for (size_t i = 0; i < n; i++)
+			printf("%s %zux%zux%zu %.1f%%", i ? "," : "", r[i].s.m, r[i].s.k, r[i].s.n,
+			       100.0 * r[i].ours / o->peak_gflops);
+		printf("\n");
+	}
 	if (fc->ran) {
 		printf("\nfirst call (fresh process, plan creation to result, %zux%zux%zu): ours "
 		       "%.1f ms with a cold cache, %.1f ms warm",
@@ -724,6 +775,8 @@ static void print_json(const bopts *o, const hf_cl_device_info *dev, const bresu
 	json_object_set_new(root, "b_storage", json_string(o->half ? "f16" : "f32"));
 	json_object_set_new(root, "trans_b", json_boolean(o->trans_b));
 	json_object_set_new(root, "prepacked_b", json_boolean(o->prepack));
+	if (o->peak_gflops > 0)
+		json_object_set_new(root, "peak_gflops", json_real(o->peak_gflops));
 	for (size_t i = 0; i < n; i++)
 		json_array_append_new(
 			arr, json_pack("{s:I,s:I,s:I,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:b,s:s,s:b,s:s}",
@@ -736,6 +789,9 @@ static void print_json(const bopts *o, const hf_cl_device_info *dev, const bresu
 				       "max_abs_err", isfinite(r[i].max_err) ? r[i].max_err : -1.0,
 				       "ok", r[i].ok, "kernel", r[i].params, "tuned", r[i].tuned,
 				       "note", r[i].note));
+	for (size_t i = 0; o->peak_gflops > 0 && i < n; i++)
+		json_object_set_new(json_array_get(arr, i), "fraction_of_peak",
+				    json_real(r[i].ours / o->peak_gflops));
 	json_object_set_new(root, "results", arr);
 	if (fc->ran)
 		json_object_set_new(root, "first_call_ms",

@@ -52,8 +52,10 @@ static bool is_avx512_cpu(const hf_cl_device_info *dev)
 	return false;
 }
 
-static hf_gemm_family auto_family(const hf_gemm_shape *s)
+hf_gemm_family hf_gemm_auto_family(const hf_cl_device_info *dev, const hf_gemm_shape *s)
 {
+	if (dev && dev->is_gpu)
+		return HF_GEMM_TILED;
 	if ((double)s->m * (double)s->n * (double)s->k <= DIRECT_MAX_WORK)
 		return HF_GEMM_DIRECT;
 	/* hf_gemv_t needs contiguous rows of op(A): with trans_a that holds only for M == 1. */
@@ -62,19 +64,27 @@ static hf_gemm_family auto_family(const hf_gemm_shape *s)
 	return HF_GEMM_PACKED;
 }
 
-const char *hf_gemm_shape_class(const hf_gemm_shape *s)
+const char *hf_gemm_shape_class(const hf_cl_device_info *dev, const hf_gemm_shape *s)
 {
 	bool h = s->b_type == HF_GEMM_B_F16;
-	switch (auto_family(s)) {
+	switch (hf_gemm_auto_family(dev, s)) {
 	case HF_GEMM_DIRECT: return h ? "direct-f16" : "direct";
 	case HF_GEMM_GEMV: return h ? "gemv-f16" : "gemv";
+	case HF_GEMM_TILED:
+		if (s->m <= GEMV_MAX_M)
+			return h ? "tiled-small-f16" : "tiled-small";
+		return h ? "tiled-f16" : "tiled";
 	default: return h ? "packed-f16" : "packed";
 	}
 }
 
 /* Built-in defaults, measured with PoCL 3.1 on a 2-core AVX2 EPYC (see README): 6 x 16
  * micro-tiles (12 ymm accumulators) for PACKED; GEMV register blocks sized by M. AVX-512 CPUs
- * get 8 x 32 tiles (16 zmm accumulators); GPUs small tiles (untuned: see README). */
+ * get 8 x 32 tiles (16 zmm accumulators, the shape of OpenBLAS's SkylakeX kernel). GPUs get
+ * TILED with 16 x 16 work-groups of 8 x 8 register blocks (128 x 128 tiles of C, 64
+ * accumulators per work-item, k-tiles of 16: the usual shape for NVIDIA SMs with 64 K
+ * registers), and 1-row-per-work-item tiles for small M. The AVX-512 and GPU defaults have
+ * not been measured (see README). */
 static void fill_defaults(const hf_cl_device_info *dev, const hf_gemm_shape *s,
 			  hf_gemm_params *p)
 {
@@ -102,6 +112,24 @@ static void fill_defaults(const hf_cl_device_info *dev, const hf_gemm_shape *s,
 		if (!p->jb) p->jb = 4;
 		if (!p->kb) p->kb = 64;
 		break;
+	case HF_GEMM_TILED: {
+		bool small = m <= GEMV_MAX_M;
+		unsigned ly = 1;
+		while (small && ly < 8 && ly < m)
+			ly *= 2;
+		if (!p->lx) p->lx = small ? 64 : 16;
+		if (!p->ly) p->ly = small ? ly : 16;
+		if (!p->wm) p->wm = small ? 1 : 8;
+		if (!p->wn) p->wn = small ? 2 : 8;
+		if (!p->kc) p->kc = small ? 32 : 16;
+		/* A CPU device (tuning candidates, tests) or a small GPU: fit the work-group. */
+		size_t maxwg = dev && dev->max_work_group_size ? dev->max_work_group_size : 256;
+		while ((size_t)p->lx * p->ly > maxwg && p->ly > 1)
+			p->ly /= 2;
+		while ((size_t)p->lx * p->ly > maxwg && p->lx > 1)
+			p->lx /= 2;
+		break;
+	}
 	case HF_GEMM_DIRECT:
 	default:
 		if (!p->wm) p->wm = 4;
@@ -114,7 +142,7 @@ void hf_gemm_default_params(const hf_cl_device_info *dev, const hf_gemm_shape *s
 			    hf_gemm_params *out)
 {
 	memset(out, 0, sizeof *out);
-	out->family = auto_family(s);
+	out->family = hf_gemm_auto_family(dev, s);
 	fill_defaults(dev, s, out);
 }
 
@@ -145,6 +173,12 @@ static int check_params(const hf_gemm_params *p, const hf_gemm_shape *s, hf_errb
 			return hf_fail(eb, HF_EINVAL, "direct parameters out of range (wm 1-16, "
 				       "ku 1-16)");
 		return 0;
+	case HF_GEMM_TILED:
+		if (!in(p->lx, 1, 256) || !in(p->ly, 1, 256) || !in(p->wm, 1, 16) ||
+		    !in(p->wn, 1, 16) || !in(p->kc, 1, 256) || p->lx * p->ly > 1024)
+			return hf_fail(eb, HF_EINVAL, "tiled parameters out of range (lx, ly 1-256 "
+				       "with lx*ly <= 1024, wm, wn 1-16, kc 1-256)");
+		return 0;
 	default:
 		return hf_fail(eb, HF_EINVAL, "unknown kernel family %d", (int)p->family);
 	}
@@ -164,10 +198,62 @@ char *hf_gemm_params_describe(const hf_gemm_params *p, char *out, size_t sz)
 	case HF_GEMM_DIRECT:
 		snprintf(out, sz, "direct wm=%u ku=%u", p->wm, p->ku);
 		break;
+	case HF_GEMM_TILED:
+		snprintf(out, sz, "tiled lx=%u ly=%u wm=%u wn=%u kc=%u", p->lx, p->ly, p->wm, p->wn,
+			 p->kc);
+		break;
 	default:
 		snprintf(out, sz, "auto");
 	}
 	return out;
+}
+
+static const char *const family_names[] = { "auto", "packed", "gemv", "direct", "tiled", NULL };
+
+/* The named fields of hf_gemm_params, for parsing and the tuning database. */
+#define PARAM_FIELDS(X)                                                                     \
+	X(vw, 16) X(mr, 16) X(nv, 8) X(tm, 64) X(ku, 16) X(pk, 4096) X(mb, 16) X(jb, 16)    \
+	X(wm, 16) X(kc, 1024) X(kb, 65536) X(ks, 64) X(kl, 65536) X(lx, 256) X(ly, 256)    \
+	X(wn, 16)
+#define COUNT_FIELD(name, max) +1
+
+int hf_gemm_params_parse(const char *spec, hf_gemm_params *out, hf_errbuf *eb)
+{
+	char buf[256], *save = NULL;
+	memset(out, 0, sizeof *out);
+	if (!spec || !hf_strlcpy(buf, spec, sizeof buf))
+		return hf_fail(eb, HF_EINVAL, "kernel parameters: empty or longer than %zu bytes",
+			       sizeof buf - 1);
+	char *w = strtok_r(buf, " ,", &save);
+	int fam = -1;
+	for (int i = 1; w && family_names[i]; i++)
+		if (strcmp(w, family_names[i]) == 0)
+			fam = i;
+	if (fam < 0)
+		return hf_fail(eb, HF_EINVAL, "kernel parameters: \"%s\" is not a family "
+			       "(packed, gemv, direct, tiled)", w ? w : "");
+	out->family = (hf_gemm_family)fam;
+	while ((w = strtok_r(NULL, " ,", &save))) {
+		char *eq = strchr(w, '=');
+		uint64_t v;
+		bool known = false;
+		if (!eq)
+			return hf_fail(eb, HF_EINVAL, "kernel parameters: \"%s\" is not name=value", w);
+		*eq = '\0';
+#define PARSE_FIELD(name, max)                                                              \
+		if (strcmp(w, #name) == 0) {                                                \
+			if (!hf_parse_u64(eq + 1, 0, max, &v))                               \
+				return hf_fail(eb, HF_EINVAL, "kernel parameters: " #name     \
+					       " must be 0-%u, got \"%s\"", max, eq + 1);      \
+			out->name = (unsigned)v;                                            \
+			known = true;                                                       \
+		}
+		PARAM_FIELDS(PARSE_FIELD)
+#undef PARSE_FIELD
+		if (!known)
+			return hf_fail(eb, HF_EINVAL, "kernel parameters: unknown field \"%s\"", w);
+	}
+	return 0;
 }
 
 /* Resolves and checks leading dimensions; everything must fit the kernels' int arithmetic. */
@@ -208,6 +294,12 @@ static int build_program(hf_gemm_plan *p, hf_errbuf *eb)
 		src = gemm_gemv_cl_src;
 		n = snprintf(opts, sizeof opts, "-DVW=%u -DNV=%u -DMB=%u -DJB=%u -DKB=%u", q->vw,
 			     q->nv, q->mb, q->jb, q->kb);
+		break;
+	case HF_GEMM_TILED:
+		src = gemm_tiled_cl_src;
+		n = snprintf(opts, sizeof opts, "-DLX=%u -DLY=%u -DWM=%u -DWN=%u -DKC=%u%s%s",
+			     q->lx, q->ly, q->wm, q->wn, q->kc, p->s.trans_a ? " -DTA" : "",
+			     p->s.trans_b ? " -DTB" : "");
 		break;
 	default:
 		src = gemm_direct_cl_src;
@@ -302,6 +394,9 @@ static int make_kernels(hf_gemm_plan *p, hf_errbuf *eb)
 			return r;
 		return 0;
 	}
+	if (q->family == HF_GEMM_TILED)
+		return add_kernel(p, "hf_gemm_tiled", ceil_div(n, (size_t)q->lx * q->wn) * q->lx,
+				  ceil_div(m, (size_t)q->ly * q->wm) * q->ly, q->lx, q->ly, eb);
 	return add_kernel(p, "hf_gemm_direct", n, ceil_div(m, q->wm), 1, 1, eb);
 }
 
@@ -374,6 +469,11 @@ static int enqueue(hf_gemm_plan *p, int m, int n, int k, float alpha, float beta
 			ARG(kr, 0, m); ARG(kr, 1, n); ARG(kr, 2, ks); ARG(kr, 3, alpha);
 			ARG(kr, 4, beta); ARG(kr, 5, w); ARG(kr, 6, c); ARG(kr, 7, ldc);
 		}
+	} else if (p->prm.family == HF_GEMM_TILED) {
+		cl_kernel kt = p->k[0];
+		ARG(kt, 0, m); ARG(kt, 1, n); ARG(kt, 2, k); ARG(kt, 3, alpha); ARG(kt, 4, beta);
+		ARG(kt, 5, a); ARG(kt, 6, p->lda); ARG(kt, 7, b); ARG(kt, 8, p->ldb); ARG(kt, 9, c);
+		ARG(kt, 10, ldc);
 	} else {
 		cl_kernel kd = p->k[0];
 		ARG(kd, 0, m); ARG(kd, 1, n); ARG(kd, 2, k); ARG(kd, 3, alpha); ARG(kd, 4, beta);
@@ -418,19 +518,42 @@ static int warm_up(hf_gemm_plan *p, hf_errbuf *eb)
 	return r;
 }
 
-/* The B block each work-item keeps in local memory must fit the device's. */
-static int check_local_mem(const hf_gemm_plan *p, hf_errbuf *eb)
+/* The local-memory blocks must fit the device's, and a TILED work-group its largest one. */
+static int check_device_limits(const hf_gemm_plan *p, hf_errbuf *eb)
 {
 	const hf_gemm_params *q = &p->prm;
-	uint64_t have = hf_cl_info(p->cl)->local_mem_bytes, need = 0;
+	const hf_cl_device_info *dev = hf_cl_info(p->cl);
+	uint64_t have = dev->local_mem_bytes, need = 0;
 	if (q->family == HF_GEMM_PACKED)
 		need = (uint64_t)q->kc * q->nv * q->vw * sizeof(float);
 	else if (q->family == HF_GEMM_GEMV)
 		need = (uint64_t)q->kb * q->jb * q->nv * q->vw * sizeof(float);
+	else if (q->family == HF_GEMM_TILED)
+		need = (uint64_t)q->kc * (q->ly * q->wm + 1 + q->lx * q->wn + 1) * sizeof(float);
 	if (have && need > have)
 		return hf_fail(eb, HF_EINVAL, "parameters need %llu bytes of local memory, the "
 			       "device has %llu", (unsigned long long)need, (unsigned long long)have);
+	if (q->family == HF_GEMM_TILED && dev->max_work_group_size &&
+	    (size_t)q->lx * q->ly > dev->max_work_group_size)
+		return hf_fail(eb, HF_EINVAL, "work-group of %u x %u exceeds the device's %zu "
+			       "work-items", q->lx, q->ly, dev->max_work_group_size);
 	return 0;
+}
+
+/* The tuning database's entry for this device and shape class, if there is one and its family
+ * can run this shape (gemv with both transposes cannot for M > 1); zero fields take defaults. */
+static bool tuned_params(const hf_cl_device_info *dev, const char *dir, const hf_gemm_shape *s,
+			 hf_gemm_params *out)
+{
+	hf_gemm_params t;
+	if (hf_gemm_tuning_lookup(dir, dev, hf_gemm_shape_class(dev, s), &t, NULL) != 0 ||
+	    t.family == HF_GEMM_AUTO)
+		return false;
+	fill_defaults(dev, s, &t);
+	if (check_params(&t, s, NULL) != 0)
+		return false;
+	*out = t;
+	return true;
 }
 
 static void choose_params(hf_gemm_plan *p, const hf_gemm_params *given)
@@ -440,14 +563,12 @@ static void choose_params(hf_gemm_plan *p, const hf_gemm_params *given)
 	if (given) {
 		p->prm = *given;
 		if (p->prm.family == HF_GEMM_AUTO)
-			p->prm.family = auto_family(&p->s);
-	} else if (dir && hf_gemm_tuning_lookup(dir, dev, hf_gemm_shape_class(&p->s), &p->prm,
-						NULL) == 0 &&
-		   p->prm.family == auto_family(&p->s)) {
+			p->prm.family = hf_gemm_auto_family(dev, &p->s);
+	} else if (dir && tuned_params(dev, dir, &p->s, &p->prm)) {
 		p->tuned = true;
 	} else {
 		memset(&p->prm, 0, sizeof p->prm);
-		p->prm.family = auto_family(&p->s);
+		p->prm.family = hf_gemm_auto_family(dev, &p->s);
 	}
 	fill_defaults(dev, &p->s, &p->prm);
 	if (p->prm.family == HF_GEMM_GEMV) {
@@ -495,7 +616,7 @@ int hf_gemm_plan_new(hf_cl *cl, const hf_gemm_shape *s, const hf_gemm_params *pa
 	if ((r = check_shape(p, eb)))
 		goto fail;
 	choose_params(p, params);
-	if ((r = check_params(&p->prm, s, eb)) || (r = check_local_mem(p, eb)))
+	if ((r = check_params(&p->prm, s, eb)) || (r = check_device_limits(p, eb)))
 		goto fail;
 	if ((r = build_program(p, eb)) || (r = make_kernels(p, eb)) || (r = warm_up(p, eb)))
 		goto fail;
@@ -567,8 +688,6 @@ size_t hf_gemm_plan_workspace(const hf_gemm_plan *p) { return p->workspace; }
 
 /* ---- tuning database ---- */
 
-static const char *const family_names[] = { "auto", "packed", "gemv", "direct", NULL };
-
 static void tuning_path(const char *dir, char *out, size_t sz)
 {
 	snprintf(out, sz, "%s/gemm-tuning.json", dir);
@@ -584,7 +703,6 @@ int hf_gemm_tuning_lookup(const char *cache_dir, const hf_cl_device_info *dev,
 {
 	char path[PATH_MAX], key[512];
 	json_t *root = NULL;
-	uint64_t v[13] = { 0 };
 	int fam = 0, r;
 	tuning_path(cache_dir, path, sizeof path);
 	if ((r = hf_cfg_load_file(path, 1u << 20, &root, eb)))
@@ -596,41 +714,27 @@ int hf_gemm_tuning_lookup(const char *cache_dir, const hf_cl_device_info *dev,
 		r = hf_fail(eb, HF_ENOTFOUND, "%s: no entry for %s", path, key);
 		goto free_root;
 	}
-	const hf_cfg_field fields[] = {
+	enum { NFIELDS = 0 PARAM_FIELDS(COUNT_FIELD) };
+	uint64_t v[NFIELDS] = { 0 };
+	hf_cfg_field fields[1 + NFIELDS] = {
 		{ "family", HF_CFG_ENUM, true, &fam, 0, 0, 0, family_names, NULL },
-		{ "vw", HF_CFG_UINT, false, &v[0], 0, 0, 16, NULL, NULL },
-		{ "mr", HF_CFG_UINT, false, &v[1], 0, 0, 16, NULL, NULL },
-		{ "nv", HF_CFG_UINT, false, &v[2], 0, 0, 8, NULL, NULL },
-		{ "tm", HF_CFG_UINT, false, &v[3], 0, 0, 64, NULL, NULL },
-		{ "ku", HF_CFG_UINT, false, &v[4], 0, 0, 16, NULL, NULL },
-		{ "pk", HF_CFG_UINT, false, &v[5], 0, 0, 4096, NULL, NULL },
-		{ "mb", HF_CFG_UINT, false, &v[6], 0, 0, 16, NULL, NULL },
-		{ "jb", HF_CFG_UINT, false, &v[7], 0, 0, 16, NULL, NULL },
-		{ "wm", HF_CFG_UINT, false, &v[8], 0, 0, 16, NULL, NULL },
-		{ "kc", HF_CFG_UINT, false, &v[9], 0, 0, 1024, NULL, NULL },
-		{ "kb", HF_CFG_UINT, false, &v[10], 0, 0, 65536, NULL, NULL },
-		{ "ks", HF_CFG_UINT, false, &v[11], 0, 0, 64, NULL, NULL },
-		{ "kl", HF_CFG_UINT, false, &v[12], 0, 0, 65536, NULL, NULL },
 	};
+	size_t nf = 1;
+#define TABLE_FIELD(name, max)                                                              \
+	fields[nf] = (hf_cfg_field){ #name, HF_CFG_UINT, false, &v[nf - 1], 0, 0, max, NULL, NULL }; \
+	nf++;
+	PARAM_FIELDS(TABLE_FIELD)
+#undef TABLE_FIELD
 	char jpath[600];
 	snprintf(jpath, sizeof jpath, "entries.%s", key);
-	if ((r = hf_cfg_read(e, jpath, fields, HF_ARRAY_SIZE(fields), eb)))
+	if ((r = hf_cfg_read(e, jpath, fields, nf, eb)))
 		goto free_root;
 	memset(out, 0, sizeof *out);
 	out->family = (hf_gemm_family)fam;
-	out->vw = (unsigned)v[0];
-	out->mr = (unsigned)v[1];
-	out->nv = (unsigned)v[2];
-	out->tm = (unsigned)v[3];
-	out->ku = (unsigned)v[4];
-	out->pk = (unsigned)v[5];
-	out->mb = (unsigned)v[6];
-	out->jb = (unsigned)v[7];
-	out->wm = (unsigned)v[8];
-	out->kc = (unsigned)v[9];
-	out->kb = (unsigned)v[10];
-	out->ks = (unsigned)v[11];
-	out->kl = (unsigned)v[12];
+	nf = 0;
+#define COPY_FIELD(name, max) out->name = (unsigned)v[nf++];
+	PARAM_FIELDS(COPY_FIELD)
+#undef COPY_FIELD
 free_root:
 	json_decref(root);
 	return r;
@@ -659,15 +763,11 @@ int hf_gemm_tuning_store(const char *cache_dir, const hf_cl_device_info *dev,
 		json_decref(root);
 		return hf_fail(eb, HF_ENOMEM, "out of memory");
 	}
-	const struct { const char *k; unsigned v; } f[] = {
-		{ "vw", prm->vw }, { "mr", prm->mr }, { "nv", prm->nv }, { "tm", prm->tm },
-		{ "ku", prm->ku }, { "pk", prm->pk }, { "mb", prm->mb }, { "jb", prm->jb },
-		{ "wm", prm->wm }, { "kc", prm->kc }, { "kb", prm->kb }, { "ks", prm->ks },
-		{ "kl", prm->kl },
-	};
-	for (size_t i = 0; i < HF_ARRAY_SIZE(f); i++)
-		if (f[i].v)
-			json_object_set_new(e, f[i].k, json_integer(f[i].v));
+#define STORE_FIELD(name, max)                                                              \
+	if (prm->name)                                                                      \
+		json_object_set_new(e, #name, json_integer(prm->name));
+	PARAM_FIELDS(STORE_FIELD)
+#undef STORE_FIELD
 	json_object_set_new(entries, key, e);
 	char *text = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
 	json_decref(root);

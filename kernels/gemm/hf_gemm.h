@@ -6,8 +6,9 @@
  * the caller's), builds the program through the hf_cl binary cache, allocates its workspace and
  * makes a warm-up launch of every kernel so the first real call pays no JIT cost.
  *
- * Families: PACKED (register-blocked micro-tiles on packed panels, large shapes), GEMV (small M
- * streaming B once, both B layouts), DIRECT (no packing, for small or odd shapes). Every family
+ * Families: PACKED (register-blocked micro-tiles on packed panels, large shapes on CPUs), GEMV
+ * (small M streaming B once, both B layouts, CPUs), DIRECT (no packing, for small or odd shapes
+ * on CPUs), TILED (work-groups sharing local-memory tiles, register blocks: GPUs). Every family
  * handles any M, N, K, either transpose, FP32 or FP16 B, and beta == 0 without reading C (GEMV
  * takes both transposes together only for M = 1; the automatic choice never asks it to).
  * Buffers: A is M x K (K x M when trans_a) with row stride lda, B is K x N (N x K when trans_b)
@@ -30,6 +31,7 @@ typedef enum hf_gemm_family {
 	HF_GEMM_PACKED = 1,
 	HF_GEMM_GEMV = 2,
 	HF_GEMM_DIRECT = 3,
+	HF_GEMM_TILED = 4,
 } hf_gemm_family;
 
 typedef enum hf_gemm_btype {
@@ -55,25 +57,34 @@ typedef struct hf_gemm_params {
 	unsigned pk;  /* PACKED: k rows per packing work-item (1-4096) */
 	unsigned mb;  /* GEMV: rows of C per pass over B (1-16) */
 	unsigned jb;  /* GEMV: slices of NR per work-item (n), columns per work-item (t) (1-16) */
-	unsigned wm;  /* DIRECT: rows per work-item (1-16) */
-	unsigned kc;  /* PACKED: k-chunk of B copied to local memory (1-1024) */
+	unsigned wm;  /* DIRECT, TILED: rows per work-item (1-16) */
+	unsigned kc;  /* PACKED: k-chunk of B copied to local memory (1-1024); TILED: k-tile (1-256) */
 	unsigned kl;  /* PACKED: k-range of one launch (1-65536; 65536 = one launch) */
 	unsigned kb;  /* GEMV(n): k-block rows whose B block stays in cache (1-65536) */
 	unsigned ks;  /* GEMV(n): splits of K (1-64; 0 = chosen from the shape) */
+	unsigned lx;  /* TILED: work-group width, columns of work-items (1-256) */
+	unsigned ly;  /* TILED: work-group height, rows of work-items (1-256) */
+	unsigned wn;  /* TILED: columns per work-item (1-16) */
 } hf_gemm_params;
 
 typedef struct hf_gemm_plan hf_gemm_plan;
 
-/* The shape class the tuner and the defaults are keyed by: "direct", "gemv" or "packed"
- * (followed by "-f16" for FP16 B), as chosen for this shape. */
-const char *hf_gemm_shape_class(const hf_gemm_shape *s);
+/* The family the plan picks for this shape on this device (dev NULL: a CPU). CPUs: DIRECT for
+ * M*N*K <= 32768, GEMV for M <= 48, PACKED above; GPUs: TILED. */
+hf_gemm_family hf_gemm_auto_family(const hf_cl_device_info *dev, const hf_gemm_shape *s);
+
+/* The shape class the tuner and the tuning database are keyed by: the automatic family's name
+ * ("direct", "gemv", "packed"; on GPUs "tiled" or "tiled-small" for M <= 48), followed by
+ * "-f16" for FP16 B. dev NULL: a CPU. */
+const char *hf_gemm_shape_class(const hf_cl_device_info *dev, const hf_gemm_shape *s);
 
 /* Parameters a plan would use for this shape on this device without a tuning database. */
 void hf_gemm_default_params(const hf_cl_device_info *dev, const hf_gemm_shape *s,
 			    hf_gemm_params *out);
 
-/* Makes a plan. params NULL: tuned (tuning database in hf_cl_cache_dir(cl)) or defaults;
- * otherwise the given family and parameters (0 fields take defaults). HF_EINVAL on a bad shape
+/* Makes a plan. params NULL: tuned (tuning database in hf_cl_cache_dir(cl); an entry whose
+ * family cannot run this shape is ignored) or defaults; otherwise the given family and
+ * parameters (0 fields take defaults). HF_EINVAL on a bad shape
  * or parameter; HF_ECL (with the build log) when the device refuses the kernels. */
 int hf_gemm_plan_new(hf_cl *cl, const hf_gemm_shape *s, const hf_gemm_params *params,
 		     hf_gemm_plan **out, hf_errbuf *eb);
@@ -94,6 +105,11 @@ const hf_gemm_params *hf_gemm_plan_params(const hf_gemm_plan *p);
 bool hf_gemm_plan_tuned(const hf_gemm_plan *p);
 /* One line such as "packed vw=8 mr=6 nv=2 tm=4 ku=4 pk=64"; returns out. */
 char *hf_gemm_params_describe(const hf_gemm_params *prm, char *out, size_t sz);
+/* Parses what hf_gemm_params_describe writes: a family name ("packed", "gemv", "direct",
+ * "tiled") then name=value fields separated by spaces or commas ("tiled lx=16,ly=16"). Fields
+ * left out are 0 (defaults); ranges are checked when a plan is made. HF_EINVAL names the bad
+ * word. */
+int hf_gemm_params_parse(const char *spec, hf_gemm_params *out, hf_errbuf *eb);
 /* Bytes of device workspace the plan holds (packed panels). */
 size_t hf_gemm_plan_workspace(const hf_gemm_plan *p);
 

@@ -177,11 +177,16 @@ static const hf_gemm_params sweep_packed = { .family = HF_GEMM_PACKED, .vw = 8, 
 static const hf_gemm_params sweep_gemv = { .family = HF_GEMM_GEMV, .vw = 8, .nv = 2, .mb = 3,
 					    .jb = 3, .kb = 16 };
 static const hf_gemm_params sweep_direct = { .family = HF_GEMM_DIRECT };
+/* A 9 x 8 tile of C per 4 x 3 work-group and k-tiles of 5: neither block copy divides evenly
+ * among the 12 work-items, so the guarded loads run too. */
+static const hf_gemm_params sweep_tiled = { .family = HF_GEMM_TILED, .lx = 4, .ly = 3, .wm = 3,
+					     .wn = 2, .kc = 5 };
 
 static void sweep(hf_gemm_family fam, bool half)
 {
 	const hf_gemm_params *prm = fam == HF_GEMM_PACKED ? &sweep_packed :
 				    fam == HF_GEMM_GEMV	  ? &sweep_gemv :
+				    fam == HF_GEMM_TILED  ? &sweep_tiled :
 							    &sweep_direct;
 	static const float ab[][2] = { { 1.0f, 0.0f }, { -0.5f, 1.0f }, { 2.0f, -1.5f } };
 	unsigned t = 0;
@@ -204,17 +209,77 @@ Test(gemm, direct_family, SUITE) { sweep(HF_GEMM_DIRECT, false); }
 Test(gemm, packed_family_fp16_weights, SUITE) { sweep(HF_GEMM_PACKED, true); }
 Test(gemm, gemv_family_fp16_weights, SUITE) { sweep(HF_GEMM_GEMV, true); }
 Test(gemm, direct_family_fp16_weights, SUITE) { sweep(HF_GEMM_DIRECT, true); }
+Test(gemm, tiled_family, SUITE) { sweep(HF_GEMM_TILED, false); }
+Test(gemm, tiled_family_fp16_weights, SUITE) { sweep(HF_GEMM_TILED, true); }
+
+/* The GPU defaults (128 x 128 tiles of 16 x 16 work-groups, and the small-M shape) run on the
+ * CPU device too: same kernel, same results, whatever the device. */
+Test(gemm, tiled_gpu_defaults_are_correct, SUITE)
+{
+	hf_cl_device_info gpu = *hf_cl_info(cl);
+	gpu.is_gpu = true;
+	gpu.max_work_group_size = 1024;
+	hf_gemm_shape big = { .m = 300, .n = 200, .k = 50 }, small = { .m = 5, .n = 700, .k = 90 };
+	hf_gemm_params pb, ps;
+	hf_gemm_default_params(&gpu, &big, &pb);
+	hf_gemm_default_params(&gpu, &small, &ps);
+	cr_assert_eq(pb.family, HF_GEMM_TILED);
+	cr_assert(pb.lx == 16 && pb.ly == 16 && pb.wm == 8 && pb.wn == 8 && pb.kc == 16);
+	cr_assert_eq(ps.family, HF_GEMM_TILED);
+	cr_assert(ps.ly == 8 && ps.wm == 1, "small M: rows of work-items cover M (ly %u)", ps.ly);
+	cr_assert_str_eq(hf_gemm_shape_class(&gpu, &big), "tiled");
+	cr_assert_str_eq(hf_gemm_shape_class(&gpu, &small), "tiled-small");
+	big.b_type = HF_GEMM_B_F16;
+	cr_assert_str_eq(hf_gemm_shape_class(&gpu, &big), "tiled-f16");
+	/* A device with smaller work-groups gets the same tile shape, fitted. */
+	gpu.max_work_group_size = 64;
+	hf_gemm_default_params(&gpu, &big, &pb);
+	cr_assert_leq(pb.lx * pb.ly, 64);
+	cr_assert(hf_cl_info(cl)->max_work_group_size >= 256, "PoCL takes 16 x 16 work-groups");
+	gcase g1 = { 300, 200, 50, false, true, false, 1.5f, 0.0f, 0, 0, 0 };
+	gcase g2 = { 5, 700, 90, true, false, true, 1.0f, -1.0f, 0, 0, 0 };
+	check_case(&g1, &(hf_gemm_params){ .family = HF_GEMM_TILED, .lx = 16, .ly = 16, .wm = 8,
+					     .wn = 8, .kc = 16 });
+	check_case(&g2, &ps);
+}
+
+Test(gemm, parameter_strings_round_trip)
+{
+	hf_gemm_params p, q;
+	hf_errbuf eb;
+	char d[128];
+	cr_assert_eq(hf_gemm_params_parse("tiled lx=16,ly=8 wm=4 wn=2 kc=32", &p, &eb), 0, "%s",
+		     eb.msg);
+	cr_assert(p.family == HF_GEMM_TILED && p.lx == 16 && p.ly == 8 && p.wm == 4 &&
+		  p.wn == 2 && p.kc == 32 && p.vw == 0);
+	hf_gemm_params_describe(&p, d, sizeof d);
+	cr_assert_eq(hf_gemm_params_parse(d, &q, &eb), 0, "%s", eb.msg);
+	cr_assert(memcmp(&p, &q, sizeof p) == 0, "%s", d);
+	hf_gemm_params pk = { .family = HF_GEMM_PACKED, .vw = 16, .mr = 6, .nv = 1, .tm = 8,
+			      .ku = 1, .pk = 64, .kc = 128, .kl = 256 };
+	hf_gemm_params_describe(&pk, d, sizeof d);
+	cr_assert_eq(hf_gemm_params_parse(d, &q, &eb), 0, "%s", eb.msg);
+	cr_assert(memcmp(&pk, &q, sizeof pk) == 0, "%s", d);
+	cr_assert_eq(hf_gemm_params_parse("blocked vw=4", &p, &eb), HF_EINVAL);
+	cr_assert_not_null(strstr(eb.msg, "blocked"), "%s", eb.msg);
+	cr_assert_eq(hf_gemm_params_parse("gemv vw", &p, &eb), HF_EINVAL);
+	cr_assert_eq(hf_gemm_params_parse("gemv zz=1", &p, &eb), HF_EINVAL);
+	cr_assert_not_null(strstr(eb.msg, "zz"), "%s", eb.msg);
+	cr_assert_eq(hf_gemm_params_parse("gemv mb=17", &p, &eb), HF_EINVAL);
+	cr_assert_not_null(strstr(eb.msg, "mb"), "%s", eb.msg);
+	cr_assert_eq(hf_gemm_params_parse("", &p, &eb), HF_EINVAL);
+}
 
 Test(gemm, automatic_choice_and_strides, SUITE)
 {
 	hf_gemm_shape big = { .m = 200, .n = 300, .k = 100 };
 	hf_gemm_shape vec = { .m = 1, .n = 4096, .k = 4096, .trans_b = true };
 	hf_gemm_shape tiny = { .m = 3, .n = 5, .k = 7 };
-	cr_assert_str_eq(hf_gemm_shape_class(&big), "packed");
-	cr_assert_str_eq(hf_gemm_shape_class(&vec), "gemv");
-	cr_assert_str_eq(hf_gemm_shape_class(&tiny), "direct");
+	cr_assert_str_eq(hf_gemm_shape_class(NULL, &big), "packed");
+	cr_assert_str_eq(hf_gemm_shape_class(NULL, &vec), "gemv");
+	cr_assert_str_eq(hf_gemm_shape_class(NULL, &tiny), "direct");
 	vec.b_type = HF_GEMM_B_F16;
-	cr_assert_str_eq(hf_gemm_shape_class(&vec), "gemv-f16");
+	cr_assert_str_eq(hf_gemm_shape_class(NULL, &vec), "gemv-f16");
 
 	/* Leading dimensions wider than the rows; padding of C stays untouched. */
 	gcase g1 = { 70, 40, 33, false, false, false, 1.0f, 0.5f, 40, 45, 47 };
@@ -381,6 +446,13 @@ Test(gemm, bad_shapes_and_parameters_are_refused, SUITE)
 	cr_assert_not_null(strstr(eb.msg, "vw"), "%s", eb.msg);
 	hf_gemm_params fam = { .family = (hf_gemm_family)9 };
 	cr_assert_eq(hf_gemm_plan_new(cl, &s, &fam, &plan, &eb), HF_EINVAL);
+	hf_gemm_params wide = { .family = HF_GEMM_TILED, .lx = 64, .ly = 32 };
+	cr_assert_eq(hf_gemm_plan_new(cl, &s, &wide, &plan, &eb), HF_EINVAL);
+	cr_assert_not_null(strstr(eb.msg, "lx*ly"), "%s", eb.msg);
+	hf_gemm_params deep = { .family = HF_GEMM_TILED, .lx = 16, .ly = 16, .wm = 16, .wn = 16,
+				.kc = 256 };
+	cr_assert_eq(hf_gemm_plan_new(cl, &s, &deep, &plan, &eb), HF_EINVAL);
+	cr_assert_not_null(strstr(eb.msg, "local memory"), "%s", eb.msg);
 	hf_gemm_plan_free(NULL);
 }
 
@@ -408,6 +480,26 @@ Test(gemm, tuning_database_round_trip_and_use, SUITE)
 	cr_assert_eq(hf_gemm_plan_new(tcl, &s, NULL, &plan, &eb), 0, "%s", eb.msg);
 	cr_assert(hf_gemm_plan_tuned(plan));
 	cr_assert_eq(hf_gemm_plan_params(plan)->wm, 2);
+	hf_gemm_plan_free(plan);
+
+	/* Another family may win a class; a tiled entry keeps its fields. An entry whose family
+	 * cannot run the shape (gemv with both transposes for M > 1) is ignored. */
+	hf_gemm_params tw = { .family = HF_GEMM_TILED, .lx = 4, .ly = 2, .wm = 2, .wn = 3, .kc = 8 };
+	cr_assert_eq(hf_gemm_tuning_store(dir, dev, "packed", &tw, &eb), 0, "%s", eb.msg);
+	hf_gemm_shape big = { .m = 100, .n = 90, .k = 80 };
+	cr_assert_eq(hf_gemm_plan_new(tcl, &big, NULL, &plan, &eb), 0, "%s", eb.msg);
+	cr_assert(hf_gemm_plan_tuned(plan));
+	const hf_gemm_params *pp = hf_gemm_plan_params(plan);
+	cr_assert(pp->family == HF_GEMM_TILED && pp->lx == 4 && pp->ly == 2 && pp->wn == 3 &&
+		  pp->kc == 8);
+	hf_gemm_plan_free(plan);
+	hf_gemm_params gv = { .family = HF_GEMM_GEMV };
+	cr_assert_eq(hf_gemm_tuning_store(dir, dev, "packed", &gv, &eb), 0, "%s", eb.msg);
+	hf_gemm_shape tt = { .m = 4, .n = 900, .k = 40, .trans_a = true, .trans_b = true };
+	cr_assert_str_eq(hf_gemm_shape_class(dev, &tt), "packed");
+	cr_assert_eq(hf_gemm_plan_new(tcl, &tt, NULL, &plan, &eb), 0, "%s", eb.msg);
+	cr_assert_not(hf_gemm_plan_tuned(plan));
+	cr_assert_eq(hf_gemm_plan_params(plan)->family, HF_GEMM_PACKED);
 	hf_gemm_plan_free(plan);
 	hf_cl_free(tcl);
 
