@@ -372,6 +372,7 @@ static int run_clblast(void *p)
 typedef struct ob_ctx {
 	bshape s;
 	bool tb, gemv;
+	int threads;
 	const float *a, *b;
 	float *c;
 } ob_ctx;
@@ -380,6 +381,8 @@ static int run_openblas(void *p)
 {
 	ob_ctx *c = p;
 	int ldb = c->tb ? (int)c->s.k : (int)c->s.n;
+	if (openblas_get_num_threads() != c->threads)
+		openblas_set_num_threads(c->threads);
 	if (c->gemv) /* y = x * op(B): row-major B (K x N) is y = B^T x */
 		cblas_sgemv(CblasRowMajor, c->tb ? CblasNoTrans : CblasTrans,
 			    c->tb ? (int)c->s.n : (int)c->s.k, c->tb ? (int)c->s.k : (int)c->s.n,
@@ -442,70 +445,109 @@ static int make_bufs(hf_cl *cl, const bshape *s, const bopts *o, bufs *b)
 
 /* ---- one shape ---- */
 
-static void bench_ours(hf_cl *cl, const bopts *o, bufs *b, bresult *r)
+/* One engine of a shape's comparison: a run function, its context and its timings. */
+typedef struct engine {
+	run_fn fn;
+	void *ctx;
+	double *gflops; /* where the median goes */
+	double t[1000], spent;
+	unsigned n;
+	int err;
+} engine;
+
+/* Times the engines round-robin (one run of each per round, after an untimed warm run of
+ * each) until every engine has reps runs or has spent its budget, so that all of them see the
+ * same minutes of a shared, noisy machine; each gets the median of its runs. */
+static void time_interleaved(engine *e, size_t ne, const bshape *s, const bopts *o)
+{
+	for (size_t i = 0; i < ne; i++)
+		e[i].err = e[i].fn(e[i].ctx);
+	for (bool more = true; more;) {
+		more = false;
+		for (size_t i = 0; i < ne; i++) {
+			if (e[i].err || e[i].n >= o->reps || e[i].spent > o->budget_s)
+				continue;
+			double t0 = now_s();
+			if ((e[i].err = e[i].fn(e[i].ctx)))
+				continue;
+			e[i].t[e[i].n] = now_s() - t0;
+			e[i].spent += e[i].t[e[i].n++];
+			more = true;
+		}
+	}
+	for (size_t i = 0; i < ne; i++)
+		if (!e[i].err && e[i].n)
+			*e[i].gflops = gflops(s, median(e[i].t, e[i].n));
+}
+
+/* Without OpenBLAS the correctness check uses a plain loop (slow on big shapes). */
+static void plain_reference(const bopts *o, bufs *b, const bshape *s)
+{
+	for (size_t i = 0; i < s->m; i++)
+		for (size_t j = 0; j < s->n; j++) {
+			double acc = 0;
+			for (size_t p = 0; p < s->k; p++)
+				acc += (double)b->a[i * s->k + p] *
+				       b->b[o->trans_b ? j * s->k + p : p * s->n + j];
+			b->ref[i * s->n + j] = (float)acc;
+		}
+}
+
+static void bench_shape(hf_cl *cl, const bopts *o, bufs *b, bresult *r)
 {
 	hf_gemm_shape gs = { .m = r->s.m, .n = r->s.n, .k = r->s.k, .trans_b = o->trans_b,
 			     .b_type = o->half ? HF_GEMM_B_F16 : HF_GEMM_B_F32 };
-	hf_gemm_plan *plan;
+	hf_gemm_plan *plan = NULL;
 	hf_errbuf eb;
-	int err;
+	engine *e = calloc(5, sizeof *e);
+	size_t ne = 0;
+	if (!e) {
+		snprintf(r->note, sizeof r->note, "out of memory");
+		return;
+	}
+	ours_ctx c = { NULL, hf_cl_queue(cl), b->da, o->half ? b->db : b->db32, b->dc };
 	if (hf_gemm_plan_new(cl, &gs, o->forced ? &o->kernel : NULL, &plan, &eb)) {
 		snprintf(r->note, sizeof r->note, "ours: %s", eb.msg);
-		return;
-	}
-	hf_gemm_params_describe(hf_gemm_plan_params(plan), r->params, sizeof r->params);
-	r->tuned = hf_gemm_plan_tuned(plan);
-	ours_ctx c = { plan, hf_cl_queue(cl), b->da, o->half ? b->db : b->db32, b->dc };
-	if (o->prepack && hf_gemm_prepack_b(plan, c.b, &eb)) {
+	} else if (o->prepack && hf_gemm_prepack_b(plan, c.b, &eb)) {
 		snprintf(r->note, sizeof r->note, "ours: %s", eb.msg);
-		hf_gemm_plan_free(plan);
-		return;
+	} else {
+		hf_gemm_params_describe(hf_gemm_plan_params(plan), r->params, sizeof r->params);
+		r->tuned = hf_gemm_plan_tuned(plan);
+		c.plan = plan;
+		e[ne++] = (engine){ .fn = run_ours, .ctx = &c, .gflops = &r->ours };
 	}
-	double t = time_runs(run_ours, &c, o, &err);
-	if (!err) {
-		r->ours = gflops(&r->s, t);
+	ob_ctx ob1 = { r->s, o->trans_b, false, 1, b->a, b->b, b->ref };
+	ob_ctx obn = ob1, gv = ob1;
+	obn.threads = gv.threads = openblas_get_num_threads();
+	gv.gemv = true;
+	if (o->openblas) {
+		e[ne++] = (engine){ .fn = run_openblas, .ctx = &ob1, .gflops = &r->ob1 };
+		e[ne++] = (engine){ .fn = run_openblas, .ctx = &obn, .gflops = &r->obn };
+		if (r->s.m == 1)
+			e[ne++] = (engine){ .fn = run_openblas, .ctx = &gv, .gflops = &r->ob_gemv };
+	}
+	clb_ctx cc = { r->s, o->trans_b, hf_cl_queue(cl), b->da, b->db32, b->dc };
+	if (o->clblast)
+		e[ne++] = (engine){ .fn = run_clblast, .ctx = &cc, .gflops = &r->clblast };
+	time_interleaved(e, ne, &r->s, o);
+	/* CLBlast wrote C last (or not at all): the check needs our result, so run ours once
+	 * more; the reference is OpenBLAS's (all threads) output or the plain loop's. */
+	if (plan && e[0].err == 0 && run_ours(&c) == 0) {
 		clEnqueueReadBuffer(c.q, b->dc, CL_TRUE, 0, r->s.m * r->s.n * 4, b->c, 0, NULL,
 				    NULL);
-	} else {
+	} else if (plan) {
 		snprintf(r->note, sizeof r->note, "ours: run failed");
+		r->ours = 0;
 	}
+	if (o->openblas)
+		run_openblas(&obn);
+	else
+		plain_reference(o, b, &r->s);
+	if (o->clblast && e[ne - 1].err)
+		snprintf(r->note, sizeof r->note, "CLBlast: status %d", e[ne - 1].err);
+	openblas_set_num_threads(obn.threads);
 	hf_gemm_plan_free(plan);
-}
-
-static void bench_refs(hf_cl *cl, const bopts *o, bufs *b, bresult *r)
-{
-	int err;
-	ob_ctx oc = { r->s, o->trans_b, false, b->a, b->b, b->ref };
-	if (o->openblas) {
-		int nthreads = openblas_get_num_threads();
-		openblas_set_num_threads(1);
-		r->ob1 = gflops(&r->s, time_runs(run_openblas, &oc, o, &err));
-		openblas_set_num_threads(nthreads);
-		r->obn = gflops(&r->s, time_runs(run_openblas, &oc, o, &err));
-		if (r->s.m == 1) {
-			ob_ctx gv = oc;
-			gv.gemv = true;
-			r->ob_gemv = gflops(&r->s, time_runs(run_openblas, &gv, o, &err));
-		}
-	} else {
-		/* Without OpenBLAS the correctness check uses a plain loop (slow on big shapes). */
-		for (size_t i = 0; i < r->s.m; i++)
-			for (size_t j = 0; j < r->s.n; j++) {
-				double acc = 0;
-				for (size_t p = 0; p < r->s.k; p++)
-					acc += (double)b->a[i * r->s.k + p] *
-					       b->b[o->trans_b ? j * r->s.k + p : p * r->s.n + j];
-				b->ref[i * r->s.n + j] = (float)acc;
-			}
-	}
-	if (o->clblast) {
-		clb_ctx cc = { r->s, o->trans_b, hf_cl_queue(cl), b->da, b->db32, b->dc };
-		double t = time_runs(run_clblast, &cc, o, &err);
-		if (err)
-			snprintf(r->note, sizeof r->note, "CLBlast: status %d", err);
-		else
-			r->clblast = gflops(&r->s, t);
-	}
+	free(e);
 }
 
 static void check(const bopts *o, const bufs *b, bresult *r)
@@ -722,7 +764,7 @@ static void print_table(const bopts *o, const hf_cl_device_info *dev, const bres
 		       getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "unset");
 	if (o->clblast_why[0])
 		printf("CLBlast: %s\n", o->clblast_why);
-	printf("B: %s%s%s; GFLOP/s are medians of up to %u runs (%.1f s budget per engine)\n\n",
+	printf("B: %s%s%s; GFLOP/s are medians of up to %u runs (%.1f s budget per engine, engines taking turns)\n\n",
 	       o->half ? "FP16 storage (ours), FP32 (references)" : "FP32",
 	       o->trans_b ? ", transposed" : "", o->prepack ? ", packed once (ours)" : "", o->reps,
 	       o->budget_s);
@@ -853,8 +895,7 @@ int hf_bench_gemm_main(int argc, char **argv)
 		if (!o.json)
 			fprintf(stderr, "running %zux%zux%zu ...\n", res[i].s.m, res[i].s.k,
 				res[i].s.n);
-		bench_ours(cl, &o, &b, &res[i]);
-		bench_refs(cl, &o, &b, &res[i]);
+		bench_shape(cl, &o, &b, &res[i]);
 		check(&o, &b, &res[i]);
 		failed |= !res[i].ok;
 		free_bufs(&b);

@@ -8,20 +8,31 @@
  *   KS splits of K, walking
  *   it in blocks of KB rows copied to local memory, MB rows of A per pass over each block (B
  *   comes from memory once).
- *   KS == 1 writes C; KS > 1 writes partial sums to W[KS][M][N] and hf_gemv_reduce (work-item
+ *   KS == 1 writes C; KS > 1 writes partial sums to W (rows laid out as WROW below) and hf_gemv_reduce (work-item
  *   (x, m)) adds them into C. Launch: (ceil(N/(JB*NR)), KS) then (ceil(N/NR), M).
- *   hf_gemv_rows (B not transposed, M <= 2): work-item s streams whole rows of its k-split
- *   into W[s][M][N]; then hf_gemv_reduce. Launch: (KS) then (ceil(N/NR), M).
+ *   hf_gemv_rows (B not transposed, M <= 2): work-item (x, s) streams the rows of k-split s
+ *   over column slice x of NX; KS == 1 writes C directly (one launch), KS > 1 writes its rows
+ *   of W, then hf_gemv_reduce. Launch: (NX, KS) [then (ceil(N/NR), M)].
  *   hf_gemv_t (B transposed, op(B)[k][j] = B[j*ldb + k], the "weights as rows" layout):
  *   work-item x computes columns x*JB .. x*JB+JB-1 as dot products along k with VW-wide loads;
  *   it needs acs == 1 (rows of op(A) contiguous). Rows of A past M are clamped (read, never
  *   stored). beta == 0 never reads C. Edges: the last work-item takes a scalar path.
  *   hf_gemv_t launch: (ceil(N/JB)). Local size 1 everywhere.
  * Tunables (-D): VW (vector width), NV (vectors per row, hf_gemv_n), KB (k-block rows,
- *   hf_gemv_n), JB (columns per work-item, hf_gemv_t), MB (rows of C per pass). KS (k-splits)
- *   is a kernel argument.
+ *   hf_gemv_n; in hf_gemv_rows the rows of B streamed together), JB (columns per work-item,
+ *   hf_gemv_t), MB (rows of C per pass). KS (k-splits) and NX (column slices) are kernel
+ *   arguments.
  */
 /* CAT, VEC, VLOAD, VSTORE, VLOADB, NR, BTYPE, LOADB, store_row: gemm_common.cl. */
+
+
+/* Partial sums: row (s, m) of W starts at W + 512 + (s*M + m) * WLD(N) floats, WLD a multiple
+ * of 1024 floats, so every row sits 2 KiB off a 4 KiB boundary. On CPUs its stores then never
+ * share the low 12 address bits with the loads of B rows that start on 4 KiB boundaries (the
+ * usual case for weights), which would stall those loads behind the stores (4K aliasing).
+ * The host allocates KS * M * WLD(N) + 512 floats. */
+#define WLD(N) (((size_t)(N) + 1023) / 1024 * 1024)
+#define WROW(W, s, m, M, N) ((W) + 512 + ((size_t)(s) * (M) + (size_t)(m)) * WLD(N))
 
 static float out_value(float acc, float alpha, float beta, __global const float *c)
 {
@@ -30,7 +41,7 @@ static float out_value(float acc, float alpha, float beta, __global const float 
 }
 
 /* Work-item (x, s): columns x*NR .. x*NR+NR-1 over k-split s of KS. With KS == 1 it writes C
- * (alpha, beta); otherwise raw partial sums into W[s][M][N] for hf_gemv_reduce. The k range is
+ * (alpha, beta); otherwise raw partial sums into its rows of W for hf_gemv_reduce. The k range is
  * walked in blocks of KB rows: the B block (KB x NR) stays in cache while every MB-row pass of
  * A goes over it, so B comes from memory once. */
 __kernel void hf_gemv_n(int M, int N, int K, float alpha, float beta,
@@ -48,8 +59,8 @@ __kernel void hf_gemv_n(int M, int N, int K, float alpha, float beta,
 		return;
 	int kper = (K + KS - 1) / KS;
 	int kbeg = s * kper, kend = min(K, kbeg + kper);
-	__global float *out = KS == 1 ? C : W + (size_t)s * M * N;
-	int ldo = KS == 1 ? ldc : N;
+	__global float *out = KS == 1 ? C : WROW(W, s, 0, M, N);
+	int ldo = KS == 1 ? ldc : (int)WLD(N);
 	float oa = KS == 1 ? alpha : 1.0f, ob = KS == 1 ? beta : 0.0f;
 	int ncols = N - j0;
 	for (int kb = kbeg; kb < max(kend, kbeg + 1); kb += KB) {
@@ -95,56 +106,66 @@ __kernel void hf_gemv_n(int M, int N, int K, float alpha, float beta,
 	}
 }
 
-/* Work-item s streams rows kbeg .. kend-1 of B whole (the pure sequential pattern that suits
- * M = 1 or 2: B is read once, front to back) into its partial sums W[s][M][N], which stay in
- * cache; hf_gemv_reduce adds the KS partials into C. */
-__kernel void hf_gemv_rows(int M, int N, int K, __global const float *A, int ars, int acs,
-			   __global const BTYPE *B, int ldb, __global float *W, int KS)
+/* Work-item (x, s) streams rows kbeg .. kend-1 of B (k-split s of KS) over column slice x of
+ * NX (slices a multiple of 16 floats wide): the sequential pattern that suits M = 1 or 2, B read
+ * once, front to back within each slice, while the slice of the output rows stays in L1. With
+ * KS == 1 the output is C itself (beta applied first, alpha folded into A: one launch, no
+ * reduce); otherwise raw partial sums into its rows of W, and hf_gemv_reduce adds them into C. */
+__kernel void hf_gemv_rows(int M, int N, int K, float alpha, float beta,
+			   __global const float *A, int ars, int acs, __global const BTYPE *B,
+			   int ldb, __global float *C, int ldc, __global float *W, int KS, int NX)
 {
-	int s = get_global_id(0);
-	if (s >= KS || N <= 0)
+	int x = get_global_id(0), s = get_global_id(1);
+	if (x >= NX || s >= KS || N <= 0)
+		return;
+	int sw = ((N + NX - 1) / NX + 15) / 16 * 16;
+	int j0 = x * sw, j1 = min(N, j0 + sw);
+	if (j0 >= N)
 		return;
 	int kper = (K + KS - 1) / KS;
 	int kbeg = s * kper, kend = min(K, kbeg + kper);
-	int nv = N - N % VW;
+	int jv = j0 + (j1 - j0) / VW * VW; /* end of the vector part */
+	bool to_c = KS == 1;
+	float sa = to_c ? alpha : 1.0f;
 	for (int m = 0; m < M; m++) {
-		__global float *w = W + ((size_t)s * M + m) * N;
-		for (int j = 0; j < N; j++)
-			w[j] = 0.0f;
+		__global float *o = to_c ? C + (size_t)m * ldc : WROW(W, s, m, M, N);
+		for (int j = j0; j < j1; j++)
+			o[j] = to_c && beta != 0.0f ? beta * o[j] : 0.0f;
 	}
-	/* Four rows of B at a time: four sequential streams in flight, and W read and written
-	 * once per four rows. */
+	/* KB rows of B at a time: KB sequential streams in flight, and the output read and
+	 * written once per KB rows. */
 	int k = kbeg;
-	for (; k + 4 <= kend; k += 4) {
-		__global const BTYPE *b0 = B + (size_t)k * ldb, *b1 = b0 + ldb, *b2 = b1 + ldb,
-				     *b3 = b2 + ldb;
+	for (; k + KB <= kend; k += KB) {
+		__global const BTYPE *b = B + (size_t)k * ldb;
 		for (int m = 0; m < M; m++) {
 			__global const float *ar = A + (size_t)m * ars + (size_t)k * acs;
-			float a0 = ar[0], a1 = ar[acs], a2 = ar[2 * acs], a3 = ar[3 * acs];
-			__global float *w = W + ((size_t)s * M + m) * N;
-			for (int j = 0; j < nv; j += VW) {
-				VEC x = VLOAD(0, w + j);
-				x = fma((VEC)a0, VLOADB(0, b0 + j), x);
-				x = fma((VEC)a1, VLOADB(0, b1 + j), x);
-				x = fma((VEC)a2, VLOADB(0, b2 + j), x);
-				x = fma((VEC)a3, VLOADB(0, b3 + j), x);
-				VSTORE(x, 0, w + j);
+			float a[KB];
+			_Pragma("unroll") for (int r = 0; r < KB; r++)
+				a[r] = sa * ar[r * acs];
+			__global float *o = to_c ? C + (size_t)m * ldc : WROW(W, s, m, M, N);
+			for (int j = j0; j < jv; j += VW) {
+				VEC v = VLOAD(0, o + j);
+				_Pragma("unroll") for (int r = 0; r < KB; r++)
+					v = fma((VEC)a[r], VLOADB(0, b + (size_t)r * ldb + j), v);
+				VSTORE(v, 0, o + j);
 			}
-			for (int j = nv; j < N; j++)
-				w[j] = fma(a3, LOADB(b3, j), fma(a2, LOADB(b2, j),
-					   fma(a1, LOADB(b1, j), fma(a0, LOADB(b0, j), w[j]))));
+			for (int j = jv; j < j1; j++) {
+				float v = o[j];
+				_Pragma("unroll") for (int r = 0; r < KB; r++)
+					v = fma(a[r], LOADB(b + (size_t)r * ldb, j), v);
+				o[j] = v;
+			}
 		}
 	}
 	for (; k < kend; k++) {
 		__global const BTYPE *b = B + (size_t)k * ldb;
 		for (int m = 0; m < M; m++) {
-			float a = A[(size_t)m * ars + (size_t)k * acs];
-			__global float *w = W + ((size_t)s * M + m) * N;
-			VEC av = (VEC)a;
-			for (int j = 0; j < nv; j += VW)
-				VSTORE(fma(av, VLOADB(0, b + j), VLOAD(0, w + j)), 0, w + j);
-			for (int j = nv; j < N; j++)
-				w[j] = fma(a, LOADB(b, j), w[j]);
+			float a = sa * A[(size_t)m * ars + (size_t)k * acs];
+			__global float *o = to_c ? C + (size_t)m * ldc : WROW(W, s, m, M, N);
+			for (int j = j0; j < jv; j += VW)
+				VSTORE(fma((VEC)a, VLOADB(0, b + j), VLOAD(0, o + j)), 0, o + j);
+			for (int j = jv; j < j1; j++)
+				o[j] = fma(a, LOADB(b, j), o[j]);
 		}
 	}
 }
@@ -161,7 +182,7 @@ __kernel void hf_gemv_reduce(int M, int N, int KS, float alpha, float beta,
 	for (int j = j0; j < j1; j++) {
 		float sum = 0.0f;
 		for (int s = 0; s < KS; s++)
-			sum += W[((size_t)s * M + m) * N + j];
+			sum += WROW(W, s, m, M, N)[j];
 		c[j] = out_value(sum, alpha, beta, c + j);
 	}
 }

@@ -36,6 +36,7 @@ struct hf_gemm_plan {
 	int lda, ldb, ldc;  /* resolved leading dimensions */
 	bool direct_b;      /* PACKED: the micro-kernel reads B in place (hf_pack_b skipped) */
 	bool prepacked_b;   /* PACKED: bp holds op(B) from hf_gemm_prepack_b (hf_pack_b skipped) */
+	int nx;             /* GEMV rows variant: column slices */
 };
 
 static size_t ceil_div(size_t a, size_t b) { return (a + b - 1) / b; }
@@ -109,8 +110,11 @@ static void fill_defaults(const hf_cl_device_info *dev, const hf_gemm_shape *s,
 		if (!p->vw) p->vw = gpu ? 4 : (s->trans_b && m == 1) ? 8 : 16;
 		if (!p->nv) p->nv = gpu ? 1 : m <= 2 ? 8 / (wide ? 2 : 1) : 1;
 		if (!p->mb) p->mb = m <= 2 ? (unsigned)(m ? m : 1) : m <= 8 ? 4 : 6;
-		if (!p->jb) p->jb = 4;
-		if (!p->kb) p->kb = 64;
+		/* Rows variant (B not transposed, M <= 2): jb = column slices per compute unit, kb =
+		 * rows of B streamed together (measured: one slice per CU and 8 rows; more slices
+		 * shorten the sequential runs the prefetchers need). */
+		if (!p->jb) p->jb = !s->trans_b && m <= 2 ? 1 : 4;
+		if (!p->kb) p->kb = !s->trans_b && m <= 2 ? 8 : 64;
 		break;
 	case HF_GEMM_TILED: {
 		bool small = m <= GEMV_MAX_M;
@@ -167,6 +171,9 @@ static int check_params(const hf_gemm_params *p, const hf_gemm_shape *s, hf_errb
 		if (s->trans_b && s->trans_a && s->m > 1)
 			return hf_fail(eb, HF_EINVAL, "gemv with trans_b needs rows of op(A) "
 				       "contiguous (trans_a only with M = 1)");
+		if (!s->trans_b && s->m <= 2 && p->kb > 32)
+			return hf_fail(eb, HF_EINVAL, "gemv rows of B streamed together (kb) must be "
+				       "1-32 for M <= 2");
 		return 0;
 	case HF_GEMM_DIRECT:
 		if (!in(p->wm, 1, 16) || !in(p->ku, 1, 16))
@@ -382,14 +389,21 @@ static int make_kernels(hf_gemm_plan *p, hf_errbuf *eb)
 		size_t slices = ceil_div(n, (size_t)q->nv * q->vw);
 		if (p->s.trans_b)
 			return add_kernel(p, "hf_gemv_t", ceil_div(n, q->jb), 1, 1, 1, eb);
-		if (rows_variant(&p->s))
-			r = add_kernel(p, "hf_gemv_rows", q->ks, 1, 1, 1, eb);
+		if (rows_variant(&p->s)) {
+			/* JB column slices per compute unit in all, shared among the k-splits. */
+			unsigned cu = hf_cl_info(p->cl)->compute_units;
+			size_t nx = ceil_div((size_t)q->jb * (cu ? cu : 1), q->ks);
+			size_t maxnx = ceil_div(n ? n : 1, 16);
+			p->nx = (int)(nx < maxnx ? nx : maxnx);
+			r = add_kernel(p, "hf_gemv_rows", (size_t)p->nx, q->ks, 1, 1, eb);
+		}
 		else
 			r = add_kernel(p, "hf_gemv_n", ceil_div(slices, q->jb), q->ks, 1, 1, eb);
 		if (r)
 			return r;
-		if ((q->ks > 1 || rows_variant(&p->s)) &&
-		    ((r = alloc_ws(p, (size_t)q->ks * m * n * sizeof(float), &p->ap, eb)) ||
+		if (q->ks > 1 &&
+		    ((r = alloc_ws(p, ((size_t)q->ks * m * round_up(n, 1024) + 512) * sizeof(float),
+				   &p->ap, eb)) ||
 		     (r = add_kernel(p, "hf_gemv_reduce", slices, m, 1, 1, eb))))
 			return r;
 		return 0;
@@ -452,18 +466,14 @@ static int enqueue(hf_gemm_plan *p, int m, int n, int k, float alpha, float beta
 		cl_kernel kv = p->k[0];
 		cl_mem w = p->ap ? p->ap : c;
 		int ks = (int)p->prm.ks;
-		if (rows_variant(s)) {
-			ARG(kv, 0, m); ARG(kv, 1, n); ARG(kv, 2, k); ARG(kv, 3, a); ARG(kv, 4, ars);
-			ARG(kv, 5, acs); ARG(kv, 6, b); ARG(kv, 7, p->ldb); ARG(kv, 8, w);
-			ARG(kv, 9, ks);
-		} else {
-			ARG(kv, 0, m); ARG(kv, 1, n); ARG(kv, 2, k); ARG(kv, 3, alpha);
-			ARG(kv, 4, beta); ARG(kv, 5, a); ARG(kv, 6, ars); ARG(kv, 7, acs);
-			ARG(kv, 8, b); ARG(kv, 9, p->ldb); ARG(kv, 10, c); ARG(kv, 11, ldc);
-		}
-		if (!s->trans_b && !rows_variant(s)) {
+		ARG(kv, 0, m); ARG(kv, 1, n); ARG(kv, 2, k); ARG(kv, 3, alpha); ARG(kv, 4, beta);
+		ARG(kv, 5, a); ARG(kv, 6, ars); ARG(kv, 7, acs); ARG(kv, 8, b); ARG(kv, 9, p->ldb);
+		ARG(kv, 10, c); ARG(kv, 11, ldc);
+		if (!s->trans_b) {
 			ARG(kv, 12, w); ARG(kv, 13, ks);
 		}
+		if (rows_variant(s))
+			ARG(kv, 14, p->nx);
 		if (p->nk > 1) {
 			cl_kernel kr = p->k[1];
 			ARG(kr, 0, m); ARG(kr, 1, n); ARG(kr, 2, ks); ARG(kr, 3, alpha);
@@ -577,15 +587,8 @@ static void choose_params(hf_gemm_plan *p, const hf_gemm_params *given)
 		if ((!given || !given->mb) && p->s.m >= 1 && p->prm.mb > p->s.m)
 			p->prm.mb = (unsigned)p->s.m;
 		if (p->prm.ks == 0 && rows_variant(&p->s)) {
-			/* Whole-row streaming: a few k-splits per compute unit, at least 2 so the
-			 * reduce kernel (which applies alpha and beta) always runs. */
-			size_t want = 4 * (size_t)(dev->compute_units ? dev->compute_units : 1);
-			size_t maxk = p->s.k ? p->s.k : 1;
-			p->prm.ks = (unsigned)(want < maxk ? want : maxk);
-			if (p->prm.ks < 2)
-				p->prm.ks = 2;
-			if (p->prm.ks > 64)
-				p->prm.ks = 64;
+			/* Row streaming over column slices writes C directly: no k-split. */
+			p->prm.ks = 1;
 		} else if (p->prm.ks == 0) {
 			/* Split K only when the column slices alone cannot keep the device busy. */
 			size_t slices = ceil_div(p->s.n, (size_t)p->prm.nv * p->prm.vw * p->prm.jb);

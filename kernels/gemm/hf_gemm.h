@@ -56,11 +56,13 @@ typedef struct hf_gemm_params {
 	unsigned ku;  /* PACKED, DIRECT: k-loop unroll (1-16) */
 	unsigned pk;  /* PACKED: k rows per packing work-item (1-4096) */
 	unsigned mb;  /* GEMV: rows of C per pass over B (1-16) */
-	unsigned jb;  /* GEMV: slices of NR per work-item (n), columns per work-item (t) (1-16) */
+	unsigned jb;  /* GEMV: slices of NR per work-item (n), columns per work-item (t), column
+		       * slices per compute unit (rows: B not transposed, M <= 2) (1-16) */
 	unsigned wm;  /* DIRECT, TILED: rows per work-item (1-16) */
 	unsigned kc;  /* PACKED: k-chunk of B copied to local memory (1-1024); TILED: k-tile (1-256) */
 	unsigned kl;  /* PACKED: k-range of one launch (1-65536; 65536 = one launch) */
-	unsigned kb;  /* GEMV(n): k-block rows whose B block stays in cache (1-65536) */
+	unsigned kb;  /* GEMV(n): k-block rows whose B block stays in cache (1-65536); rows: rows
+		       * of B streamed together (1-32) */
 	unsigned ks;  /* GEMV(n): splits of K (1-64; 0 = chosen from the shape) */
 	unsigned lx;  /* TILED: work-group width, columns of work-items (1-256) */
 	unsigned ly;  /* TILED: work-group height, rows of work-items (1-256) */
