@@ -291,6 +291,13 @@ Test(gemm, automatic_choice_and_strides, SUITE)
 	/* K = 0: C = beta * C. */
 	gcase g4 = { 9, 11, 0, false, false, false, 1.0f, 2.0f, 0, 0, 0 };
 	check_case(&g4, NULL);
+	/* Row streaming (M <= 2, B not transposed) with K split three ways (partial sums and the
+	 * reduce launch), odd rows per pass and column slices, and a strided C. */
+	gcase g5 = { 2, 300, 97, false, false, false, -1.0f, 0.5f, 0, 0, 310 };
+	check_case(&g5, &(hf_gemm_params){ .family = HF_GEMM_GEMV, .vw = 8, .nv = 1, .jb = 3,
+					   .kb = 5, .ks = 3 });
+	gcase g6 = { 1, 1000, 63, true, false, true, 2.0f, 0.0f, 0, 0, 0 };
+	check_case(&g6, &(hf_gemm_params){ .family = HF_GEMM_GEMV, .kb = 7, .ks = 2 });
 }
 
 Test(gemm, against_openblas, SUITE)
@@ -446,6 +453,10 @@ Test(gemm, bad_shapes_and_parameters_are_refused, SUITE)
 	cr_assert_not_null(strstr(eb.msg, "vw"), "%s", eb.msg);
 	hf_gemm_params fam = { .family = (hf_gemm_family)9 };
 	cr_assert_eq(hf_gemm_plan_new(cl, &s, &fam, &plan, &eb), HF_EINVAL);
+	hf_gemm_params rows = { .family = HF_GEMM_GEMV, .kb = 64 };
+	hf_gemm_shape one = { .m = 1, .n = 8, .k = 8 };
+	cr_assert_eq(hf_gemm_plan_new(cl, &one, &rows, &plan, &eb), HF_EINVAL);
+	cr_assert_not_null(strstr(eb.msg, "kb"), "%s", eb.msg);
 	hf_gemm_params wide = { .family = HF_GEMM_TILED, .lx = 64, .ly = 32 };
 	cr_assert_eq(hf_gemm_plan_new(cl, &s, &wide, &plan, &eb), HF_EINVAL);
 	cr_assert_not_null(strstr(eb.msg, "lx*ly"), "%s", eb.msg);
