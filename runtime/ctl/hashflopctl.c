@@ -1,5 +1,6 @@
 /* hashflopctl: the operator CLI for signed instructions: keys, trust files, signing, verifying,
- * inspecting, and pushing envelopes to a node's local API (contract v1, README).
+ * inspecting, and pushing envelopes to a node's local API (contract v1, README); and the list
+ * of OpenCL devices with the selector each answers to.
  *
  * Exit status: 0 on success (verify: accepted), 1 on a failure or a refusal, 2 on a usage error.
  * Output for people goes to stdout; errors go to stderr prefixed "hashflopctl CMD: ".
@@ -20,6 +21,9 @@
 #include "hf_instr.h"
 #include "hf_util.h"
 #include "hf_version.h"
+#ifdef HF_HAVE_OPENCL
+#include "hf_cl.h"
+#endif
 
 #define CTL_MAX_INPUT (1u << 20) /* envelope and JSON files read (the verifier caps envelopes) */
 #define MAX_KEYS HF_INSTR_MAX_SIGNATURES
@@ -907,6 +911,98 @@ static int cmd_status(int argc, char **argv)
 
 /* ---- main ---- */
 
+/* ---- devices ---- */
+
+#ifdef HF_HAVE_OPENCL
+#define MAX_CL_DEVICES 64
+
+static json_t *device_json(const hf_cl_device_info *d)
+{
+	return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:b,s:i,s:i,s:I,s:I,s:I,s:I,s:b,s:b}",
+			 "selector", d->selector, "name", d->name, "vendor", d->vendor,
+			 "platform", d->platform, "platform_vendor", d->platform_vendor,
+			 "driver_version", d->driver_version, "version", d->version, "gpu",
+			 d->is_gpu, "compute_units", (int)d->compute_units, "clock_mhz",
+			 (int)d->clock_mhz, "global_mem_bytes", (json_int_t)d->global_mem_bytes,
+			 "local_mem_bytes", (json_int_t)d->local_mem_bytes, "max_alloc_bytes",
+			 (json_int_t)d->max_alloc_bytes, "max_work_group_size",
+			 (json_int_t)d->max_work_group_size, "fp16", d->fp16, "fp64", d->fp64);
+}
+
+static void device_line(const hf_cl_device_info *d)
+{
+	printf("%-5s %s %s\n      platform %s, driver %s, %s\n      %u compute units at %u MHz, "
+	       "%.1f GiB global, %llu KiB local, work-groups up to %zu, fp16 %s, fp64 %s\n",
+	       d->selector, d->is_gpu ? "GPU" : "CPU", d->name, d->platform, d->driver_version,
+	       d->version, d->compute_units, d->clock_mhz,
+	       (double)d->global_mem_bytes / (1024.0 * 1024 * 1024),
+	       (unsigned long long)(d->local_mem_bytes / 1024), d->max_work_group_size,
+	       d->fp16 ? "yes" : "no", d->fp64 ? "yes" : "no");
+}
+#endif
+
+static int cmd_devices(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "json", no_argument, NULL, 'j' }, { "select", required_argument, NULL, 's' },
+		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
+	};
+	const char *sel = NULL;
+	bool js = false;
+	int c;
+	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+		switch (c) {
+		case 'j': js = true; break;
+		case 's': sel = optarg; break;
+		default: return cmd_help_or_bad("devices", c);
+		}
+	}
+	if (optind < argc)
+		return usage_error("devices", "unexpected argument");
+#ifdef HF_HAVE_OPENCL
+	hf_errbuf eb;
+	hf_cl_device_info *d = calloc(MAX_CL_DEVICES, sizeof *d);
+	size_t n = 0;
+	int r;
+	if (!d)
+		return fail("devices", "out of memory");
+	if (sel) {
+		n = 1;
+		r = hf_cl_find(sel, d, &eb);
+	} else {
+		r = hf_cl_list(d, MAX_CL_DEVICES, &n, &eb);
+		if (n > MAX_CL_DEVICES)
+			n = MAX_CL_DEVICES;
+	}
+	if (r) {
+		free(d);
+		return fail("devices", "%s", eb.msg);
+	}
+	if (js) {
+		json_t *v = sel ? device_json(d) : json_array();
+		for (size_t i = 0; !sel && i < n; i++)
+			json_array_append_new(v, device_json(&d[i]));
+		char *t = json_dumps(v, JSON_INDENT(2));
+		if (t)
+			printf("%s\n", t);
+		free(t);
+		json_decref(v);
+	} else if (n == 0) {
+		printf("no OpenCL devices (no ICD installed, or none reports a device: "
+		       "clinfo -l shows what the loader sees)\n");
+	} else {
+		for (size_t i = 0; i < n; i++)
+			device_line(&d[i]);
+	}
+	free(d);
+	return 0;
+#else
+	(void)sel;
+	(void)js;
+	return fail("devices", "this hashflopctl was built without OpenCL");
+#endif
+}
+
 static const command commands[] = {
 	{ "keygen", "generate an Ed25519 key pair (KEY.pem, KEY.pub.pem)",
 	  "--out KEY.pem [--force]", cmd_keygen },
@@ -933,6 +1029,10 @@ static const command commands[] = {
 	  "(--node-api http://127.0.0.1:PORT | --coordinator URL [--ca-file PEM]) ENVELOPE|-", cmd_push },
 	{ "status", "GET a node's /v1/status and print it readably (--json: as is)",
 	  "--node-api http://127.0.0.1:PORT [--json]", cmd_status },
+	{ "devices", "list the OpenCL devices and their selectors (P:D, pocl, nvidia, a name part)",
+	  "[--select SELECTOR] [--json]\n"
+	  "--select shows only the device a selector picks (as hashflopd and hashflop-bench would);\n"
+	  "an unmatched selector fails with the list of devices.", cmd_devices },
 };
 
 static const command *find_command(const char *name)
@@ -949,7 +1049,8 @@ static void usage(FILE *f)
 		"       hashflopctl COMMAND --help\n"
 		"\n"
 		"The hashflop operator CLI: Ed25519 keys, trust files and signed instructions\n"
-		"(contract v1: see README, \"Signed instructions\").\n"
+		"(contract v1: see README, \"Signed instructions\"), and the OpenCL devices a node\n"
+		"can use.\n"
 		"\n"
 		"Commands:\n");
 	for (size_t i = 0; i < HF_ARRAY_SIZE(commands); i++)

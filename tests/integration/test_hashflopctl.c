@@ -314,3 +314,15 @@ Test(hashflopctl, push_to_a_coordinator_intake)
 	SH_EXPECT(2, "one of --node-api", "$CTL push --coordinator http://x --node-api http://y c.json");
 	hf_httpd_free(h);
 }
+
+/* devices: the real OpenCL loader and PoCL (CI's device); selectors resolve as hf_cl_open's. */
+Test(hashflopctl, devices_lists_and_resolves_selectors)
+{
+	SH_EXPECT(0, "0:0 ", "$CTL devices");
+	SH_EXPECT(0, "Portable Computing Language", "$CTL devices");
+	SH_EXPECT(0, "\"selector\": \"0:0\"", "$CTL devices --select pocl --json");
+	SH_EXPECT(0, "\"compute_units\":", "$CTL devices --json");
+	SH_EXPECT(1, "no OpenCL device matches \"no-such-gpu\"; devices: 0:0",
+		  "$CTL devices --select no-such-gpu");
+	SH_EXPECT(2, "unexpected argument", "$CTL devices extra");
+}
