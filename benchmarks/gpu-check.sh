@@ -28,7 +28,7 @@ while [ $# -gt 0 ]; do
 	--out) out=$2; shift 2 ;;
 	--quick) quick=1; shift ;;
 	--collect-libs) collect=1; shift ;;
-	-h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "gpu-check.sh: unknown argument \"$1\" (see --help)" >&2; exit 2 ;;
 	esac
 done

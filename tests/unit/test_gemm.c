@@ -18,13 +18,21 @@
 static hf_cl *cl;
 static char cache[512];
 
+/* The device under test: HF_TEST_CL_DEVICE (an hf_cl selector; benchmarks/gpu-check.sh sets
+ * "nvidia"), else "auto" (PoCL on CI). */
+static const char *test_device(void)
+{
+	const char *d = getenv("HF_TEST_CL_DEVICE");
+	return d && *d ? d : "auto";
+}
+
 static void open_device(void)
 {
 	hf_errbuf eb;
 	const char *root = getenv("HF_BUILD_ROOT");
 	snprintf(cache, sizeof cache, "%s/gemm-test-cache", root ? root : "/tmp");
 	hf_cl_opts o = { .cache_dir = cache };
-	cr_assert_eq(hf_cl_open("0:0", &o, &cl, &eb), 0, "%s", eb.msg);
+	cr_assert_eq(hf_cl_open(test_device(), &o, &cl, &eb), 0, "%s", eb.msg);
 }
 
 static void close_device(void)
@@ -235,7 +243,7 @@ Test(gemm, tiled_gpu_defaults_are_correct, SUITE)
 	gpu.max_work_group_size = 64;
 	hf_gemm_default_params(&gpu, &big, &pb);
 	cr_assert_leq(pb.lx * pb.ly, 64);
-	cr_assert(hf_cl_info(cl)->max_work_group_size >= 256, "PoCL takes 16 x 16 work-groups");
+	cr_assert(hf_cl_info(cl)->max_work_group_size >= 256, "the device takes 16 x 16 work-groups");
 	gcase g1 = { 300, 200, 50, false, true, false, 1.5f, 0.0f, 0, 0, 0 };
 	gcase g2 = { 5, 700, 90, true, false, true, 1.0f, -1.0f, 0, 0, 0 };
 	check_case(&g1, &(hf_gemm_params){ .family = HF_GEMM_TILED, .lx = 16, .ly = 16, .wm = 8,
@@ -485,7 +493,7 @@ Test(gemm, tuning_database_round_trip_and_use, SUITE)
 	/* A plan on a handle whose cache holds the entry runs with it. */
 	hf_cl *tcl;
 	hf_cl_opts o = { .cache_dir = dir };
-	cr_assert_eq(hf_cl_open("0:0", &o, &tcl, &eb), 0, "%s", eb.msg);
+	cr_assert_eq(hf_cl_open(test_device(), &o, &tcl, &eb), 0, "%s", eb.msg);
 	hf_gemm_shape s = { .m = 3, .n = 5, .k = 7 };
 	hf_gemm_plan *plan;
 	cr_assert_eq(hf_gemm_plan_new(tcl, &s, NULL, &plan, &eb), 0, "%s", eb.msg);
