@@ -3,7 +3,7 @@
  *
  * Build options read here: B_HALF (B stored as FP16, read with vload_half); VW (vector width)
  * and NV (vectors per row), defined by the vector families only (packed, gemv).
- * Gives: CAT, UNROLL(n), BTYPE, LOADB(p, i); with VW also VEC, VLOAD, VSTORE, VLOADB, NR and
+ * Gives: CAT, UNROLL(n), BTYPE, LOADB(p, i), LOADB8(p) (8 elements as float8); with VW also VEC, VLOAD, VSTORE, VLOADB, NR and
  * store_row(), the row epilogue of a register tile.
  */
 #define CAT_(a, b) a##b
@@ -15,9 +15,11 @@
 #ifdef B_HALF
 #define BTYPE half
 #define LOADB(p, i) vload_half((i), (p))
+#define LOADB8(p) vload_half8(0, (p))
 #else
 #define BTYPE float
 #define LOADB(p, i) ((p)[(i)])
+#define LOADB8(p) vload8(0, (p))
 #endif
 
 #ifdef VW

@@ -3,15 +3,18 @@
  * Contract (the host in hf_gemm.c keeps it):
  *   C[M x N] = alpha * op(A)[M x K] * op(B)[K x N] + beta * C, all row-major, C with row stride ldc.
  *   hf_pack_a copies op(A) into Ap = [ceil(M/MR)][K][MR] (rows past M are zero);
- *   hf_pack_b copies op(B) into Bp = [ceil(N/NR)][K][NR] (columns past N are zero), converting
- *   FP16 storage (B_HALF) to FP32. op() is expressed by element strides (rs, cs): element (i, k)
+ *   hf_pack_b copies rows kofs .. kofs+K-1 of op(B) into Bp = [ceil(N/NR)][K][NR] (columns
+ *   past N are zero), converting FP16 storage (B_HALF) to FP32: all of op(B) (kofs = 0), or
+ *   one k-range at a time into a workspace that stays in the last-level cache. op() is expressed by element strides (rs, cs): element (i, k)
  *   of op(A) is A[i*rs + k*cs], so a transpose is only a swap of strides.
  *   hf_gemm_packed: work-item (x, y) computes TM micro-tiles of MR x NR, tiles y*TM .. y*TM+TM-1
  *   of column panel x, in registers (MR*NV accumulators of VW floats), over k in [kbeg, kend)
  *   one k-chunk of KC at a time; the chunk at k = 0 writes alpha*acc + beta*C, later chunks
  *   add alpha*acc to C. The host launches it once per k-range of KL (so every work-item's A
  *   strip and B panel for that range stay in L2 while the next work-items reuse them).
- *   Panel x of B starts at Bp + x*bps with rows brs apart: packed, bps = K*NR and brs = NR;
+ *   Panel x of B starts at Bp + x*bps with rows brs apart, row k of op(B) at row k - bk0 (the
+ *   first k the buffer holds): packed whole, bps = K*NR, brs = NR, bk0 = 0; packed per k-range,
+ *   bps = KL*NR, brs = NR, bk0 = kbeg;
  *   the host may instead pass op(B) itself (bps = NR, brs = ldb) when B is FP32, not
  *   transposed, N is a multiple of NR and the row stride does not alias in the caches.
  *   beta == 0 never reads C (NaN in C does not propagate). Edges are masked on the store only.
@@ -43,7 +46,7 @@ __kernel void hf_pack_a(int M, int K, __global const float *A, int rs, int cs,
 }
 
 __kernel void hf_pack_b(int N, int K, __global const BTYPE *B, int rs, int cs,
-			__global float *Bp)
+			__global float *Bp, int kofs)
 {
 	int q = get_global_id(0), k0 = get_global_id(1) * PK;
 	int k1 = min(k0 + PK, K);
@@ -52,18 +55,48 @@ __kernel void hf_pack_b(int N, int K, __global const BTYPE *B, int rs, int cs,
 	if (cs == 1 && j0 + NR <= N) {
 		/* Rows of op(B) are contiguous: copy NR floats per k. */
 		for (int k = k0; k < k1; k++) {
-			__global const BTYPE *src = B + (size_t)k * rs + j0;
+			__global const BTYPE *src = B + (size_t)(k + kofs) * rs + j0;
 			for (int c = 0; c < NR; c++)
 				dst[(size_t)k * NR + c] = LOADB(src, c);
 		}
 		return;
 	}
-	/* Transposed or edge panel: walk each column along k (contiguous when rs == 1). */
+	if (rs == 1 && j0 + NR <= N) {
+		/* Transposed B (the weights layout, N x K): column j of op(B) is row j of B,
+		 * contiguous along k. k outside, so each row of the panel is written whole (one
+		 * cache line for NR = 16) while the NR rows of B stream side by side. */
+		__global const BTYPE *src = B + (size_t)j0 * cs + kofs;
+		int k = k0;
+		/* 8 k at a time: one 8-wide load per row of B, the NR x 8 block turned in
+		 * registers. */
+		for (; k + 8 <= k1; k += 8) {
+			float t[NR][8];
+			_Pragma("unroll") for (int c = 0; c < NR; c++)
+				vstore8(LOADB8(src + (size_t)c * cs + k), 0, t[c]);
+			_Pragma("unroll") for (int kk = 0; kk < 8; kk++) {
+				float row[NR];
+				_Pragma("unroll") for (int c = 0; c < NR; c++)
+					row[c] = t[c][kk];
+				_Pragma("unroll") for (int v = 0; v < NV; v++)
+					VSTORE(VLOAD(v, row), 0, dst + (size_t)(k + kk) * NR + v * VW);
+			}
+		}
+		for (; k < k1; k++) {
+			float row[NR];
+			_Pragma("unroll") for (int c = 0; c < NR; c++)
+				row[c] = LOADB(src, (size_t)c * cs + k);
+			_Pragma("unroll") for (int v = 0; v < NV; v++)
+				VSTORE(VLOAD(v, row), 0, dst + (size_t)k * NR + v * VW);
+		}
+		return;
+	}
+	/* Edge panel: walk each column along k. */
 	for (int c = 0; c < NR; c++) {
 		int j = j0 + c;
 		if (j < N) {
 			for (int k = k0; k < k1; k++)
-				dst[(size_t)k * NR + c] = LOADB(B, (size_t)k * rs + (size_t)j * cs);
+				dst[(size_t)k * NR + c] = LOADB(B, (size_t)(k + kofs) * rs +
+								  (size_t)j * cs);
 		} else {
 			for (int k = k0; k < k1; k++)
 				dst[(size_t)k * NR + c] = 0.0f;
@@ -74,7 +107,7 @@ __kernel void hf_pack_b(int N, int K, __global const BTYPE *B, int rs, int cs,
 __kernel void hf_gemm_packed(int M, int N, int K, float alpha, float beta,
 			     __global const float *restrict Ap, __global const float *restrict Bp,
 			     __global float *restrict C, int ldc, int kbeg, int kend, int bps,
-			     int brs)
+			     int brs, int bk0)
 {
 	int q = get_global_id(0);
 	int npan = (M + MR - 1) / MR;
@@ -89,7 +122,7 @@ __kernel void hf_gemm_packed(int M, int N, int K, float alpha, float beta,
 	__local float bl[KC * NR];
 	for (int k0 = kbeg; k0 < max(kend, 1); k0 += KC) {
 		int kn = min(KC, kend - k0);
-		__global const float *bp = Bp + (size_t)q * bps + (size_t)k0 * brs;
+		__global const float *bp = Bp + (size_t)q * bps + (size_t)(k0 - bk0) * brs;
 		for (int k = 0; k < kn; k++)
 			_Pragma("unroll") for (int v = 0; v < NV; v++)
 				VSTORE(VLOAD(v, bp + (size_t)k * brs), 0, bl + k * NR + v * VW);

@@ -32,9 +32,11 @@ struct hf_gemm_plan {
 	size_t gsz[MAX_KERNELS][2], lsz[MAX_KERNELS][2];
 	unsigned nk;
 	cl_mem ap, bp;      /* workspace: packed panels (PACKED), partial sums in ap (GEMV) */
+	cl_mem bfull;       /* PACKED with ranged_b: all of op(B), packed by hf_gemm_prepack_b */
 	size_t workspace;
 	int lda, ldb, ldc;  /* resolved leading dimensions */
 	bool direct_b;      /* PACKED: the micro-kernel reads B in place (hf_pack_b skipped) */
+	bool ranged_b;      /* PACKED: B packed one k-range (KL rows) at a time into bp */
 	bool prepacked_b;   /* PACKED: bp holds op(B) from hf_gemm_prepack_b (hf_pack_b skipped) */
 	int nx;             /* GEMV rows variant: column slices */
 };
@@ -377,10 +379,16 @@ static int make_kernels(hf_gemm_plan *p, hf_errbuf *eb)
 		 * cache sets). */
 		p->direct_b = !p->s.trans_b && p->s.b_type == HF_GEMM_B_F32 && n % nr == 0 &&
 			      p->ldb % 512 != 0;
+		/* Otherwise B is packed on every call: one k-range at a time when there are
+		 * several, into a workspace of KL rows that stays in the last-level cache while
+		 * the micro-kernel reads it back (all of B would go to memory and back). */
+		p->ranged_b = !p->direct_b && k > q->kl;
+		size_t brows = p->ranged_b ? q->kl : k;
 		if ((r = alloc_ws(p, pa * q->mr * k * sizeof(float), &p->ap, eb)) ||
-		    (r = alloc_ws(p, p->direct_b ? 0 : pb * nr * k * sizeof(float), &p->bp, eb)) ||
+		    (r = alloc_ws(p, p->direct_b ? 0 : pb * nr * brows * sizeof(float), &p->bp,
+				  eb)) ||
 		    (r = add_kernel(p, "hf_pack_a", pa, kc, 1, 1, eb)) ||
-		    (r = add_kernel(p, "hf_pack_b", pb, kc, 1, 1, eb)) ||
+		    (r = add_kernel(p, "hf_pack_b", pb, ceil_div(brows, q->pk), 1, 1, eb)) ||
 		    (r = add_kernel(p, "hf_gemm_packed", pb, ceil_div(pa, q->tm), 1, 1, eb)))
 			return r;
 		return 0;
@@ -414,30 +422,63 @@ static int make_kernels(hf_gemm_plan *p, hf_errbuf *eb)
 	return add_kernel(p, "hf_gemm_direct", n, ceil_div(m, q->wm), 1, 1, eb);
 }
 
-/* PACKED: one launch of the micro-kernel per k-range of KL (arguments 9, 10 = kbeg, kend). */
-static cl_int enqueue_k_ranges(hf_gemm_plan *p, int k, hf_errbuf *eb)
-{
-	cl_kernel kg = p->k[2];
-	cl_int st = CL_SUCCESS;
-	for (int kb = 0; kb < k && st == CL_SUCCESS; kb += (int)p->prm.kl) {
-		int ke = kb + (int)p->prm.kl < k ? kb + (int)p->prm.kl : k;
-		st = clSetKernelArg(kg, 9, sizeof kb, &kb);
-		if (st == CL_SUCCESS)
-			st = clSetKernelArg(kg, 10, sizeof ke, &ke);
-		if (st == CL_SUCCESS)
-			st = clEnqueueNDRangeKernel(hf_cl_queue(p->cl), kg, 2, NULL, p->gsz[2],
-						    p->lsz[2], 0, NULL, NULL);
-	}
-	if (st != CL_SUCCESS)
-		hf_fail(eb, HF_ECL, "clEnqueueNDRangeKernel (k-range): %s", hf_cl_strerror(st));
-	return st;
-}
-
 #define ARG(kern, idx, v)                                                                   \
 	do {                                                                                \
 		if (st == CL_SUCCESS)                                                       \
 			st = clSetKernelArg((kern), (idx), sizeof(v), &(v));                \
 	} while (0)
+
+static cl_int launch(hf_gemm_plan *p, unsigned i, const size_t *gsz)
+{
+	return clEnqueueNDRangeKernel(hf_cl_queue(p->cl), p->k[i], 2, NULL, gsz, p->lsz[i], 0,
+				      NULL, NULL);
+}
+
+/* PACKED: packs A, then per k-range of KL (one range when K <= KL, and for the warm-up) packs
+ * that range of B when B is packed per range and runs the micro-kernel over it. B whole is
+ * packed before the first range when it is packed per call but not per range; not at all when
+ * it is read in place or was prepacked. */
+static int enqueue_packed(hf_gemm_plan *p, int m, int n, int k, float alpha, float beta,
+			  cl_mem a, cl_mem b, cl_mem c, bool warm, hf_errbuf *eb)
+{
+	cl_int st = CL_SUCCESS;
+	const hf_gemm_shape *s = &p->s;
+	cl_kernel ka = p->k[0], kb = p->k[1], kg = p->k[2];
+	int ars = s->trans_a ? 1 : p->lda, acs = s->trans_a ? p->lda : 1;
+	int brs = s->trans_b ? 1 : p->ldb, bcs = s->trans_b ? p->ldb : 1;
+	int nr = (int)(p->prm.nv * p->prm.vw), kl = (int)p->prm.kl, zero = 0;
+	bool prepacked = p->prepacked_b && !warm, ranged = p->ranged_b && !prepacked;
+	bool pack = warm || (!p->direct_b && !prepacked);
+	cl_mem bsrc = p->direct_b && !warm ? b : prepacked && p->bfull ? p->bfull : p->bp;
+	int bps = p->direct_b ? nr : (ranged ? kl : k) * nr, bstride = p->direct_b ? p->ldb : nr;
+	ARG(ka, 0, m); ARG(ka, 1, k); ARG(ka, 2, a); ARG(ka, 3, ars); ARG(ka, 4, acs);
+	ARG(ka, 5, p->ap);
+	ARG(kb, 0, n); ARG(kb, 1, k); ARG(kb, 2, b); ARG(kb, 3, brs); ARG(kb, 4, bcs);
+	ARG(kb, 5, p->bp); ARG(kb, 6, zero);
+	ARG(kg, 0, m); ARG(kg, 1, n); ARG(kg, 2, k); ARG(kg, 3, alpha); ARG(kg, 4, beta);
+	ARG(kg, 5, p->ap); ARG(kg, 6, bsrc); ARG(kg, 7, c); ARG(kg, 8, p->ldc);
+	ARG(kg, 11, bps); ARG(kg, 12, bstride);
+	if (st == CL_SUCCESS)
+		st = launch(p, 0, warm ? p->lsz[0] : p->gsz[0]);
+	if (st == CL_SUCCESS && pack && !ranged)
+		st = launch(p, 1, warm ? p->lsz[1] : p->gsz[1]);
+	for (int k0 = 0; st == CL_SUCCESS && k0 < (k > 0 ? k : 1); k0 += kl) {
+		int k1 = k0 + kl < k ? k0 + kl : k, rows = k1 - k0, bk0 = ranged ? k0 : 0;
+		if (ranged) {
+			/* Panels of this range are rows * NR apart (the last range is shorter). */
+			bps = rows * nr;
+			ARG(kb, 1, rows); ARG(kb, 6, k0); ARG(kg, 11, bps);
+			if (st == CL_SUCCESS)
+				st = launch(p, 1, warm ? p->lsz[1] : p->gsz[1]);
+		}
+		ARG(kg, 9, k0); ARG(kg, 10, k1); ARG(kg, 13, bk0);
+		if (st == CL_SUCCESS)
+			st = launch(p, 2, warm ? p->lsz[2] : p->gsz[2]);
+	}
+	if (st != CL_SUCCESS)
+		return hf_fail(eb, HF_ECL, "enqueueing the packed kernels: %s", hf_cl_strerror(st));
+	return 0;
+}
 
 /* Binds the arguments of every kernel for (m, n, k) and enqueues them. m = n = k = 0 is the
  * warm-up: the kernels run their prologue and store nothing. */
@@ -449,20 +490,9 @@ static int enqueue(hf_gemm_plan *p, int m, int n, int k, float alpha, float beta
 	int ars = s->trans_a ? 1 : p->lda, acs = s->trans_a ? p->lda : 1;
 	int brs = s->trans_b ? 1 : p->ldb, bcs = s->trans_b ? p->ldb : 1;
 	int ldc = p->ldc;
-	if (p->prm.family == HF_GEMM_PACKED) {
-		cl_kernel ka = p->k[0], kb = p->k[1], kg = p->k[2];
-		ARG(ka, 0, m); ARG(ka, 1, k); ARG(ka, 2, a); ARG(ka, 3, ars); ARG(ka, 4, acs);
-		ARG(ka, 5, p->ap);
-		ARG(kb, 0, n); ARG(kb, 1, k); ARG(kb, 2, b); ARG(kb, 3, brs); ARG(kb, 4, bcs);
-		ARG(kb, 5, p->bp);
-		ARG(kg, 0, m); ARG(kg, 1, n); ARG(kg, 2, k); ARG(kg, 3, alpha); ARG(kg, 4, beta);
-		ARG(kg, 5, p->ap); ARG(kg, 6, p->bp); ARG(kg, 7, c); ARG(kg, 8, ldc);
-		int zero = 0, nr = (int)(p->prm.nv * p->prm.vw);
-		int bps = p->direct_b ? nr : k * nr, bstride = p->direct_b ? p->ldb : nr;
-		cl_mem bsrc = p->direct_b ? b : p->bp;
-		ARG(kg, 9, zero); ARG(kg, 10, k); ARG(kg, 11, bps); ARG(kg, 12, bstride);
-		ARG(kg, 6, bsrc);
-	} else if (p->prm.family == HF_GEMM_GEMV) {
+	if (p->prm.family == HF_GEMM_PACKED)
+		return enqueue_packed(p, m, n, k, alpha, beta, a, b, c, warm, eb);
+	if (p->prm.family == HF_GEMM_GEMV) {
 		cl_kernel kv = p->k[0];
 		cl_mem w = p->ap ? p->ap : c;
 		int ks = (int)p->prm.ks;
@@ -493,18 +523,7 @@ static int enqueue(hf_gemm_plan *p, int m, int n, int k, float alpha, float beta
 	if (st != CL_SUCCESS)
 		return hf_fail(eb, HF_ECL, "clSetKernelArg: %s", hf_cl_strerror(st));
 	for (unsigned i = 0; i < p->nk; i++) {
-		bool ranged = p->prm.family == HF_GEMM_PACKED && i == 2 && k > (int)p->prm.kl;
-		if (p->prm.family == HF_GEMM_PACKED && i == 1 && !warm &&
-		    (p->direct_b || p->prepacked_b))
-			continue; /* B is read in place, or was packed once already */
-		if (ranged) {
-			st = enqueue_k_ranges(p, k, eb);
-			if (st != CL_SUCCESS)
-				return HF_ECL;
-			continue;
-		}
-		st = clEnqueueNDRangeKernel(hf_cl_queue(p->cl), p->k[i], 2, NULL,
-					    warm ? p->lsz[i] : p->gsz[i], p->lsz[i], 0, NULL, NULL);
+		st = launch(p, i, warm ? p->lsz[i] : p->gsz[i]);
 		if (st != CL_SUCCESS)
 			return hf_fail(eb, HF_ECL, "clEnqueueNDRangeKernel (kernel %u): %s", i,
 				       hf_cl_strerror(st));
@@ -640,6 +659,8 @@ void hf_gemm_plan_free(hf_gemm_plan *p)
 		clReleaseMemObject(p->ap);
 	if (p->bp)
 		clReleaseMemObject(p->bp);
+	if (p->bfull)
+		clReleaseMemObject(p->bfull);
 	if (p->prog)
 		clReleaseProgram(p->prog);
 	free(p);
@@ -655,15 +676,29 @@ int hf_gemm_prepack_b(hf_gemm_plan *p, cl_mem b, hf_errbuf *eb)
 	if (p->prm.family != HF_GEMM_PACKED || p->direct_b || n == 0 || k == 0)
 		return 0; /* this plan reads B in place on every call anyway */
 	cl_kernel kb = p->k[1];
+	cl_mem dst = p->bp;
+	int zero = 0;
+	size_t nr = (size_t)p->prm.nv * p->prm.vw;
+	size_t gsz[2] = { p->gsz[1][0], round_up(ceil_div((size_t)k, p->prm.pk), p->lsz[1][1]) };
+	if (p->ranged_b && !p->bfull) {
+		/* The per-call workspace holds one k-range: all of B needs its own buffer. */
+		int r = alloc_ws(p, ceil_div(p->s.n, nr) * nr * (size_t)k * sizeof(float),
+				 &p->bfull, eb);
+		if (r)
+			return r;
+	}
+	if (p->bfull)
+		dst = p->bfull;
 	st = clSetKernelArg(kb, 0, sizeof n, &n);
 	if (st == CL_SUCCESS) st = clSetKernelArg(kb, 1, sizeof k, &k);
 	if (st == CL_SUCCESS) st = clSetKernelArg(kb, 2, sizeof b, &b);
 	if (st == CL_SUCCESS) st = clSetKernelArg(kb, 3, sizeof brs, &brs);
 	if (st == CL_SUCCESS) st = clSetKernelArg(kb, 4, sizeof bcs, &bcs);
-	if (st == CL_SUCCESS) st = clSetKernelArg(kb, 5, sizeof p->bp, &p->bp);
+	if (st == CL_SUCCESS) st = clSetKernelArg(kb, 5, sizeof dst, &dst);
+	if (st == CL_SUCCESS) st = clSetKernelArg(kb, 6, sizeof zero, &zero);
 	if (st == CL_SUCCESS)
-		st = clEnqueueNDRangeKernel(hf_cl_queue(p->cl), kb, 2, NULL, p->gsz[1], p->lsz[1],
-					    0, NULL, NULL);
+		st = clEnqueueNDRangeKernel(hf_cl_queue(p->cl), kb, 2, NULL, gsz, p->lsz[1], 0,
+					    NULL, NULL);
 	if (st != CL_SUCCESS)
 		return hf_fail(eb, HF_ECL, "prepacking B: %s", hf_cl_strerror(st));
 	p->prepacked_b = true;

@@ -178,10 +178,11 @@ static const size_t shapes[][3] = {
 };
 
 /* Forced parameters for the family sweeps: small blocks so that every loop runs several
- * times on these shapes (k-chunks and tiles in PACKED, k-blocks, row passes and k-splits in
+ * times on these shapes (k-ranges with B packed per range, k-chunks and tiles in PACKED,
+ * k-blocks, row passes and k-splits in
  * GEMV); one program per family and B type. */
 static const hf_gemm_params sweep_packed = { .family = HF_GEMM_PACKED, .vw = 8, .mr = 5, .nv = 2,
-					      .tm = 2, .ku = 2, .pk = 16, .kc = 32 };
+					      .tm = 2, .ku = 2, .pk = 16, .kc = 16, .kl = 20 };
 static const hf_gemm_params sweep_gemv = { .family = HF_GEMM_GEMV, .vw = 8, .nv = 2, .mb = 3,
 					    .jb = 3, .kb = 16 };
 static const hf_gemm_params sweep_direct = { .family = HF_GEMM_DIRECT };
