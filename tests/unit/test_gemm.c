@@ -252,6 +252,27 @@ Test(gemm, tiled_gpu_defaults_are_correct, SUITE)
 					     .wn = 8, .kc = 16 });
 }
 
+/* The AVX-512 defaults (8 x 32 micro-tiles, 16 accumulators of 16 floats) cannot be timed on
+ * this CI machine, but they run here all the same: same kernels, other constants. */
+Test(gemm, avx512_defaults_are_correct, SUITE)
+{
+	hf_cl_device_info wide = *hf_cl_info(cl);
+	wide.is_gpu = false;
+	snprintf(wide.name, sizeof wide.name, "pthread-skylake-avx512-Intel Xeon");
+	hf_gemm_shape big = { .m = 70, .n = 90, .k = 300 }, one = { .m = 1, .n = 600, .k = 70 };
+	hf_gemm_params pb, p1;
+	hf_gemm_default_params(&wide, &big, &pb);
+	hf_gemm_default_params(&wide, &one, &p1);
+	cr_assert(pb.family == HF_GEMM_PACKED && pb.mr == 8 && pb.nv == 2 && pb.vw == 16);
+	cr_assert(p1.family == HF_GEMM_GEMV && p1.nv == 4 && p1.vw == 16);
+	gcase g1 = { 70, 90, 300, false, false, false, 1.0f, 0.5f, 0, 0, 0 };
+	gcase g2 = { 70, 90, 300, true, true, true, -1.0f, 0.0f, 0, 0, 0 };
+	gcase g3 = { 1, 600, 70, false, false, false, 2.0f, 1.0f, 0, 0, 0 };
+	check_case(&g1, &pb);
+	check_case(&g2, &pb);
+	check_case(&g3, &p1);
+}
+
 Test(gemm, parameter_strings_round_trip)
 {
 	hf_gemm_params p, q;
