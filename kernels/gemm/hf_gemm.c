@@ -125,17 +125,21 @@ static void fill_defaults(const hf_cl_device_info *dev, const hf_gemm_shape *s,
 		unsigned ly = 1;
 		while (small && ly < 8 && ly < m)
 			ly *= 2;
-		if (!p->lx) p->lx = small ? 64 : 16;
-		if (!p->ly) p->ly = small ? ly : 16;
+		unsigned lx = small ? 64 : 16;
+		if (!small)
+			ly = 16;
+		/* A device with smaller work-groups: fit the default shape (a caller's or a tuning
+		 * entry's lx and ly are kept, and refused by the plan if too large). */
+		size_t maxwg = dev && dev->max_work_group_size ? dev->max_work_group_size : 256;
+		while ((size_t)lx * ly > maxwg && ly > 1)
+			ly /= 2;
+		while ((size_t)lx * ly > maxwg && lx > 1)
+			lx /= 2;
+		if (!p->lx) p->lx = lx;
+		if (!p->ly) p->ly = ly;
 		if (!p->wm) p->wm = small ? 1 : 8;
 		if (!p->wn) p->wn = small ? 2 : 8;
 		if (!p->kc) p->kc = small ? 32 : 16;
-		/* A CPU device (tuning candidates, tests) or a small GPU: fit the work-group. */
-		size_t maxwg = dev && dev->max_work_group_size ? dev->max_work_group_size : 256;
-		while ((size_t)p->lx * p->ly > maxwg && p->ly > 1)
-			p->ly /= 2;
-		while ((size_t)p->lx * p->ly > maxwg && p->lx > 1)
-			p->lx /= 2;
 		break;
 	}
 	case HF_GEMM_DIRECT:
