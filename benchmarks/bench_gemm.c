@@ -659,8 +659,8 @@ static void measure_first_call(const bopts *o, first_call *fc)
 	{ .family = HF_GEMM_PACKED, .vw = VW, .mr = MR, .nv = NV, .tm = TM, .ku = KU, .pk = 64, .kc = KC }
 #define GEMV(VW, NV, MB, JB) { .family = HF_GEMM_GEMV, .vw = VW, .nv = NV, .mb = MB, .jb = JB }
 #define DIRECT(WM, KU) { .family = HF_GEMM_DIRECT, .wm = WM, .ku = KU }
-#define TILED(LX, LY, WM, WN, KC) \
-	{ .family = HF_GEMM_TILED, .lx = LX, .ly = LY, .wm = WM, .wn = WN, .kc = KC }
+#define TILED(LX, LY, WM, WN, KC, VW) \
+	{ .family = HF_GEMM_TILED, .lx = LX, .ly = LY, .wm = WM, .wn = WN, .kc = KC, .vw = VW }
 static const hf_gemm_params packed_candidates[] = {
 	PACKED(16, 6, 1, 4, 2, 256), PACKED(16, 6, 1, 8, 2, 256), PACKED(16, 6, 1, 16, 2, 256),
 	PACKED(16, 6, 1, 8, 2, 128), PACKED(16, 6, 1, 8, 2, 512), PACKED(16, 6, 1, 32, 2, 128),
@@ -672,16 +672,19 @@ static const hf_gemm_params gemv_candidates[] = {
 	GEMV(16, 2, 2, 4), GEMV(8, 4, 2, 1), GEMV(4, 4, 4, 4),
 };
 static const hf_gemm_params direct_candidates[] = { DIRECT(4, 4), DIRECT(1, 1), DIRECT(8, 4) };
-/* GPUs: 128 x 128 down to 64 x 64 tiles of C, 32 to 64 accumulators per work-item. */
+/* GPUs: 128 x 128 down to 64 x 64 tiles of C, 16 to 64 accumulators per work-item, 128-bit
+ * (vw 4) or scalar local reads. */
 static const hf_gemm_params tiled_candidates[] = {
-	TILED(16, 16, 8, 8, 16), TILED(16, 16, 8, 8, 8), TILED(16, 16, 8, 8, 32),
-	TILED(16, 16, 4, 8, 16), TILED(16, 8, 8, 8, 16), TILED(32, 8, 4, 4, 16),
-	TILED(16, 16, 4, 4, 32), TILED(8, 8, 8, 8, 16),
+	TILED(16, 16, 8, 8, 16, 4), TILED(16, 16, 8, 8, 16, 1), TILED(16, 16, 8, 8, 8, 4),
+	TILED(16, 16, 8, 8, 32, 4), TILED(16, 16, 4, 8, 16, 4), TILED(16, 8, 8, 8, 16, 4),
+	TILED(32, 8, 4, 4, 16, 4), TILED(16, 16, 4, 4, 32, 4), TILED(8, 8, 8, 8, 16, 4),
+	TILED(16, 16, 6, 6, 16, 1),
 };
 /* GPUs, M <= 48: one or two rows per work-item, wide rows of work-items. */
 static const hf_gemm_params tiled_small_candidates[] = {
-	TILED(64, 1, 1, 2, 32), TILED(64, 4, 1, 2, 32), TILED(32, 8, 1, 4, 32),
-	TILED(128, 1, 1, 1, 64), TILED(64, 8, 2, 2, 16), TILED(32, 4, 2, 4, 32),
+	TILED(64, 1, 1, 2, 32, 1), TILED(64, 4, 1, 2, 32, 1), TILED(32, 8, 1, 4, 32, 1),
+	TILED(128, 1, 1, 1, 64, 1), TILED(64, 8, 2, 2, 16, 1), TILED(32, 4, 2, 4, 32, 1),
+	TILED(16, 4, 4, 4, 32, 4),
 };
 #undef PACKED
 #undef GEMV

@@ -140,6 +140,8 @@ static void fill_defaults(const hf_cl_device_info *dev, const hf_gemm_shape *s,
 		if (!p->wm) p->wm = small ? 1 : 8;
 		if (!p->wn) p->wn = small ? 2 : 8;
 		if (!p->kc) p->kc = small ? 32 : 16;
+		/* 128-bit local reads where the blocks allow them (8 x 8 as 2 x 2 blocks of 4). */
+		if (!p->vw) p->vw = p->wm % 4 == 0 && p->wn % 4 == 0 ? 4 : 1;
 		break;
 	}
 	case HF_GEMM_DIRECT:
@@ -190,9 +192,13 @@ static int check_params(const hf_gemm_params *p, const hf_gemm_shape *s, hf_errb
 		return 0;
 	case HF_GEMM_TILED:
 		if (!in(p->lx, 1, 256) || !in(p->ly, 1, 256) || !in(p->wm, 1, 16) ||
-		    !in(p->wn, 1, 16) || !in(p->kc, 1, 256) || p->lx * p->ly > 1024)
+		    !in(p->wn, 1, 16) || !in(p->kc, 1, 256) || p->lx * p->ly > 1024 ||
+		    (p->vw != 1 && p->vw != 4))
 			return hf_fail(eb, HF_EINVAL, "tiled parameters out of range (lx, ly 1-256 "
-				       "with lx*ly <= 1024, wm, wn 1-16, kc 1-256)");
+				       "with lx*ly <= 1024, wm, wn 1-16, kc 1-256, vw 1|4)");
+		if (p->vw == 4 && (p->wm % 4 || p->wn % 4))
+			return hf_fail(eb, HF_EINVAL, "tiled vw=4 needs wm and wn multiples of 4 "
+				       "(got wm=%u wn=%u)", p->wm, p->wn);
 		return 0;
 	default:
 		return hf_fail(eb, HF_EINVAL, "unknown kernel family %d", (int)p->family);
@@ -214,8 +220,8 @@ char *hf_gemm_params_describe(const hf_gemm_params *p, char *out, size_t sz)
 		snprintf(out, sz, "direct wm=%u ku=%u", p->wm, p->ku);
 		break;
 	case HF_GEMM_TILED:
-		snprintf(out, sz, "tiled lx=%u ly=%u wm=%u wn=%u kc=%u", p->lx, p->ly, p->wm, p->wn,
-			 p->kc);
+		snprintf(out, sz, "tiled lx=%u ly=%u wm=%u wn=%u kc=%u vw=%u", p->lx, p->ly, p->wm,
+			 p->wn, p->kc, p->vw);
 		break;
 	default:
 		snprintf(out, sz, "auto");
@@ -312,8 +318,8 @@ static int build_program(hf_gemm_plan *p, hf_errbuf *eb)
 		break;
 	case HF_GEMM_TILED:
 		src = gemm_tiled_cl_src;
-		n = snprintf(opts, sizeof opts, "-DLX=%u -DLY=%u -DWM=%u -DWN=%u -DKC=%u%s%s",
-			     q->lx, q->ly, q->wm, q->wn, q->kc, p->s.trans_a ? " -DTA" : "",
+		n = snprintf(opts, sizeof opts, "-DLX=%u -DLY=%u -DWM=%u -DWN=%u -DKC=%u -DVL=%u%s%s",
+			     q->lx, q->ly, q->wm, q->wn, q->kc, q->vw, p->s.trans_a ? " -DTA" : "",
 			     p->s.trans_b ? " -DTB" : "");
 		break;
 	default:
@@ -564,7 +570,8 @@ static int check_device_limits(const hf_gemm_plan *p, hf_errbuf *eb)
 	else if (q->family == HF_GEMM_GEMV)
 		need = (uint64_t)q->kb * q->jb * q->nv * q->vw * sizeof(float);
 	else if (q->family == HF_GEMM_TILED)
-		need = (uint64_t)q->kc * (q->ly * q->wm + 1 + q->lx * q->wn + 1) * sizeof(float);
+		need = (uint64_t)q->kc * (q->ly * q->wm + q->lx * q->wn + (q->vw == 4 ? 8 : 2)) *
+		       sizeof(float);
 	if (have && need > have)
 		return hf_fail(eb, HF_EINVAL, "parameters need %llu bytes of local memory, the "
 			       "device has %llu", (unsigned long long)need, (unsigned long long)have);

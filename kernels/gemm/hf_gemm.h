@@ -49,7 +49,7 @@ typedef struct hf_gemm_shape {
 /* Kernel parameters; a field a family does not use is ignored (0 picks the default). */
 typedef struct hf_gemm_params {
 	hf_gemm_family family;
-	unsigned vw;  /* vector width: 4, 8 or 16 (PACKED, GEMV) */
+	unsigned vw;  /* vector width: 4, 8 or 16 (PACKED, GEMV); TILED: local reads, 1 or 4 */
 	unsigned mr;  /* PACKED: rows per micro-tile (1-16) */
 	unsigned nv;  /* PACKED, GEMV(n): vectors per row (1-8); NR = nv * vw columns */
 	unsigned tm;  /* PACKED: micro-tiles per work-item (1-64) */

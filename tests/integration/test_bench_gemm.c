@@ -110,7 +110,7 @@ Test(bench_gemm, forced_kernel_parameters_run_and_bad_ones_are_refused)
 	cr_assert_eq(bench(&out, "tiled", tiled), 0, "%s", out);
 	json_t *doc = json_of(out);
 	cr_assert_str_eq(json_string_value(json_object_get(result(doc, 0), "kernel")),
-			 "tiled lx=4 ly=4 wm=2 wn=3 kc=8");
+			 "tiled lx=4 ly=4 wm=2 wn=3 kc=8 vw=1");
 	cr_assert(json_is_true(json_object_get(result(doc, 0), "ok")), "%s", out);
 	cr_assert(json_is_true(json_object_get(doc, "trans_b")));
 	json_decref(doc);

@@ -190,13 +190,13 @@ static const hf_gemm_params sweep_direct = { .family = HF_GEMM_DIRECT };
  * among the 12 work-items, so the guarded loads run too. */
 static const hf_gemm_params sweep_tiled = { .family = HF_GEMM_TILED, .lx = 4, .ly = 3, .wm = 3,
 					     .wn = 2, .kc = 5 };
+/* 128-bit local reads: 8 x 32 tiles of 2 x 4 work-items, blocks of 4 rows and columns. */
+static const hf_gemm_params sweep_tiled4 = { .family = HF_GEMM_TILED, .lx = 4, .ly = 2, .wm = 4,
+					      .wn = 8, .kc = 6, .vw = 4 };
 
-static void sweep(hf_gemm_family fam, bool half)
+static void sweep_with(const hf_gemm_params *prm, bool half)
 {
-	const hf_gemm_params *prm = fam == HF_GEMM_PACKED ? &sweep_packed :
-				    fam == HF_GEMM_GEMV	  ? &sweep_gemv :
-				    fam == HF_GEMM_TILED  ? &sweep_tiled :
-							    &sweep_direct;
+	hf_gemm_family fam = prm->family;
 	static const float ab[][2] = { { 1.0f, 0.0f }, { -0.5f, 1.0f }, { 2.0f, -1.5f } };
 	unsigned t = 0;
 	for (size_t i = 0; i < HF_ARRAY_SIZE(shapes); i++) {
@@ -212,6 +212,15 @@ static void sweep(hf_gemm_family fam, bool half)
 
 #define SUITE .init = open_device, .fini = close_device
 
+static void sweep(hf_gemm_family fam, bool half)
+{
+	sweep_with(fam == HF_GEMM_PACKED ? &sweep_packed :
+		   fam == HF_GEMM_GEMV	 ? &sweep_gemv :
+		   fam == HF_GEMM_TILED	 ? &sweep_tiled :
+					   &sweep_direct,
+		   half);
+}
+
 Test(gemm, packed_family, SUITE) { sweep(HF_GEMM_PACKED, false); }
 Test(gemm, gemv_family, SUITE) { sweep(HF_GEMM_GEMV, false); }
 Test(gemm, direct_family, SUITE) { sweep(HF_GEMM_DIRECT, false); }
@@ -220,6 +229,7 @@ Test(gemm, gemv_family_fp16_weights, SUITE) { sweep(HF_GEMM_GEMV, true); }
 Test(gemm, direct_family_fp16_weights, SUITE) { sweep(HF_GEMM_DIRECT, true); }
 Test(gemm, tiled_family, SUITE) { sweep(HF_GEMM_TILED, false); }
 Test(gemm, tiled_family_fp16_weights, SUITE) { sweep(HF_GEMM_TILED, true); }
+Test(gemm, tiled_family_vector_local_reads, SUITE) { sweep_with(&sweep_tiled4, false); }
 
 /* The GPU defaults (128 x 128 tiles of 16 x 16 work-groups, and the small-M shape) run on the
  * CPU device too: same kernel, same results, whatever the device. */
@@ -233,7 +243,8 @@ Test(gemm, tiled_gpu_defaults_are_correct, SUITE)
 	hf_gemm_default_params(&gpu, &big, &pb);
 	hf_gemm_default_params(&gpu, &small, &ps);
 	cr_assert_eq(pb.family, HF_GEMM_TILED);
-	cr_assert(pb.lx == 16 && pb.ly == 16 && pb.wm == 8 && pb.wn == 8 && pb.kc == 16);
+	cr_assert(pb.lx == 16 && pb.ly == 16 && pb.wm == 8 && pb.wn == 8 && pb.kc == 16 &&
+		  pb.vw == 4);
 	cr_assert_eq(ps.family, HF_GEMM_TILED);
 	cr_assert(ps.ly == 8 && ps.wm == 1, "small M: rows of work-items cover M (ly %u)", ps.ly);
 	cr_assert_str_eq(hf_gemm_shape_class(&gpu, &big), "tiled");
@@ -489,6 +500,9 @@ Test(gemm, bad_shapes_and_parameters_are_refused, SUITE)
 	hf_gemm_shape one = { .m = 1, .n = 8, .k = 8 };
 	cr_assert_eq(hf_gemm_plan_new(cl, &one, &rows, &plan, &eb), HF_EINVAL);
 	cr_assert_not_null(strstr(eb.msg, "kb"), "%s", eb.msg);
+	hf_gemm_params odd = { .family = HF_GEMM_TILED, .wm = 3, .wn = 4, .vw = 4 };
+	cr_assert_eq(hf_gemm_plan_new(cl, &s, &odd, &plan, &eb), HF_EINVAL);
+	cr_assert_not_null(strstr(eb.msg, "multiples of 4"), "%s", eb.msg);
 	hf_gemm_params wide = { .family = HF_GEMM_TILED, .lx = 64, .ly = 32 };
 	cr_assert_eq(hf_gemm_plan_new(cl, &s, &wide, &plan, &eb), HF_EINVAL);
 	cr_assert_not_null(strstr(eb.msg, "lx*ly"), "%s", eb.msg);
