@@ -343,46 +343,70 @@ Test(gemm, automatic_choice_and_strides, SUITE)
 	check_case(&g6, &split);
 }
 
-Test(gemm, against_openblas, SUITE)
+/* One case against OpenBLAS's sgemm: same inputs, same op() flags, alpha and beta (beta = 0:
+ * C starts as NaN, which must not reach the result). */
+static void check_openblas(const hf_gemm_params *prm, size_t m, size_t n, size_t k, bool ta,
+			   bool tb, float alpha, float beta)
 {
-	size_t m = 96, n = 130, k = 257;
-	float *a = malloc(m * k * 4), *b = malloc(k * n * 4), *c = malloc(m * n * 4),
-	      *ref = malloc(m * n * 4);
+	float *a = malloc((m * k + 1) * 4), *b = malloc((k * n + 1) * 4);
+	float *c = malloc((m * n + 1) * 4), *ref = malloc((m * n + 1) * 4);
 	hf_errbuf eb;
 	cl_int st;
 	for (size_t i = 0; i < m * k; i++)
 		a[i] = frand();
 	for (size_t i = 0; i < k * n; i++)
 		b[i] = frand();
-	for (int tb = 0; tb < 2; tb++) {
+	for (size_t i = 0; i < m * n; i++)
+		ref[i] = c[i] = beta == 0.0f ? NAN : frand();
+	if (beta == 0.0f)
 		for (size_t i = 0; i < m * n; i++)
-			ref[i] = c[i] = frand();
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)m,
-			    (int)n, (int)k, 0.75f, a, (int)k, b, tb ? (int)k : (int)n, 0.25f, ref,
-			    (int)n);
-		hf_gemm_shape s = { .m = m, .n = n, .k = k, .trans_b = tb };
-		hf_gemm_plan *plan;
-		cr_assert_eq(hf_gemm_plan_new(cl, &s, NULL, &plan, &eb), 0, "%s", eb.msg);
-		cl_mem ma = clCreateBuffer(hf_cl_context(cl), CL_MEM_COPY_HOST_PTR, m * k * 4, a,
-					   &st);
-		cl_mem mb = clCreateBuffer(hf_cl_context(cl), CL_MEM_COPY_HOST_PTR, k * n * 4, b,
-					   &st);
-		cl_mem mc = clCreateBuffer(hf_cl_context(cl), CL_MEM_COPY_HOST_PTR, m * n * 4, c,
-					   &st);
-		cr_assert_eq(hf_gemm_run(plan, 0.75f, ma, mb, 0.25f, mc, &eb), 0, "%s", eb.msg);
-		clEnqueueReadBuffer(hf_cl_queue(cl), mc, CL_TRUE, 0, m * n * 4, c, 0, NULL, NULL);
-		for (size_t i = 0; i < m * n; i++)
-			cr_assert(fabsf(c[i] - ref[i]) <= 1e-4f * (1.0f + fabsf(ref[i])),
-				  "tb=%d C[%zu] = %g, OpenBLAS %g", tb, i, c[i], ref[i]);
-		clReleaseMemObject(ma);
-		clReleaseMemObject(mb);
-		clReleaseMemObject(mc);
-		hf_gemm_plan_free(plan);
-	}
+			ref[i] = 0.0f; /* OpenBLAS may read C with beta = 0; ours must not */
+	cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+		    (int)m, (int)n, (int)k, alpha, a, ta ? (int)m : (int)k, b, tb ? (int)k : (int)n,
+		    beta, ref, (int)n);
+	hf_gemm_shape s = { .m = m, .n = n, .k = k, .trans_a = ta, .trans_b = tb };
+	hf_gemm_plan *plan;
+	cr_assert_eq(hf_gemm_plan_new(cl, &s, prm, &plan, &eb), 0, "%s", eb.msg);
+	cl_mem ma = clCreateBuffer(hf_cl_context(cl), CL_MEM_COPY_HOST_PTR, (m * k + 1) * 4, a, &st);
+	cl_mem mb = clCreateBuffer(hf_cl_context(cl), CL_MEM_COPY_HOST_PTR, (k * n + 1) * 4, b, &st);
+	cl_mem mc = clCreateBuffer(hf_cl_context(cl), CL_MEM_COPY_HOST_PTR, (m * n + 1) * 4, c, &st);
+	cr_assert(ma && mb && mc);
+	cr_assert_eq(hf_gemm_run(plan, alpha, ma, mb, beta, mc, &eb), 0, "%s", eb.msg);
+	clEnqueueReadBuffer(hf_cl_queue(cl), mc, CL_TRUE, 0, m * n * 4, c, 0, NULL, NULL);
+	char desc[128];
+	hf_gemm_params_describe(hf_gemm_plan_params(plan), desc, sizeof desc);
+	for (size_t i = 0; i < m * n; i++)
+		cr_assert(fabsf(c[i] - ref[i]) <= 1e-4f * (1.0f + fabsf(ref[i])),
+			  "%s M=%zu N=%zu K=%zu ta=%d tb=%d alpha=%g beta=%g: C[%zu] = %g, "
+			  "OpenBLAS %g", desc, m, n, k, ta, tb, alpha, beta, i, c[i], ref[i]);
+	clReleaseMemObject(ma);
+	clReleaseMemObject(mb);
+	clReleaseMemObject(mc);
+	hf_gemm_plan_free(plan);
 	free(a);
 	free(b);
 	free(c);
 	free(ref);
+}
+
+/* Every family (the sweeps' programs, and the plan's own choice) against OpenBLAS on random
+ * matrices of awkward shapes, every transpose, two alpha/beta pairs. */
+Test(gemm, against_openblas, SUITE)
+{
+	const hf_gemm_params *fams[] = { NULL, &sweep_packed, &sweep_gemv, &sweep_direct,
+					 &sweep_tiled, &sweep_tiled4 };
+	static const size_t shapes_ob[][3] = { { 96, 130, 257 }, { 1, 1000, 65 }, { 63, 7, 257 },
+					       { 257, 65, 1 }, { 7, 63, 1000 } };
+	for (size_t f = 0; f < HF_ARRAY_SIZE(fams); f++)
+		for (size_t i = 0; i < HF_ARRAY_SIZE(shapes_ob); i++)
+			for (unsigned t = 0; t < 4; t++) {
+				bool ta = t & 1, tb = t >> 1;
+				size_t m = shapes_ob[i][0];
+				if (fams[f] == &sweep_gemv && ta && tb && m > 1)
+					continue; /* gemv(t) needs contiguous rows of op(A) */
+				check_openblas(fams[f], m, shapes_ob[i][1], shapes_ob[i][2], ta, tb,
+					       (t & 1) ? 0.75f : -1.5f, (i + t) % 2 ? 0.25f : 0.0f);
+			}
 }
 
 Test(gemm, prepacked_weights_are_reused, SUITE)
