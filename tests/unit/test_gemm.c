@@ -390,13 +390,13 @@ static void check_openblas(const hf_gemm_params *prm, size_t m, size_t n, size_t
 }
 
 /* Every family (the sweeps' programs, and the plan's own choice) against OpenBLAS on random
- * matrices of awkward shapes, every transpose, two alpha/beta pairs. */
+ * matrices of awkward shapes, every transpose, two alpha/beta pairs (the sweeps above cover the
+ * other awkward sizes against the double-precision reference). */
 Test(gemm, against_openblas, SUITE)
 {
 	const hf_gemm_params *fams[] = { NULL, &sweep_packed, &sweep_gemv, &sweep_direct,
 					 &sweep_tiled, &sweep_tiled4 };
-	static const size_t shapes_ob[][3] = { { 96, 130, 257 }, { 1, 1000, 65 }, { 63, 7, 257 },
-					       { 257, 65, 1 }, { 7, 63, 1000 } };
+	static const size_t shapes_ob[][3] = { { 96, 130, 257 }, { 1, 1000, 65 }, { 7, 63, 1000 } };
 	for (size_t f = 0; f < HF_ARRAY_SIZE(fams); f++)
 		for (size_t i = 0; i < HF_ARRAY_SIZE(shapes_ob); i++)
 			for (unsigned t = 0; t < 4; t++) {
