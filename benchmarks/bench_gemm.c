@@ -129,6 +129,14 @@ static void default_cache_dir(bopts *o)
 	o->cache_dir = o->cache_buf;
 }
 
+/* A finite number > 0 with nothing after it, else 0. */
+static double positive(const char *s)
+{
+	char *end;
+	double v = strtod(s, &end);
+	return end != s && *end == '\0' && isfinite(v) && v > 0 ? v : 0;
+}
+
 static int parse_args(int argc, char **argv, bopts *o)
 {
 	enum { O_FULL = 256, O_BUDGET, O_TRANSB, O_HALF, O_CACHE, O_NOCLB, O_NOOB, O_NOFIRST,
@@ -175,7 +183,7 @@ static int parse_args(int argc, char **argv, bopts *o)
 			o->reps = (unsigned)v;
 			break;
 		case O_BUDGET:
-			o->budget_s = atof(optarg);
+			o->budget_s = positive(optarg);
 			if (!(o->budget_s > 0)) {
 				fprintf(stderr, "hashflop-bench gemm: --budget: expected seconds > 0\n");
 				return 2;
@@ -201,7 +209,7 @@ static int parse_args(int argc, char **argv, bopts *o)
 			break;
 		}
 		case O_PEAK:
-			o->peak_gflops = atof(optarg);
+			o->peak_gflops = positive(optarg);
 			if (!(o->peak_gflops > 0)) {
 				fprintf(stderr, "hashflop-bench gemm: --peak: expected GFLOP/s > 0\n");
 				return 2;
