@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "hf_text.h"
+
 const char *hf_strerror(int code)
 {
 	switch (code) {
@@ -46,6 +48,7 @@ int hf_fail(hf_errbuf *eb, int code, const char *fmt, ...)
 		va_start(ap, fmt);
 		vsnprintf(eb->msg, sizeof eb->msg, fmt, ap);
 		va_end(ap);
+		hf_utf8_trim(eb->msg);   /* a cut mid-character would make the detail invalid JSON */
 	}
 	return code;
 }
@@ -64,6 +67,7 @@ int hf_fail_prefix(hf_errbuf *eb, int code, const char *fmt, ...)
 			snprintf(eb->msg, sizeof eb->msg, "%s: %s", prefix, old);
 		else
 			snprintf(eb->msg, sizeof eb->msg, "%s", prefix);
+		hf_utf8_trim(eb->msg);
 	}
 	return code;
 }

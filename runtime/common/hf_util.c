@@ -3,6 +3,8 @@
  */
 #include "hf_util.h"
 
+#include "hf_text.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +44,7 @@ bool hf_strlcpy(char *dst, const char *src, size_t dstsz)
 	if (n >= dstsz) {
 		memcpy(dst, src, dstsz - 1);
 		dst[dstsz - 1] = '\0';
+		hf_utf8_trim(dst);   /* never half a character: JSON encoders refuse it */
 		return false;
 	}
 	memcpy(dst, src, n + 1);

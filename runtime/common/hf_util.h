@@ -25,7 +25,7 @@ void hf_abstime_after_ms(uint64_t ms, struct timespec *ts);
 void hf_sleep_ms(uint64_t ms);
 
 /* Copies src into dst (size dstsz, NUL-terminated); false if src did not fit (dst is then
- * truncated). */
+ * truncated, on a UTF-8 character boundary). */
 bool hf_strlcpy(char *dst, const char *src, size_t dstsz);
 
 /* Lower-case hex of len bytes into out (2*len+1 bytes). */

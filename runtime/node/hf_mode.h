@@ -58,6 +58,12 @@ typedef struct hf_mode_worker {
 	void (*status)(void *impl, json_t *obj);
 	/* Optional: appends the mode's own metric families. */
 	void (*metrics)(void *impl, hf_buf *b);
+	/* Optional: 0 while the running mode does its work; a negative HF_E* code, with the
+	 * reason in eb, once it has failed beyond its own recovery (e.g. a device that kept
+	 * failing after the worker's bounded restarts). The machine then reports the mode as
+	 * failed and restarts it (release, start) with backoff. Called on the switcher thread,
+	 * only while the worker is running; must not block. */
+	int (*health)(void *impl, hf_errbuf *eb);
 } hf_mode_worker;
 
 /* The timeline of one switch. */
