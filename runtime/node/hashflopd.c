@@ -3,12 +3,14 @@
  * Threading: main owns the node; signals are blocked in every thread and taken with sigwait()
  * here, so no handler runs asynchronously.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "hf_httpd.h"
 #include "hf_log.h"
 #include "hf_mining_config.h"
 #include "hf_node.h"
@@ -126,6 +128,18 @@ static void print_config(const hf_node_config *cfg)
 		       mc.npools ? mc.pools[0].url : "", mc.backend == HF_MINING_OPENCL ? "opencl" : "cpu");
 }
 
+/* The API holds a descriptor per connection: the soft limit (often 1024) goes up to the hard one. */
+static void raise_fd_limit(void)
+{
+	uint64_t before, after;
+
+	if (hf_httpd_raise_fd_limit(&before, &after) < 0)
+		hf_log_warn("cannot raise the file descriptor limit (RLIMIT_NOFILE): %s", strerror(errno));
+	else if (after != before)
+		hf_log_info("file descriptor limit raised from %llu to %llu", (unsigned long long)before,
+			    (unsigned long long)after);
+}
+
 int main(int argc, char **argv)
 {
 	hf_node_config cfg;
@@ -147,6 +161,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	hf_log_init(argv[0], cfg.log_level);
+	raise_fd_limit();
 	signal(SIGPIPE, SIG_IGN);
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);

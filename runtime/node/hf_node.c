@@ -151,7 +151,10 @@ static int register_mining(hf_node *n, hf_errbuf *eb)
 int hf_node_new(const hf_node_config *cfg, hf_node **out, hf_errbuf *eb)
 {
 	hf_httpd_opts ho = { .host = cfg->api_listen, .port = cfg->api_port,
-			     .max_body = cfg->api_max_body };
+			     .max_body = cfg->api_max_body, .max_conns = (unsigned)cfg->api_max_conns,
+			     .max_conns_per_ip = (unsigned)cfg->api_max_conns_per_client,
+			     .header_timeout_s = (unsigned)cfg->api_header_timeout_s,
+			     .timeout_s = (unsigned)cfg->api_timeout_s, .threads = (unsigned)cfg->api_threads };
 	hf_mode start_mode;
 	hf_node *n;
 	int r;
@@ -191,6 +194,9 @@ int hf_node_new(const hf_node_config *cfg, hf_node **out, hf_errbuf *eb)
 		goto fail;
 	if ((r = hf_httpd_new(&ho, hf_node_api_routes, hf_node_api_nroutes, n, &n->api, eb)) < 0)
 		goto fail;
+	if (hf_httpd_max_conns(n->api) < ho.max_conns)
+		hf_log_warn("api: the file descriptor limit leaves room for %u connections, not api.max_connections %u",
+			    hf_httpd_max_conns(n->api), ho.max_conns);
 	if ((r = write_api_file(n, eb)) < 0)
 		goto fail;
 	if (cfg->coordinator_url[0] && (r = hf_control_start(n, &n->control, eb)) < 0)

@@ -28,6 +28,11 @@ void hf_node_config_defaults(hf_node_config *cfg)
 	hf_strlcpy(cfg->api_listen, "127.0.0.1", sizeof cfg->api_listen);
 	cfg->api_port = HF_NODE_DEFAULT_PORT;
 	cfg->api_max_body = 1u << 20;
+	cfg->api_max_conns = 1024;
+	cfg->api_max_conns_per_client = 256;
+	cfg->api_header_timeout_s = 10;
+	cfg->api_timeout_s = 30;
+	cfg->api_threads = 2;
 	cfg->initial_mode = HF_MODE_IDLE;
 	cfg->drain_timeout_ms = 10000;
 	hf_strlcpy(cfg->trust_file, HF_NODE_DEFAULT_TRUST_FILE, sizeof cfg->trust_file);
@@ -76,12 +81,21 @@ static int read_api(hf_node_config *cfg, const json_t *api, hf_errbuf *eb)
 {
 	char listen[64];
 	uint64_t port = cfg->api_port, max_body = cfg->api_max_body;
+	uint64_t conns = cfg->api_max_conns, per_client = cfg->api_max_conns_per_client;
+	uint64_t header_timeout = cfg->api_header_timeout_s, timeout = cfg->api_timeout_s;
+	uint64_t threads = cfg->api_threads;
 	unsigned char addr[16];
 	hf_cfg_field f[] = {
 		{ .key = "listen", .type = HF_CFG_STRING, .dst = listen, .dst_size = sizeof listen, .min = 1 },
 		{ .key = "port", .type = HF_CFG_UINT, .dst = &port, .min = 0, .max = 65535 },
 		{ .key = "max_body_bytes", .type = HF_CFG_UINT, .dst = &max_body, .min = 1024,
 		  .max = 64.0 * 1024 * 1024 },
+		{ .key = "max_connections", .type = HF_CFG_UINT, .dst = &conns, .min = 1, .max = 1000000 },
+		{ .key = "max_connections_per_client", .type = HF_CFG_UINT, .dst = &per_client, .min = 0,
+		  .max = 1000000 },
+		{ .key = "header_timeout_s", .type = HF_CFG_UINT, .dst = &header_timeout, .min = 1, .max = 300 },
+		{ .key = "timeout_s", .type = HF_CFG_UINT, .dst = &timeout, .min = 1, .max = 3600 },
+		{ .key = "threads", .type = HF_CFG_UINT, .dst = &threads, .min = 1, .max = 64 },
 	};
 	int r;
 
@@ -93,9 +107,18 @@ static int read_api(hf_node_config *cfg, const json_t *api, hf_errbuf *eb)
 		return hf_fail(eb, HF_ECONFIG,
 			       "api.listen: expected a numeric IPv4 or IPv6 address such as \"127.0.0.1\", got \"%s\"",
 			       listen);
+	if (per_client > conns)
+		return hf_fail(eb, HF_ECONFIG,
+			       "api.max_connections_per_client: expected 0 (no cap) to api.max_connections (%llu), got %llu",
+			       (unsigned long long)conns, (unsigned long long)per_client);
 	hf_strlcpy(cfg->api_listen, listen, sizeof cfg->api_listen);
 	cfg->api_port = (uint16_t)port;
 	cfg->api_max_body = max_body;
+	cfg->api_max_conns = conns;
+	cfg->api_max_conns_per_client = per_client;
+	cfg->api_header_timeout_s = header_timeout;
+	cfg->api_timeout_s = timeout;
+	cfg->api_threads = threads;
 	return 0;
 }
 

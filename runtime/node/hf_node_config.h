@@ -28,6 +28,11 @@ typedef struct hf_node_config {
 	char api_listen[64];       /* numeric address */
 	uint16_t api_port;         /* 0 = ephemeral (tests) */
 	uint64_t api_max_body;     /* bytes */
+	uint64_t api_max_conns;    /* connections open at once */
+	uint64_t api_max_conns_per_client; /* from one address (0 = no cap) */
+	uint64_t api_header_timeout_s; /* deadline for a request's headers */
+	uint64_t api_timeout_s;    /* idle timeout of a connection */
+	uint64_t api_threads;      /* server threads */
 	hf_mode initial_mode;      /* when the state dir holds no desired mode yet */
 	uint64_t drain_timeout_ms;
 	/* control: where instructions come from and how they are checked */

@@ -222,7 +222,7 @@ Test(hashflopd, typo_in_config_names_the_key_and_exits_2)
 	cr_assert(hf_testproc_wait_exit(p, 10000, &st));
 	hf_testproc_free(p);
 	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2, "status %d", st);
-	cr_assert(hf_test_wait_log(n.log, "api.listn: unknown key (expected one of: listen, port, max_body_bytes)", 1000),
+	cr_assert(hf_test_wait_log(n.log, "api.listn: unknown key (expected one of: listen, port, max_body_bytes, max_connections", 1000),
 		  "%s", hf_test_read_file(n.log));
 	node_cleanup(&n);
 }

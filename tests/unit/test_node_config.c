@@ -76,7 +76,8 @@ Test(node_config, every_kind_of_bad_field)
 	refused("{\"node_id\":\"n\",\"fleet_id\":\"f\",\"log_level\":\"loud\"}", "log_level: expected one of");
 	refused("{\"node_id\":\"n\",\"fleet_id\":\"f\",\"api\":{\"port\":70000}}", "api.port: expected an integer from 0 to 65535");
 	refused("{\"node_id\":\"n\",\"fleet_id\":\"f\",\"api\":{\"listen\":\"localhost\"}}", "api.listen: expected a numeric IPv4 or IPv6 address");
-	refused("{\"node_id\":\"n\",\"fleet_id\":\"f\",\"api\":{\"listn\":\"127.0.0.1\"}}", "api.listn: unknown key (expected one of: listen, port, max_body_bytes)");
+	refused("{\"node_id\":\"n\",\"fleet_id\":\"f\",\"api\":{\"listn\":\"127.0.0.1\"}}", "api.listn: unknown key (expected one of: listen, port, max_body_bytes, max_connections, "
+		"max_connections_per_client, header_timeout_s, timeout_s, threads)");
 	refused("{\"node_id\":\"n\",\"fleet_id\":\"f\",\"api\":[]}", "api: expected an object");
 	refused("{\"node_id\":\"n\",\"fleet_id\":\"f\",\"modes\":{\"initial\":\"turbo\"}}", "modes.initial: expected one of \"idle\", \"mining\", \"inference\"");
 	refused("{\"node_id\":\"n\",\"fleet_id\":\"f\",\"modes\":{\"drain_timeout_ms\":-5}}", "modes.drain_timeout_ms: expected an integer");
@@ -129,4 +130,37 @@ Test(node_config, load_names_the_file)
 	cr_assert(strstr(eb.msg, "invalid JSON"), "%s", eb.msg);
 	unlink(path);
 	hf_node_config_clear(&cfg);
+}
+
+/* api.*: the HTTP server's limits (issue 11). */
+Test(node_config, api_connection_limits)
+{
+	hf_node_config cfg;
+	hf_errbuf eb;
+	cr_assert_eq(parse("{\"node_id\":\"n\",\"fleet_id\":\"f\"}", &cfg, NULL), 0);
+	cr_assert_eq(cfg.api_max_conns, 1024);
+	cr_assert_eq(cfg.api_max_conns_per_client, 256);
+	cr_assert_eq(cfg.api_header_timeout_s, 10);
+	cr_assert_eq(cfg.api_timeout_s, 30);
+	cr_assert_eq(cfg.api_threads, 2);
+	hf_node_config_clear(&cfg);
+	cr_assert_eq(parse("{\"node_id\":\"n\",\"fleet_id\":\"f\",\"api\":{\"max_connections\":20000,"
+			   "\"max_connections_per_client\":0,\"header_timeout_s\":3,\"timeout_s\":120,\"threads\":4}}",
+			   &cfg, &eb), 0, "%s", eb.msg);
+	cr_assert_eq(cfg.api_max_conns, 20000);
+	cr_assert_eq(cfg.api_max_conns_per_client, 0);
+	cr_assert_eq(cfg.api_header_timeout_s, 3);
+	cr_assert_eq(cfg.api_timeout_s, 120);
+	cr_assert_eq(cfg.api_threads, 4);
+	hf_node_config_clear(&cfg);
+	refused("{\"node_id\":\"n\",\"fleet_id\":\"f\",\"api\":{\"max_connections\":0}}",
+		"api.max_connections: expected an integer from 1 to 1000000, got integer 0");
+	refused("{\"node_id\":\"n\",\"fleet_id\":\"f\",\"api\":{\"max_connections\":100,\"max_connections_per_client\":101}}",
+		"api.max_connections_per_client: expected 0 (no cap) to api.max_connections (100), got 101");
+	refused("{\"node_id\":\"n\",\"fleet_id\":\"f\",\"api\":{\"header_timeout_s\":0}}",
+		"api.header_timeout_s: expected an integer from 1 to 300");
+	refused("{\"node_id\":\"n\",\"fleet_id\":\"f\",\"api\":{\"timeout_s\":\"30\"}}",
+		"api.timeout_s: expected an integer from 1 to 3600, got string \"30\"");
+	refused("{\"node_id\":\"n\",\"fleet_id\":\"f\",\"api\":{\"threads\":65}}",
+		"api.threads: expected an integer from 1 to 64, got integer 65");
 }
