@@ -282,10 +282,10 @@ static void watch_slot(hf_mining *m, hf_mthread *t, bool failed_run, uint64_t no
 		hf_log_notice("mining: hashing thread %u: the stalled thread returned and was joined",
 			      t->idx);
 	}
-	if (r && atomic_load(&r->exited)) {   /* before the drain, only a failed scan ends a runner */
+	if (r && atomic_load(&r->exited)) {   /* a failed scan (or the stop flag, just set) */
 		hf_mining_runner_join(r);
 		t->run = r = NULL;
-		if (!failed_run)
+		if (!failed_run && atomic_load(&t->failed) && !atomic_load(&m->stop_hash))
 			slot_failed(m, t, now);
 	}
 	if (failed_run)

@@ -182,9 +182,9 @@ Test(mining_health, a_stalled_cpu_thread_is_replaced_and_joined_when_it_returns,
 {
 	rig r;
 
-	/* The 5th scan hangs 6 s (like a kernel that does not return); stall_ms is 100. */
+	/* The 5th scan hangs 6 s (like a kernel that does not return); stall_ms is 1 s. */
 	setenv("HASHFLOP_TEST_STALL_SCAN", "5:6000", 1);
-	rig_start(&r, "mining-health-stall", "\"stall_ms\": 100");
+	rig_start(&r, "mining-health-stall", "\"stall_ms\": 1000");
 	json_t *st = wait_status(&r, stalled_once, 1, "the hanging scan was seen as a stall");
 	json_decref(st);
 	st = wait_status(&r, restarted, 1, "a new thread took over the slot");
@@ -193,8 +193,10 @@ Test(mining_health, a_stalled_cpu_thread_is_replaced_and_joined_when_it_returns,
 	st = wait_status(&r, hashed_more, h, "the new thread hashes");
 	json_decref(st);
 	st = wait_status(&r, nothing_pending, 0, "the stalled thread returned and was joined");
-	cr_assert_eq(num(st, "thread_stalls", NULL), 1);
-	cr_assert_eq(num(thread0(st), "restarts", NULL), 1);
+	/* At least the held scan (a loaded machine may add stalls of its own). */
+	cr_assert_geq(num(st, "thread_stalls", NULL), 1);
+	cr_assert_geq(num(thread0(st), "restarts", NULL), 1);
+	cr_assert_eq(num(st, "threads", NULL), 1, "still one slot");
 	json_decref(st);
 	rig_stop(&r);
 }
