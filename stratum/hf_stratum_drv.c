@@ -56,6 +56,12 @@ typedef struct inflight {
 	hf_stratum_share sh;
 } inflight;
 
+typedef struct lost {
+	hf_stratum_share sh;
+	int pool;
+	hf_stratum_drop why;
+} lost;
+
 /* Why a session ended. */
 typedef enum sess_end {
 	END_FAIL,      /* back off this pool */
@@ -91,6 +97,8 @@ struct hf_stratum_drv {
 	/* driver thread only */
 	hf_stratum_conn *conn;
 	inflight infl[MAX_INFLIGHT];
+	lost lost[MAX_QUEUE];  /* dropped under mu, reported to on_dropped after it */
+	size_t nlost;
 	uint32_t mask;  /* granted version mask this session */
 	double diff;
 };
@@ -475,6 +483,31 @@ static int flush_out(hf_stratum_drv *d, sess *ss, hf_errbuf *eb)
 	return rc;
 }
 
+/* Driver thread: remembers a dropped share for report_lost() (callers hold d->mu). */
+static void note_lost(hf_stratum_drv *d, const hf_stratum_share *sh, int pool, hf_stratum_drop why)
+{
+	if (d->o.on_dropped && d->nlost < MAX_QUEUE)
+		d->lost[d->nlost++] = (lost){ .sh = *sh, .pool = pool, .why = why };
+}
+
+/* Driver thread, no lock held: hands the noted drops to on_dropped. */
+static void report_lost(hf_stratum_drv *d)
+{
+	for (size_t i = 0; i < d->nlost; i++)
+		d->o.on_dropped(d->o.ctx, d->lost[i].pool, &d->lost[i].sh, d->lost[i].why);
+	d->nlost = 0;
+}
+
+/* Driver thread: every sent share still unanswered is dropped (the session is over). */
+static void lose_inflight(hf_stratum_drv *d, int pool, hf_stratum_drop why)
+{
+	for (size_t i = 0; i < MAX_INFLIGHT; i++) {
+		if (d->infl[i].used && d->o.on_dropped)
+			d->o.on_dropped(d->o.ctx, pool, &d->infl[i].sh, why);
+		d->infl[i].used = false;
+	}
+}
+
 /* Sends queued shares that are still current; drops and counts the stale ones. */
 static void flush_queue(hf_stratum_drv *d, sess *ss)
 {
@@ -490,18 +523,23 @@ static void flush_queue(hf_stratum_drv *d, sess *ss)
 		if (q->session != d->work.session || !job_valid(d, q->sh.job_id) ||
 		    q->pool != ss->idx) {
 			d->slots[q->pool].st.stale++;
+			note_lost(d, &q->sh, q->pool, HF_STRATUM_DROP_STALE);
 			continue;
 		}
 		if (d->mask) {
 			a.has_version_bits = true;
 			a.version_bits = q->sh.version & d->mask;
 		}
-		if (hf_stratum_submit(s->core, &a, &id))
+		if (hf_stratum_submit(s->core, &a, &id)) {
+			note_lost(d, &q->sh, q->pool, HF_STRATUM_DROP_SUBMIT_FAILED);
 			continue;
+		}
 		s->st.submitted++;
 		for (size_t k = 0; k < MAX_INFLIGHT; k++) {
 			inflight *f = &d->infl[(id + k) % MAX_INFLIGHT];
 			if (!f->used || k == MAX_INFLIGHT - 1) {
+				if (f->used)
+					note_lost(d, &f->sh, ss->idx, HF_STRATUM_DROP_EVICTED);
 				f->used = true;
 				f->id = id;
 				f->sent_ms = hf_mono_ms();
@@ -512,6 +550,7 @@ static void flush_queue(hf_stratum_drv *d, sess *ss)
 	}
 	d->qlen = 0;
 	pthread_mutex_unlock(&d->mu);
+	report_lost(d);
 }
 
 static int read_some(hf_stratum_drv *d, sess *ss, uint64_t *last_rx, hf_errbuf *eb)
@@ -725,6 +764,8 @@ static void *drv_main(void *arg)
 			continue;
 		run_session(d, &ss, &next);
 		had_session = ss.authorized;
+		lose_inflight(d, idx, ss.end == END_STOP ? HF_STRATUM_DROP_STOPPED
+							 : HF_STRATUM_DROP_SESSION_LOST);
 		if (ss.end != END_SWITCH) {
 			hf_stratum_conn_free(d->conn);
 			d->conn = NULL;
@@ -745,6 +786,12 @@ static void *drv_main(void *arg)
 	}
 	hf_stratum_conn_free(d->conn);
 	d->conn = NULL;
+	pthread_mutex_lock(&d->mu);
+	for (size_t i = 0; i < d->qlen; i++)
+		note_lost(d, &d->q[i].sh, d->q[i].pool, HF_STRATUM_DROP_STOPPED);
+	d->qlen = 0;
+	pthread_mutex_unlock(&d->mu);
+	report_lost(d);
 	return NULL;
 }
 

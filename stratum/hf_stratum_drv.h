@@ -40,6 +40,22 @@ typedef struct hf_stratum_pool_cfg {
 typedef void (*hf_stratum_result_fn)(void *ctx, int pool, const hf_stratum_share *share,
 				     bool accepted, const char *reason, uint64_t latency_ms);
 
+/* Why the driver gave up on a share that hf_stratum_drv_submit() had queued. */
+typedef enum hf_stratum_drop {
+	HF_STRATUM_DROP_STALE = 0,     /* its job or session was replaced before it could be sent */
+	HF_STRATUM_DROP_SUBMIT_FAILED, /* the protocol core refused to build the submit */
+	HF_STRATUM_DROP_SESSION_LOST,  /* sent; the session ended before the pool answered */
+	HF_STRATUM_DROP_EVICTED,       /* sent; forgotten unanswered to make room for newer ones */
+	HF_STRATUM_DROP_STOPPED,       /* still queued, or sent and unanswered, at hf_stratum_drv_stop() */
+} hf_stratum_drop;
+
+/* Called on the driver thread (no lock held) for every share the driver drops after
+ * hf_stratum_drv_submit() returned 0 for it. While the driver runs, each such share gets
+ * exactly one on_result or one on_dropped call; the last ones come from inside
+ * hf_stratum_drv_stop(). */
+typedef void (*hf_stratum_dropped_fn)(void *ctx, int pool, const hf_stratum_share *share,
+				      hf_stratum_drop why);
+
 typedef struct hf_stratum_drv_opts {
 	hf_stratum_pool_cfg pools[HF_STRATUM_DRV_MAX_POOLS];
 	size_t npools;
@@ -58,6 +74,7 @@ typedef struct hf_stratum_drv_opts {
 	bool allow_reconnect_host;  /* follow client.reconnect to a different host */
 	uint32_t seed;              /* jitter seed (0: from the clock) */
 	hf_stratum_result_fn on_result; /* optional */
+	hf_stratum_dropped_fn on_dropped; /* optional */
 	void *ctx;
 } hf_stratum_drv_opts;
 

@@ -2,13 +2,20 @@
  * device) fed by the Stratum driver, with accounting, supervision and a bounded drain.
  *
  * A run (start -> drain -> release) owns: the Stratum driver (pools with failover/failback), a
- * supervisor thread (publishes each new work to the hashing threads, samples hash rates, detects
- * stalled threads and the loss of every pool, logs a status line), N hashing threads over
- * disjoint nonce ranges (extranonce2 and version bits rolled when a range is exhausted), and a
- * submit thread (found nonce -> local check -> driver queue), so hashing never waits on the
- * network. Counters live as long as the worker object; rates, threads and pools per run.
+ * supervisor thread (publishes each new work to the hashing threads, samples hash rates,
+ * restarts a hashing thread whose scan failed (the OpenCL device reopened) within
+ * mining.restart_max restarts per restart_window_ms, replaces a stalled CPU thread, notices
+ * the loss of every pool, logs a status line), N hashing threads over disjoint nonce ranges
+ * (extranonce2 and version bits rolled when a range is exhausted), and a submit thread (found
+ * nonce -> local check -> driver queue), so hashing never waits on the network. Every share
+ * is tracked by a share ledger (hf_share_ledger.h) from found to answered or dropped with a
+ * reason; a drain waits only for shares really in flight. Once the restart budget is spent
+ * the run is failed: status says "failed" with last_error and the health callback returns the
+ * error, so the mode machine can restart or report the mode. Counters live as long as the
+ * worker object; rates, threads and pools per run.
  * Threading: hf_mining_new/free on the node's owner thread; the worker callbacks follow
- * hf_mode.h (start/drain/release on the switcher thread; status/metrics from any thread).
+ * hf_mode.h (start/drain/release/health on the switcher thread; status/metrics from any
+ * thread).
  */
 #ifndef HF_MINING_H
 #define HF_MINING_H

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "hf_config.h"
+#include "hf_mining_retry.h"
 #include "hf_util.h"
 
 static const char *const backend_choices[] = { "cpu", "opencl", NULL };
@@ -25,6 +26,9 @@ void hf_mining_config_defaults(hf_mining_config *c)
 	c->status_interval_s = 30;
 	c->stall_ms = 10000;
 	c->flush_timeout_ms = 3000;
+	c->restart_max = 3;
+	c->restart_window_ms = 600000;
+	c->restart_backoff_ms = 1000;
 }
 
 static bool has_controls(const char *s)
@@ -147,7 +151,7 @@ static int read_top(hf_mining_config *c, const json_t *obj, const char *path,
 {
 	hf_mining_config t = *c;
 	int backend = (int)c->backend;
-	uint64_t range = c->range_bits;
+	uint64_t range = c->range_bits, rmax = c->restart_max;
 	const hf_cfg_field f[] = {
 		{ .key = "pools", .type = HF_CFG_ARRAY, .dst = pools, .min = 0, .max = HF_MINING_MAX_POOLS },
 		{ .key = "backend", .type = HF_CFG_ENUM, .dst = &backend, .choices = backend_choices },
@@ -170,6 +174,12 @@ static int read_top(hf_mining_config *c, const json_t *obj, const char *path,
 		{ .key = "stall_ms", .type = HF_CFG_UINT, .dst = &t.stall_ms, .min = 100, .max = 600000 },
 		{ .key = "flush_timeout_ms", .type = HF_CFG_UINT, .dst = &t.flush_timeout_ms, .min = 0,
 		  .max = 600000 },
+		{ .key = "restart_max", .type = HF_CFG_UINT, .dst = &rmax, .min = 0,
+		  .max = HF_MINING_RETRY_MAX },
+		{ .key = "restart_window_ms", .type = HF_CFG_UINT, .dst = &t.restart_window_ms,
+		  .min = 1000, .max = 86400000 },
+		{ .key = "restart_backoff_ms", .type = HF_CFG_UINT, .dst = &t.restart_backoff_ms,
+		  .min = 10, .max = 600000 },
 	};
 	char fp[HF_CFG_PATH_MAX];
 	int r = hf_cfg_read(obj, path, f, HF_ARRAY_SIZE(f), eb);
@@ -186,6 +196,7 @@ static int read_top(hf_mining_config *c, const json_t *obj, const char *path,
 	}
 	t.backend = (hf_mining_backend)backend;
 	t.range_bits = (unsigned)range;
+	t.restart_max = (unsigned)rmax;
 	*c = t;
 	return 0;
 }

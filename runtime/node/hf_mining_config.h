@@ -63,6 +63,9 @@ typedef struct hf_mining_config {
 	uint64_t status_interval_s;    /* status line period */
 	uint64_t stall_ms;             /* a hashing thread silent this long counts as stalled */
 	uint64_t flush_timeout_ms;     /* share flush budget inside a drain */
+	unsigned restart_max;          /* backend restarts allowed within restart_window_ms (0-16) */
+	uint64_t restart_window_ms;    /* the window of restart_max */
+	uint64_t restart_backoff_ms;   /* wait before the first restart; doubles per failure */
 } hf_mining_config;
 
 void hf_mining_config_defaults(hf_mining_config *c);

@@ -1,12 +1,16 @@
-/* hf_mining_hash: the hashing threads (one nonce range each, extranonce2 and version rolling,
- * adaptive scan chunks so a job switch is seen within a few ms) and the submit thread that
- * takes found nonces through the driver's local check to the pool.
- * Invariants: a hashing thread never blocks on the network or the submit thread (a full queue
- * drops the share and counts it); with no work it sleeps on wcond, never spins; it checks the
- * published generation and the stop flag between chunks of about 2 ms.
- * Threading: hf_mining_hash_main runs once per hashing thread, hf_mining_submit_main once per
- * run, hf_mining_on_result on the driver thread.
+/* hf_mining_hash: the hashing runners (one nonce range per slot, extranonce2 and version
+ * rolling, adaptive scan chunks so a job switch is seen within a few ms) and the submit thread
+ * that takes found nonces through the driver's local check to the pool; every share's stage
+ * goes to the ledger.
+ * Invariants: a runner never blocks on the network or the submit thread (a full queue drops
+ * the share and counts it); with no work it sleeps on wcond, never spins; it checks the
+ * published generation, the stop flag and its own retirement between chunks of about 2 ms. A
+ * failed scan ends the runner (failed set, the reason in the slot) for the supervisor to act
+ * on; a retired runner leaves after its scan without touching the slot's progress fields.
+ * Threading: hash_main runs once per runner, hf_mining_submit_main once per run,
+ * hf_mining_on_result and hf_mining_on_dropped on the driver thread.
  */
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -17,6 +21,7 @@
 #include "hf_mining_priv.h"
 #include "hf_mining_work.h"
 #include "hf_stratum_target.h"
+#include "hf_text.h"
 #include "hf_util.h"
 
 #define CHUNK_TARGET_US 2000
@@ -85,14 +90,15 @@ static hf_mwork *refresh(hf_mthread *t, hf_mwork *w, uint64_t *my_gen)
 	return w;
 }
 
+/* One found share (already counted as queued by the ledger) into the submit queue. */
 static void enqueue(hf_mining *m, hf_mwork *w, const hf_stratum_share *sh)
 {
 	pthread_mutex_lock(&m->qlock);
 	if (m->qlen == HF_MINING_QCAP || m->qstop) {
+		bool stopped = m->qstop;
 		pthread_mutex_unlock(&m->qlock);
-		pthread_mutex_lock(&m->slock);
-		m->queue_drops++;
-		pthread_mutex_unlock(&m->slock);
+		hf_share_ledger_drop(m->ledger, HF_SHARE_QUEUED,
+				     stopped ? HF_SHARE_DROP_DRAINED : HF_SHARE_DROP_QUEUE_FULL);
 		return;
 	}
 	atomic_fetch_add(&w->refs, 1);
@@ -132,12 +138,7 @@ static int next_slot(hf_mthread *t, hf_mwork *w, slot *s)
 		return r;
 	s->pos = 0;
 	s->valid = true;
-	pthread_mutex_lock(&m->slock);
-	if (en2_roll)
-		m->en2_rolls++;
-	else
-		m->version_rolls++;
-	pthread_mutex_unlock(&m->slock);
+	atomic_fetch_add(en2_roll ? &m->en2_rolls : &m->version_rolls, 1);
 	return 0;
 }
 
@@ -165,8 +166,12 @@ static int scan(hf_mthread *t, const slot *s, uint64_t n, uint32_t *hits, hf_sha
 	stack_t alt;
 	int r;
 
-	if (!t->cl)
-		return t->m->impl->scan(&s->job, start, n, hits, HF_MINING_HITS, res);
+	if (t->m->hook.active && (r = hf_mining_testhook_scan(&t->m->hook, eb)) < 0)
+		return r;
+	if (!t->cl) {
+		r = t->m->impl->scan(&s->job, start, n, hits, HF_MINING_HITS, res);
+		return r < 0 ? hf_fail(eb, r, "%s scanner: %s", t->m->impl->name, hf_strerror(r)) : 0;
+	}
 	hf_mining_altstack_save(&alt);
 	r = hf_sha256d_cl_scan(t->cl, &s->job, start, n, hits, HF_MINING_HITS, res, eb);
 	hf_mining_altstack_restore(&alt);
@@ -183,18 +188,17 @@ static void report_hits(hf_mthread *t, hf_mwork *w, const slot *s, const uint32_
 	sh.en2_len = w->w.en2_size;
 	sh.ntime = w->w.job.ntime;
 	sh.version = s->version;
-	pthread_mutex_lock(&t->m->slock);
-	t->m->found += n;
-	pthread_mutex_unlock(&t->m->slock);
+	hf_share_ledger_found(t->m->ledger, n);
 	for (size_t i = 0; i < n; i++) {
 		sh.nonce = hits[i];
 		enqueue(t->m, w, &sh);
 	}
 }
 
-/* One scan chunk of the current slot; false when the thread must stop (device failure). */
-static bool hash_chunk(hf_mthread *t, hf_mwork *w, slot *s)
+/* One scan chunk of the current slot; false when the runner must stop (device failure). */
+static bool hash_chunk(hf_mrunner *r, hf_mwork *w, slot *s)
 {
+	hf_mthread *t = r->t;
 	uint32_t hits[HF_MINING_HITS];
 	hf_sha256d_result res = { 0, 0 };
 	uint64_t n = atomic_load(&t->chunk), t0 = hf_mono_us(), dt;
@@ -203,8 +207,11 @@ static bool hash_chunk(hf_mthread *t, hf_mwork *w, slot *s)
 	if (n > t->count - s->pos)
 		n = t->count - s->pos;
 	hf_errbuf_clear(&eb);
-	if (scan(t, s, n, hits, &res, &eb) < 0) {
+	int rc = scan(t, s, n, hits, &res, &eb);
+	if (rc < 0) {
 		hf_log_err("mining: thread %u: scan failed: %s", t->idx, eb.msg);
+		t->error_code = rc;
+		hf_strlcpy(t->error, eb.msg[0] ? eb.msg : hf_strerror(rc), sizeof t->error);
 		atomic_store(&t->failed, true);
 		return false;
 	}
@@ -215,16 +222,17 @@ static bool hash_chunk(hf_mthread *t, hf_mwork *w, slot *s)
 		report_hits(t, w, s, hits, res.n_hits);
 	if (s->pos >= t->count)
 		s->valid = false;
-	if (dt > 0 && res.scanned == n)   /* OpenCL: whole launches of at least one batch */
+	if (dt > 0 && res.scanned == n && !atomic_load(&r->retired))   /* OpenCL: whole launches of at least one batch */
 		atomic_store(&t->chunk, hf_mining_chunk((double)n * 1e6 / (double)dt,
 							t->cl ? CHUNK_TARGET_CL_US : CHUNK_TARGET_US,
 							t->cl ? t->min_chunk : CHUNK_MIN, CHUNK_MAX));
 	return true;
 }
 
-void *hf_mining_hash_main(void *arg)
+static void *hash_main(void *arg)
 {
-	hf_mthread *t = arg;
+	hf_mrunner *r = arg;
+	hf_mthread *t = r->t;
 	hf_mining *m = t->m;
 	hf_mwork *w = NULL;
 	uint64_t my_gen = 0;
@@ -235,7 +243,7 @@ void *hf_mining_hash_main(void *arg)
 	if (m->cfg.nice && setpriority(PRIO_PROCESS, (id_t)gettid(), (int)m->cfg.nice) != 0)
 		hf_log_debug("mining: thread %u: cannot lower its priority", t->idx);
 
-	while (!atomic_load(&m->stop_hash)) {
+	while (!atomic_load(&m->stop_hash) && !atomic_load(&r->retired)) {
 		if (atomic_load(&m->gen) != my_gen || !w) {
 			hf_mwork *nw = refresh(t, w, &my_gen);
 			if (nw != w)
@@ -250,14 +258,48 @@ void *hf_mining_hash_main(void *arg)
 			w = NULL;
 			continue;
 		}
-		if (!hash_chunk(t, w, &s))
+		if (!hash_chunk(r, w, &s) || atomic_load(&r->retired))
 			break;
 		atomic_store(&t->beat_ms, hf_mono_ms());
-		atomic_store(&t->cpu_ns, thread_cpu_ns());
+		atomic_store(&t->cpu_ns, r->cpu_base_ns + thread_cpu_ns());
 	}
-	atomic_store(&t->cpu_ns, thread_cpu_ns());
+	if (!atomic_load(&r->retired))
+		atomic_store(&t->cpu_ns, r->cpu_base_ns + thread_cpu_ns());
 	hf_mining_work_unref(w);
+	atomic_store(&r->exited, true);
 	return NULL;
+}
+
+int hf_mining_runner_start(hf_mthread *t, hf_errbuf *eb)
+{
+	hf_mrunner *r = calloc(1, sizeof *r);
+
+	if (!r)
+		return hf_fail(eb, HF_ENOMEM, "out of memory");
+	r->t = t;
+	r->cpu_base_ns = atomic_load(&t->cpu_ns);
+	atomic_store(&t->beat_ms, hf_mono_ms());
+	if (pthread_create(&r->th, NULL, hash_main, r) != 0) {
+		free(r);
+		return hf_fail(eb, HF_ENOMEM, "cannot start hashing thread %u", t->idx);
+	}
+	if (t->cpu >= 0) {
+		cpu_set_t set;
+		CPU_ZERO(&set);
+		CPU_SET(t->cpu, &set);
+		if (pthread_setaffinity_np(r->th, sizeof set, &set) != 0)
+			hf_log_warn("mining: cannot pin thread %u to CPU %d", t->idx, t->cpu);
+	}
+	t->run = r;
+	return 0;
+}
+
+void hf_mining_runner_join(hf_mrunner *r)
+{
+	if (!r)
+		return;
+	pthread_join(r->th, NULL);
+	free(r);
 }
 
 /* Local check and hand-over of one share; counts the outcome. */
@@ -271,23 +313,21 @@ static void submit_one(hf_mining *m, hf_mqueued *it)
 				      hash) == 0)
 		d = hf_stratum_hash_difficulty(hash);
 	bool known_stale = atomic_load(&it->w->replaced);
+	/* In flight before the hand-over: the driver may answer or drop it before submit returns. */
+	hf_share_ledger_sending(m->ledger);
 	r = hf_stratum_drv_submit(m->drv, &it->w->w, &it->sh);
-	pthread_mutex_lock(&m->slock);
-	if (r == 0) {
-		m->submitted++;
-		if (known_stale)   /* must stay 0: the driver drops what the node knows is stale */
-			m->known_stale_sent++;
-		if (d > m->best_diff)
-			m->best_diff = d;
-	} else if (r == HF_ESTATE) {
-		m->stale++;
-	} else {
-		m->hw_errors++;
-	}
-	pthread_mutex_unlock(&m->slock);
+	if (r == 0)   /* known_stale must stay 0: the driver drops what the node knows is stale */
+		hf_share_ledger_sent(m->ledger, known_stale, d);
+	else
+		hf_share_ledger_drop(m->ledger, HF_SHARE_IN_FLIGHT,
+				     r == HF_ESTATE ? HF_SHARE_DROP_STALE
+				     : r == HF_ERANGE ? HF_SHARE_DROP_HW_ERROR : HF_SHARE_DROP_SUBMIT_FAILED);
 	if (r == HF_ERANGE)
 		hf_log_warn("mining: hardware error: job %s nonce %08x does not meet the share target",
-			    it->sh.job_id, it->sh.nonce);
+			    it->w->w.job.id, it->sh.nonce);
+	else if (r < 0 && r != HF_ESTATE)
+		hf_log_warn("mining: share of job %s not handed to the pool: %s", it->w->w.job.id,
+			    hf_strerror(r));
 }
 
 void *hf_mining_submit_main(void *arg)
@@ -312,38 +352,47 @@ void *hf_mining_submit_main(void *arg)
 	return NULL;
 }
 
+/* Job ids come from the pool: cleaned before they reach a log line. */
+static void clean_job_id(char *out, size_t outsz, const hf_stratum_share *share)
+{
+	hf_text_clean(out, outsz, share->job_id, sizeof share->job_id);
+}
+
 void hf_mining_on_result(void *ctx, int pool, const hf_stratum_share *share, bool accepted,
 			 const char *reason, uint64_t latency_ms)
 {
 	hf_mining *m = ctx;
-	size_t i;
+	char why[160], job[64];
 
-	pthread_mutex_lock(&m->slock);
-	m->lat_count++;
-	m->lat_sum_ms += latency_ms;
-	m->lat_last_ms = latency_ms;
-	if (latency_ms > m->lat_max_ms)
-		m->lat_max_ms = latency_ms;
+	hf_share_ledger_answered(m->ledger, accepted, reason, latency_ms);
 	if (accepted) {
-		m->accepted++;
+		pthread_mutex_lock(&m->slock);
 		if (!m->first_accepted_ms && m->run_start_ms)
 			m->first_accepted_ms = hf_mono_ms() - m->run_start_ms + 1;
-	} else {
-		m->rejected++;
-		for (i = 0; i < m->nrejects; i++)
-			if (strcmp(m->rejects[i].reason, reason) == 0)
-				break;
-		if (i == m->nrejects && m->nrejects < HF_ARRAY_SIZE(m->rejects)) {
-			hf_strlcpy(m->rejects[i].reason, reason[0] ? reason : "unknown",
-				   sizeof m->rejects[i].reason);
-			m->nrejects++;
-		}
-		if (i == HF_ARRAY_SIZE(m->rejects))
-			i--;
-		m->rejects[i].count++;
+		pthread_mutex_unlock(&m->slock);
+		return;
 	}
-	pthread_mutex_unlock(&m->slock);
-	if (!accepted)
-		hf_log_info("mining: share rejected by pool %d: %s (job %s)", pool + 1, reason,
-			    share->job_id);
+	hf_text_clean(why, sizeof why, reason ? reason : "", reason ? strlen(reason) : 0);
+	clean_job_id(job, sizeof job, share);
+	hf_log_info("mining: share rejected by pool %d: %s (job %s)", pool + 1, why, job);
+}
+
+void hf_mining_on_dropped(void *ctx, int pool, const hf_stratum_share *share,
+			  hf_stratum_drop why)
+{
+	hf_mining *m = ctx;
+	hf_share_drop d;
+	char job[64];
+
+	switch (why) {
+	case HF_STRATUM_DROP_STALE: d = HF_SHARE_DROP_STALE; break;
+	case HF_STRATUM_DROP_SESSION_LOST: d = HF_SHARE_DROP_SESSION_LOST; break;
+	case HF_STRATUM_DROP_EVICTED: d = HF_SHARE_DROP_QUEUE_FULL; break;
+	case HF_STRATUM_DROP_STOPPED: d = HF_SHARE_DROP_DRAINED; break;
+	default: d = HF_SHARE_DROP_SUBMIT_FAILED; break;
+	}
+	hf_share_ledger_drop(m->ledger, HF_SHARE_IN_FLIGHT, d);
+	clean_job_id(job, sizeof job, share);
+	hf_log_debug("mining: share of job %s (nonce %08x) dropped by the driver (pool %d): %s", job,
+		     share->nonce, pool + 1, hf_share_drop_name(d));
 }

@@ -1,9 +1,13 @@
 /* hf_mining_priv: the mining worker's internal state, shared by hf_mining.c (lifecycle and
- * supervisor), hf_mining_hash.c (hashing and submit threads) and hf_mining_stats.c (status,
- * metrics, status line). Not a public interface.
+ * supervisor), hf_mining_hash.c (hashing runners and the submit thread) and hf_mining_stats.c
+ * (status, metrics, status line). Not a public interface.
  * Invariants: `life` guards drv, th and nth against release while status/metrics read them;
- * `wlock` guards the published work, its generation and the switch-latency bookkeeping;
- * `slock` guards every counter below it; `qlock` the submit queue.
+ * `tlock` guards each slot's runners (start, replacement, join); `wlock` guards the published
+ * work, its generation and the switch-latency bookkeeping; `qlock` the submit queue; `slock`
+ * the run report (rates, pool, errors, the last drain). Shares are counted by the ledger
+ * (its own lock), plain event counters are atomics. Lock order: life -> tlock -> slock;
+ * wlock, qlock and the ledger's lock are leaves. `state` changes only through
+ * hf_mining_set_state() (compare-and-swap from the states a writer may leave).
  * Threading: see hf_mining.h.
  */
 #ifndef HF_MINING_PRIV_H
@@ -20,8 +24,11 @@
 #include "hf_mining.h"
 #include "hf_mining_config.h"
 #include "hf_mining_rate.h"
+#include "hf_mining_retry.h"
+#include "hf_mining_testhook.h"
 #include "hf_sha256d.h"
 #include "hf_sha256d_cl.h"
+#include "hf_share_ledger.h"
 #include "hf_stratum_drv.h"
 
 #define HF_MINING_QCAP 1024
@@ -40,19 +47,37 @@ typedef enum hf_mining_state {
 	HF_MST_STOPPED = 0, HF_MST_CONNECTING, HF_MST_MINING, HF_MST_NO_POOL, HF_MST_DRAINING,
 	HF_MST_FAILED,
 } hf_mining_state;
+#define HF_MST_BIT(s) (1u << (s))
+
+/* One hashing thread. A slot outlives its runners: a failed runner is joined and replaced
+ * after a backoff, a stalled CPU runner is retired (it exits when its scan returns) and a new
+ * one takes the slot's nonce range with a fresh extranonce2. */
+typedef struct hf_mrunner {
+	struct hf_mthread *t;
+	pthread_t th;
+	uint64_t cpu_base_ns;   /* the slot's CPU time before this runner */
+	atomic_bool retired;    /* replaced: leave after the current scan, touch nothing shared */
+	atomic_bool exited;     /* the thread function returned: joining does not block */
+} hf_mrunner;
 
 typedef struct hf_mthread {
 	struct hf_mining *m;
 	unsigned idx;
-	pthread_t th;
-	bool started;
 	int cpu;                          /* pinned CPU or -1 */
 	uint32_t start;                   /* nonce range */
 	uint64_t count;
-	hf_sha256d_cl *cl;                /* OpenCL backend */
+	hf_sha256d_cl *cl;                /* OpenCL backend: used by the runner, reopened between runners */
 	uint64_t min_chunk;               /* OpenCL: one batch */
 	atomic_uint_fast64_t hashes, cpu_ns, beat_ms, chunk;
 	atomic_bool waiting, stalled, failed;
+	atomic_bool replaced_running;     /* a retired runner has not returned yet */
+	atomic_uint restarts;             /* runners started after the first */
+	int error_code;                   /* the failed scan: written before `failed` is set */
+	char error[200];
+	/* under m->tlock */
+	hf_mrunner *run;                  /* the current runner (NULL while a restart is pending) */
+	hf_mrunner *zombie;               /* a retired runner not joined yet (at most one) */
+	uint64_t restart_at_ms;           /* a restart is due then (0: none pending) */
 	/* under slock */
 	hf_mining_rate rate;
 	uint64_t seen_hashes;
@@ -72,14 +97,18 @@ typedef struct hf_mining_drain {
 struct hf_mining {
 	hf_mining_config base;
 	char state_dir[PATH_MAX];
+	hf_share_ledger *ledger;          /* every share over the worker's life */
 	/* one run */
 	hf_mining_config cfg;
+	hf_mining_testhook hook;
 	const hf_sha256d_impl *impl;
 	char device[256];
 	pthread_mutex_t life;
 	hf_stratum_drv *drv;
 	hf_mthread *th;
 	unsigned nth;
+	pthread_mutex_t tlock;
+	hf_mining_retry retry;            /* supervisor thread only */
 	pthread_t sup, sub;
 	bool sup_started, sub_started;
 	atomic_bool stop_hash, stop_sup;
@@ -99,31 +128,39 @@ struct hf_mining {
 	hf_mqueued q[HF_MINING_QCAP];
 	size_t qhead, qlen;
 	bool qstop;
-	/* counters (slock) */
+	/* event counters over the worker's life */
+	atomic_uint_fast64_t en2_rolls, version_rolls, stalls, restarts;
+	/* run report (slock) */
 	pthread_mutex_t slock;
 	hf_mining_rate total_rate;
-	uint64_t found, submitted, accepted, rejected, stale, hw_errors, queue_drops, known_stale_sent;
-	uint64_t en2_rolls, version_rolls, stalls, job_switches, runs, run_submitted0;
+	uint64_t job_switches, runs;
 	uint64_t sw_last_us, sw_maxall_us, sw_sum_us;
-	uint64_t lat_count, lat_sum_ms, lat_max_ms, lat_last_ms;
-	double best_diff, difficulty;
+	double difficulty;
 	double cpu_s_total, hashes_at_cpu;   /* for hashes per CPU-second */
 	uint64_t proc_cpu_ns0;
-	struct { char reason[48]; uint64_t count; } rejects[8];
-	size_t nrejects;
 	int active_pool;
 	uint64_t active_since_ms, no_pool_since_ms;
 	uint64_t first_work_ms, first_accepted_ms;   /* restart latency of this run (0 = not yet) */
-	char last_error[200];
+	char pool_error[200];             /* the first pool's last error while no pool answers */
+	char last_error[200];             /* why the run failed ("" while it has not) */
+	int fail_code;
 	hf_mining_drain last_drain;
 };
 
+/* Moves state to `to` if it is one of the states in from_mask (HF_MST_BIT()s); false if not. */
+bool hf_mining_set_state(struct hf_mining *m, unsigned from_mask, hf_mining_state to);
+
 /* hf_mining_hash.c */
-void *hf_mining_hash_main(void *arg);
+/* Starts a runner on slot t (becomes t->run; pinned if t->cpu >= 0). Caller holds tlock. */
+int hf_mining_runner_start(hf_mthread *t, hf_errbuf *eb);
+/* Joins and frees a runner (NULL accepted). */
+void hf_mining_runner_join(hf_mrunner *r);
 void *hf_mining_submit_main(void *arg);
 void hf_mining_work_unref(hf_mwork *w);
 void hf_mining_on_result(void *ctx, int pool, const hf_stratum_share *share, bool accepted,
 			 const char *reason, uint64_t latency_ms);
+void hf_mining_on_dropped(void *ctx, int pool, const hf_stratum_share *share,
+			  hf_stratum_drop why);
 
 /* PoCL's LLVM installs its own alternate signal stack on a thread that builds or first launches
  * a kernel; these keep the thread's own (e.g. AddressSanitizer's, unmapped at thread exit)

@@ -16,6 +16,7 @@
 #include "hf_log.h"
 #include "hf_pool.h"
 #include "hf_pool_config.h"
+#include "hf_text.h"
 #include "hf_util.h"
 #include "hf_version.h"
 
@@ -46,8 +47,9 @@ static void usage(FILE *f)
 	      "  -V, --version              show the version and exit\n"
 	      "\n"
 	      "Admin: GET /stats; POST /fault/{drop,garbage,reconnect,new_block,refuse_authorize,\n"
-	      "stall,show_message} with ?host=&port=&wait= (reconnect), ?on=0|1 (switches),\n"
-	      "?host=TEXT (show_message).\n"
+	      "stall,show_message,drop_answer,reject} with ?host=&port=&wait= (reconnect),\n"
+	      "?on=0|1 (switches), ?text= (show_message, reject), ?count= (drop_answer, reject:\n"
+	      "the next N submits), ?code= (reject); the same keys may come as a JSON object body.\n"
 	      "\n"
 	      "Exit status: 0 after SIGINT/SIGTERM, 1 on a runtime failure, 2 on a usage or\n"
 	      "configuration error.\n", f);
@@ -175,13 +177,62 @@ static void h_stats(void *ctx, const hf_http_req *req, hf_http_resp *resp)
 	hf_http_resp_json(resp, 200, hf_pool_stats_json(ctx));
 }
 
+#define FAULT_KEYS 7
+
+/* One fault argument from the JSON body (string or integer) or else the query string. */
+static const char *fault_arg(const hf_http_req *req, const json_t *body, const char *key,
+			     char *num, size_t numsz)
+{
+	const json_t *v = json_object_get(body, key);
+
+	if (json_is_string(v))
+		return json_string_value(v);
+	if (json_is_integer(v)) {
+		snprintf(num, numsz, "%lld", (long long)json_integer_value(v));
+		return num;
+	}
+	return hf_http_query(req, key);
+}
+
 static void h_fault(void *ctx, const hf_http_req *req, hf_http_resp *resp)
 {
+	static const char *const keys[FAULT_KEYS] = { "host", "port", "wait", "on", "text", "count",
+						      "code" };
+	const char *vals[FAULT_KEYS];
+	char nums[FAULT_KEYS][24], kind[48];
 	hf_errbuf eb;
-	const char *kind = req->params[0];
+	json_t *body = NULL, *v;
+	const char *k;
 
-	if (hf_pool_fault(ctx, kind, hf_http_query(req, "host"), hf_http_query(req, "port"),
-			  hf_http_query(req, "wait"), hf_http_query(req, "on"), &eb)) {
+	hf_text_clean(kind, sizeof kind, req->params[0], strlen(req->params[0]));
+	if (req->body_len) {
+		body = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, NULL);
+		if (!json_is_object(body)) {
+			json_decref(body);
+			hf_http_resp_error(resp, 400, "body: expected a JSON object of fault arguments");
+			return;
+		}
+		json_object_foreach(body, k, v) {
+			size_t i = 0;
+			while (i < FAULT_KEYS && strcmp(k, keys[i]) != 0)
+				i++;
+			if (i == FAULT_KEYS || !(json_is_string(v) || json_is_integer(v))) {
+				char name[48];
+				hf_text_clean(name, sizeof name, k, strlen(k));
+				json_decref(body);
+				hf_http_resp_error(resp, 400, "body.%s: expected one of host, port, wait, "
+						   "on, text, count, code with a string or integer", name);
+				return;
+			}
+		}
+	}
+	for (size_t i = 0; i < FAULT_KEYS; i++)
+		vals[i] = fault_arg(req, body, keys[i], nums[i], sizeof nums[i]);
+	hf_pool_fault_args a = { .host = vals[0], .port = vals[1], .wait = vals[2], .on = vals[3],
+				 .text = vals[4], .count = vals[5], .code = vals[6] };
+	int rc = hf_pool_fault(ctx, req->params[0], &a, &eb);
+	json_decref(body);
+	if (rc) {
 		hf_http_resp_error(resp, 400, "%s", eb.msg);
 		return;
 	}

@@ -24,6 +24,7 @@
 #include "hf_stratum_conn.h"
 #include "hf_stratum_job.h"
 #include "hf_stratum_target.h"
+#include "hf_text.h"
 #include "hf_util.h"
 
 #define MAX_JOBS 32
@@ -52,6 +53,14 @@ typedef struct reject_kind {
 	char reason[48];
 	uint64_t count;
 } reject_kind;
+
+/* A pending answer fault: the next `left` submits are withheld or rejected with text. */
+typedef struct answer_fault {
+	bool drop;
+	int code;
+	uint64_t left;
+	char text[HF_POOL_FAULT_TEXT_MAX];
+} answer_fault;
 
 typedef struct client {
 	struct client *next;
@@ -104,6 +113,9 @@ struct hf_pool {
 	wstats *workers;
 	reject_kind rejects[16];
 	size_t nrejects;
+	answer_fault afaults[HF_POOL_ANSWER_FAULTS];
+	size_t nafaults;
+	uint64_t answers_dropped, fault_rejects;
 	uint64_t accepted, rejected, blocks_found, connections;
 	uint64_t last_block_ms, last_job_ms;
 };
@@ -552,15 +564,57 @@ done:
 	return code;
 }
 
+/* Takes the head of the answer-fault queue for one submit (false: none pending). */
+static bool take_answer_fault(hf_pool *p, const char *worker, answer_fault *out)
+{
+	bool have = false;
+
+	pthread_mutex_lock(&p->mu);
+	if (p->nafaults) {
+		answer_fault *f = &p->afaults[0];
+		*out = *f;
+		have = true;
+		if (--f->left == 0) {
+			memmove(&p->afaults[0], &p->afaults[1], sizeof p->afaults[0] * (p->nafaults - 1));
+			p->nafaults--;
+		}
+		if (out->drop) {
+			p->answers_dropped++;
+		} else {
+			p->fault_rejects++;
+			count_reject_locked(p, worker, out->text);
+		}
+	}
+	pthread_mutex_unlock(&p->mu);
+	return have;
+}
+
 static int on_submit(client *c, json_t *id, const json_t *params)
 {
 	hf_pool *p = c->pool;
 	const char *worker = json_string_value(json_array_get(params, 0));
 	const char *reason = "";
-	char hashhex[65] = "";
+	char hashhex[65] = "", who[64], why[160];
 	double sdiff = 0;
-	int code = check_share(c, params, &reason, hashhex, &sdiff);
+	answer_fault *f = malloc(sizeof *f);
+	int code;
 	wstats *w;
+
+	hf_text_clean(who, sizeof who, worker ? worker : "?", worker ? strlen(worker) : 1);
+	if (f && take_answer_fault(p, worker && worker_known(c, worker) ? worker : NULL, f)) {
+		hf_text_clean(why, sizeof why, f->text, strlen(f->text));
+		if (f->drop)
+			hf_log_info("client %llu: fault: submit from %s read, never answered",
+				    (unsigned long long)c->id, who);
+		else
+			hf_log_info("client %llu: fault: submit from %s rejected: %d %s",
+				    (unsigned long long)c->id, who, f->code, why);
+		code = f->drop ? 0 : reply_err(c, id, f->code, f->text);
+		free(f);
+		return code;
+	}
+	free(f);
+	code = check_share(c, params, &reason, hashhex, &sdiff);
 
 	pthread_mutex_lock(&p->mu);
 	if (code) {
@@ -576,11 +630,11 @@ static int on_submit(client *c, json_t *id, const json_t *params)
 	}
 	pthread_mutex_unlock(&p->mu);
 	if (code) {
-		hf_log_info("client %llu: rejected share from %.64s: %d %s",
-			    (unsigned long long)c->id, worker ? worker : "?", code, reason);
+		hf_log_info("client %llu: rejected share from %s: %d %s",
+			    (unsigned long long)c->id, who, code, reason);
 		return reply_err(c, id, code, reason);
 	}
-	hf_log_notice("accepted share worker=%s job=%s diff=%.6g sdiff=%.6g hash=%s", worker,
+	hf_log_notice("accepted share worker=%s job=%s diff=%.6g sdiff=%.6g hash=%s", who,
 		      json_string_value(json_array_get(params, 1)), c->diff, sdiff, hashhex);
 	vardiff_after_share(c);
 	return reply_ok(c, id, json_true());
@@ -977,9 +1031,40 @@ static bool on_flag(const char *on)
 	return !on || strcmp(on, "0") != 0;
 }
 
-int hf_pool_fault(hf_pool *p, const char *kind, const char *host, const char *port,
-		  const char *wait, const char *on, hf_errbuf *eb)
+/* drop_answer / reject: one more entry in the answer-fault queue. */
+static int queue_answer_fault_locked(hf_pool *p, bool drop, const hf_pool_fault_args *a,
+				     hf_errbuf *eb)
 {
+	answer_fault *f;
+	uint64_t count = 1, code = 20;
+	const char *text = a->text ? a->text : "Rejected by fault injection";
+
+	if (a->count && !hf_parse_u64(a->count, 1, 1000000, &count))
+		return hf_fail(eb, HF_EINVAL, "count: expected 1 to 1000000");
+	if (!drop && a->code && !hf_parse_u64(a->code, 1, 99, &code))
+		return hf_fail(eb, HF_EINVAL, "code: expected 1 to 99");
+	if (!drop && (!text[0] || strlen(text) >= HF_POOL_FAULT_TEXT_MAX ||
+		      !hf_utf8_valid(text, strlen(text))))
+		return hf_fail(eb, HF_EINVAL, "text: expected 1 to %d bytes of valid UTF-8",
+			       HF_POOL_FAULT_TEXT_MAX - 1);
+	if (p->nafaults == HF_POOL_ANSWER_FAULTS)
+		return hf_fail(eb, HF_EBUSY, "%d answer faults already pending",
+			       HF_POOL_ANSWER_FAULTS);
+	f = &p->afaults[p->nafaults++];
+	memset(f, 0, sizeof *f);
+	f->drop = drop;
+	f->code = (int)code;
+	f->left = count;
+	if (!drop)
+		hf_strlcpy(f->text, text, sizeof f->text);
+	return 0;
+}
+
+int hf_pool_fault(hf_pool *p, const char *kind, const hf_pool_fault_args *args, hf_errbuf *eb)
+{
+	static const hf_pool_fault_args none = { 0 };
+	const hf_pool_fault_args *a = args ? args : &none;
+	const char *msg = a->text ? a->text : a->host;
 	uint64_t v;
 	int rc = 0;
 
@@ -987,9 +1072,11 @@ int hf_pool_fault(hf_pool *p, const char *kind, const char *host, const char *po
 	if (strcmp(kind, "new_block") == 0) {
 		rc = new_block_locked(p);
 	} else if (strcmp(kind, "refuse_authorize") == 0) {
-		p->cfg.refuse_authorize = on_flag(on);
+		p->cfg.refuse_authorize = on_flag(a->on);
 	} else if (strcmp(kind, "stall") == 0) {
-		p->cfg.stall = on_flag(on);
+		p->cfg.stall = on_flag(a->on);
+	} else if (strcmp(kind, "drop_answer") == 0 || strcmp(kind, "reject") == 0) {
+		rc = queue_answer_fault_locked(p, kind[0] == 'd', a, eb);
 	} else if (strcmp(kind, "drop") == 0 || strcmp(kind, "garbage") == 0 ||
 		   strcmp(kind, "reconnect") == 0 || strcmp(kind, "show_message") == 0) {
 		for (client *c = p->clients; c; c = c->next) {
@@ -999,18 +1086,21 @@ int hf_pool_fault(hf_pool *p, const char *kind, const char *host, const char *po
 				c->f_garbage = true;
 			else if (kind[0] == 's') {
 				c->f_message = true;
-				hf_strlcpy(c->f_text, host ? host : "hello from hashflop-pool",
+				hf_strlcpy(c->f_text, msg ? msg : "hello from hashflop-pool",
 					   sizeof c->f_text);
 			} else {
 				c->f_reconnect = true;
-				hf_strlcpy(c->f_host, host ? host : "", sizeof c->f_host);
-				c->f_port = port && hf_parse_u64(port, 0, 65535, &v) ? (int)v : 0;
-				c->f_wait = wait && hf_parse_u64(wait, 0, 3600, &v) ? (int)v : 0;
+				hf_strlcpy(c->f_host, a->host ? a->host : "", sizeof c->f_host);
+				c->f_port = a->port && hf_parse_u64(a->port, 0, 65535, &v) ? (int)v : 0;
+				c->f_wait = a->wait && hf_parse_u64(a->wait, 0, 3600, &v) ? (int)v : 0;
 			}
 		}
 	} else {
-		rc = hf_fail(eb, HF_EINVAL, "unknown fault \"%.40s\" (expected drop, garbage, "
-			     "reconnect, new_block, refuse_authorize, stall, show_message)", kind);
+		char name[48];
+		hf_text_clean(name, sizeof name, kind, strlen(kind));
+		rc = hf_fail(eb, HF_EINVAL, "unknown fault \"%s\" (expected drop, garbage, "
+			     "reconnect, new_block, refuse_authorize, stall, show_message, "
+			     "drop_answer, reject)", name);
 	}
 	pthread_mutex_unlock(&p->mu);
 	return rc;
@@ -1040,6 +1130,9 @@ json_t *hf_pool_stats_json(hf_pool *p)
 	json_object_set_new(j, "jobs", json_integer((json_int_t)p->job_counter));
 	json_object_set_new(j, "refuse_authorize", json_boolean(p->cfg.refuse_authorize));
 	json_object_set_new(j, "stall", json_boolean(p->cfg.stall));
+	json_object_set_new(j, "answers_dropped", json_integer((json_int_t)p->answers_dropped));
+	json_object_set_new(j, "fault_rejects", json_integer((json_int_t)p->fault_rejects));
+	json_object_set_new(j, "answer_faults_pending", json_integer((json_int_t)p->nafaults));
 	pthread_mutex_unlock(&p->mu);
 	json_object_set_new(j, "rejects", rej);
 	json_object_set_new(j, "workers", ws);

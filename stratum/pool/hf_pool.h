@@ -6,7 +6,8 @@
  * Invariants: every share is checked in this order and answered with the first failure:
  * malformed [20], unauthorized worker [24], unknown job [20], stale job (older block) [21],
  * extranonce2 size [20], bad ntime [20], bad version bits [20], duplicate [22], above target
- * [23]. Accepted shares are logged with their hash.
+ * [23]. Accepted shares are logged with their hash; strings from outside (fault texts,
+ * worker names) are cleaned (hf_text_clean) before they are logged.
  * Threading: hf_pool_run() on one thread (accepts; one thread per client); hf_pool_fault(),
  * hf_pool_stats_json() and hf_pool_stop() from any thread.
  */
@@ -53,11 +54,24 @@ int hf_pool_run(hf_pool *p);
 void hf_pool_stop(hf_pool *p);
 void hf_pool_free(hf_pool *p);
 
+/* Fault injection arguments (any may be NULL). */
+typedef struct hf_pool_fault_args {
+	const char *host, *port, *wait; /* reconnect: client.reconnect's params */
+	const char *on;                 /* refuse_authorize, stall: "1" (default) or "0" */
+	const char *text;               /* show_message text (else host); reject reason */
+	const char *count;              /* drop_answer, reject: how many submits (1-1000000, default 1) */
+	const char *code;               /* reject: the JSON-RPC error code (1-99, default 20) */
+} hf_pool_fault_args;
+
 /* Fault injection: kind is drop, garbage, reconnect, new_block, refuse_authorize, stall,
- * show_message; args (may be NULL) are host/port/wait for reconnect, on ("0"/"1") for the
- * switches, text for show_message. */
-int hf_pool_fault(hf_pool *p, const char *kind, const char *host, const char *port,
-		  const char *wait, const char *on, hf_errbuf *eb);
+ * show_message (addressed to the clients connected now, or switches), or drop_answer and
+ * reject (the next `count` submits from any client: drop_answer reads them and never
+ * answers; reject answers [code, text] without checking them). Answer faults queue up in
+ * order (at most HF_POOL_ANSWER_FAULTS pending). A reject text must be valid UTF-8 of at most
+ * HF_POOL_FAULT_TEXT_MAX - 1 bytes (control characters are allowed: that is what it tests). */
+#define HF_POOL_ANSWER_FAULTS 32
+#define HF_POOL_FAULT_TEXT_MAX 1024
+int hf_pool_fault(hf_pool *p, const char *kind, const hf_pool_fault_args *args, hf_errbuf *eb);
 
 /* Counters: totals, rejects by reason, per worker (new reference). */
 json_t *hf_pool_stats_json(hf_pool *p);

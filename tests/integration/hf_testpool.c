@@ -81,20 +81,37 @@ void hf_testpool_free(hf_testpool *p, uint64_t wait_ms, bool check_exit)
 	p->dir = NULL;
 }
 
-char *hf_testpool_admin(const hf_testpool *p, const char *method, const char *path)
+static char *admin_body(const hf_testpool *p, const char *method, const char *path,
+			const char *req_body)
 {
-	char url[512], *body;
+	char url[4096], *body;
 	hf_test_reply *r = malloc(sizeof *r);
 
 	cr_assert(r);
 	snprintf(url, sizeof url, "http://127.0.0.1:%u%s", p->admin, path);
-	cr_assert(hf_test_http(method, url, strcmp(method, "POST") == 0 ? "" : NULL, 0, r),
-		  "admin %s %s", method, url);
+	cr_assert(hf_test_http(method, url, req_body ? req_body : strcmp(method, "POST") == 0 ? "" : NULL,
+			       req_body ? strlen(req_body) : 0, r), "admin %s %s", method, url);
 	cr_assert_eq(r->status, 200, "admin %s %s: %ld %s", method, url, r->status, r->body);
 	body = strdup(r->body);
 	free(r);
 	cr_assert(body);
 	return body;
+}
+
+char *hf_testpool_admin(const hf_testpool *p, const char *method, const char *path)
+{
+	return admin_body(p, method, path, NULL);
+}
+
+void hf_testpool_fault_args(const hf_testpool *p, const char *kind, json_t *args)
+{
+	char path[256], *text = json_dumps(args, JSON_COMPACT);
+
+	cr_assert(text, "fault arguments are JSON");
+	json_decref(args);
+	snprintf(path, sizeof path, "/fault/%s", kind);
+	free(admin_body(p, "POST", path, text));
+	free(text);
 }
 
 void hf_testpool_fault(const hf_testpool *p, const char *what)

@@ -35,8 +35,11 @@ void hf_testpool_free(hf_testpool *p, uint64_t wait_ms, bool check_exit);
 
 /* One admin request (method, path) that must answer 200; the body, malloc'ed. */
 char *hf_testpool_admin(const hf_testpool *p, const char *method, const char *path);
-/* POST /fault/<what> ("new_block", "reconnect", "stall?on=1" ...). */
+/* POST /fault/<what> ("new_block", "reconnect", "stall?on=1", "drop_answer?count=2" ...). */
 void hf_testpool_fault(const hf_testpool *p, const char *what);
+/* POST /fault/<kind> with args (a JSON object of fault arguments such as {"text": ...,
+ * "count": 1}; reference stolen) as the body; must answer 200. */
+void hf_testpool_fault_args(const hf_testpool *p, const char *kind, json_t *args);
 /* GET /stats, parsed (caller decrefs). */
 json_t *hf_testpool_stats(const hf_testpool *p);
 /* The integer stats[key] (or stats[key][sub] when sub is not NULL); 0 when absent. */

@@ -2,14 +2,22 @@
  * 127.0.0.1 (ephemeral ports): accepted shares with the CPU backend (with extranonce2 and
  * version rolling) and the OpenCL backend (PoCL), clean_jobs without stale submissions, pool
  * death -> failover -> failback, client.reconnect, no pool without spinning, the drain under
- * load, status and metrics, and an idle -> mining -> idle switch by signed instruction.
- * Every wait has a deadline. */
+ * load, status and metrics, an idle -> mining -> idle switch by signed instruction, and the
+ * failure paths: a share the pool never answers (the drain does not wait for it once its
+ * session is gone), a failing OpenCL scan (backend restarted; with every retry failing the
+ * run fails), reject reasons with control characters and cut characters, more reject
+ * reasons than the table holds, and a drain that the supervisor must not turn back into
+ * mining while the pool flaps. Faults come from the lab pool's admin endpoint and from
+ * hashflopd's test hook (HASHFLOP_TEST_FAIL_SCAN / HASHFLOP_TEST_STALL_SCAN).
+ * Every wait has a deadline; durations are reported (cr_log_info / "# " lines), never
+ * asserted against a number a loaded machine could miss. */
 #include <criterion/criterion.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -70,8 +78,10 @@ static void write_file(const char *path, const char *text)
 	fclose(f);
 }
 
-/* Writes node.json with `mining` (a JSON object text, or NULL) and the given initial mode. */
-static void node_init(node *n, const char *name, const char *initial, const char *mining)
+/* Writes node.json with `mining` (a JSON object text, or NULL), the given initial mode and
+ * the mode drain deadline. */
+static void node_init_drain(node *n, const char *name, const char *initial, const char *mining,
+			    unsigned drain_timeout_ms)
 {
 	char *text = malloc(16384);
 
@@ -84,11 +94,17 @@ static void node_init(node *n, const char *name, const char *initial, const char
 	snprintf(text, 16384,
 		 "{\"node_id\": \"n1\", \"fleet_id\": \"lab\", \"state_dir\": \"%s\",\n"
 		 " \"api\": {\"listen\": \"127.0.0.1\", \"port\": 0},\n"
-		 " \"modes\": {\"initial\": \"%s\", \"drain_timeout_ms\": 5000},\n"
+		 " \"modes\": {\"initial\": \"%s\", \"drain_timeout_ms\": %u},\n"
 		 " \"control\": {\"trust_file\": \"%s\"}%s%s}\n",
-		 n->state, initial, n->trust, mining ? ",\n \"mining\": " : "", mining ? mining : "");
+		 n->state, initial, drain_timeout_ms, n->trust, mining ? ",\n \"mining\": " : "",
+		 mining ? mining : "");
 	write_file(n->cfg, text);
 	free(text);
+}
+
+static void node_init(node *n, const char *name, const char *initial, const char *mining)
+{
+	node_init_drain(n, name, initial, mining, 5000);
 }
 
 static void node_start(node *n)
@@ -97,6 +113,17 @@ static void node_start(node *n)
 
 	n->proc = hf_test_start_hashflopd(n->cfg, n->log, n->state, WAIT_MS, &n->port, err, sizeof err);
 	cr_assert(n->proc, "%s; log:\n%s", err, hf_test_read_file(n->log));
+}
+
+/* node_start with extra environment variables (NULL-terminated name, value pairs) for the
+ * daemon only. */
+static void node_start_env(node *n, const char *const *env)
+{
+	for (const char *const *e = env; e && e[0]; e += 2)
+		setenv(e[0], e[1], 1);
+	node_start(n);
+	for (const char *const *e = env; e && e[0]; e += 2)
+		unsetenv(e[0]);
 }
 
 static void node_stop(node *n)
@@ -131,6 +158,13 @@ static double mnum(const json_t *status, const char *path)
 static const char *mstr(const json_t *status, const char *key)
 {
 	return json_string_value(json_object_get(json_object_get(status, "mining"), key));
+}
+
+/* "" instead of NULL, for messages and comparisons. */
+static const char *mstr0(const json_t *status, const char *key)
+{
+	const char *v = mstr(status, key);
+	return v ? v : "";
 }
 
 /* Polls /v1/status until mining.<path> >= want; returns the last status (caller frees). */
@@ -205,10 +239,9 @@ Test(mining, cpu_shares_accepted_with_rolling_status_and_metrics, .init = setup,
 	cr_assert_str_eq(mstr(j, "backend"), "cpu");
 	cr_assert_eq(mnum(j, "threads"), 2);
 	cr_assert_eq(json_array_size(json_object_get(json_object_get(j, "mining"), "per_thread")), 2);
-	cr_assert_gt(mnum(j, "hashrate.10s"), 1e5, "hash rate");
-	cr_assert_lt(mnum(j, "hashrate.10s"), 1e10, "hash rate");
+	cr_assert_gt(mnum(j, "hashrate.10s"), 0, "hash rate");
 	cr_assert_gt(mnum(j, "hashrate.15m"), 0);
-	cr_assert_gt(mnum(j, "hashes_per_cpu_second"), 1e5);
+	cr_assert_gt(mnum(j, "hashes_per_cpu_second"), 0);
 	cr_assert_gt(mnum(j, "job_switch.version_rolls"), 0, "version bits rolled");
 	cr_assert_gt(mnum(j, "job_switch.extranonce2_rolls"), 2, "extranonce2 rolled");
 	cr_assert_eq(mnum(j, "shares.rejected"), 0);
@@ -216,7 +249,8 @@ Test(mining, cpu_shares_accepted_with_rolling_status_and_metrics, .init = setup,
 	cr_assert_gt(mnum(j, "shares.best_difficulty"), 0.001);
 	cr_assert_eq(mnum(j, "difficulty"), 0.001);
 	cr_assert_geq(mnum(j, "latency_ms.count"), 1);
-	cr_assert_lt(mnum(j, "latency_ms.max"), 5000);
+	cr_log_info("share latency: max %.0f ms, avg %.1f ms", mnum(j, "latency_ms.max"),
+		    mnum(j, "latency_ms.avg"));
 	cr_assert_eq(mnum(j, "pool.index"), 0);
 	cr_assert(json_is_true(json_object_get(json_object_get(json_object_get(j, "mining"), "pool"), "connected")));
 	cr_assert_gt(mnum(j, "pool.uptime_s"), 0);
@@ -225,7 +259,13 @@ Test(mining, cpu_shares_accepted_with_rolling_status_and_metrics, .init = setup,
 		fw, fa, mnum(j, "hashrate.10s") / 1e6);
 	cr_assert_gt(fw, 0);
 	cr_assert_geq(fa, fw);
-	cr_assert_lt(fw, 10000);
+	cr_assert_eq(mnum(j, "shares.in_flight") + mnum(j, "shares.queued") + mnum(j, "shares.accepted") +
+		     mnum(j, "shares.rejected") + mnum(j, "shares.dropped"), mnum(j, "shares.found"),
+		     "every found share is queued, in flight, answered or dropped");
+	cr_assert_eq(mnum(j, "shares.accounting_mismatches"), 0);
+	cr_assert_eq(mnum(j, "shares.rejected_by_reason.other"), 0);
+	cr_assert_eq(mnum(j, "thread_restarts"), 0);
+	cr_assert_str_eq(mstr0(j, "last_error"), "");
 	json_decref(j);
 	cr_assert_geq(hf_testpool_stat(&p, "accepted", NULL), 3);
 	cr_assert_eq(hf_testpool_stat(&p, "rejected", NULL), 0, "the pool accepted every rolled share");
@@ -236,8 +276,13 @@ Test(mining, cpu_shares_accepted_with_rolling_status_and_metrics, .init = setup,
 	cr_assert(has_metric(n.port, "hashflop_mining_job_switch_latency_seconds_count "));
 	cr_assert(has_metric(n.port, "hashflop_mining_hashes_per_cpu_second "));
 	cr_assert(has_metric(n.port, "hashflop_mining_start_to_first_accepted_seconds "));
-	cr_assert(hf_test_wait_log(n.log, "mining: accepted ", 5000), "30 s status line (1 s here)");
-	cr_assert(hf_test_wait_log(n.log, " · diff 0.001 · pool 1/1", 5000));
+	cr_assert(has_metric(n.port, "hashflop_mining_shares_dropped_total{reason=\"session_lost\"} "));
+	cr_assert(has_metric(n.port, "hashflop_mining_shares_rejected_total{reason=\"other\"} 0\n"));
+	cr_assert(has_metric(n.port, "hashflop_mining_shares_in_flight "));
+	cr_assert(has_metric(n.port, "hashflop_mining_thread_restarts_total 0\n"));
+	cr_assert(has_metric(n.port, "hashflop_mining_failed 0\n"));
+	cr_assert(hf_test_wait_log(n.log, "mining: accepted ", WAIT_MS), "30 s status line (1 s here)");
+	cr_assert(hf_test_wait_log(n.log, " · diff 0.001 · pool 1/1", WAIT_MS));
 	node_stop(&n);
 	cr_assert(hf_test_wait_log(n.log, "mining: drained in ", 100));
 	node_fini(&n);
@@ -262,20 +307,25 @@ Test(mining, clean_jobs_switch_fast_and_nothing_stale_is_sent, .init = setup, .t
 	node_init(&n, "mining-clean", "mining", mj);
 	free(mj);
 	node_start(&n);
-	json_decref(wait_mining(&n, "shares.accepted", 1, WAIT_MS));
+	json_t *j = wait_mining(&n, "shares.accepted", 1, WAIT_MS);
+	double switches = mnum(j, "job_switch.count");
+	json_decref(j);
 	for (int i = 0; i < 8; i++) {
+		/* Each new block reaches every thread before the next one is made. */
 		hf_testpool_fault(&p, "new_block");
-		hf_sleep_ms(150);
+		json_decref(wait_mining(&n, "job_switch.count", switches + 1, WAIT_MS));
+		switches++;
 	}
-	json_t *j = wait_mining(&n, "job_switch.count", 9, WAIT_MS);
+	j = wait_mining(&n, "job_switch.count", 9, WAIT_MS);
 	double acc = mnum(j, "shares.accepted");
 	json_decref(j);
 	j = wait_mining(&n, "shares.accepted", acc + 2, WAIT_MS);
 	double avg = mnum(j, "job_switch.avg_ms"), max = mnum(j, "job_switch.max_ms");
+	/* Reported, not asserted: hashflop-bench measures switch latency; here only that every
+	 * switch reached every thread (job_switch.count above) counts. */
 	fprintf(stderr, "# job switch latency: avg %.3f ms, max %.3f ms over %.0f switches\n", avg, max,
 		    mnum(j, "job_switch.count"));
-	cr_assert_lt(avg, 10.0, "a job switch reaches every thread in well under 10 ms (avg %.3f)", avg);
-	cr_assert_lt(max, 100.0, "max %.3f ms", max);
+	cr_log_info("job switch latency: avg %.3f ms, max %.3f ms", avg, max);
 	json_decref(j);
 	long long pool_stale = hf_testpool_stat(&p, "rejects", "Stale");
 	j = wait_mining(&n, "shares.rejected", (double)pool_stale, 5000);
@@ -512,7 +562,6 @@ Test(mining, instruction_idle_mining_idle_timeline_and_drain_under_load, .init =
 	fprintf(stderr, "# mining -> idle: drain %lld ms, release %lld ms, total %lld ms\n", drain,
 		    json_integer_value(json_object_get(ph, "release")),
 		    json_integer_value(json_object_get(ph, "total")));
-	cr_assert_lt(drain, 5000, "drained before the deadline");
 	cr_assert_null(json_object_get(j, "mining"), "idle shows no mining section");
 	json_decref(j);
 	cr_assert(hf_test_wait_log(n.log, "hashing stopped in ", 1000));
@@ -520,7 +569,7 @@ Test(mining, instruction_idle_mining_idle_timeline_and_drain_under_load, .init =
 	const char *at = strstr(log, "hashing stopped in ");
 	int stop_ms = atoi(at + strlen("hashing stopped in "));
 	fprintf(stderr, "# hashing stopped in %d ms\n", stop_ms);
-	cr_assert_lt(stop_ms, 100, "hashing stops within 100 ms (%d)", stop_ms);
+	cr_log_info("hashing stopped in %d ms", stop_ms);
 	free(log);
 	/* Idle really is idle: the pool sees the session closed. */
 	uint64_t end = hf_mono_ms() + WAIT_MS;
@@ -532,52 +581,103 @@ Test(mining, instruction_idle_mining_idle_timeline_and_drain_under_load, .init =
 	pool_free(&p);
 }
 
-/* The OpenCL backend (PoCL in CI) with a small batch. Skipped where hashflopd has no OpenCL
- * device (the start fails and the node falls back to idle). */
-Test(mining, opencl_shares_accepted, .init = setup, .timeout = 180)
+/* ---- OpenCL ---- */
+
+/* How many OpenCL devices this machine offers, as hashflopctl (the same discovery code as
+ * hashflopd) lists them; 0 when it lists none or this build has no OpenCL. */
+static size_t opencl_devices(char *why, size_t whysz)
+{
+	char exe[1024], *dir = hf_test_tmpdir("mining-cl-probe"), out[1100];
+	snprintf(exe, sizeof exe, "%s/runtime/ctl/hashflopctl", hf_test_build_root());
+	snprintf(out, sizeof out, "%s/devices.json", dir);
+	const char *argv[] = { exe, "devices", "--json", NULL };
+	hf_testproc *pr = hf_testproc_start(argv, out);
+	int st = 0;
+	size_t n = 0;
+
+	cr_assert_not_null(pr);
+	cr_assert(hf_testproc_wait_exit(pr, WAIT_MS, &st), "hashflopctl devices did not exit");
+	hf_testproc_free(pr);
+	char *text = hf_test_read_file(out);
+	json_t *j = WIFEXITED(st) && WEXITSTATUS(st) == 0 && text ? json_loads(text, 0, NULL) : NULL;
+	if (json_is_array(j))
+		n = json_array_size(j);
+	snprintf(why, whysz, "hashflopctl devices: exit status %d: %.300s", st, text ? text : "");
+	json_decref(j);
+	free(text);
+	free(dir);
+	return n;
+}
+
+/* The program cache shared by the OpenCL tests (PoCL's own cache is POCL_CACHE_DIR from the
+ * test environment), so only the first start of a fresh build directory compiles. */
+static void opencl_extra(char *out, size_t outsz, const char *more)
+{
+	char cache[1024];
+
+	snprintf(cache, sizeof cache, "%s/test-tmp", hf_test_build_root());
+	mkdir(cache, 0755);
+	snprintf(cache, sizeof cache, "%s/test-tmp/mining-cl-cache", hf_test_build_root());
+	mkdir(cache, 0755);
+	snprintf(out, outsz, "\"backend\": \"opencl\", \"opencl\": {\"batch\": 16384, \"cache_dir\": "
+		 "\"%s\"}%s%s", cache, more ? ", " : "", more ? more : "");
+}
+
+/* Skips the calling test when there is no OpenCL device at all (and only then). */
+static void require_opencl(void)
+{
+	char why[512];
+
+	if (opencl_devices(why, sizeof why) == 0)
+		cr_skip_test("no OpenCL device on this machine (%s)", why);
+}
+
+/* Waits for mining.<path> >= want while the node is in mining mode; a start that failed (the
+ * node fell back to idle) fails the test with the recorded reason: with a device present, a
+ * compile error or any other start failure is a bug, not a skip. */
+static json_t *wait_mining_cl(node *n, const char *path, double want)
+{
+	uint64_t end = hf_mono_ms() + 90000;
+	json_t *j = NULL;
+
+	for (;;) {
+		json_decref(j);
+		j = get_json(n->port, "/v1/status");
+		const json_t *ls = json_object_get(j, "last_switch");
+		const char *mode = json_string_value(json_object_get(j, "mode"));
+		cr_assert(!(mode && strcmp(mode, "idle") == 0 && json_is_false(json_object_get(ls, "ok"))),
+			  "the OpenCL mining start failed: %s; log:\n%s", json_dumps(ls, 0),
+			  hf_test_read_file(n->log));
+		if (mnum(j, path) >= want)
+			return j;
+		cr_assert_lt(hf_mono_ms(), end, "mining.%s stayed below %g: %s; log:\n%s", path, want,
+			     json_dumps(json_object_get(j, "mining"), 0), hf_test_read_file(n->log));
+		hf_sleep_ms(50);
+	}
+}
+
+/* The OpenCL backend (PoCL in CI) with a small batch: shares accepted. The stall detector is
+ * exercised by a scan that really hangs (the test hook blocks the 3rd scan call for a second,
+ * stall_ms 150), whatever the device's compile speed. */
+Test(mining, opencl_shares_accepted_and_a_hanging_scan_is_a_stall, .init = setup, .timeout = 240)
 {
 	pool p = { 0 };
 	node n;
-	char url[128], extra[512];
+	char url[128], extra[1536];
 	const char *urls[] = { url };
+	static const char *const env[] = { "HASHFLOP_TEST_STALL_SCAN", "3:1000", NULL };
 
+	require_opencl();
 	pool_start(&p, "mining-cl-pool", 0, "0.0002");
 	url_of(url, sizeof url, p.port);
-	/* Cold caches (PoCL's and the program cache): the first launch compiles for a while, which
-	 * the stall detector (stall_ms 150) must report and then see recover. */
-	char *cache = hf_test_tmpdir("mining-cl-cache"), pocl[1100];
-	snprintf(extra, sizeof extra, "\"backend\": \"opencl\", \"stall_ms\": 150, \"opencl\": "
-		 "{\"batch\": 16384, \"cache_dir\": \"%s/cl\"}", cache);
-	snprintf(pocl, sizeof pocl, "%s/pocl", cache);
-	free(cache);
+	opencl_extra(extra, sizeof extra, "\"stall_ms\": 150");
 	char *mj = mining_json(urls, 1, extra);
 	node_init(&n, "mining-cl", "mining", mj);
 	free(mj);
-	char *old_pocl = getenv("POCL_CACHE_DIR") ? strdup(getenv("POCL_CACHE_DIR")) : NULL;
-	setenv("POCL_CACHE_DIR", pocl, 1);
-	node_start(&n);
-	if (old_pocl)
-		setenv("POCL_CACHE_DIR", old_pocl, 1);
-	free(old_pocl);
-	uint64_t end = hf_mono_ms() + 60000;
-	json_t *j = NULL;
-	for (;;) {
-		json_decref(j);
-		j = get_json(n.port, "/v1/status");
-		const char *mode = json_string_value(json_object_get(j, "mode"));
-		if (strcmp(mode, "idle") == 0 && json_is_false(json_object_get(json_object_get(j, "last_switch"), "ok"))) {
-			char *why = json_dumps(json_object_get(j, "last_switch"), 0);
-			json_decref(j);
-			node_stop(&n);
-			node_fini(&n);
-			pool_free(&p);
-			cr_skip_test("no OpenCL device for hashflopd: %s", why);
-		}
-		if ((mnum(j, "shares.accepted") >= 2 && mnum(j, "hashes_total") > 0) || hf_mono_ms() > end)
-			break;
-		hf_sleep_ms(100);
-	}
-	cr_assert_geq(mnum(j, "shares.accepted"), 2, "log:\n%s", hf_test_read_file(n.log));
+	node_start_env(&n, env);
+	json_t *j = wait_mining_cl(&n, "shares.accepted", 2);
+	json_decref(j);
+	j = wait_mining_cl(&n, "hashes_total", 1);
 	cr_assert_str_eq(mstr(j, "backend"), "opencl");
 	cr_assert(strstr(mstr(j, "device"), "opencl"), "%s", mstr(j, "device"));
 	cr_assert_gt(mnum(j, "hashrate.10s"), 0);
@@ -585,13 +685,334 @@ Test(mining, opencl_shares_accepted, .init = setup, .timeout = 180)
 	fprintf(stderr, "# opencl: %.2f MH/s (10 s), first work %.0f ms, first accepted %.0f ms, stalls %.0f\n",
 		mnum(j, "hashrate.10s") / 1e6, mnum(j, "run.start_to_first_work_ms"),
 		mnum(j, "run.start_to_first_accepted_ms"), mnum(j, "thread_stalls"));
-	cr_assert_geq(mnum(j, "thread_stalls"), 1, "the cold first launch was seen as a stall");
+	cr_assert_geq(mnum(j, "thread_stalls"), 1, "the hanging scan was seen as a stall");
+	cr_assert_eq(mnum(j, "thread_restarts"), 0, "an OpenCL stall is reported, not restarted");
 	json_decref(j);
-	cr_assert(hf_test_wait_log(n.log, "mining: hashing thread 0 stalled (no progress for ", 1000));
-	cr_assert(hf_test_wait_log(n.log, "mining: hashing thread 0 is making progress again", 3000));
+	cr_assert(hf_test_wait_log(n.log, "mining: hashing thread 0 stalled (no progress for ", WAIT_MS));
+	cr_assert(hf_test_wait_log(n.log, "mining: hashing thread 0 is making progress again", WAIT_MS));
 	cr_assert_eq(hf_testpool_stat(&p, "rejected", NULL), 0);
 	node_stop(&n);
-	cr_assert(hf_test_wait_log(n.log, "mining: drained in ", 100));
+	cr_assert(hf_test_wait_log(n.log, "mining: drained in ", WAIT_MS));
+	node_fini(&n);
+	pool_free(&p);
+}
+
+/* A failing OpenCL scan (test hook): the backend is reopened and mining resumes; when every
+ * scan fails, the restarts run out and the run reports failed with the reason. */
+Test(mining, opencl_scan_failure_restarts_the_backend_then_fails_the_run, .init = setup,
+     .timeout = 240)
+{
+	pool p = { 0 };
+	node n;
+	char url[128], extra[1536];
+	const char *urls[] = { url };
+	static const char *const once[] = { "HASHFLOP_TEST_FAIL_SCAN", "5", NULL };
+	static const char *const always[] = { "HASHFLOP_TEST_FAIL_SCAN", "5+", NULL };
+
+	require_opencl();
+	pool_start(&p, "mining-clfail-pool", 0, "0.0002");
+	url_of(url, sizeof url, p.port);
+	opencl_extra(extra, sizeof extra, "\"restart_max\": 2, \"restart_backoff_ms\": 100");
+	char *mj = mining_json(urls, 1, extra);
+
+	/* One failure: restarted, hashing again, still healthy. */
+	node_init(&n, "mining-clfail-once", "mining", mj);
+	node_start_env(&n, once);
+	json_t *j = wait_mining_cl(&n, "thread_restarts", 1);
+	double h = mnum(j, "hashes_total");
+	json_decref(j);
+	j = wait_mining_cl(&n, "hashes_total", h + 1);   /* sampled once a second */
+	cr_assert_str_eq(mstr(j, "state"), "mining");
+	cr_assert_eq(mnum(j, "thread_restarts"), 1);
+	cr_assert_str_eq(mstr0(j, "last_error"), "");
+	json_decref(j);
+	json_decref(wait_mining_cl(&n, "shares.accepted", 1));
+	cr_assert(hf_test_wait_log(n.log, "mining: hashing thread 0 restarted (opencl backend)", WAIT_MS));
+	node_stop(&n);
+	node_fini(&n);
+
+	/* Every scan from the 5th on fails: two restarts, then the run fails. */
+	node_init(&n, "mining-clfail-always", "mining", mj);
+	node_start_env(&n, always);
+	uint64_t end = hf_mono_ms() + 90000;
+	j = NULL;
+	for (;;) {
+		json_decref(j);
+		j = get_json(n.port, "/v1/status");
+		if (strcmp(mstr0(j, "state"), "failed") == 0 || hf_mono_ms() > end)
+			break;
+		hf_sleep_ms(20);
+	}
+	cr_assert_str_eq(mstr0(j, "state"), "failed", "%s; log:\n%s", json_dumps(j, 0),
+			 hf_test_read_file(n.log));
+	const char *err = mstr0(j, "last_error");
+	cr_assert(strstr(err, "opencl backend failed 3 times"), "%s", err);
+	cr_assert(strstr(err, "test hook HASHFLOP_TEST_FAIL_SCAN"), "%s", err);
+	cr_assert_eq(mnum(j, "thread_restarts"), 2);
+	json_decref(j);
+	cr_assert(has_metric(n.port, "hashflop_mining_failed 1\n"));
+	cr_assert(hf_test_wait_log(n.log, "mining: failed: opencl backend failed 3 times", WAIT_MS));
+	node_stop(&n);
+	node_fini(&n);
+	free(mj);
+	pool_free(&p);
+}
+
+/* ---- share accounting and pool faults ---- */
+
+/* Parses the drain line: "mining: drained in T ms (... U unanswered)". */
+static bool drained_line(const char *log_path, long *total_ms, long *unanswered)
+{
+	char *log = hf_test_read_file(log_path);
+	const char *at = log ? strstr(log, "mining: drained in ") : NULL;
+	const char *un = at ? strstr(at, " flushed, ") : NULL;
+	bool ok = at && un;
+
+	if (ok) {
+		*total_ms = atol(at + strlen("mining: drained in "));
+		*unanswered = atol(un + strlen(" flushed, "));
+	}
+	free(log);
+	return ok;
+}
+
+/* The pool reads a submit and never answers it; the session then ends (the pool drops the
+ * connection). That share is reported dropped (session_lost), nothing stays in flight, and a
+ * later drain does not wait for it: with a 20 s flush budget it ends far sooner. */
+Test(mining, an_unanswered_share_lost_with_its_session_does_not_hold_up_the_drain,
+     .init = setup, .timeout = 180)
+{
+	pool p = { 0 };
+	node n;
+	char url[128];
+	const char *urls[] = { url };
+
+	pool_start(&p, "mining-noanswer-pool", 0, NULL);
+	url_of(url, sizeof url, p.port);
+	char *mj = mining_json(urls, 1, "\"flush_timeout_ms\": 20000, \"backoff_max_ms\": 1000, "
+			       "\"cpu\": {\"threads\": 2}");
+	node_init_drain(&n, "mining-noanswer", "mining", mj, 60000);
+	free(mj);
+	node_start(&n);
+	json_t *j = wait_mining(&n, "shares.accepted", 1, WAIT_MS);
+	json_decref(j);
+	hf_testpool_fault(&p, "drop_answer?count=1");
+	uint64_t end = hf_mono_ms() + WAIT_MS;
+	while (hf_testpool_stat(&p, "answers_dropped", NULL) < 1 && hf_mono_ms() < end)
+		hf_sleep_ms(20);
+	cr_assert_eq(hf_testpool_stat(&p, "answers_dropped", NULL), 1, "the pool withheld one answer");
+	/* Later shares are answered; the withheld one stays in flight. */
+	j = wait_mining(&n, "shares.accepted", (double)hf_testpool_stat(&p, "accepted", NULL) + 2, WAIT_MS);
+	cr_assert_geq(mnum(j, "shares.in_flight"), 1, "the unanswered share is in flight");
+	cr_assert_eq(mnum(j, "shares.dropped_by_reason.session_lost"), 0);
+	json_decref(j);
+	/* The session ends: the driver reports what was in flight as lost. */
+	hf_testpool_fault(&p, "drop");
+	j = wait_mining(&n, "shares.dropped_by_reason.session_lost", 1, WAIT_MS);
+	double acc = mnum(j, "shares.accepted");
+	json_decref(j);
+	j = wait_mining(&n, "shares.accepted", acc + 1, WAIT_MS);   /* reconnected, mining again */
+	cr_assert_str_eq(mstr(j, "state"), "mining");
+	cr_assert_eq(mnum(j, "shares.accounting_mismatches"), 0);
+	cr_assert_eq(mnum(j, "shares.in_flight") + mnum(j, "shares.queued") + mnum(j, "shares.accepted") +
+		     mnum(j, "shares.rejected") + mnum(j, "shares.dropped"), mnum(j, "shares.found"));
+	json_decref(j);
+	cr_assert(has_metric(n.port, "hashflop_mining_shares_dropped_total{reason=\"session_lost\"} "));
+	node_stop(&n);
+	long total = -1, unanswered = -1;
+	cr_assert(drained_line(n.log, &total, &unanswered), "log:\n%s", hf_test_read_file(n.log));
+	fprintf(stderr, "# drain after a lost answer: %ld ms, %ld unanswered\n", total, unanswered);
+	cr_assert_lt(total, 10000, "the drain waited for a share nobody can answer (%ld ms of a 20 s "
+		     "flush budget)", total);
+	cr_assert_eq(unanswered, 0);
+	node_fini(&n);
+	pool_free(&p);
+}
+
+/* True when the file has a byte below 0x20 other than a newline, or DEL. */
+static bool has_raw_controls(const char *path, char *where, size_t wsz)
+{
+	char *t = hf_test_read_file(path);
+	bool found = false;
+
+	for (const char *c = t; c && *c && !found; c++) {
+		if (((unsigned char)*c < 0x20 && *c != '\n') || *c == 0x7f) {
+			const char *line = c;
+			while (line > t && line[-1] != '\n')
+				line--;
+			snprintf(where, wsz, "byte 0x%02x in: %.120s", (unsigned char)*c, line);
+			found = true;
+		}
+	}
+	free(t);
+	return found;
+}
+
+/* A reject reason with control characters (a forged log line, an ANSI escape, SOH) and long
+ * enough that every cut (the node's 48-byte bucket, its 160-byte log text, the protocol
+ * core's 512-byte message) falls inside a three-byte character: /v1/status stays valid JSON
+ * (200), the reason appears cleaned, the metric label too, and no log has a raw control
+ * character. */
+Test(mining, reject_reason_with_control_characters_is_cleaned_everywhere, .init = setup,
+     .timeout = 120)
+{
+	pool p = { 0 };
+	node n;
+	char url[128], reason[1024], want[64], metric[128];
+	const char *urls[] = { url };
+
+	pool_start(&p, "mining-dirty-pool", 0, NULL);
+	url_of(url, sizeof url, p.port);
+	char *mj = mining_json(urls, 1, NULL);
+	node_init(&n, "mining-dirty", "mining", mj);
+	free(mj);
+	node_start(&n);
+	json_decref(wait_mining(&n, "shares.accepted", 1, WAIT_MS));
+	size_t len = (size_t)snprintf(reason, sizeof reason, "Bad\nshare\x1b[31m\x01%s",
+				      "yyyyyyyyyyyyyyyyyyyyyyyyyyyyyy");   /* 45 bytes */
+	for (int i = 0; i < 200; i++)
+		len += (size_t)snprintf(reason + len, sizeof reason - len, "\xe2\x82\xac");
+	hf_testpool_fault_args(&p, "reject", json_pack("{s:s, s:i, s:i}", "text", reason, "count", 1,
+						       "code", 23));
+	snprintf(want, sizeof want, "Bad?share?[31m?%s", "yyyyyyyyyyyyyyyyyyyyyyyyyyyyyy");
+	json_t *j = wait_mining(&n, "shares.rejected", 1, WAIT_MS);
+	json_decref(j);
+	/* The raw body: HTTP 200 and JSON that a strict parser takes. */
+	reply *r = malloc(sizeof *r);
+	snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/status", n.port);
+	cr_assert(hf_test_http("GET", url, NULL, 0, r));
+	cr_assert_eq(r->status, 200, "%s", r->body);
+	j = json_loadb(r->body, r->len, JSON_REJECT_DUPLICATES, NULL);
+	cr_assert_not_null(j, "valid JSON: %s", r->body);
+	free(r);
+	const json_t *by = json_object_get(json_object_get(json_object_get(j, "mining"), "shares"),
+					   "rejected_by_reason");
+	cr_assert_eq(json_integer_value(json_object_get(by, want)), 1, "cleaned reason \"%s\" in %s",
+		     want, json_dumps(by, 0));
+	const char *k;
+	json_t *v;
+	json_object_foreach((json_t *)by, k, v)
+		for (const char *c = k; *c; c++)
+			cr_assert((unsigned char)*c >= 0x20 && *c != 0x7f, "raw control in key %s", k);
+	json_decref(j);
+	snprintf(metric, sizeof metric, "hashflop_mining_shares_rejected_total{reason=\"%s\"} 1\n", want);
+	cr_assert(has_metric(n.port, metric), "%s", metric);
+	cr_assert(hf_test_wait_log(n.log, "mining: share rejected by pool 1: Bad?share?[31m?yyy", WAIT_MS));
+	cr_assert_eq(hf_testpool_stat(&p, "fault_rejects", NULL), 1);
+	node_stop(&n);
+	char where[200];
+	cr_assert_not(has_raw_controls(n.log, where, sizeof where), "node log: %s", where);
+	cr_assert_not(has_raw_controls(p.log, where, sizeof where), "pool log: %s", where);
+	node_fini(&n);
+	pool_free(&p);
+}
+
+/* Ten distinct reject reasons: the first eight get their own bucket, the other two are counted
+ * as "other" (not under the eighth reason's name). */
+Test(mining, reject_reasons_beyond_eight_are_counted_as_other, .init = setup, .timeout = 120)
+{
+	pool p = { 0 };
+	node n;
+	char url[128], reason[32];
+	const char *urls[] = { url };
+
+	pool_start(&p, "mining-reasons-pool", 0, NULL);
+	url_of(url, sizeof url, p.port);
+	char *mj = mining_json(urls, 1, NULL);
+	node_init(&n, "mining-reasons", "mining", mj);
+	free(mj);
+	node_start(&n);
+	json_decref(wait_mining(&n, "shares.accepted", 1, WAIT_MS));
+	for (int i = 0; i < 10; i++) {
+		snprintf(reason, sizeof reason, "Reason %d", i);
+		hf_testpool_fault_args(&p, "reject", json_pack("{s:s}", "text", reason));
+	}
+	json_t *j = wait_mining(&n, "shares.rejected", 10, WAIT_MS);
+	const json_t *by = json_object_get(json_object_get(json_object_get(j, "mining"), "shares"),
+					   "rejected_by_reason");
+	for (int i = 0; i < 8; i++) {
+		snprintf(reason, sizeof reason, "Reason %d", i);
+		cr_assert_eq(json_integer_value(json_object_get(by, reason)), 1, "%s: %s", reason,
+			     json_dumps(by, 0));
+	}
+	cr_assert_null(json_object_get(by, "Reason 8"), "%s", json_dumps(by, 0));
+	cr_assert_null(json_object_get(by, "Reason 9"));
+	cr_assert_eq(json_integer_value(json_object_get(by, "other")), 2, "%s", json_dumps(by, 0));
+	cr_assert_eq(mnum(j, "shares.rejected"), 10);
+	json_decref(j);
+	cr_assert(has_metric(n.port, "hashflop_mining_shares_rejected_total{reason=\"other\"} 2\n"));
+	cr_assert(has_metric(n.port, "hashflop_mining_shares_rejected_total{reason=\"Reason 7\"} 1\n"));
+	node_stop(&n);
+	node_fini(&n);
+	pool_free(&p);
+}
+
+/* A drain while the pool flaps: the supervisor keeps running until hashing has stopped (here
+ * for seconds: the hashing thread is stuck in a scan the test hook holds for 6 s), sees the
+ * pool come and go, and must not turn "draining" back into "mining". */
+Test(mining, draining_is_never_overwritten_while_the_pool_flaps, .init = setup, .timeout = 180)
+{
+	pool p = { 0 };
+	node n;
+	char extra[512];
+	static const char *const env[] = { "HASHFLOP_TEST_STALL_SCAN", "200:6000", NULL };
+
+	pool_start(&p, "mining-flap-pool", 0, NULL);
+	node_init_drain(&n, "mining-flap", "idle", "{\"status_interval_s\": 1, \"cpu\": {\"threads\": 1}, "
+			"\"backoff_max_ms\": 1000}", 60000);
+	trust_init(&n);
+	node_start_env(&n, env);
+	json_decref(wait_mode(&n, "idle", 0));
+	snprintf(extra, sizeof extra, ",\"mining\":{\"pools\":[{\"url\":\"stratum+tcp://127.0.0.1:%u\","
+		 "\"user\":\"bc1qtest.flap\",\"pass\":\"x\"}]}", p.port);
+	instruct(&n, "mining", extra);
+	json_decref(wait_mode(&n, "mining", 1));
+	/* Wait until the thread is inside the held scan (no progress for a while) with a pool. */
+	uint64_t end = hf_mono_ms() + WAIT_MS;
+	json_t *j = NULL;
+	for (;;) {
+		json_decref(j);
+		j = get_json(n.port, "/v1/status");
+		const json_t *t0 = json_array_get(json_object_get(json_object_get(j, "mining"), "per_thread"), 0);
+		if (strcmp(mstr0(j, "state"), "mining") == 0 &&
+		    json_integer_value(json_object_get(t0, "last_progress_ms_ago")) >= 300)
+			break;
+		cr_assert_lt(hf_mono_ms(), end, "the scan was never held: %s", json_dumps(j, 0));
+		hf_sleep_ms(20);
+	}
+	json_decref(j);
+	instruct(&n, "idle", NULL);
+	bool draining_seen = false, flapped = false;
+	int polls = 0, violations = 0;
+	char seen[64] = "";
+	end = hf_mono_ms() + WAIT_MS;
+	for (;;) {
+		j = get_json(n.port, "/v1/status");
+		const char *phase = json_string_value(json_object_get(j, "phase"));
+		const char *mode = json_string_value(json_object_get(j, "mode"));
+		const char *st = mstr0(j, "state");
+		polls++;
+		if (strcmp(st, "draining") == 0)   /* the worker's own state: its drain began */
+			draining_seen = true;
+		if (draining_seen && strcmp(st, "mining") == 0 && violations++ == 0)
+			snprintf(seen, sizeof seen, "phase %s, state %s", phase ? phase : "?", st);
+		if (draining_seen && !flapped) {   /* the pool goes away and comes back mid-drain */
+			hf_testpool_fault(&p, "drop");
+			flapped = true;
+		}
+		bool done = mode && strcmp(mode, "idle") == 0 && phase && strcmp(phase, "running") == 0;
+		json_decref(j);
+		if (done)
+			break;
+		cr_assert_lt(hf_mono_ms(), end, "the switch to idle did not finish");
+		hf_sleep_ms(10);
+	}
+	cr_log_info("%d status polls during the drain", polls);
+	cr_assert(draining_seen, "the drain was observed");
+	cr_assert_eq(violations, 0, "state read \"mining\" %d time(s) after the drain began (first: %s)",
+		     violations, seen);
+	cr_assert(hf_test_wait_log(n.log, "mining: drained in ", WAIT_MS));
+	node_stop(&n);
 	node_fini(&n);
 	pool_free(&p);
 }

@@ -106,3 +106,24 @@ Test(mining_config, instruction_pools_replace_the_list)
 	json_decref(p);
 	cr_assert_eq(c.npools, 1, "a refused list changes nothing");
 }
+
+Test(mining_config, restart_budget)
+{
+	hf_mining_config c;
+	hf_errbuf eb;
+
+	cr_assert_eq(parse("{}", &c, &eb), 0);
+	cr_assert_eq(c.restart_max, 3);
+	cr_assert_eq(c.restart_window_ms, 600000);
+	cr_assert_eq(c.restart_backoff_ms, 1000);
+	cr_assert_eq(parse("{\"restart_max\":0,\"restart_window_ms\":1000,\"restart_backoff_ms\":10}", &c, &eb),
+		     0, "%s", eb.msg);
+	cr_assert_eq(c.restart_max, 0);
+	cr_assert_eq(c.restart_window_ms, 1000);
+	cr_assert_eq(c.restart_backoff_ms, 10);
+	refused("{\"restart_max\":17}", "mining.restart_max");
+	refused("{\"restart_max\":-1}", "mining.restart_max");
+	refused("{\"restart_window_ms\":999}", "mining.restart_window_ms");
+	refused("{\"restart_backoff_ms\":9}", "mining.restart_backoff_ms");
+	refused("{\"restart_backoff_ms\":\"1s\"}", "mining.restart_backoff_ms");
+}
