@@ -1,5 +1,6 @@
 /* sha256d_avx2: SHA-256d scanner, 8 nonces per AVX2 register (one per 32-bit lane). Built with
- * -mavx2 (meson); only called when hf_sha256d_priv_avx2_supported() says the CPU has AVX2.
+ * -mavx2 (meson); only called when the dispatch table's check (sha256d_table_x86.c, built
+ * without ISA flags) says the CPU has AVX2 and the OS saves YMM state.
  * The rounds and the nonce-free precomputation are shared with AVX-512 in sha256d_vec.inc;
  * this file only supplies the primitives (AVX2 has no rotate: shift, shift, or).
  * Threading: reentrant, no state.
@@ -7,12 +8,6 @@
 #include <immintrin.h>
 
 #include "sha256d_priv.h"
-
-bool hf_sha256d_priv_avx2_supported(void)
-{
-	__builtin_cpu_init();
-	return __builtin_cpu_supports("avx2");
-}
 
 typedef __m256i V;
 #define LANES 8

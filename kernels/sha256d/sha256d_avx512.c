@@ -1,18 +1,13 @@
 /* sha256d_avx512: SHA-256d scanner, 16 nonces per AVX-512 register (one per 32-bit lane), with
  * native rotates and ternary logic (three-way XOR, Ch and Maj in one instruction each). Built
- * with -mavx512f (meson); only called when hf_sha256d_priv_avx512_supported() says so.
+ * with -mavx512f (meson); only called when the dispatch table's check (sha256d_table_x86.c,
+ * built without ISA flags) says the CPU has AVX-512F and the OS saves ZMM state.
  * The rounds and the nonce-free precomputation are shared with AVX2 in sha256d_vec.inc.
  * Threading: reentrant, no state.
  */
 #include <immintrin.h>
 
 #include "sha256d_priv.h"
-
-bool hf_sha256d_priv_avx512_supported(void)
-{
-	__builtin_cpu_init();
-	return __builtin_cpu_supports("avx512f");
-}
 
 typedef __m512i V;
 #define LANES 16

@@ -32,14 +32,12 @@ bool hf_sha256d_priv_offer_mask(const hf_sha256d_job *job, uint32_t base, uint64
 				uint64_t off, uint64_t count, uint32_t *hits, size_t max_hits,
 				hf_sha256d_result *res);
 
-/* The ISA-specific scanners (each file is built with its own flags; meson picks which exist). */
-bool hf_sha256d_priv_shani_supported(void);
+/* The ISA-specific scanners (each file is built with its own flags; meson picks which exist).
+ * Their supported() checks are in the table file, which is built without ISA flags. */
 int hf_sha256d_priv_scan_shani(const hf_sha256d_job *job, uint32_t start, uint64_t count,
 			       uint32_t *hits, size_t max_hits, hf_sha256d_result *res);
-bool hf_sha256d_priv_avx2_supported(void);
 int hf_sha256d_priv_scan_avx2(const hf_sha256d_job *job, uint32_t start, uint64_t count,
 			      uint32_t *hits, size_t max_hits, hf_sha256d_result *res);
-bool hf_sha256d_priv_avx512_supported(void);
 int hf_sha256d_priv_scan_avx512(const hf_sha256d_job *job, uint32_t start, uint64_t count,
 				uint32_t *hits, size_t max_hits, hf_sha256d_result *res);
 

@@ -1,6 +1,7 @@
 /* sha256d_shani: SHA-256d scanner on the x86 SHA extensions, two nonces interleaved so the
  * two dependency chains of sha256rnds2 overlap. Built with -msha -msse4.1 (meson); only called
- * when hf_sha256d_priv_shani_supported() says the CPU has them.
+ * when the dispatch table's check (sha256d_table_x86.c, built without those flags) says the
+ * CPU has them.
  *
  * Nonce-free work: the first two rounds of the first hash's second block come from the job
  * (state s2); rounds 4..15 use constant message words (padding and length), so K+W is folded
@@ -14,12 +15,6 @@
 #include "sha256d_priv.h"
 
 #define K hf_sha256d_priv_k
-
-bool hf_sha256d_priv_shani_supported(void)
-{
-	__builtin_cpu_init();
-	return __builtin_cpu_supports("sha") && __builtin_cpu_supports("sse4.1");
-}
 
 /* Loads a..h into the ABEF / CDGH layout sha256rnds2 works on. */
 static void to_abef(const uint32_t s[8], __m128i *abef, __m128i *cdgh)

@@ -162,7 +162,8 @@ int hf_key_from_raw_private(const uint8_t priv[32], hf_key **out, hf_errbuf *eb)
 	return key_wrap(pkey, true, out, eb);
 }
 
-/* Writes PEM into a malloc'ed NUL-terminated string (secure memory BIO for private keys). */
+/* Writes PEM into a malloc'ed NUL-terminated string (secure memory BIO for private keys).
+ * *pem and *pemlen are always set: NULL and 0 on failure. */
 static int key_pem(const hf_key *k, bool priv, char **pem, size_t *pemlen, hf_errbuf *eb)
 {
 	BIO *bio = BIO_new(priv ? BIO_s_secmem() : BIO_s_mem());
@@ -171,6 +172,7 @@ static int key_pem(const hf_key *k, bool priv, char **pem, size_t *pemlen, hf_er
 	int ok, r = 0;
 
 	*pem = NULL;
+	*pemlen = 0;
 	if (!bio)
 		return hf_fail(eb, HF_ENOMEM, "out of memory");
 	ok = priv ? PEM_write_bio_PrivateKey(bio, k->pkey, NULL, NULL, 0, NULL, NULL)

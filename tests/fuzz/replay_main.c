@@ -1,11 +1,15 @@
 /* replay_main: runs a libFuzzer target without libFuzzer (see hf_fuzz_replay.h): the files
  * given, then 20,000 deterministic mutations of the target's seeds, then its edge inputs.
+ * With --write-seeds DIR it only writes the seeds into DIR, one file each, as the starting
+ * corpus of the libFuzzer binary (run-fuzz).
  * Threading: single-threaded.
  */
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "hf_fuzz_replay.h"
 
@@ -40,10 +44,45 @@ static size_t mutate(uint8_t *buf, size_t n, size_t cap)
 	return n;
 }
 
+/* Writes seed i as DIR/seed-<i> (its length as hf_fuzz_replay.h says); 0 or 1. */
+static int write_seeds(const char *prog, const char *dir)
+{
+	char path[4096];
+	if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
+		fprintf(stderr, "%s: cannot create %s: %s\n", prog, dir, strerror(errno));
+		return 1;
+	}
+	for (size_t i = 0; i < hf_fuzz_nseeds; i++) {
+		const char *seed = hf_fuzz_seeds[i];
+		size_t n = strlen(seed + 1) + 1;
+		FILE *f;
+		int ok;
+		snprintf(path, sizeof path, "%s/seed-%02zu", dir, i);
+		f = fopen(path, "wb");
+		ok = f && fwrite(seed, 1, n, f) == n;
+		if (f && fclose(f) != 0)
+			ok = 0;
+		if (!ok) {
+			fprintf(stderr, "%s: cannot write %s: %s\n", prog, path, strerror(errno));
+			return 1;
+		}
+	}
+	printf("%s: %zu seeds written to %s\n", prog, hf_fuzz_nseeds, dir);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static uint8_t buf[20000];
 	long iters = argc > 1 ? 0 : 20000;
+
+	if (argc > 1 && strcmp(argv[1], "--write-seeds") == 0) {
+		if (argc != 3) {
+			fprintf(stderr, "usage: %s --write-seeds DIR\n", argv[0]);
+			return 2;
+		}
+		return write_seeds(argv[0], argv[2]);
+	}
 
 	for (int i = 1; i < argc; i++) {
 		FILE *f = fopen(argv[i], "rb");
