@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hf_log.h"
 #include "hf_prom.h"
 #include "hf_text.h"
 #include "hf_util.h"
@@ -56,6 +57,7 @@ struct hf_modes {
 	hf_modes_conv conv;
 	char reason[320];
 	unsigned attempts;
+	bool attempts_logged;        /* a failure was logged: log the recovery too */
 	uint64_t retry_at_ms;        /* mono; 0 = no attempt scheduled */
 	hf_switch_trigger retry_trigger;
 	uint64_t next_health_ms;
@@ -220,6 +222,12 @@ static int run_switch(hf_modes *m, hf_switch_record *rec, json_t *params, uint64
 	pthread_mutex_unlock(&m->lock);
 	rec->total_ms = hf_mono_ms() - begin;
 	record_switch(m, rec, r < 0);
+	if (r == 0)
+		hf_log_info("mode: %s -> %s in %llu ms (queued %llu, drain %llu, release %llu, start %llu)",
+			    rec->from_none ? "none" : hf_mode_name(rec->from), hf_mode_name(rec->to),
+			    (unsigned long long)rec->total_ms, (unsigned long long)rec->queued_ms,
+			    (unsigned long long)rec->drain_ms, (unsigned long long)rec->release_ms,
+			    (unsigned long long)rec->start_ms);
 	return r;
 }
 
@@ -246,6 +254,9 @@ static void finish_attempt(hf_modes *m, uint64_t gen, int r, const char *error, 
 			 * it is over once the mode ran healthy for a while (check_health). */
 			if (!m->workers[m->current].health)
 				m->attempts = 0;
+			if (started && m->attempts_logged)
+				hf_log_notice("mode: %s running again", hf_mode_name(m->current));
+			m->attempts_logged = false;
 		} else {
 			m->attempts++;
 			m->converged = false;
@@ -256,6 +267,9 @@ static void finish_attempt(hf_modes *m, uint64_t gen, int r, const char *error, 
 			snprintf(m->reason, sizeof m->reason, "%s (attempt %u); running idle until the "
 				 "next attempt", error, m->attempts);
 			hf_utf8_trim(m->reason);
+			hf_log_warn("mode: %s (attempt %u); running idle, next attempt in %llu ms", error,
+				    m->attempts, (unsigned long long)(m->retry_at_ms - now));
+			m->attempts_logged = true;
 		}
 	}
 	/* else a newer desired state arrived meanwhile: the switcher acts on it next */
@@ -337,6 +351,10 @@ static void health_failed(hf_modes *m, int r, const char *detail)
 		m->retry_at_ms = hf_mono_ms() + backoff_ms(m, m->attempts);
 		m->retry_trigger = HF_TRIGGER_RESTART;
 	}
+	hf_log_err("mode: %s failed while running: %s; stopped (idle), restart in %llu ms",
+		   hf_mode_name(rec.from), rec.error,
+		   (unsigned long long)backoff_ms(m, m->attempts));
+	m->attempts_logged = true;
 	pthread_cond_broadcast(&m->cond);
 }
 
