@@ -46,7 +46,7 @@ static const char *const outcome_names[O_COUNT] = {
 
 struct hf_control {
 	hf_control_ops ops;
-	char url[512], node_id[64], ca_file[PATH_MAX];
+	char url[512], shown_url[512], node_id[64], ca_file[PATH_MAX];
 	uint64_t poll_wait_s, retry_max_ms;
 	pthread_t thread;
 	pthread_mutex_t lock;
@@ -71,6 +71,25 @@ static int on_progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_
 {
 	hf_control *ctl = ud;
 	return atomic_load(&ctl->stop) ? 1 : 0;
+}
+
+void hf_control_mask_url(char *dst, size_t dstsz, const char *url)
+{
+	const char *scheme = strstr(url, "://");
+	const char *auth = scheme ? scheme + 3 : NULL;
+	const char *end = auth ? auth + strcspn(auth, "/?#") : NULL;
+	const char *at = NULL;
+
+	for (const char *p = auth; p && p < end; p++)
+		if (*p == '@')
+			at = p;
+	if (!at) {
+		hf_strlcpy(dst, url, dstsz);
+		return;
+	}
+	const char *colon = memchr(auth, ':', (size_t)(at - auth));
+	const char *keep_end = colon ? colon + 1 : auth;
+	snprintf(dst, dstsz, "%.*s***%s", (int)(keep_end - url), url, at);
 }
 
 /* Counts one finished poll; err (outside text, cleaned here) describes a problem. */
@@ -157,17 +176,18 @@ static outcome poll_once(hf_control *c, CURL *curl)
 		o = O_TRANSPORT;
 		snprintf(msg, sizeof msg, "%s", err[0] ? err : curl_easy_strerror(cc));
 		note(c, o, msg);
-	} else if (curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status), status == 204) {
-		o = O_NO_CONTENT;
-		note(c, o, NULL);
-	} else if (status == 200) {
-		o = submit(c, &body);
-	} else {
+	} else if (curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK ||
+		   (status != 200 && status != 204)) {
 		o = O_HTTP_ERROR;
 		int n = body.len > ERROR_BODY_MAX ? ERROR_BODY_MAX : (int)body.len;
 		snprintf(msg, sizeof msg, "coordinator answered HTTP %ld%s%.*s", status,
 			 n ? ": " : "", n, body.data ? body.data : "");
 		note(c, o, msg);
+	} else if (status == 204) {
+		o = O_NO_CONTENT;
+		note(c, o, NULL);
+	} else {
+		o = submit(c, &body);
 	}
 	hf_buf_free(&body);
 	return o;
@@ -243,6 +263,7 @@ int hf_control_start(const hf_control_opts *opts, const hf_control_ops *ops, hf_
 	}
 	for (size_t n = strlen(c->url); n > 0 && c->url[n - 1] == '/'; n--)
 		c->url[n - 1] = '\0';
+	hf_control_mask_url(c->shown_url, sizeof c->shown_url, c->url);
 	c->poll_wait_s = opts->poll_wait_s;
 	c->retry_max_ms = opts->retry_max_ms ? opts->retry_max_ms : 1;
 	c->last_outcome = -1;
@@ -255,7 +276,7 @@ int hf_control_start(const hf_control_opts *opts, const hf_control_ops *ops, hf_
 		free(c);
 		return hf_fail(eb, HF_ENOMEM, "cannot start the control thread");
 	}
-	hf_log_info("polling %s for instructions (wait %llu s)", c->url,
+	hf_log_info("polling %s for instructions (wait %llu s)", c->shown_url,
 		    (unsigned long long)c->poll_wait_s);
 	*out = c;
 	return 0;
@@ -268,7 +289,7 @@ void hf_control_status(hf_control *c, json_t *obj)
 	pthread_mutex_lock(&c->lock);
 	for (int i = 0; i < O_COUNT; i++)
 		json_object_set_new(oc, outcome_names[i], json_integer((json_int_t)c->outcomes[i]));
-	json_object_set_new(obj, "coordinator", json_string(c->url));
+	json_object_set_new(obj, "coordinator", json_string(c->shown_url));
 	json_object_set_new(obj, "connected", json_boolean(c->connected));
 	json_object_set_new(obj, "polls", json_integer((json_int_t)c->polls));
 	json_object_set_new(obj, "last_poll_ms", json_integer((json_int_t)c->last_poll_ms));

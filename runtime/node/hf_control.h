@@ -18,6 +18,7 @@
 #define HF_CONTROL_H
 
 #include <jansson.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "hf_buf.h"
@@ -60,6 +61,9 @@ void hf_control_status(hf_control *c, json_t *obj);
 /* hashflop_control_polls_total, _poll_errors_total, _envelopes_total,
  * _poll_outcomes_total{outcome}, _backoff_seconds, _connected. */
 void hf_control_metrics(hf_control *c, hf_buf *b);
+/* url with the password of its userinfo, or the whole userinfo when it has no password (a
+ * token), replaced by "***" (dst of size dstsz): for logs, status and printed configs. */
+void hf_control_mask_url(char *dst, size_t dstsz, const char *url);
 /* Stops the poller and frees. NULL accepted. */
 void hf_control_free(hf_control *c);
 

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "hf_config.h"
+#include "hf_control.h"
 #include "hf_mining_config.h"
 #include "hf_util.h"
 
@@ -220,27 +221,6 @@ static bool put_uint(json_t *obj, const char *key, uint64_t v)
 	return json_object_set_new(obj, key, json_integer((json_int_t)v)) == 0;
 }
 
-/* A URL with the password of its userinfo (or the whole userinfo when it has no password: a
- * token) replaced by "***". */
-static void mask_url(char *dst, size_t dstsz, const char *url)
-{
-	const char *scheme = strstr(url, "://");
-	const char *auth = scheme ? scheme + 3 : NULL;
-	const char *end = auth ? auth + strcspn(auth, "/?#") : NULL;
-	const char *at = NULL;
-
-	for (const char *p = auth; p && p < end; p++)
-		if (*p == '@')
-			at = p;
-	if (!at) {
-		hf_strlcpy(dst, url, dstsz);
-		return;
-	}
-	const char *colon = memchr(auth, ':', (size_t)(at - auth));
-	const char *keep_end = colon ? colon + 1 : auth;
-	snprintf(dst, dstsz, "%.*s***%s", (int)(keep_end - url), url, at);
-}
-
 /* One line per key, in the order node.json documents them; adding a key is one line here. */
 static bool put_sections(const hf_node_config *cfg, bool mask, json_t *root, json_t *api,
 			 json_t *modes, json_t *control)
@@ -263,7 +243,7 @@ static bool put_sections(const hf_node_config *cfg, bool mask, json_t *root, jso
 	ok &= put_uint(modes, "apply_wait_ms", cfg->apply_wait_ms);
 	ok &= put_str(control, "trust_file", cfg->trust_file);
 	if (mask)
-		mask_url(url, sizeof url, cfg->coordinator_url);
+		hf_control_mask_url(url, sizeof url, cfg->coordinator_url);
 	ok &= put_str(control, "coordinator_url", mask ? url : cfg->coordinator_url);
 	ok &= put_str(control, "ca_file", cfg->ca_file);
 	ok &= put_uint(control, "poll_wait_s", cfg->poll_wait_s);

@@ -378,6 +378,54 @@ Test(node_instructions, coordinator_long_poll_delivers_and_backs_off)
 	fixture_fini(&f);
 }
 
+static int coord_polls(coord *c)
+{
+	pthread_mutex_lock(&c->lock);
+	int n = c->polls;
+	pthread_mutex_unlock(&c->lock);
+	return n;
+}
+
+/* A coordinator that keeps serving an expired envelope: the node refuses it and backs off
+ * (retry_max_ms 200: a few polls a second at most; the old hot loop made thousands). */
+Test(node_instructions, coordinator_serving_an_expired_envelope_is_backed_off)
+{
+	coord c = { 0 };
+	hf_httpd_opts o = { .host = "127.0.0.1", .port = 0 };
+	hf_httpd *h;
+	fixture f;
+	char extra[256];
+	pthread_mutex_init(&c.lock, NULL);
+	cr_assert_eq(hf_httpd_new(&o, coord_routes, 1, &c, &h, NULL), 0);
+	snprintf(extra, sizeof extra, ", \"coordinator_url\": \"http://127.0.0.1:%u\", \"poll_wait_s\": 1,"
+		 " \"retry_max_ms\": 200", hf_httpd_port(h));
+	fixture_init(&f, "coord-expired", true, extra);
+	c.env = envelope(f.coord, NULL, "lab", "n1", -5000, -1000, "idle", NULL);
+	c.env_issued = UINT64_MAX;
+	start(&f);
+	uint64_t end = hf_mono_ms() + 20000;
+	while (coord_polls(&c) < 3 && hf_mono_ms() < end)
+		hf_sleep_ms(10);
+	cr_assert_geq(coord_polls(&c), 3, "the coordinator was not polled");
+	int p0 = coord_polls(&c);
+	uint64_t t0 = hf_mono_ms();
+	while (hf_mono_ms() - t0 < 1500)
+		hf_sleep_ms(20);
+	int n = coord_polls(&c) - p0;
+	uint64_t t = hf_mono_ms() - t0;
+	fprintf(stderr, "# %d polls of an expired envelope in %llu ms\n", n, (unsigned long long)t);
+	cr_assert_leq((uint64_t)n, 2 * (t * 4 / (200 * 3) + 2) + 5, "%d polls in %llu ms", n,
+		      (unsigned long long)t);
+	reply r;
+	http("GET", f.port, "/v1/status", NULL, &r);
+	cr_assert(strstr(r.body, "\"last_outcome\":\"refused\""), "%s", r.body);
+	cr_assert(strstr(r.body, "expired at"), "the refusal is in last_error: %s", r.body);
+	stop(&f);
+	hf_httpd_free(h);
+	free(c.env);
+	fixture_fini(&f);
+}
+
 static void kill9(fixture *f)
 {
 	int st = hf_testproc_stop(f->proc, SIGKILL, 10000);

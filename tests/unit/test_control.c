@@ -404,11 +404,16 @@ Test(control, unreachable_coordinator_backs_off)
 	char url[128];
 	rig_init(&r, SERVE_204);
 	/* A port that was just bound and released: connections are refused. */
-	snprintf(url, sizeof url, "http://127.0.0.1:%u", hf_httpd_port(r.httpd));
+	snprintf(url, sizeof url, "http://ops:pw@127.0.0.1:%u", hf_httpd_port(r.httpd));
 	hf_httpd_free(r.httpd);
 	r.httpd = NULL;
 	rig_start_at(&r, url, 200);
 	cr_assert(wait_outcome(&r, "transport_error", 3));
+	json_t *j = status(&r);
+	const char *shown = json_string_value(json_object_get(j, "coordinator"));
+	cr_assert(strncmp(shown, "http://ops:***@127.0.0.1:", 25) == 0, "%s", shown);
+	cr_assert(json_is_false(json_object_get(j, "connected")));
+	json_decref(j);
 	uint64_t p0 = outcome(&r, "transport_error"), t0 = hf_mono_ms();
 	while (hf_mono_ms() - t0 < 1500)
 		hf_sleep_ms(20);
