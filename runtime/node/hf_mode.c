@@ -350,11 +350,14 @@ static void health_failed(hf_modes *m, int r, const char *detail)
 	if (gen == m->desired_gen) {
 		m->retry_at_ms = hf_mono_ms() + backoff_ms(m, m->attempts);
 		m->retry_trigger = HF_TRIGGER_RESTART;
+		hf_log_err("mode: %s failed while running: %s; stopped (idle), restart in %llu ms",
+			   hf_mode_name(rec.from), rec.error,
+			   (unsigned long long)backoff_ms(m, m->attempts));
+		m->attempts_logged = true;
+	} else {
+		hf_log_err("mode: %s failed while running: %s; stopped (a new desired state follows)",
+			   hf_mode_name(rec.from), rec.error);
 	}
-	hf_log_err("mode: %s failed while running: %s; stopped (idle), restart in %llu ms",
-		   hf_mode_name(rec.from), rec.error,
-		   (unsigned long long)backoff_ms(m, m->attempts));
-	m->attempts_logged = true;
 	pthread_cond_broadcast(&m->cond);
 }
 

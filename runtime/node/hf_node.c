@@ -135,6 +135,7 @@ static void load_trust(hf_node *n)
 	else
 		snprintf(n->trust_problem, sizeof n->trust_problem,
 			 "trust file refused (%s): every instruction is refused", eb.msg);
+	hf_text_clean_inplace(n->trust_problem); /* it may quote the file's values */
 	hf_log_warn("%s", n->trust_problem);
 }
 
