@@ -266,11 +266,12 @@ json_t *hf_node_status_json(hf_node *n)
 	json_object_set_new(j, "desired_mode", json_string(hf_mode_name(n->st.desired_mode)));
 	if (!hf_modes_available(n->modes, n->st.desired_mode)) {
 		char why[160];
-		snprintf(why, sizeof why, "mode %s is not available in this build; running idle",
-			 hf_mode_name(n->st.desired_mode));
+		snprintf(why, sizeof why, "mode %s is not available in this build; the node keeps "
+			 "its current mode", hf_mode_name(n->st.desired_mode));
+		json_t *cv = json_object_get(j, "convergence");
 		json_object_set_new(j, "converged", json_false());
-		json_object_set_new(j, "convergence", json_pack("{s:s, s:s}", "state", "unavailable",
-								"reason", why));
+		json_object_set_new(cv, "state", json_string("unavailable"));
+		json_object_set_new(cv, "reason", json_string(why));
 	}
 	json_object_set_new(j, "control", control_status(n));
 	pthread_mutex_unlock(&n->lock);
