@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "hf_config.h"
+#include "hf_mining_config.h"
 #include "hf_node_config.h"
 
 static int parse(const char *text, hf_node_config *cfg, hf_errbuf *eb)
@@ -200,6 +201,13 @@ Test(node_config, effective_config_round_trips)
 				cr_assert_str_eq(a.coordinator_url, b.coordinator_url);
 				cr_assert_eq(a.mode_retry_max_ms, b.mode_retry_max_ms);
 				cr_assert_eq(a.api_port, b.api_port);
+				hf_mining_config ma, mb;
+				hf_mining_config_defaults(&ma);
+				hf_mining_config_defaults(&mb);
+				if (a.mining)
+					cr_assert_eq(hf_mining_config_from_json(&ma, a.mining, "mining", NULL), 0);
+				cr_assert_eq(hf_mining_config_from_json(&mb, b.mining, "mining", NULL), 0);
+				cr_assert_eq(memcmp(&ma, &mb, sizeof ma), 0, "the mining section changed");
 			}
 			free(t1);
 			free(t2);
