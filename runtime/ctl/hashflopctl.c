@@ -19,6 +19,7 @@
 #include "hf_config.h"
 #include "hf_file.h"
 #include "hf_instr.h"
+#include "hf_text.h"
 #include "hf_util.h"
 #include "hf_version.h"
 #ifdef HF_HAVE_OPENCL
@@ -783,6 +784,30 @@ static int coordinator_path(const char *env, size_t len, char *path, size_t path
 	return 0;
 }
 
+/* A node's answer to an instruction, printed as it came; an accepted instruction whose mode did
+ * not start (the node retries it) is a failure of the push, one still switching is not. */
+static int push_verdict(const char *answer)
+{
+	json_t *j = json_loads(answer, 0, NULL);
+	const char *result = json_string_value(json_object_get(j, "result"));
+	char why[512] = "";
+	int rc = 0;
+
+	printf("%s%s", answer, answer[0] && answer[strlen(answer) - 1] == '\n' ? "" : "\n");
+	if (result && strcmp(result, "accepted") == 0 && json_is_false(json_object_get(j, "applied"))) {
+		const char *e = json_string_value(json_object_get(j, "error"));
+		const char *d = json_string_value(json_object_get(j, "detail"));
+		hf_text_clean(why, sizeof why, e ? e : d ? d : "", strlen(e ? e : d ? d : ""));
+		if (json_is_true(json_object_get(j, "pending")))
+			fprintf(stderr, "hashflopctl push: accepted; the switch is still running (see "
+				"hashflopctl status)\n");
+		else
+			rc = fail("push", "accepted but not applied: %s", why[0] ? why : "no reason given");
+	}
+	json_decref(j);
+	return rc;
+}
+
 static int cmd_push(int argc, char **argv)
 {
 	static const struct option lo[] = {
@@ -813,8 +838,15 @@ static int cmd_push(int argc, char **argv)
 	if (read_input("push", argv[optind], &env, &len) != 0)
 		return 1;
 	rc = coord ? coordinator_path(env, len, path, sizeof path) : 0;
-	if (rc == 0)
-		rc = http_call("push", coord ? coord : api, path, env, len, ca, NULL);
+	if (rc == 0 && coord) {
+		rc = http_call("push", coord, path, env, len, ca, NULL);
+	} else if (rc == 0) {
+		char *answer = NULL;
+		rc = http_call("push", api, path, env, len, ca, &answer);
+		if (rc == 0)
+			rc = push_verdict(answer);
+		free(answer);
+	}
 	free(env);
 	return rc;
 }

@@ -3,6 +3,7 @@
  * Threading: main owns the node; signals are blocked in every thread and taken with sigwait()
  * here, so no handler runs asynchronously.
  */
+#include <curl/curl.h>
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -12,7 +13,6 @@
 
 #include "hf_httpd.h"
 #include "hf_log.h"
-#include "hf_mining_config.h"
 #include "hf_node.h"
 #include "hf_node_config.h"
 #include "hf_notify.h"
@@ -31,7 +31,9 @@ static void usage(FILE *f)
 		"  -c, --config FILE        node.json to load (default: the embedded defaults:\n"
 		"                           node id = host name, fleet \"default\", state dir\n"
 		"                           " HF_NODE_DEFAULT_STATE_DIR ", API 127.0.0.1:%d)\n"
-		"      --check-config       validate the configuration, print it, and exit\n"
+		"      --check-config       validate the configuration, print the effective config\n"
+		"                           as node.json (every default filled in, secrets shown\n"
+		"                           as \"***\") on stdout, and exit\n"
 		"      --state-dir DIR      override state_dir\n"
 		"      --port N             override api.port (0 = an ephemeral port)\n"
 		"  -v, --verbose            log at debug level\n"
@@ -113,19 +115,27 @@ static int load_config(const opts *o, hf_node_config *cfg)
 	return -1;
 }
 
-static void print_config(const hf_node_config *cfg)
+/* The effective config as node.json on stdout (secrets masked); 0, or 2 when it cannot be
+ * written as JSON. */
+static int print_config(const hf_node_config *cfg)
 {
-	printf("config ok\n"
-	       "node_id       %s\nfleet_id      %s\nstate_dir     %s\nlog_level     %s\n"
-	       "api           %s:%u\ninitial mode  %s\ndrain timeout %llu ms\n",
-	       cfg->node_id, cfg->fleet_id, cfg->state_dir, hf_log_level_name(cfg->log_level),
-	       cfg->api_listen, cfg->api_port, hf_mode_name(cfg->initial_mode),
-	       (unsigned long long)cfg->drain_timeout_ms);
-	hf_mining_config mc;
-	hf_mining_config_defaults(&mc);
-	if (!cfg->mining || hf_mining_config_from_json(&mc, cfg->mining, "mining", NULL) == 0)
-		printf("mining        %zu pool(s)%s%s, backend %s\n", mc.npools, mc.npools ? ", first " : "",
-		       mc.npools ? mc.pools[0].url : "", mc.backend == HF_MINING_OPENCL ? "opencl" : "cpu");
+	hf_errbuf eb;
+	json_t *j;
+	char *text;
+
+	if (hf_node_config_to_json(cfg, true, &j, &eb) < 0) {
+		fprintf(stderr, "hashflopd: --check-config: %s\n", eb.msg);
+		return 2;
+	}
+	text = json_dumps(j, JSON_INDENT(2));
+	json_decref(j);
+	if (!text) {
+		fprintf(stderr, "hashflopd: --check-config: out of memory\n");
+		return 2;
+	}
+	printf("%s\n", text);
+	free(text);
+	return fflush(stdout) == 0 ? 0 : 1;
 }
 
 /* The API holds a descriptor per connection: the soft limit (often 1024) goes up to the hard one. */
@@ -149,16 +159,24 @@ int main(int argc, char **argv)
 	opts o = { 0 };
 	int rc, sig = 0;
 
+	/* Before any thread exists: libcurl's global state (TLS backends) is not thread-safe to
+	 * set up lazily from the control thread and the mining driver at once. */
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		fprintf(stderr, "hashflopd: cannot initialise libcurl\n");
+		return 1;
+	}
 	rc = parse_args(argc, argv, &o);
-	if (rc >= 0)
+	if (rc < 0)
+		rc = load_config(&o, &cfg);
+	if (rc >= 0) {
+		curl_global_cleanup();
 		return rc;
-	rc = load_config(&o, &cfg);
-	if (rc >= 0)
-		return rc;
+	}
 	if (o.check) {
-		print_config(&cfg);
+		rc = print_config(&cfg);
 		hf_node_config_clear(&cfg);
-		return 0;
+		curl_global_cleanup();
+		return rc;
 	}
 	hf_log_init(argv[0], cfg.log_level);
 	raise_fd_limit();
@@ -172,6 +190,7 @@ int main(int argc, char **argv)
 	if (hf_node_new(&cfg, &node, &eb) < 0) {
 		hf_log_err("cannot start: %s", eb.msg);
 		hf_node_config_clear(&cfg);
+		curl_global_cleanup();
 		return 1;
 	}
 	hf_log_notice("hashflopd %s node %s fleet %s: API on http://%s%s%s:%u/v1/status and /metrics",
@@ -191,6 +210,7 @@ int main(int argc, char **argv)
 	hf_notify("STOPPING=1");
 	hf_node_free(node);
 	hf_node_config_clear(&cfg);
+	curl_global_cleanup();
 	hf_log_notice("clean shutdown");
 	return 0;
 }

@@ -232,3 +232,54 @@ int hf_mining_config_pools_from_params(hf_mining_config *c, const json_t *params
 		return r;
 	return pools ? read_pools(c, pools, "instruction.mining", eb) : 0;
 }
+
+/* One line per key, in the order of the parser's tables; adding a key is one line here. */
+json_t *hf_mining_config_to_json(const hf_mining_config *c, bool mask_secrets)
+{
+	json_t *o = json_object(), *pools = json_array(), *cpu = json_object(), *ocl = json_object();
+	bool ok = o && pools && cpu && ocl;
+
+	for (size_t i = 0; ok && i < c->npools; i++) {
+		const hf_mining_pool *p = &c->pools[i];
+		ok = json_array_append_new(pools, json_pack("{s:s, s:s, s:s}", "url", p->url,
+			"user", p->user, "pass", mask_secrets && p->pass[0] ? "***" : p->pass)) == 0;
+	}
+	ok = ok && json_object_set_new(cpu, "threads", json_integer(c->threads)) == 0;
+	ok = ok && json_object_set_new(cpu, "affinity", json_string(affinity_choices[c->affinity])) == 0;
+	ok = ok && json_object_set_new(cpu, "impl", json_string(c->impl)) == 0;
+	ok = ok && json_object_set_new(cpu, "nice", json_integer(c->nice)) == 0;
+	ok = ok && json_object_set_new(ocl, "device", json_string(c->device)) == 0;
+	ok = ok && json_object_set_new(ocl, "batch", json_integer(c->batch)) == 0;
+	ok = ok && json_object_set_new(ocl, "cache_dir", json_string(c->cache_dir)) == 0;
+	ok = ok && json_object_set_new(o, "pools", json_incref(pools)) == 0;
+	ok = ok && json_object_set_new(o, "backend", json_string(backend_choices[c->backend])) == 0;
+	ok = ok && json_object_set_new(o, "cpu", json_incref(cpu)) == 0;
+	ok = ok && json_object_set_new(o, "opencl", json_incref(ocl)) == 0;
+	ok = ok && json_object_set_new(o, "range_bits", json_integer(c->range_bits)) == 0;
+	ok = ok && json_object_set_new(o, "version_rolling", json_boolean(c->version_rolling)) == 0;
+	ok = ok && json_object_set_new(o, "suggest_difficulty", json_real(c->suggest_difficulty)) == 0;
+	ok = ok && json_object_set_new(o, "user_agent", json_string(c->user_agent)) == 0;
+	ok = ok && json_object_set_new(o, "ca_file", json_string(c->ca_file)) == 0;
+	ok = ok && json_object_set_new(o, "insecure", json_boolean(c->insecure)) == 0;
+	ok = ok && json_object_set_new(o, "failback_ms", json_integer((json_int_t)c->failback_ms)) == 0;
+	ok = ok && json_object_set_new(o, "backoff_max_ms", json_integer((json_int_t)c->backoff_max_ms)) == 0;
+	ok = ok && json_object_set_new(o, "silence_ms", json_integer((json_int_t)c->silence_ms)) == 0;
+	ok = ok && json_object_set_new(o, "status_interval_s",
+				       json_integer((json_int_t)c->status_interval_s)) == 0;
+	ok = ok && json_object_set_new(o, "stall_ms", json_integer((json_int_t)c->stall_ms)) == 0;
+	ok = ok && json_object_set_new(o, "flush_timeout_ms",
+				       json_integer((json_int_t)c->flush_timeout_ms)) == 0;
+	ok = ok && json_object_set_new(o, "restart_max", json_integer(c->restart_max)) == 0;
+	ok = ok && json_object_set_new(o, "restart_window_ms",
+				       json_integer((json_int_t)c->restart_window_ms)) == 0;
+	ok = ok && json_object_set_new(o, "restart_backoff_ms",
+				       json_integer((json_int_t)c->restart_backoff_ms)) == 0;
+	json_decref(pools);
+	json_decref(cpu);
+	json_decref(ocl);
+	if (!ok) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}

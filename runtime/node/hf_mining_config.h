@@ -74,5 +74,9 @@ int hf_mining_config_from_json(hf_mining_config *c, const json_t *obj, const cha
 			       hf_errbuf *eb);
 /* Replaces c's pools with an instruction's {"pools": [...]} (the only key allowed there). */
 int hf_mining_config_pools_from_params(hf_mining_config *c, const json_t *params, hf_errbuf *eb);
+/* c as a `mining` object with every key (new reference; NULL when a string is not valid UTF-8
+ * or out of memory); mask_secrets writes non-empty pool passwords as "***".
+ * hf_mining_config_from_json() of the result gives c back (with the masked passwords). */
+json_t *hf_mining_config_to_json(const hf_mining_config *c, bool mask_secrets);
 
 #endif

@@ -1,6 +1,7 @@
-/* hf_node: assembly of a running node (state dir lock, persisted state, modes, API).
- * Invariants: the desired mode is on disk before its switch is queued; the state lock is held
- * for the node's whole life.
+/* hf_node: assembly of a running node (state dir lock, persisted state, modes, API, control).
+ * Invariants: the desired mode is on disk before it is handed to the mode machine; the state
+ * lock is held for the node's whole life; text from outside (refusal details that quote
+ * payload fields) is cleaned before it is logged or answered.
  * Threading: see hf_node.h; st is guarded by lock.
  */
 #include "hf_node.h"
@@ -26,6 +27,7 @@
 #include "hf_node_api.h"
 #include "hf_node_state.h"
 #include "hf_prom.h"
+#include "hf_text.h"
 #include "hf_util.h"
 #include "hf_version.h"
 
@@ -133,7 +135,41 @@ static void load_trust(hf_node *n)
 	else
 		snprintf(n->trust_problem, sizeof n->trust_problem,
 			 "trust file refused (%s): every instruction is refused", eb.msg);
+	hf_text_clean_inplace(n->trust_problem); /* it may quote the file's values */
 	hf_log_warn("%s", n->trust_problem);
+}
+
+/* The control channel's view of the node: submit an envelope, read last_issued_ms. */
+static hf_control_verdict control_submit(void *ctx, const char *envelope, size_t len,
+					 char *detail, size_t detailsz)
+{
+	hf_instr_outcome o;
+
+	hf_node_submit_instruction(ctx, envelope, len, "coordinator", 0, &o);
+	hf_strlcpy(detail, o.error[0] ? o.error : o.detail, detailsz);
+	switch (o.result) {
+	case HF_INSTR_ACCEPTED: return HF_CONTROL_ACCEPTED;
+	case HF_INSTR_NOOP: return HF_CONTROL_NOOP;
+	case HF_INSTR_REFUSED:
+	case HF_INSTR_NO_TRUST: return HF_CONTROL_REFUSED;
+	case HF_INSTR_FAILED: break;
+	}
+	return HF_CONTROL_FAILED;
+}
+
+static uint64_t control_last_issued(void *ctx)
+{
+	return hf_node_last_issued_ms(ctx);
+}
+
+static int start_control(hf_node *n, hf_errbuf *eb)
+{
+	hf_control_opts o = { .coordinator_url = n->cfg->coordinator_url, .node_id = n->cfg->node_id,
+			      .ca_file = n->cfg->ca_file, .poll_wait_s = n->cfg->poll_wait_s,
+			      .retry_max_ms = n->cfg->retry_max_ms };
+	hf_control_ops ops = { .ctx = n, .submit = control_submit,
+			       .last_issued_ms = control_last_issued };
+	return hf_control_start(&o, &ops, &n->control, eb);
 }
 
 /* The mining worker: always built in (the CPU backend needs no device). */
@@ -180,7 +216,10 @@ int hf_node_new(const hf_node_config *cfg, hf_node **out, hf_errbuf *eb)
 	}
 	restore_state(n);
 	load_trust(n);
-	if ((r = hf_modes_new(cfg->drain_timeout_ms, &n->modes, eb)) < 0)
+	hf_modes_opts mo = { .drain_timeout_ms = cfg->drain_timeout_ms,
+			     .retry_min_ms = cfg->mode_retry_min_ms, .retry_max_ms = cfg->mode_retry_max_ms,
+			     .health_interval_ms = cfg->health_interval_ms };
+	if ((r = hf_modes_new(&mo, &n->modes, eb)) < 0)
 		goto fail;
 	if ((r = register_mining(n, eb)) < 0)
 		goto fail;
@@ -190,7 +229,8 @@ int hf_node_new(const hf_node_config *cfg, hf_node **out, hf_errbuf *eb)
 			    hf_mode_name(start_mode));
 		start_mode = HF_MODE_IDLE;
 	}
-	if ((r = hf_modes_request(n->modes, start_mode, n->st.mode_params, eb)) < 0)
+	if ((r = hf_modes_request(n->modes, start_mode,
+				  start_mode == n->st.desired_mode ? n->st.mode_params : NULL, NULL, eb)) < 0)
 		goto fail;
 	if ((r = hf_httpd_new(&ho, hf_node_api_routes, hf_node_api_nroutes, n, &n->api, eb)) < 0)
 		goto fail;
@@ -199,7 +239,7 @@ int hf_node_new(const hf_node_config *cfg, hf_node **out, hf_errbuf *eb)
 			    hf_httpd_max_conns(n->api), ho.max_conns);
 	if ((r = write_api_file(n, eb)) < 0)
 		goto fail;
-	if (cfg->coordinator_url[0] && (r = hf_control_start(n, &n->control, eb)) < 0)
+	if (cfg->coordinator_url[0] && (r = start_control(n, eb)) < 0)
 		goto fail;
 	*out = n;
 	return 0;
@@ -211,36 +251,6 @@ fail:
 uint16_t hf_node_api_port(const hf_node *n)
 {
 	return hf_httpd_port(n->api);
-}
-
-hf_modes *hf_node_modes(hf_node *n)
-{
-	return n->modes;
-}
-
-int hf_node_set_mode(hf_node *n, hf_mode target, const json_t *params, hf_errbuf *eb)
-{
-	int r;
-
-	if (!hf_modes_available(n->modes, target))
-		return hf_fail(eb, HF_EUNSUPPORTED, "mode %s is not available in this build",
-			       hf_mode_name(target));
-	pthread_mutex_lock(&n->lock);
-	hf_node_state next = n->st;
-	next.desired_mode = target;
-	next.mode_params = params ? json_deep_copy((json_t *)params) : NULL;
-	r = hf_node_state_save(n->cfg->state_dir, &next, eb);
-	if (r < 0) {
-		atomic_fetch_add(&n->state_write_failures, 1);
-		json_decref(next.mode_params);
-	} else {
-		atomic_fetch_add(&n->state_writes, 1);
-		json_decref(n->st.mode_params);
-		n->st = next;
-		r = hf_modes_request(n->modes, target, params, eb);
-	}
-	pthread_mutex_unlock(&n->lock);
-	return r;
 }
 
 json_t *hf_node_status_json(hf_node *n)
@@ -260,6 +270,15 @@ json_t *hf_node_status_json(hf_node *n)
 	json_object_set_new(j, "last_instruction", li);
 	/* The persisted desire wins over the machine's: it includes modes this build lacks. */
 	json_object_set_new(j, "desired_mode", json_string(hf_mode_name(n->st.desired_mode)));
+	if (!hf_modes_available(n->modes, n->st.desired_mode)) {
+		char why[160];
+		snprintf(why, sizeof why, "mode %s is not available in this build; the node keeps "
+			 "its current mode", hf_mode_name(n->st.desired_mode));
+		json_t *cv = json_object_get(j, "convergence");
+		json_object_set_new(j, "converged", json_false());
+		json_object_set_new(cv, "state", json_string("unavailable"));
+		json_object_set_new(cv, "reason", json_string(why));
+	}
 	json_object_set_new(j, "control", control_status(n));
 	pthread_mutex_unlock(&n->lock);
 	return j;
@@ -290,6 +309,8 @@ void hf_node_free(hf_node *n)
 	if (!n)
 		return;
 	hf_control_free(n->control);
+	if (n->modes)
+		hf_modes_shutdown(n->modes); /* instruction waits in API handlers return now */
 	hf_httpd_free(n->api);
 	if (n->api_file[0])
 		unlink(n->api_file);
@@ -353,16 +374,18 @@ static json_t *instruction_record(const hf_instr *in, const char *source, const 
 	return rec;
 }
 
-/* Persists an accepted instruction, then queues its switch. Called with instr_lock held. */
+/* Persists an accepted instruction, then makes it the desired state. Called with instr_lock
+ * held; *ticket identifies the request for the wait. */
 static void apply_instruction(hf_node *n, const hf_instr *in, const char *source,
 			      const char *env_sha, const char *envelope, size_t len,
-			      hf_instr_outcome *out)
+			      hf_instr_outcome *out, hf_modes_ticket *ticket, bool *requested)
 {
 	hf_errbuf eb;
 	hf_node_state next;
 	hf_mode mode = (hf_mode)in->mode;
 	const json_t *params = params_for(in);
 
+	*requested = false;
 	pthread_mutex_lock(&n->lock);
 	next = n->st;
 	next.desired_mode = mode;
@@ -379,6 +402,7 @@ static void apply_instruction(hf_node *n, const hf_instr *in, const char *source
 		atomic_fetch_add(&n->instr_failures, 1);
 		out->result = HF_INSTR_FAILED;
 		snprintf(out->detail, sizeof out->detail, "cannot persist the instruction: %s", eb.msg);
+		hf_text_clean_inplace(out->detail);
 		hf_log_err("instruction from %s accepted but not applied: %s", source, out->detail);
 		return;
 	}
@@ -394,28 +418,62 @@ static void apply_instruction(hf_node *n, const hf_instr *in, const char *source
 	out->automatic = in->automatic;
 	out->mode_available = hf_modes_available(n->modes, mode);
 	atomic_fetch_add(strcmp(source, "coordinator") == 0 ? &n->accepted_coord : &n->accepted_local, 1);
-	if (out->mode_available && hf_modes_request(n->modes, mode, params, &eb) < 0) {
-		snprintf(out->detail, sizeof out->detail, "%s", eb.msg);
-		hf_log_err("instruction %.16s: switch to %s not queued: %s", in->payload_sha256,
-			   hf_mode_name(mode), eb.msg);
-	} else if (!out->mode_available) {
-		snprintf(out->detail, sizeof out->detail, "mode %s is not available in this build; "
-			 "the node stays in its current mode", hf_mode_name(mode));
-		hf_log_warn("instruction %.16s accepted: %s", in->payload_sha256, out->detail);
-	}
 	hf_log_notice("instruction %.16s from %s accepted (%s authority): mode %s, issued_ms %llu",
 		      in->payload_sha256, source, in->automatic ? "coordinator" : "operator",
 		      hf_mode_name(mode), (unsigned long long)in->issued_ms);
+	if (!out->mode_available) {
+		snprintf(out->error, sizeof out->error, "mode %s is not available in this build; "
+			 "the node stays in its current mode", hf_mode_name(mode));
+		hf_log_warn("instruction %.16s accepted: %s", in->payload_sha256, out->error);
+	} else if (hf_modes_request(n->modes, mode, params, ticket, &eb) < 0) {
+		hf_text_clean(out->error, sizeof out->error, eb.msg, strlen(eb.msg));
+		hf_log_err("instruction %.16s: switch to %s not requested: %s", in->payload_sha256,
+			   hf_mode_name(mode), out->error);
+	} else {
+		*requested = true;
+	}
+}
+
+/* Waits for the switch an accepted instruction asked for; fills applied / pending / error. */
+static void wait_applied(hf_node *n, const hf_modes_ticket *t, uint64_t wait_ms,
+			 hf_instr_outcome *out)
+{
+	char err[sizeof out->error];
+
+	switch (hf_modes_wait_applied(n->modes, t, wait_ms, err, sizeof err)) {
+	case HF_MODES_APPLIED:
+		out->applied = true;
+		break;
+	case HF_MODES_START_FAILED:
+		hf_strlcpy(out->error, err, sizeof out->error);
+		snprintf(out->detail, sizeof out->detail, "accepted and persisted, but the mode did "
+			 "not start; the node runs idle and retries with backoff (see /v1/status)");
+		break;
+	case HF_MODES_SUPERSEDED:
+		snprintf(out->detail, sizeof out->detail, "accepted, then superseded by a newer "
+			 "instruction before its switch finished");
+		break;
+	case HF_MODES_PENDING:
+		out->pending = true;
+		snprintf(out->detail, sizeof out->detail, "accepted; the switch was still running "
+			 "after %llu ms (see /v1/status)", (unsigned long long)wait_ms);
+		break;
+	case HF_MODES_SHUTDOWN:
+		snprintf(out->error, sizeof out->error, "the node is shutting down");
+		break;
+	}
 }
 
 void hf_node_submit_instruction(hf_node *n, const char *envelope, size_t len, const char *source,
-				hf_instr_outcome *out)
+				uint64_t wait_ms, hf_instr_outcome *out)
 {
 	char env_sha[65];
 	hf_instr_policy pol;
+	hf_modes_ticket ticket;
+	hf_modes_info info;
 	hf_instr in;
 	hf_errbuf eb;
-	bool noop;
+	bool noop, requested = false;
 
 	memset(out, 0, sizeof *out);
 	hf_errbuf_clear(&eb);
@@ -437,7 +495,13 @@ void hf_node_submit_instruction(hf_node *n, const char *envelope, size_t len, co
 	if (noop) {
 		out->result = HF_INSTR_NOOP;
 		atomic_fetch_add(&n->instr_noops, 1);
-		snprintf(out->detail, sizeof out->detail, "already applied");
+		hf_modes_snapshot(n->modes, &info);
+		out->converged = info.converged;
+		if (info.converged)
+			snprintf(out->detail, sizeof out->detail, "already applied");
+		else
+			snprintf(out->detail, sizeof out->detail, "already accepted; not converged yet: %s",
+				 info.reason);
 		hf_log_debug("instruction from %s: repeat of the current one, nothing to do", source);
 		goto unlock;
 	}
@@ -446,15 +510,22 @@ void hf_node_submit_instruction(hf_node *n, const char *envelope, size_t len, co
 		out->result = HF_INSTR_REFUSED;
 		if ((unsigned)out->why < HF_REFUSE_COUNT)
 			atomic_fetch_add(&n->refused[out->why], 1);
-		snprintf(out->detail, sizeof out->detail, "%s", eb.msg);
+		/* The detail may quote payload fields (fleet, node): outside text. */
+		hf_text_clean(out->detail, sizeof out->detail, eb.msg, strlen(eb.msg));
 		hf_log_warn("instruction from %s refused (%s): %s", source,
-			    hf_instr_refusal_name(out->why), eb.msg);
+			    hf_instr_refusal_name(out->why), out->detail);
 		goto unlock;
 	}
-	apply_instruction(n, &in, source, env_sha, envelope, len, out);
+	apply_instruction(n, &in, source, env_sha, envelope, len, out, &ticket, &requested);
 	hf_instr_clear(&in);
 unlock:
 	pthread_mutex_unlock(&n->instr_lock);
+	if (requested && wait_ms > 0)
+		wait_applied(n, &ticket, wait_ms, out);
+	if (out->result == HF_INSTR_ACCEPTED) {
+		hf_modes_snapshot(n->modes, &info);
+		out->converged = info.converged && out->mode_available;
+	}
 }
 
 static void instruction_metrics(hf_node *n, hf_buf *b)

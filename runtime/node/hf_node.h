@@ -5,7 +5,8 @@
  * mode (corrupt files are moved aside, never trusted) -> start the mode machine in that mode ->
  * start the API -> write <state_dir>/api.json with the bound address. Shutdown runs it backwards
  * and drains the current mode within the configured drain timeout.
- * Threading: hf_node_new/free on the main thread; status/metrics/set_mode from any thread.
+ * Threading: hf_node_new/free on the main thread; status, metrics and instructions from any
+ * thread.
  */
 #ifndef HF_NODE_H
 #define HF_NODE_H
@@ -24,11 +25,9 @@ typedef struct hf_node hf_node;
 int hf_node_new(const hf_node_config *cfg, hf_node **out, hf_errbuf *eb);
 /* The bound API port. */
 uint16_t hf_node_api_port(const hf_node *n);
-/* Persists target as the desired mode, then queues the switch. */
-int hf_node_set_mode(hf_node *n, hf_mode target, const json_t *params, hf_errbuf *eb);
 /* What became of a submitted instruction. */
 typedef enum hf_instr_result {
-	HF_INSTR_ACCEPTED = 0, /* verified, persisted, switch queued (or already in that mode) */
+	HF_INSTR_ACCEPTED = 0, /* verified, persisted, made the desired state */
 	HF_INSTR_NOOP,         /* the same envelope as the last accepted one: nothing to do */
 	HF_INSTR_REFUSED,      /* refused by verification or policy: see why */
 	HF_INSTR_NO_TRUST,     /* the node has no usable trust file: every instruction is refused */
@@ -38,18 +37,26 @@ typedef enum hf_instr_result {
 typedef struct hf_instr_outcome {
 	hf_instr_result result;
 	hf_instr_refusal why;     /* with HF_INSTR_REFUSED */
-	char detail[HF_ERRBUF_SIZE];
+	char detail[HF_ERRBUF_SIZE]; /* cleaned text */
 	hf_mode mode;             /* with HF_INSTR_ACCEPTED */
 	uint64_t issued_ms;
 	bool automatic;
 	bool mode_available;      /* false: accepted, but this build has no worker for mode */
+	/* With HF_INSTR_ACCEPTED and a wait: */
+	bool applied;             /* the mode runs with the instruction's parameters */
+	bool pending;             /* the switch was still running at the deadline */
+	char error[HF_ERRBUF_SIZE]; /* why it is not applied (a failed start: retried), cleaned */
+	/* With HF_INSTR_ACCEPTED and HF_INSTR_NOOP: the machine after the wait */
+	bool converged;
 } hf_instr_outcome;
 
 /* Verifies an envelope from source ("local" or "coordinator"); when accepted, persists it
- * (anti-replay state, desired mode, audit copy) before queueing the switch. Serialised: two
- * instructions are never verified against the same last_issued_ms. Logs the outcome. */
+ * (anti-replay state, desired mode, audit copy) before making it the desired state, then waits
+ * up to wait_ms (0: no wait) for the switch to finish: applied, failed (error) or pending.
+ * Serialised: two instructions are never verified against the same last_issued_ms (the wait
+ * happens outside that lock). Logs the outcome. */
 void hf_node_submit_instruction(hf_node *n, const char *envelope, size_t len, const char *source,
-				hf_instr_outcome *out);
+				uint64_t wait_ms, hf_instr_outcome *out);
 /* issued_ms of the last accepted instruction (0: none). */
 uint64_t hf_node_last_issued_ms(hf_node *n);
 const hf_node_config *hf_node_config_of(const hf_node *n);
@@ -58,7 +65,6 @@ const hf_node_config *hf_node_config_of(const hf_node *n);
 json_t *hf_node_status_json(hf_node *n);
 /* The text behind GET /metrics. */
 void hf_node_metrics(hf_node *n, hf_buf *b);
-hf_modes *hf_node_modes(hf_node *n);
 /* Drains, persists, stops the API, unlocks. NULL accepted. */
 void hf_node_free(hf_node *n);
 

@@ -43,7 +43,8 @@ static void post_instruction(void *ctx, const hf_http_req *req, hf_http_resp *re
 	hf_instr_outcome o;
 	json_t *j;
 
-	hf_node_submit_instruction(ctx, req->body, req->body_len, "local", &o);
+	hf_node_submit_instruction(ctx, req->body, req->body_len, "local",
+				   hf_node_config_of(ctx)->apply_wait_ms, &o);
 	j = json_pack("{s:s, s:s}", "result", results[o.result], "detail", o.detail);
 	if (o.result == HF_INSTR_REFUSED)
 		json_object_set_new(j, "reason", json_string(hf_instr_refusal_name(o.why)));
@@ -51,8 +52,13 @@ static void post_instruction(void *ctx, const hf_http_req *req, hf_http_resp *re
 		json_object_set_new(j, "mode", json_string(hf_mode_name(o.mode)));
 		json_object_set_new(j, "issued_ms", json_integer((json_int_t)o.issued_ms));
 		json_object_set_new(j, "authority", json_string(o.automatic ? "coordinator" : "operator"));
-		json_object_set_new(j, "applied", json_boolean(o.mode_available));
+		json_object_set_new(j, "applied", json_boolean(o.applied));
+		json_object_set_new(j, "pending", json_boolean(o.pending));
+		if (o.error[0])
+			json_object_set_new(j, "error", json_string(o.error));
 	}
+	if (o.result == HF_INSTR_ACCEPTED || o.result == HF_INSTR_NOOP)
+		json_object_set_new(j, "converged", json_boolean(o.converged));
 	hf_http_resp_json(resp, outcome_status(&o), j);
 }
 

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "hf_config.h"
+#include "hf_control.h"
 #include "hf_mining_config.h"
 #include "hf_util.h"
 
@@ -35,6 +36,10 @@ void hf_node_config_defaults(hf_node_config *cfg)
 	cfg->api_threads = 2;
 	cfg->initial_mode = HF_MODE_IDLE;
 	cfg->drain_timeout_ms = 10000;
+	cfg->mode_retry_min_ms = 1000;
+	cfg->mode_retry_max_ms = 60000;
+	cfg->health_interval_ms = 1000;
+	cfg->apply_wait_ms = 5000;
 	hf_strlcpy(cfg->trust_file, HF_NODE_DEFAULT_TRUST_FILE, sizeof cfg->trust_file);
 	cfg->poll_wait_s = 30;
 	cfg->clock_skew_ms = 120000;
@@ -125,16 +130,30 @@ static int read_api(hf_node_config *cfg, const json_t *api, hf_errbuf *eb)
 static int read_modes(hf_node_config *cfg, const json_t *modes, hf_errbuf *eb)
 {
 	int initial = (int)cfg->initial_mode;
-	uint64_t drain = cfg->drain_timeout_ms;
+	uint64_t drain = cfg->drain_timeout_ms, rmin = cfg->mode_retry_min_ms;
+	uint64_t rmax = cfg->mode_retry_max_ms, health = cfg->health_interval_ms;
+	uint64_t wait = cfg->apply_wait_ms;
 	hf_cfg_field f[] = {
 		{ .key = "initial", .type = HF_CFG_ENUM, .dst = &initial, .choices = mode_choices },
 		{ .key = "drain_timeout_ms", .type = HF_CFG_UINT, .dst = &drain, .min = 0, .max = 600000 },
+		{ .key = "retry_min_ms", .type = HF_CFG_UINT, .dst = &rmin, .min = 10, .max = 3600000 },
+		{ .key = "retry_max_ms", .type = HF_CFG_UINT, .dst = &rmax, .min = 10, .max = 3600000 },
+		{ .key = "health_interval_ms", .type = HF_CFG_UINT, .dst = &health, .min = 10,
+		  .max = 600000 },
+		{ .key = "apply_wait_ms", .type = HF_CFG_UINT, .dst = &wait, .min = 0, .max = 600000 },
 	};
 	int r = hf_cfg_read(modes, "modes", f, HF_ARRAY_SIZE(f), eb);
 	if (r < 0)
 		return r;
+	if (rmin > rmax)
+		return hf_fail(eb, HF_ECONFIG, "modes.retry_min_ms: %llu is more than modes.retry_max_ms "
+			       "(%llu)", (unsigned long long)rmin, (unsigned long long)rmax);
 	cfg->initial_mode = (hf_mode)initial;
 	cfg->drain_timeout_ms = drain;
+	cfg->mode_retry_min_ms = rmin;
+	cfg->mode_retry_max_ms = rmax;
+	cfg->health_interval_ms = health;
+	cfg->apply_wait_ms = wait;
 	return 0;
 }
 
@@ -210,6 +229,97 @@ int hf_node_config_load(hf_node_config *cfg, const char *path, hf_errbuf *eb)
 	if (r < 0)
 		return hf_fail_prefix(eb, r, "%s", path);
 	return 0;
+}
+
+/* ---- the effective config as JSON ---- */
+
+/* Adds key: a string; false (and nothing added) when it is not valid UTF-8. */
+static bool put_str(json_t *obj, const char *key, const char *v)
+{
+	return json_object_set_new(obj, key, json_string(v)) == 0;
+}
+
+static bool put_uint(json_t *obj, const char *key, uint64_t v)
+{
+	return json_object_set_new(obj, key, json_integer((json_int_t)v)) == 0;
+}
+
+/* One line per key, in the order node.json documents them; adding a key is one line here. */
+static bool put_sections(const hf_node_config *cfg, bool mask, json_t *root, json_t *api,
+			 json_t *modes, json_t *control)
+{
+	char url[sizeof cfg->coordinator_url];
+	bool ok = true;
+
+	ok &= put_str(root, "node_id", cfg->node_id);
+	ok &= put_str(root, "fleet_id", cfg->fleet_id);
+	ok &= put_str(root, "state_dir", cfg->state_dir);
+	ok &= put_str(root, "log_level", level_choices[cfg->log_level - HF_LOG_ERR]);
+	ok &= put_str(api, "listen", cfg->api_listen);
+	ok &= put_uint(api, "port", cfg->api_port);
+	ok &= put_uint(api, "max_body_bytes", cfg->api_max_body);
+	ok &= put_uint(api, "max_connections", cfg->api_max_conns);
+	ok &= put_uint(api, "max_connections_per_client", cfg->api_max_conns_per_client);
+	ok &= put_uint(api, "header_timeout_s", cfg->api_header_timeout_s);
+	ok &= put_uint(api, "timeout_s", cfg->api_timeout_s);
+	ok &= put_uint(api, "threads", cfg->api_threads);
+	ok &= put_str(modes, "initial", mode_choices[cfg->initial_mode]);
+	ok &= put_uint(modes, "drain_timeout_ms", cfg->drain_timeout_ms);
+	ok &= put_uint(modes, "retry_min_ms", cfg->mode_retry_min_ms);
+	ok &= put_uint(modes, "retry_max_ms", cfg->mode_retry_max_ms);
+	ok &= put_uint(modes, "health_interval_ms", cfg->health_interval_ms);
+	ok &= put_uint(modes, "apply_wait_ms", cfg->apply_wait_ms);
+	ok &= put_str(control, "trust_file", cfg->trust_file);
+	if (mask)
+		hf_control_mask_url(url, sizeof url, cfg->coordinator_url);
+	ok &= put_str(control, "coordinator_url", mask ? url : cfg->coordinator_url);
+	ok &= put_str(control, "ca_file", cfg->ca_file);
+	ok &= put_uint(control, "poll_wait_s", cfg->poll_wait_s);
+	ok &= put_uint(control, "clock_skew_ms", cfg->clock_skew_ms);
+	ok &= put_uint(control, "retry_max_ms", cfg->retry_max_ms);
+	return ok;
+}
+
+int hf_node_config_to_json(const hf_node_config *cfg, bool mask_secrets, json_t **out,
+			   hf_errbuf *eb)
+{
+	json_t *root = json_object(), *api = json_object(), *modes = json_object();
+	json_t *control = json_object(), *mining = NULL;
+	hf_mining_config mc;
+	int r;
+
+	*out = NULL;
+	hf_mining_config_defaults(&mc);
+	if (cfg->mining && (r = hf_mining_config_from_json(&mc, cfg->mining, "mining", eb)) < 0)
+		goto fail;
+	if (!root || !api || !modes || !control) {
+		r = hf_fail(eb, HF_ENOMEM, "out of memory");
+		goto fail;
+	}
+	if (!put_sections(cfg, mask_secrets, root, api, modes, control)) {
+		r = hf_fail(eb, HF_EINVAL, "a string of the config is not valid UTF-8 (node_id, "
+			    "state_dir or a path given on the command line?)");
+		goto fail;
+	}
+	json_object_set_new(root, "api", api);
+	json_object_set_new(root, "modes", modes);
+	json_object_set_new(root, "control", control);
+	api = modes = control = NULL;
+	mining = hf_mining_config_to_json(&mc, mask_secrets);
+	if (!mining || json_object_set_new(root, "mining", mining) < 0) {
+		r = hf_fail(eb, HF_EINVAL, "mining: not representable as JSON");
+		goto fail;
+	}
+	json_object_set_new(root, "inference", cfg->inference ? json_deep_copy(cfg->inference)
+							     : json_object());
+	*out = root;
+	return 0;
+fail:
+	json_decref(api);
+	json_decref(modes);
+	json_decref(control);
+	json_decref(root);
+	return r;
 }
 
 void hf_node_config_clear(hf_node_config *cfg)

@@ -10,6 +10,7 @@
 
 #include <jansson.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "hf_error.h"
@@ -35,6 +36,10 @@ typedef struct hf_node_config {
 	uint64_t api_threads;      /* server threads */
 	hf_mode initial_mode;      /* when the state dir holds no desired mode yet */
 	uint64_t drain_timeout_ms;
+	uint64_t mode_retry_min_ms; /* first retry of a failed start / restart after a health failure */
+	uint64_t mode_retry_max_ms; /* retry delay ceiling (doubling from the minimum) */
+	uint64_t health_interval_ms; /* health checks of the running mode */
+	uint64_t apply_wait_ms;    /* POST /v1/instruction waits this long for the switch */
 	/* control: where instructions come from and how they are checked */
 	char trust_file[PATH_MAX]; /* trust.json; missing file = refuse every instruction */
 	char coordinator_url[512]; /* base URL to long-poll; "" = no polling */
@@ -52,6 +57,12 @@ void hf_node_config_defaults(hf_node_config *cfg);
 int hf_node_config_from_json(hf_node_config *cfg, const json_t *root, hf_errbuf *eb);
 /* Reads, parses and validates a node.json file. */
 int hf_node_config_load(hf_node_config *cfg, const char *path, hf_errbuf *eb);
+/* The effective config as node.json (every key, defaults filled in) into *out (new
+ * reference); mask_secrets replaces pool passwords and URL credentials with "***". Loading the
+ * result gives the same effective config (with the masked values). HF_EINVAL with the key
+ * when a value is not representable (e.g. a state_dir that is not UTF-8). */
+int hf_node_config_to_json(const hf_node_config *cfg, bool mask_secrets, json_t **out,
+			   hf_errbuf *eb);
 /* Frees what the config owns (not cfg itself). */
 void hf_node_config_clear(hf_node_config *cfg);
 

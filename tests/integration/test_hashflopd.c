@@ -227,18 +227,80 @@ Test(hashflopd, typo_in_config_names_the_key_and_exits_2)
 	node_cleanup(&n);
 }
 
+/* Runs hashflopd --check-config with the given arguments; returns its stdout (the log holds
+ * stdout and stderr; nothing is written to stderr on success). */
+static char *check_config(node *n, const char *config, const char *log, const char *extra_arg,
+			  const char *extra_val)
+{
+	const char *argv[] = { daemon_path(), "--config", config, "--check-config", extra_arg,
+			       extra_val, NULL };
+	unlink(log);
+	hf_testproc *p = hf_testproc_start(argv, log);
+	int st = -1;
+	cr_assert(hf_testproc_wait_exit(p, 10000, &st));
+	hf_testproc_free(p);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d: %s", st, hf_test_read_file(log));
+	char *text = hf_test_read_file(log);
+	cr_assert_not_null(text);
+	return text;
+}
+
 Test(hashflopd, check_config_prints_the_effective_config)
 {
+	char out1[600], log2[600], cfg2[600];
 	node n;
-	node_prepare(&n, "check", NULL);
+	node_prepare(&n, "check", ", \"control\": {\"coordinator_url\": \"http://ops:s3cret@127.0.0.1:9/\"},"
+		     " \"mining\": {\"pools\": [{\"url\": \"stratum+tcp://127.0.0.1:3333\", \"user\": \"bc1q.w1\","
+		     " \"pass\": \"hunter2\"}], \"cpu\": {\"threads\": 2}}");
+	snprintf(out1, sizeof out1, "%s/check1.out", n.dir);
+	snprintf(log2, sizeof log2, "%s/check2.out", n.dir);
+	snprintf(cfg2, sizeof cfg2, "%s/printed.json", n.dir);
+	char *text = check_config(&n, n.cfg, out1, "--verbose", NULL);
+	json_error_t jerr;
+	json_t *j = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
+	cr_assert_not_null(j, "not strict JSON (%s at %d:%d):\n%s", jerr.text, jerr.line, jerr.column, text);
+	cr_assert_str_eq(json_string_value(json_object_get(j, "node_id")), "n1");
+	cr_assert_str_eq(json_string_value(json_object_get(j, "log_level")), "debug", "--verbose is part of it");
+	json_t *api = json_object_get(j, "api"), *modes = json_object_get(j, "modes");
+	json_t *ctl = json_object_get(j, "control"), *mining = json_object_get(j, "mining");
+	cr_assert_eq(json_integer_value(json_object_get(api, "port")), 0);
+	cr_assert_eq(json_integer_value(json_object_get(api, "max_body_bytes")), 1 << 20);
+	cr_assert_eq(json_integer_value(json_object_get(modes, "drain_timeout_ms")), 10000);
+	cr_assert_eq(json_integer_value(json_object_get(modes, "retry_min_ms")), 1000);
+	cr_assert_str_eq(json_string_value(json_object_get(ctl, "trust_file")), "/etc/hashflop/trust.json");
+	cr_assert_str_eq(json_string_value(json_object_get(ctl, "coordinator_url")), "http://ops:***@127.0.0.1:9/");
+	cr_assert_eq(json_integer_value(json_object_get(mining, "range_bits")), 32);
+	cr_assert_eq(json_integer_value(json_object_get(json_object_get(mining, "cpu"), "threads")), 2);
+	cr_assert_str_eq(json_string_value(json_object_get(json_array_get(json_object_get(mining, "pools"), 0),
+							   "pass")), "***");
+	cr_assert_null(strstr(text, "hunter2"), "a pool password was printed");
+	cr_assert_null(strstr(text, "s3cret"), "a URL password was printed");
+	json_decref(j);
+	/* Fed back as node.json it gives the same effective config. */
+	FILE *f = fopen(cfg2, "w");
+	cr_assert_not_null(f);
+	fputs(text, f);
+	fclose(f);
+	char *again = check_config(&n, cfg2, log2, NULL, NULL);
+	cr_assert_str_eq(again, text);
+	free(again);
+	free(text);
+	cr_assert_eq(access(n.state, F_OK), -1, "--check-config must not create the state dir");
+	node_cleanup(&n);
+}
+
+Test(hashflopd, check_config_reports_a_bad_file_and_exits_2)
+{
+	node n;
+	node_prepare(&n, "check-bad", ", \"modes\": {\"retry_min_ms\": 9000, \"retry_max_ms\": 100}");
 	const char *argv[] = { daemon_path(), "--config", n.cfg, "--check-config", NULL };
 	hf_testproc *p = hf_testproc_start(argv, n.log);
 	int st = -1;
 	cr_assert(hf_testproc_wait_exit(p, 10000, &st));
 	hf_testproc_free(p);
-	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-	cr_assert(hf_test_wait_log(n.log, "api           127.0.0.1:0", 1000), "%s", hf_test_read_file(n.log));
-	cr_assert_eq(access(n.state, F_OK), -1, "--check-config must not create the state dir");
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2, "status %d", st);
+	cr_assert(hf_test_wait_log(n.log, "modes.retry_min_ms: 9000 is more than modes.retry_max_ms (100)", 1000),
+		  "%s", hf_test_read_file(n.log));
 	node_cleanup(&n);
 }
 
@@ -255,6 +317,11 @@ Test(hashflopd, shipped_example_config_is_valid)
 	cr_assert(hf_testproc_wait_exit(p, 10000, &st));
 	hf_testproc_free(p);
 	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s", hf_test_read_file(log));
-	cr_assert(hf_test_wait_log(log, "node_id       rack1-node07", 1000));
+	char *text = hf_test_read_file(log);
+	json_t *j = json_loads(text, 0, NULL);
+	cr_assert_not_null(j, "%s", text);
+	cr_assert_str_eq(json_string_value(json_object_get(j, "node_id")), "rack1-node07");
+	json_decref(j);
+	free(text);
 	node_cleanup(&n);
 }

@@ -3,6 +3,7 @@
  * process with hf_httpd, long-polled by the node). Every refusal reason, anti-replay across a
  * restart, operator holds, metrics and persisted state. */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <signal.h>
@@ -51,7 +52,9 @@ static void add_key(json_t *keys, hf_key *k, const char *role)
 	free(pem);
 }
 
-static void fixture_init(fixture *f, const char *name, bool with_trust, const char *control_extra)
+/* top_extra is spliced into node.json's top-level object (", \"modes\": {...}"). */
+static void fixture_init_top(fixture *f, const char *name, bool with_trust, const char *control_extra,
+			     const char *top_extra)
 {
 	char text[4096];
 	memset(f, 0, sizeof *f);
@@ -76,9 +79,14 @@ static void fixture_init(fixture *f, const char *name, bool with_trust, const ch
 	snprintf(text, sizeof text,
 		 "{\"node_id\": \"n1\", \"fleet_id\": \"lab\", \"state_dir\": \"%s\",\n"
 		 " \"api\": {\"listen\": \"127.0.0.1\", \"port\": 0},\n"
-		 " \"control\": {\"trust_file\": \"%s\"%s}}\n",
-		 f->state, f->trust, control_extra ? control_extra : "");
+		 " \"control\": {\"trust_file\": \"%s\"%s}%s}\n",
+		 f->state, f->trust, control_extra ? control_extra : "", top_extra ? top_extra : "");
 	write_file(f->cfg, text);
+}
+
+static void fixture_init(fixture *f, const char *name, bool with_trust, const char *control_extra)
+{
+	fixture_init_top(f, name, with_trust, control_extra, NULL);
 }
 
 static void start(fixture *f)
@@ -370,6 +378,54 @@ Test(node_instructions, coordinator_long_poll_delivers_and_backs_off)
 	fixture_fini(&f);
 }
 
+static int coord_polls(coord *c)
+{
+	pthread_mutex_lock(&c->lock);
+	int n = c->polls;
+	pthread_mutex_unlock(&c->lock);
+	return n;
+}
+
+/* A coordinator that keeps serving an expired envelope: the node refuses it and backs off
+ * (retry_max_ms 200: a few polls a second at most; the old hot loop made thousands). */
+Test(node_instructions, coordinator_serving_an_expired_envelope_is_backed_off)
+{
+	coord c = { 0 };
+	hf_httpd_opts o = { .host = "127.0.0.1", .port = 0 };
+	hf_httpd *h;
+	fixture f;
+	char extra[256];
+	pthread_mutex_init(&c.lock, NULL);
+	cr_assert_eq(hf_httpd_new(&o, coord_routes, 1, &c, &h, NULL), 0);
+	snprintf(extra, sizeof extra, ", \"coordinator_url\": \"http://127.0.0.1:%u\", \"poll_wait_s\": 1,"
+		 " \"retry_max_ms\": 200", hf_httpd_port(h));
+	fixture_init(&f, "coord-expired", true, extra);
+	c.env = envelope(f.coord, NULL, "lab", "n1", -5000, -1000, "idle", NULL);
+	c.env_issued = UINT64_MAX;
+	start(&f);
+	uint64_t end = hf_mono_ms() + 20000;
+	while (coord_polls(&c) < 3 && hf_mono_ms() < end)
+		hf_sleep_ms(10);
+	cr_assert_geq(coord_polls(&c), 3, "the coordinator was not polled");
+	int p0 = coord_polls(&c);
+	uint64_t t0 = hf_mono_ms();
+	while (hf_mono_ms() - t0 < 1500)
+		hf_sleep_ms(20);
+	int n = coord_polls(&c) - p0;
+	uint64_t t = hf_mono_ms() - t0;
+	fprintf(stderr, "# %d polls of an expired envelope in %llu ms\n", n, (unsigned long long)t);
+	cr_assert_leq((uint64_t)n, 2 * (t * 4 / (200 * 3) + 2) + 5, "%d polls in %llu ms", n,
+		      (unsigned long long)t);
+	reply r;
+	http("GET", f.port, "/v1/status", NULL, &r);
+	cr_assert(strstr(r.body, "\"last_outcome\":\"refused\""), "%s", r.body);
+	cr_assert(strstr(r.body, "expired at"), "the refusal is in last_error: %s", r.body);
+	stop(&f);
+	hf_httpd_free(h);
+	free(c.env);
+	fixture_fini(&f);
+}
+
 static void kill9(fixture *f)
 {
 	int st = hf_testproc_stop(f->proc, SIGKILL, 10000);
@@ -393,12 +449,34 @@ static uint64_t persisted_last_issued(fixture *f)
 	return v;
 }
 
-Test(node_instructions, kill_9_during_the_write_never_tears_state_or_allows_replay)
+/* True once a temporary state file (state.json.tmp-*: a write in progress) exists. */
+static bool write_in_progress(fixture *f)
+{
+	DIR *d = opendir(f->state);
+	struct dirent *de;
+	bool found = false;
+	if (!d)
+		return false;
+	while (!found && (de = readdir(d)))
+		found = strncmp(de->d_name, "state.json.tmp-", 15) == 0;
+	closedir(d);
+	return found;
+}
+
+/* Kills the daemon with SIGKILL while it handles an instruction, at a point chosen by a
+ * condition (never a sleep): at once (the request has hardly left), as soon as a temporary
+ * state file shows the write in progress (or the answer came first), or after the answer (the
+ * write is done). Restarts it and checks that state.json holds the old or the new
+ * last_issued_ms, never a torn file, and that the new one is a replay after the reboot. The
+ * loop runs until both outcomes (killed before and after the write) happened, at most 30
+ * times, and fails if either never did. */
+Test(node_instructions, kill_9_during_the_write_never_tears_state_or_allows_replay, .timeout = 240)
 {
 	fixture f;
 	uint64_t base = hf_wall_ms() - 50000, last = 0;
+	int before = 0, after = 0, mid_write = 0, i;
 	fixture_init(&f, "kill9", true, NULL);
-	for (int i = 0; i < 6; i++) {
+	for (i = 0; i < 30 && (i < 6 || before == 0 || after == 0); i++) {
 		uint64_t issued = base + (uint64_t)i * 1000;
 		char *env = envelope(f.op1, NULL, "lab", "n1", (int64_t)issued, 60000, "idle", NULL);
 		start(&f);
@@ -411,24 +489,127 @@ Test(node_instructions, kill_9_during_the_write_never_tears_state_or_allows_repl
 			hf_test_http("POST", url, env, strlen(env), &r);
 			_exit(0);
 		}
-		hf_sleep_ms((uint64_t)i); /* 0-5 ms: before, during or after the write */
+		bool reaped = false;
+		if (i % 3 == 1) {
+			uint64_t end = hf_mono_ms() + 10000;
+			while (hf_mono_ms() < end && !write_in_progress(&f) &&
+			       !(reaped = waitpid(child, NULL, WNOHANG) == child))
+				;
+			mid_write += !reaped && write_in_progress(&f);
+		} else if (i % 3 == 2) {
+			cr_assert_eq(waitpid(child, NULL, 0), child);
+			reaped = true;
+		}
 		kill9(&f);
-		waitpid(child, NULL, 0);
+		if (!reaped)
+			waitpid(child, NULL, 0);
 		free(env);
 		start(&f);
 		uint64_t now_last = persisted_last_issued(&f);
 		cr_assert(now_last == last || now_last == issued, "last_issued_ms %llu is neither %llu nor %llu",
 			  (unsigned long long)now_last, (unsigned long long)last, (unsigned long long)issued);
-		last = now_last;
-		if (last == issued) {
+		if (now_last == issued) {
+			after++;
 			/* A different envelope with the accepted issued_ms is a replay after the reboot. */
 			expect(&f, envelope(f.op2, NULL, "lab", "n1", (int64_t)issued, 70000, "idle", NULL),
 			       403, "refused", "replay");
+		} else {
+			before++;
 		}
+		last = now_last;
 		stop(&f);
 	}
+	fprintf(stderr, "# %d kills: %d before the write, %d after it, %d with a write in progress\n",
+		i, before, after, mid_write);
+	cr_assert_gt(before, 0, "no kill landed before the write in %d tries", i);
+	cr_assert_gt(after, 0, "no kill landed after the write in %d tries", i);
 	char *log = hf_test_read_file(f.log);
 	cr_assert_null(strstr(log, "state file refused"), "a kill -9 left a corrupt state file:\n%s", log);
 	free(log);
+	fixture_fini(&f);
+}
+
+static json_t *get_json(fixture *f, const char *path)
+{
+	reply r;
+	http("GET", f->port, path, NULL, &r);
+	cr_assert_eq(r.status, 200, "%s", r.body);
+	json_t *j = json_loads(r.body, 0, NULL);
+	cr_assert_not_null(j, "%s", r.body);
+	return j;
+}
+
+static json_t *post_json(fixture *f, char *env)
+{
+	reply r;
+	http("POST", f->port, "/v1/instruction", env, &r);
+	free(env);
+	cr_assert_eq(r.status, 200, "%s", r.body);
+	json_t *j = json_loads(r.body, 0, NULL);
+	cr_assert_not_null(j, "%s", r.body);
+	return j;
+}
+
+/* A mining instruction whose start genuinely fails (an OpenCL device that does not exist): the
+ * answer says accepted but not applied, with the start's error; /v1/status says not converged,
+ * and why; the start is retried with backoff; a later idle instruction converges. */
+Test(node_instructions, a_mode_that_cannot_start_is_reported_and_retried, .timeout = 120)
+{
+	fixture f;
+	fixture_init_top(&f, "nostart", true, NULL,
+			 ", \"modes\": {\"retry_min_ms\": 50, \"retry_max_ms\": 200},"
+			 " \"mining\": {\"backend\": \"opencl\", \"opencl\": {\"device\": \"no-such-device-xyz\"}}");
+	start(&f);
+	json_t *j = post_json(&f, envelope(f.op1, NULL, "lab", "n1", -2000, 60000, "mining",
+		",\"mining\":{\"pools\":[{\"url\":\"stratum+tcp://127.0.0.1:3333\",\"user\":\"bc1q.w1\"}]}"));
+	char *text = json_dumps(j, 0);
+	cr_assert_str_eq(json_string_value(json_object_get(j, "result")), "accepted", "%s", text);
+	cr_assert(json_is_false(json_object_get(j, "applied")), "%s", text);
+	cr_assert(json_is_false(json_object_get(j, "pending")), "%s", text);
+	cr_assert(json_is_false(json_object_get(j, "converged")), "%s", text);
+	const char *err = json_string_value(json_object_get(j, "error"));
+	cr_assert(err && strstr(err, "start of mining: "), "%s", text);
+	cr_assert(strstr(err, "mining.opencl"), "%s", text);
+	free(text);
+	json_decref(j);
+
+	/* Retried (at least two more attempts), and said so, until something else is desired. */
+	uint64_t end = hf_mono_ms() + 30000;
+	json_t *cv = NULL;
+	for (;;) {
+		j = get_json(&f, "/v1/status");
+		cv = json_object_get(j, "convergence");
+		if (json_integer_value(json_object_get(cv, "retries")) >= 2 || hf_mono_ms() > end)
+			break;
+		json_decref(j);
+		hf_sleep_ms(20);
+	}
+	text = json_dumps(j, 0);
+	cr_assert_geq(json_integer_value(json_object_get(cv, "retries")), 2, "not retried: %s", text);
+	cr_assert(json_is_false(json_object_get(j, "converged")), "%s", text);
+	cr_assert_str_eq(json_string_value(json_object_get(j, "desired_mode")), "mining", "%s", text);
+	cr_assert_str_eq(json_string_value(json_object_get(j, "mode")), "idle", "runs idle meanwhile: %s", text);
+	const char *state = json_string_value(json_object_get(cv, "state"));
+	cr_assert(strcmp(state, "retrying") == 0 || strcmp(state, "switching") == 0, "%s", text);
+	const char *why = json_string_value(json_object_get(cv, "reason"));
+	cr_assert(why && strstr(why, "mining"), "%s", text);
+	free(text);
+	json_decref(j);
+	reply r;
+	http("GET", f.port, "/metrics", NULL, &r);
+	cr_assert(strstr(r.body, "hashflop_mode_converged 0\n"), "%s", r.body);
+	cr_assert(strstr(r.body, "hashflop_mode_desired{mode=\"mining\"} 1\n"));
+
+	/* Something that can run converges, and the answer says applied. */
+	j = post_json(&f, envelope(f.op1, NULL, "lab", "n1", -1000, 60000, "idle", NULL));
+	cr_assert(json_is_true(json_object_get(j, "applied")), "%s", json_dumps(j, 0));
+	cr_assert(json_is_true(json_object_get(j, "converged")));
+	cr_assert_null(json_object_get(j, "error"));
+	json_decref(j);
+	j = get_json(&f, "/v1/status");
+	cr_assert(json_is_true(json_object_get(j, "converged")));
+	cr_assert(json_is_null(json_object_get(json_object_get(j, "convergence"), "reason")));
+	json_decref(j);
+	stop(&f);
 	fixture_fini(&f);
 }

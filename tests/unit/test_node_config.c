@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "hf_config.h"
+#include "hf_mining_config.h"
 #include "hf_node_config.h"
 
 static int parse(const char *text, hf_node_config *cfg, hf_errbuf *eb)
@@ -163,4 +164,153 @@ Test(node_config, api_connection_limits)
 		"api.timeout_s: expected an integer from 1 to 3600, got string \"30\"");
 	refused("{\"node_id\":\"n\",\"fleet_id\":\"f\",\"api\":{\"threads\":65}}",
 		"api.threads: expected an integer from 1 to 64, got integer 65");
+}
+
+Test(node_config, modes_section)
+{
+	hf_node_config cfg;
+	hf_errbuf eb;
+	cr_assert_eq(parse("{\"node_id\":\"n\",\"fleet_id\":\"f\"}", &cfg, &eb), 0);
+	cr_assert_eq(cfg.mode_retry_min_ms, 1000);
+	cr_assert_eq(cfg.mode_retry_max_ms, 60000);
+	cr_assert_eq(cfg.health_interval_ms, 1000);
+	cr_assert_eq(cfg.apply_wait_ms, 5000);
+	cr_assert_eq(parse("{\"node_id\":\"n\",\"fleet_id\":\"f\",\"modes\":{\"retry_min_ms\":50,"
+			   "\"retry_max_ms\":800,\"health_interval_ms\":200,\"apply_wait_ms\":0}}", &cfg, &eb),
+		     0, "%s", eb.msg);
+	cr_assert_eq(cfg.mode_retry_min_ms, 50);
+	cr_assert_eq(cfg.mode_retry_max_ms, 800);
+	cr_assert_eq(cfg.health_interval_ms, 200);
+	cr_assert_eq(cfg.apply_wait_ms, 0);
+	hf_node_config_clear(&cfg);
+	refused("{\"node_id\":\"n\",\"fleet_id\":\"f\",\"modes\":{\"retry_min_ms\":5000,\"retry_max_ms\":1000}}",
+		"modes.retry_min_ms: 5000 is more than modes.retry_max_ms (1000)");
+	refused("{\"node_id\":\"n\",\"fleet_id\":\"f\",\"modes\":{\"health_interval_ms\":1}}",
+		"modes.health_interval_ms: expected an integer from 10 to 600000");
+}
+
+static char *to_text(const hf_node_config *cfg, bool mask)
+{
+	json_t *j;
+	hf_errbuf eb;
+	cr_assert_eq(hf_node_config_to_json(cfg, mask, &j, &eb), 0, "%s", eb.msg);
+	char *text = json_dumps(j, JSON_INDENT(2));
+	json_decref(j);
+	return text;
+}
+
+/* The printed config loads back as the same effective config: printing it again gives the same
+ * text, with secrets shown or masked. */
+Test(node_config, effective_config_round_trips)
+{
+	static const char *const configs[] = {
+		"{\"node_id\":\"n\",\"fleet_id\":\"f\"}",
+		"{\"node_id\":\"rack1-n07\",\"fleet_id\":\"site-a\",\"state_dir\":\"/tmp/s\",\"log_level\":\"debug\","
+		"\"api\":{\"listen\":\"::1\",\"port\":9000,\"max_body_bytes\":4096,\"max_connections\":500,"
+		"\"max_connections_per_client\":20,\"header_timeout_s\":4,\"timeout_s\":90,\"threads\":3},"
+		"\"modes\":{\"initial\":\"mining\",\"drain_timeout_ms\":2500,\"retry_min_ms\":20,\"retry_max_ms\":30,"
+		"\"health_interval_ms\":300,\"apply_wait_ms\":100},"
+		"\"control\":{\"trust_file\":\"/etc/t.json\",\"coordinator_url\":\"https://ops:s3cret@coord.example:8471/base\","
+		"\"ca_file\":\"/etc/ca.pem\",\"poll_wait_s\":5,\"clock_skew_ms\":1000,\"retry_max_ms\":2000},"
+		"\"mining\":{\"pools\":[{\"url\":\"stratum+tcp://127.0.0.1:3333\",\"user\":\"bc1q.w1\",\"pass\":\"hunter2\"},"
+		"{\"url\":\"stratum+ssl://p.example:3334\",\"user\":\"u\"}],\"backend\":\"opencl\","
+		"\"cpu\":{\"threads\":3,\"affinity\":\"spread\",\"impl\":\"ref\",\"nice\":4},"
+		"\"opencl\":{\"device\":\"pocl\",\"batch\":65536,\"cache_dir\":\"/tmp/c\"},\"range_bits\":20,"
+		"\"version_rolling\":false,\"suggest_difficulty\":0.125,\"user_agent\":\"ua/1\",\"ca_file\":\"/etc/p.pem\","
+		"\"insecure\":true,\"failback_ms\":1000,\"backoff_max_ms\":2000,\"silence_ms\":3000,"
+		"\"status_interval_s\":7,\"stall_ms\":800,\"flush_timeout_ms\":900,"
+		"\"restart_max\":5,\"restart_window_ms\":60000,\"restart_backoff_ms\":250},"
+		"\"inference\":{}}",
+	};
+	for (size_t i = 0; i < sizeof configs / sizeof configs[0]; i++) {
+		for (int mask = 0; mask < 2; mask++) {
+			hf_node_config a, b;
+			hf_errbuf eb;
+			cr_assert_eq(parse(configs[i], &a, &eb), 0, "%s", eb.msg);
+			char *t1 = to_text(&a, mask);
+			cr_assert_eq(parse(t1, &b, &eb), 0, "the printed config does not load: %s\n%s", eb.msg, t1);
+			char *t2 = to_text(&b, mask);
+			cr_assert_str_eq(t1, t2);
+			if (!mask) {
+				/* Without masking every value survives, down to the mining section. */
+				cr_assert_eq(memcmp(a.node_id, b.node_id, sizeof a.node_id), 0);
+				cr_assert_str_eq(a.coordinator_url, b.coordinator_url);
+				cr_assert_eq(a.mode_retry_max_ms, b.mode_retry_max_ms);
+				cr_assert_eq(a.api_port, b.api_port);
+				cr_assert_eq(a.api_max_conns, b.api_max_conns);
+				cr_assert_eq(a.api_max_conns_per_client, b.api_max_conns_per_client);
+				cr_assert_eq(a.api_header_timeout_s, b.api_header_timeout_s);
+				cr_assert_eq(a.api_threads, b.api_threads);
+				hf_mining_config ma, mb;
+				hf_mining_config_defaults(&ma);
+				hf_mining_config_defaults(&mb);
+				if (a.mining)
+					cr_assert_eq(hf_mining_config_from_json(&ma, a.mining, "mining", NULL), 0);
+				cr_assert_eq(hf_mining_config_from_json(&mb, b.mining, "mining", NULL), 0);
+				cr_assert_eq(memcmp(&ma, &mb, sizeof ma), 0, "the mining section changed");
+			}
+			free(t1);
+			free(t2);
+			hf_node_config_clear(&a);
+			hf_node_config_clear(&b);
+		}
+	}
+}
+
+Test(node_config, effective_config_fills_defaults_and_masks_secrets)
+{
+	hf_node_config cfg;
+	hf_errbuf eb;
+	json_t *j;
+	cr_assert_eq(parse("{\"node_id\":\"n\",\"fleet_id\":\"f\",\"control\":{\"coordinator_url\":"
+			   "\"https://ops:s3cret@coord.example:8471/p@th\"},\"mining\":{\"pools\":[{\"url\":"
+			   "\"stratum+tcp://127.0.0.1:3333\",\"user\":\"bc1q.w1\",\"pass\":\"hunter2\"},{\"url\":"
+			   "\"stratum+tcp://127.0.0.1:3334\",\"user\":\"bc1q.w1\"}]}}", &cfg, &eb), 0, "%s", eb.msg);
+	cr_assert_eq(hf_node_config_to_json(&cfg, true, &j, &eb), 0, "%s", eb.msg);
+	char *text = json_dumps(j, 0);
+	cr_assert_null(strstr(text, "hunter2"), "%s", text);
+	cr_assert_null(strstr(text, "s3cret"), "%s", text);
+	json_t *ctl = json_object_get(j, "control"), *m = json_object_get(j, "mining");
+	cr_assert_str_eq(json_string_value(json_object_get(ctl, "coordinator_url")),
+			 "https://ops:***@coord.example:8471/p@th");
+	cr_assert_eq(json_integer_value(json_object_get(ctl, "poll_wait_s")), 30);
+	json_t *pools = json_object_get(m, "pools");
+	cr_assert_str_eq(json_string_value(json_object_get(json_array_get(pools, 0), "pass")), "***");
+	cr_assert_str_eq(json_string_value(json_object_get(json_array_get(pools, 1), "pass")), "",
+			 "an empty password is not a secret");
+	cr_assert_eq(json_integer_value(json_object_get(m, "range_bits")), 32);
+	cr_assert_eq(json_integer_value(json_object_get(json_object_get(m, "cpu"), "nice")), 10);
+	cr_assert_eq(json_integer_value(json_object_get(json_object_get(j, "modes"), "retry_min_ms")), 1000);
+	cr_assert_str_eq(json_string_value(json_object_get(j, "log_level")), "info");
+	cr_assert(json_is_object(json_object_get(j, "inference")));
+	free(text);
+	json_decref(j);
+	hf_node_config_clear(&cfg);
+
+	/* A token as the whole userinfo is masked too; a URL without one is left alone. */
+	cr_assert_eq(parse("{\"node_id\":\"n\",\"fleet_id\":\"f\",\"control\":{\"coordinator_url\":"
+			   "\"https://tok123@coord.example\"}}", &cfg, &eb), 0);
+	cr_assert_eq(hf_node_config_to_json(&cfg, true, &j, &eb), 0);
+	cr_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "control"), "coordinator_url")),
+			 "https://***@coord.example");
+	json_decref(j);
+	cr_assert_eq(parse("{\"node_id\":\"n\",\"fleet_id\":\"f\",\"control\":{\"coordinator_url\":"
+			   "\"http://coord.example:1/x@y\"}}", &cfg, &eb), 0);
+	cr_assert_eq(hf_node_config_to_json(&cfg, true, &j, &eb), 0);
+	cr_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "control"), "coordinator_url")),
+			 "http://coord.example:1/x@y");
+	json_decref(j);
+	hf_node_config_clear(&cfg);
+}
+
+Test(node_config, effective_config_refuses_a_path_that_is_not_utf8)
+{
+	hf_node_config cfg;
+	hf_errbuf eb;
+	json_t *j = NULL;
+	hf_node_config_defaults(&cfg);
+	memcpy(cfg.state_dir, "/var/\xff\xfe", 8);
+	cr_assert_eq(hf_node_config_to_json(&cfg, true, &j, &eb), HF_EINVAL);
+	cr_assert_null(j);
+	cr_assert(strstr(eb.msg, "not valid UTF-8"), "%s", eb.msg);
 }
