@@ -504,7 +504,10 @@ static void instruct(node *n, const char *mode, const char *extra)
 	snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/instruction", n->port);
 	cr_assert(hf_test_http("POST", url, env, strlen(env), r));
 	cr_assert_eq(r->status, 200, "%s", r->body);
-	cr_assert(strstr(r->body, "\"applied\":true"), "%s", r->body);
+	/* Applied, or still switching when the node's apply wait ended (a drain held by a test
+	 * hook); callers wait for the mode themselves. Never a failed start. */
+	cr_assert(strstr(r->body, "\"applied\":true") || strstr(r->body, "\"pending\":true"), "%s",
+		  r->body);
 	free(env);
 	free(r);
 }
