@@ -755,6 +755,24 @@ Test(mining, opencl_scan_failure_restarts_the_backend_then_fails_the_run, .init 
 	json_decref(j);
 	cr_assert(has_metric(n.port, "hashflop_mining_failed 1\n"));
 	cr_assert(hf_test_wait_log(n.log, "mining: failed: opencl backend failed 3 times", WAIT_MS));
+	/* The mode machine acts on the worker's health: the failed run is stopped and mining is
+	 * restarted with backoff, never left reporting "mining" at 0 H/s. */
+	cr_assert(hf_test_wait_log(n.log, "mode: mining failed while running: ", WAIT_MS), "%s",
+		  hf_test_read_file(n.log));
+	j = get_json(n.port, "/v1/status");
+	const json_t *conv = json_object_get(j, "convergence");
+	cr_assert_geq(json_integer_value(json_object_get(conv, "health_failures")), 1, "%s", json_dumps(j, 0));
+	json_decref(j);
+	end = hf_mono_ms() + WAIT_MS;
+	for (;;) {   /* the restarted run fails again the same way: each one is a new run */
+		j = get_json(n.port, "/v1/status");
+		bool again = mnum(j, "run.runs") >= 2;
+		json_decref(j);
+		if (again)
+			break;
+		cr_assert_lt(hf_mono_ms(), end, "mining was not restarted after its run failed");
+		hf_sleep_ms(20);
+	}
 	node_stop(&n);
 	node_fini(&n);
 	free(mj);
