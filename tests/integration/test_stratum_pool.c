@@ -1211,17 +1211,19 @@ static int driver_socket(uint16_t port)
 	return found;
 }
 
-/* Submits (valid: difficulty 1e-12) shares until the driver's queue is full while its socket
- * to the pool takes no more bytes: the driver thread is then stuck in a write to the pool
- * that stopped reading (or, when or_dropped, that write already failed). */
+/* Submits (valid: difficulty 1e-12) shares until the driver's queue stays full while its
+ * socket to the pool takes no more bytes and it hands over no more shares for 100 checks in a
+ * row: the driver thread is then stuck in a write to the pool that stopped reading (or, when
+ * or_dropped, that write already failed). The 100 checks only make sure the driver got the
+ * CPU to enter that write, which matters for the code before the fix; they cannot fail. */
 static void fill_until_blocked(hf_stratum_drv *d, const hf_stratum_work *w, uint16_t port,
 			       bool or_dropped)
 {
 	hf_stratum_share sh = { .en2_len = w->en2_size, .ntime = w->job.ntime,
 				.version = w->job.version };
-	uint64_t end = hf_mono_ms() + WAIT_MS;
+	uint64_t end = hf_mono_ms() + WAIT_MS, last = UINT64_MAX;
 	hf_stratum_pool_stats st = { 0 };
-	int rc;
+	int rc, stable = 0;
 
 	hf_strlcpy(sh.job_id, w->job.id, sizeof sh.job_id);
 	while (hf_mono_ms() < end) {
@@ -1229,14 +1231,21 @@ static void fill_until_blocked(hf_stratum_drv *d, const hf_stratum_work *w, uint
 		sh.nonce++;
 		rc = hf_stratum_drv_submit(d, w, &sh);
 		cr_assert(rc == 0 || rc == HF_ESTATE, "submit: %d", rc);
-		if (rc == 0)
+		if (rc == 0) {
+			stable = 0;
 			continue;
+		}
 		hf_stratum_drv_pool_stats(d, 0, &st); /* the queue is full */
 		if (or_dropped && st.disconnects)
 			return;
 		p.fd = driver_socket(port);
-		if (p.fd >= 0 && poll(&p, 1, 0) == 0)
-			return;
+		if (p.fd >= 0 && poll(&p, 1, 0) == 0 && st.submitted == last) {
+			if (++stable == 100)
+				return;
+		} else {
+			stable = 0;
+		}
+		last = st.submitted;
 		poll(NULL, 0, 1); /* let the driver take the queue; re-check until the deadline */
 	}
 	cr_assert_fail("the driver never blocked (%llu submits handed over)",
