@@ -736,27 +736,32 @@ Test(stratum_pool, bad_config_names_the_field_and_exits_2, .init = setup, .timeo
 	free(dir);
 }
 
-/* Shares far faster than the vardiff target: the pool raises the difficulty; the driver's
- * next work carries it. show_message reaches the client without breaking the session. */
+/* Shares far faster than the vardiff target (1 a minute, so that a slow, loaded machine
+ * still beats it; the 8 shares are mined first and sent together): the pool raises the
+ * difficulty; the driver's next work carries it. show_message reaches the client without
+ * breaking the session. */
 Test(stratum_pool, vardiff_raises_difficulty, .init = setup, .timeout = 60)
 {
 	pool p = { 0 };
-	char url[128];
+	char url[128], cfg[1100];
 	const char *urls[1] = { url };
-	static const char *const extra[] = { "--vardiff", NULL };
+	const char *extra[3] = { "--config", cfg, NULL };
 	hf_stratum_work w;
-	hf_stratum_share sh;
+	hf_stratum_share sh[8];
 	hf_stratum_drv *d;
 	uint64_t end;
 
+	p.dir = hf_test_tmpdir("stratum-vardiff");
+	snprintf(cfg, sizeof cfg, "%s/pool.json", p.dir);
+	write_file(cfg, "{\"vardiff\": {\"enabled\": true, \"shares_per_min\": 1}}\n");
 	pool_start(&p, "stratum-vardiff", 0, extra);
 	url_of(url, sizeof url, "stratum+tcp", p.port);
 	d = drv_start(urls, 1, NULL, false);
 	get_work(d, &w);
-	for (uint32_t i = 0; i < 8; i++) {
-		mine(&w, 100 + i, 0, &sh);
-		cr_assert_eq(hf_stratum_drv_submit(d, &w, &sh), 0);
-	}
+	for (uint32_t i = 0; i < 8; i++)
+		mine(&w, 100 + i, 0, &sh[i]);
+	for (uint32_t i = 0; i < 8; i++)
+		cr_assert_eq(hf_stratum_drv_submit(d, &w, &sh[i]), 0);
 	wait_results(d, 8);
 	end = hf_mono_ms() + WAIT_MS;
 	for (;;) {
@@ -1189,7 +1194,7 @@ static hf_stratum_drv *script_drv(const script *sc, char *url, size_t n,
 }
 
 /* The driver's socket to the scripted pool, found among this process's descriptors (its peer
- * is the script's port); -1 when there is none. Only looked at, never touched. */
+ * is the script's port); -1 when there is none. */
 static int driver_socket(uint16_t port)
 {
 	DIR *dir = opendir("/proc/self/fd");
@@ -1215,7 +1220,9 @@ static int driver_socket(uint16_t port)
  * socket to the pool takes no more bytes and it hands over no more shares for 100 checks in a
  * row: the driver thread is then stuck in a write to the pool that stopped reading (or, when
  * or_dropped, that write already failed). The 100 checks only make sure the driver got the
- * CPU to enter that write, which matters for the code before the fix; they cannot fail. */
+ * CPU to enter that write, which matters for the code before the fix; they cannot fail.
+ * The driver's socket gets a small send buffer (a slow link) so that this takes hundreds of
+ * shares, not tens of thousands. */
 static void fill_until_blocked(hf_stratum_drv *d, const hf_stratum_work *w, uint16_t port,
 			       bool or_dropped)
 {
@@ -1223,8 +1230,10 @@ static void fill_until_blocked(hf_stratum_drv *d, const hf_stratum_work *w, uint
 				.version = w->job.version };
 	uint64_t end = hf_mono_ms() + WAIT_MS, last = UINT64_MAX;
 	hf_stratum_pool_stats st = { 0 };
-	int rc, stable = 0;
+	int rc, stable = 0, fd = driver_socket(port), small = 4096;
 
+	cr_assert_geq(fd, 0, "no connection to the scripted pool");
+	cr_assert_eq(setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof small), 0);
 	hf_strlcpy(sh.job_id, w->job.id, sizeof sh.job_id);
 	while (hf_mono_ms() < end) {
 		struct pollfd p = { .fd = -1, .events = POLLOUT };
