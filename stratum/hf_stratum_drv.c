@@ -397,7 +397,7 @@ static void on_reconnect(hf_stratum_drv *d, sess *ss, const hf_stratum_event *ev
 	pthread_mutex_unlock(&d->mu);
 	if (ev->host[0] && strcmp(ev->host, s->target.host) != 0) {
 		if (!d->o.allow_reconnect_host || !host_name_ok(ev->host))
-			return; /* refused: a pool may not send us to another host (or a non-name) */
+			return; /* refused: another host (not allowed), or not a host name */
 		hf_strlcpy(next.host, ev->host, sizeof next.host);
 	}
 	if (ev->port)
