@@ -281,7 +281,7 @@ static int resolve(const hf_stratum_url *url, uint64_t deadline, int cancel_fd,
 			     rc == HF_ETIMEOUT ? "timed out" : rc == HF_ECANCELED ? "canceled"
 							     : "poll failed");
 	}
-	resolve_unref(j); /* abandoned: the thread frees the job when getaddrinfo() returns */
+	resolve_unref(j); /* if the thread is still in getaddrinfo(), it frees the job later */
 	return rc;
 }
 
