@@ -2,6 +2,8 @@
  *
  * Failure: a malformed line never changes the session state; it becomes one EV_ERROR event
  * with detail and bumps a counter. Allocation failure is the only error feed() returns.
+ * Outside text: every event text field (err_msg, text) passes hf_text_clean(); a job id is
+ * echoed back to the pool byte for byte, so one with a control character is refused instead.
  * Threading: one owner per core; no globals.
  */
 #include "hf_stratum.h"
@@ -14,6 +16,7 @@
 #include <string.h>
 
 #include "hf_buf.h"
+#include "hf_text.h"
 #include "hf_util.h"
 #include "hf_version.h"
 
@@ -168,6 +171,14 @@ static void bad_line(hf_stratum *s, int err, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(ev->text, sizeof ev->text, fmt, ap);
 	va_end(ap);
+	hf_utf8_trim(ev->text);        /* vsnprintf may have cut a character */
+	hf_text_clean_inplace(ev->text); /* the detail quotes the pool (method names, JSON) */
+}
+
+/* Copies pool text into an event field, cleaned (control characters, invalid UTF-8). */
+static void copy_text(char *dst, size_t dstsz, const char *src)
+{
+	hf_text_clean(dst, dstsz, src, SIZE_MAX);
 }
 
 /* ---- output ---- */
@@ -361,7 +372,7 @@ static void parse_pool_error(const json_t *root, const json_t *err, hf_stratum_e
 		if (json_is_integer(code))
 			ev->err_code = json_integer_value(code);
 		if (json_is_string(msg))
-			hf_strlcpy(ev->err_msg, json_string_value(msg), sizeof ev->err_msg);
+			copy_text(ev->err_msg, sizeof ev->err_msg, json_string_value(msg));
 	} else if (json_is_object(err)) {
 		const json_t *code = json_object_get(err, "code");
 		const json_t *msg = json_object_get(err, "message");
@@ -370,12 +381,12 @@ static void parse_pool_error(const json_t *root, const json_t *err, hf_stratum_e
 		if (json_is_integer(code))
 			ev->err_code = json_integer_value(code);
 		if (json_is_string(msg))
-			hf_strlcpy(ev->err_msg, json_string_value(msg), sizeof ev->err_msg);
+			copy_text(ev->err_msg, sizeof ev->err_msg, json_string_value(msg));
 	} else if (json_is_string(err)) {
-		hf_strlcpy(ev->err_msg, json_string_value(err), sizeof ev->err_msg);
+		copy_text(ev->err_msg, sizeof ev->err_msg, json_string_value(err));
 	}
 	if (!ev->err_msg[0] && json_is_string(rr))
-		hf_strlcpy(ev->err_msg, json_string_value(rr), sizeof ev->err_msg);
+		copy_text(ev->err_msg, sizeof ev->err_msg, json_string_value(rr));
 	if (!ev->err_msg[0])
 		hf_strlcpy(ev->err_msg, json_is_null(err) || !err ? "rejected" : "unknown error",
 			   sizeof ev->err_msg);
@@ -429,8 +440,8 @@ static bool configure_result(const json_t *res, uint32_t asked, hf_stratum_event
 	vr = json_object_get(res, "version-rolling");
 	if (!json_is_true(vr)) {
 		ev->ok = false;
-		hf_strlcpy(ev->err_msg, json_is_string(vr) ? json_string_value(vr)
-			   : "version rolling not granted", sizeof ev->err_msg);
+		copy_text(ev->err_msg, sizeof ev->err_msg,
+			  json_is_string(vr) ? json_string_value(vr) : "version rolling not granted");
 		return true;
 	}
 	if (!hex_u32(json_object_get(res, "version-rolling.mask"), &mask))
@@ -536,6 +547,12 @@ static void on_notify(hf_stratum *s, const json_t *params)
 	if (json_string_length(jid) == 0 || json_string_length(jid) >= HF_STRATUM_JOB_ID_MAX) {
 		bad_line(s, HF_EPROTO, "mining.notify: job_id must be 1-%d characters",
 			 HF_STRATUM_JOB_ID_MAX - 1);
+		return;
+	}
+	copy_text(job.id, sizeof job.id, json_string_value(jid));
+	if (strcmp(job.id, json_string_value(jid)) != 0) {
+		bad_line(s, HF_EPROTO, "mining.notify: job_id \"%s\" has control characters",
+			 job.id);
 		return;
 	}
 	n = json_array_size(branch);
@@ -670,7 +687,7 @@ static void on_show_message(hf_stratum *s, const json_t *params)
 	}
 	ev = push_event(s, HF_STRATUM_EV_MESSAGE);
 	if (ev)
-		hf_strlcpy(ev->text, json_string_value(m), sizeof ev->text);
+		copy_text(ev->text, sizeof ev->text, json_string_value(m));
 }
 
 static void handle_method(hf_stratum *s, const json_t *root, const char *method)

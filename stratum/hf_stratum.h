@@ -8,7 +8,10 @@
  * counter; the core's state is unchanged by it. Responses are matched to requests by id (at
  * most HF_STRATUM_MAX_PENDING outstanding; the oldest is forgotten beyond that).
  * mining.ping and client.get_version are answered by the core itself (bytes appear in the
- * output buffer); unknown methods with an id get a JSON-RPC error reply.
+ * output buffer); unknown methods with an id get a JSON-RPC error reply. Event text (err_msg,
+ * text) is cleaned with hf_text_clean(): control characters and invalid UTF-8 become '?', so
+ * it may be logged or stored as is; a job id, which must go back to the pool byte for byte,
+ * is refused (EV_ERROR) when it holds a control character.
  * Threading: one owner; no globals, so separate cores may live on separate threads.
  */
 #ifndef HF_STRATUM_H

@@ -3,6 +3,12 @@
  *
  * Failure: a pool that fails is recorded (stats.last_error) and backed off; the driver never
  * exits on a pool's behaviour, only on hf_stratum_drv_stop().
+ * Deadlines: the driver thread only waits in poll() on the pool socket and its wake pipe, or
+ * inside hf_stratum_conn calls that end at their deadline or as soon as stopfd is readable
+ * (connect, name lookup included, and writes), so hf_stratum_drv_stop() returns promptly
+ * whatever the pool does (not answering DNS, never reading).
+ * Outside text: everything a pool (or a name server) says that ends up in stats or in the
+ * on_result reason goes through hf_text_clean() first (control characters, invalid UTF-8).
  * Threading: the driver thread owns the connection and the protocol cores; everything the
  * other threads read or write (work, queue, stats) is under d->mu.
  */
@@ -21,13 +27,14 @@
 #include "hf_stratum.h"
 #include "hf_stratum_conn.h"
 #include "hf_stratum_target.h"
+#include "hf_text.h"
 #include "hf_util.h"
 #include "hf_version.h"
 
 #define MAX_VALID_JOBS 16
 #define MAX_QUEUE 1024
 #define MAX_INFLIGHT 256
-#define WRITE_TIMEOUT_MS 10000
+#define WRITE_TIMEOUT_MS 10000 /* default write_timeout_ms */
 
 typedef struct slot {
 	char url_text[256];
@@ -138,6 +145,7 @@ int hf_stratum_drv_new(const hf_stratum_drv_opts *opts, hf_stratum_drv **out, hf
 	d->o.ca_file = opts->ca_file ? d->ca_file : NULL;
 	d->o.connect_timeout_ms = d_default(opts->connect_timeout_ms, 10000);
 	d->o.handshake_timeout_ms = d_default(opts->handshake_timeout_ms, 10000);
+	d->o.write_timeout_ms = d_default(opts->write_timeout_ms, WRITE_TIMEOUT_MS);
 	d->o.silence_ms = d_default(opts->silence_ms, 120000);
 	d->o.backoff_min_ms = d_default(opts->backoff_min_ms, 1000);
 	d->o.backoff_max_ms = d_default(opts->backoff_max_ms, 60000);
@@ -160,7 +168,7 @@ int hf_stratum_drv_new(const hf_stratum_drv_opts *opts, hf_stratum_drv **out, hf
 		}
 		s->target = s->url;
 		hf_strlcpy(s->url_text, p->url, sizeof s->url_text);
-		hf_strlcpy(s->st.url, p->url, sizeof s->st.url);
+		hf_text_clean(s->st.url, sizeof s->st.url, p->url, SIZE_MAX);
 		hf_strlcpy(s->user, p->user, sizeof s->user);
 		hf_strlcpy(s->pass, p->pass ? p->pass : "x", sizeof s->pass);
 		s->core = hf_stratum_new(&co);
@@ -239,19 +247,23 @@ static void publish_locked(hf_stratum_drv *d)
 	pthread_cond_broadcast(&d->cv);
 }
 
+/* Counts a reject by its reason, cut to the slot's size first so that a long reason matches
+ * its own earlier entry. */
 static void count_reject(hf_stratum_pool_stats *st, const char *reason)
 {
+	char r[sizeof st->rejects[0].reason];
 	size_t i;
 
+	hf_text_clean(r, sizeof r, reason, SIZE_MAX);
 	for (i = 0; i < st->nrejects; i++)
-		if (strcmp(st->rejects[i].reason, reason) == 0)
+		if (strcmp(st->rejects[i].reason, r) == 0)
 			break;
 	if (i == st->nrejects) {
 		if (st->nrejects == HF_STRATUM_REJECT_KINDS - 1) {
 			i = HF_STRATUM_REJECT_KINDS - 1;
 			hf_strlcpy(st->rejects[i].reason, "other", sizeof st->rejects[i].reason);
 		} else {
-			hf_strlcpy(st->rejects[i].reason, reason, sizeof st->rejects[i].reason);
+			hf_strlcpy(st->rejects[i].reason, r, sizeof st->rejects[i].reason);
 			st->nrejects++;
 		}
 	}
@@ -335,9 +347,11 @@ static void on_submit_result(hf_stratum_drv *d, sess *ss, const hf_stratum_event
 {
 	hf_stratum_pool_stats *st = &d->slots[ss->idx].st;
 	uint64_t now = hf_mono_ms(), lat = 0;
+	char reason[HF_STRATUM_TEXT_MAX];
 	hf_stratum_share sh;
 	bool known = false;
 
+	hf_text_clean(reason, sizeof reason, ev->err_msg[0] ? ev->err_msg : "rejected", SIZE_MAX);
 	memset(&sh, 0, sizeof sh);
 	pthread_mutex_lock(&d->mu);
 	for (size_t i = 0; i < MAX_INFLIGHT; i++) {
@@ -359,14 +373,26 @@ static void on_submit_result(hf_stratum_drv *d, sess *ss, const hf_stratum_event
 		st->accepted++;
 	} else {
 		st->rejected++;
-		count_reject(st, ev->err_msg[0] ? ev->err_msg : "rejected");
+		count_reject(st, reason);
 	}
 	d->results++;
 	pthread_cond_broadcast(&d->cv);
 	pthread_mutex_unlock(&d->mu);
 	if (d->o.on_result && known)
-		d->o.on_result(d->o.ctx, ss->idx, &sh, ev->ok,
-			       ev->ok ? "" : ev->err_msg[0] ? ev->err_msg : "rejected", lat);
+		d->o.on_result(d->o.ctx, ss->idx, &sh, ev->ok, ev->ok ? "" : reason, lat);
+}
+
+/* A host name or address literal as a pool may name it in client.reconnect: letters, digits,
+ * '-', '.', '_' and ':' (IPv6), nothing else (no spaces, controls or URL syntax). */
+static bool host_name_ok(const char *h)
+{
+	if (!h[0])
+		return false;
+	for (; *h; h++)
+		if (!((*h >= 'a' && *h <= 'z') || (*h >= 'A' && *h <= 'Z') ||
+		      (*h >= '0' && *h <= '9') || *h == '-' || *h == '.' || *h == '_' || *h == ':'))
+			return false;
+	return true;
 }
 
 static void on_reconnect(hf_stratum_drv *d, sess *ss, const hf_stratum_event *ev)
@@ -378,8 +404,8 @@ static void on_reconnect(hf_stratum_drv *d, sess *ss, const hf_stratum_event *ev
 	s->st.reconnect_requests++;
 	pthread_mutex_unlock(&d->mu);
 	if (ev->host[0] && strcmp(ev->host, s->target.host) != 0) {
-		if (!d->o.allow_reconnect_host)
-			return; /* refused: a pool may not send us to another host */
+		if (!d->o.allow_reconnect_host || !host_name_ok(ev->host))
+			return; /* refused: another host (not allowed), or not a host name */
 		hf_strlcpy(next.host, ev->host, sizeof next.host);
 	}
 	if (ev->port)
@@ -454,7 +480,7 @@ static void handle_event(hf_stratum_drv *d, sess *ss, hf_stratum_event *ev)
 		break;
 	case HF_STRATUM_EV_MESSAGE:
 		pthread_mutex_lock(&d->mu);
-		hf_strlcpy(s->st.last_message, ev->text, sizeof s->st.last_message);
+		hf_text_clean(s->st.last_message, sizeof s->st.last_message, ev->text, SIZE_MAX);
 		pthread_mutex_unlock(&d->mu);
 		break;
 	case HF_STRATUM_EV_ERROR:
@@ -478,7 +504,7 @@ static int flush_out(hf_stratum_drv *d, sess *ss, hf_errbuf *eb)
 
 	if (!n)
 		return 0;
-	rc = hf_stratum_conn_write_all(d->conn, p, n, WRITE_TIMEOUT_MS, eb);
+	rc = hf_stratum_conn_write_all(d->conn, p, n, d->o.write_timeout_ms, eb);
 	hf_stratum_out_consume(core, n);
 	return rc;
 }
@@ -604,7 +630,8 @@ static void pool_failed(hf_stratum_drv *d, int idx, const char *why)
 	s->fails++;
 	s->next_attempt_ms = hf_mono_ms() + backoff_ms(d, s->fails);
 	pthread_mutex_lock(&d->mu);
-	hf_strlcpy(s->st.last_error, why, sizeof s->st.last_error);
+	/* why quotes the pool (refusals), a host name it sent, resolver or OpenSSL text */
+	hf_text_clean(s->st.last_error, sizeof s->st.last_error, why, SIZE_MAX);
 	pthread_mutex_unlock(&d->mu);
 }
 
@@ -676,8 +703,13 @@ static void run_session(hf_stratum_drv *d, sess *ss, int *next_idx)
 		uint64_t deadline = last_rx + d->o.silence_ms;
 		char junk[64];
 
-		if (flush_out(d, ss, &eb)) {
-			sess_fail(ss, HF_ENET, eb.msg);
+		rc = flush_out(d, ss, &eb);
+		if (rc == HF_ECANCELED) { /* stop, while the pool was not taking our bytes */
+			ss->end = END_STOP;
+			break;
+		}
+		if (rc) {
+			sess_fail(ss, rc, eb.msg);
 			break;
 		}
 		if (!ss->authorized && hs_deadline < deadline)

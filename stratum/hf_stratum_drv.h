@@ -10,7 +10,11 @@
  * as resumed and outstanding work stays valid. client.reconnect is followed (same host, or
  * another host only when allow_reconnect_host). A share is checked against the share target
  * before it is queued (failing: a hardware error) and is dropped, not sent, when its job was
- * replaced by a clean_jobs notify or the session changed (stale).
+ * replaced by a clean_jobs notify or the session changed (stale). A pool that does not take
+ * a whole write within write_timeout_ms (it stopped reading) is dropped like a silent one.
+ * client.reconnect to a host that is not a plain host name or address is ignored. Pool text
+ * kept in the stats (last_error, last_message, reject reasons) or passed to on_result is
+ * cleaned with hf_text_clean() (control characters and invalid UTF-8 become '?').
  * Threading: hf_stratum_drv_new/start/stop/free from one controlling thread; the driver runs
  * its own thread; work, submit and stats calls are safe from any thread.
  */
@@ -64,6 +68,8 @@ typedef struct hf_stratum_drv_opts {
 	bool insecure;              /* TLS without verification (only when asked) */
 	uint64_t connect_timeout_ms; /* 0: 10000 (resolve + TCP + TLS) */
 	uint64_t handshake_timeout_ms; /* 0: 10000 (subscribe + authorize answered) */
+	uint64_t write_timeout_ms;  /* 0: 10000; a pool that has not taken a whole write after
+				     * this long (it stopped reading) is dropped and backed off */
 	uint64_t silence_ms;        /* 0: 120000; no line for this long: reconnect */
 	uint64_t backoff_min_ms;    /* 0: 1000 */
 	uint64_t backoff_max_ms;    /* 0: 60000 */
@@ -114,8 +120,10 @@ typedef struct hf_stratum_pool_stats {
 int hf_stratum_drv_new(const hf_stratum_drv_opts *opts, hf_stratum_drv **out, hf_errbuf *eb);
 /* Starts the driver thread. */
 int hf_stratum_drv_start(hf_stratum_drv *d, hf_errbuf *eb);
-/* Stops the thread (closing the session, abandoning a connect in progress); safe to call
- * twice. */
+/* Stops the thread and returns promptly: the session is closed without waiting for the pool
+ * (close_notify only if the socket takes it at once), and a name lookup, connect, TLS
+ * handshake or write in progress is abandoned (a hung lookup finishes on its own thread);
+ * nothing here waits for connect_timeout_ms or the write timeout. Safe to call twice. */
 void hf_stratum_drv_stop(hf_stratum_drv *d);
 /* Stops and frees (NULL accepted). */
 void hf_stratum_drv_free(hf_stratum_drv *d);

@@ -1,18 +1,26 @@
 /* Integration tests: the hf_stratum driver (and a raw hf_stratum core client) against real
  * hashflop-pool processes on 127.0.0.1 with ephemeral ports: handshake, accepted and rejected
  * shares with the pool's reasons, stale drops after a new block, reconnect and resume,
- * failover and failback, TLS with a CA made here, and the pool's fault injection. Every wait
- * has a deadline. */
+ * failover and failback, TLS with a CA made here, and the pool's fault injection. What the
+ * lab pool never does (stop reading, send control characters) comes from a scripted pool on
+ * a real socket; a name server that never answers is glibc's resolver stuck on a FIFO. Every
+ * wait has a deadline. */
 #include <criterion/criterion.h>
 #include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -728,27 +736,32 @@ Test(stratum_pool, bad_config_names_the_field_and_exits_2, .init = setup, .timeo
 	free(dir);
 }
 
-/* Shares far faster than the vardiff target: the pool raises the difficulty; the driver's
- * next work carries it. show_message reaches the client without breaking the session. */
+/* Shares far faster than the vardiff target (1 a minute, so that a slow, loaded machine
+ * still beats it; the 8 shares are mined first and sent together): the pool raises the
+ * difficulty; the driver's next work carries it. show_message reaches the client without
+ * breaking the session. */
 Test(stratum_pool, vardiff_raises_difficulty, .init = setup, .timeout = 60)
 {
 	pool p = { 0 };
-	char url[128];
+	char url[128], cfg[1100];
 	const char *urls[1] = { url };
-	static const char *const extra[] = { "--vardiff", NULL };
+	const char *extra[3] = { "--config", cfg, NULL };
 	hf_stratum_work w;
-	hf_stratum_share sh;
+	hf_stratum_share sh[8];
 	hf_stratum_drv *d;
 	uint64_t end;
 
+	p.dir = hf_test_tmpdir("stratum-vardiff");
+	snprintf(cfg, sizeof cfg, "%s/pool.json", p.dir);
+	write_file(cfg, "{\"vardiff\": {\"enabled\": true, \"shares_per_min\": 1}}\n");
 	pool_start(&p, "stratum-vardiff", 0, extra);
 	url_of(url, sizeof url, "stratum+tcp", p.port);
 	d = drv_start(urls, 1, NULL, false);
 	get_work(d, &w);
-	for (uint32_t i = 0; i < 8; i++) {
-		mine(&w, 100 + i, 0, &sh);
-		cr_assert_eq(hf_stratum_drv_submit(d, &w, &sh), 0);
-	}
+	for (uint32_t i = 0; i < 8; i++)
+		mine(&w, 100 + i, 0, &sh[i]);
+	for (uint32_t i = 0; i < 8; i++)
+		cr_assert_eq(hf_stratum_drv_submit(d, &w, &sh[i]), 0);
 	wait_results(d, 8);
 	end = hf_mono_ms() + WAIT_MS;
 	for (;;) {
@@ -869,4 +882,522 @@ Test(stratum_pool, stop_abandons_a_hanging_tls_connect, .init = setup, .timeout 
 	cr_assert_lt(hf_mono_ms() - t0, 3000, "stop waited for the connect timeout");
 	hf_stratum_drv_free(d);
 	close(lfd);
+}
+
+/* ---- a name lookup that never answers (see test_stratum_conn.c): glibc reads the file named
+ * by HOSTALIASES for a single-label name before asking a name server; a FIFO there blocks
+ * getaddrinfo() inside the real resolver until the test lets it go ---- */
+
+#define DEADLINE_MS 500
+#define EARLY_MS 50
+#define MARGIN_MS 5000
+
+typedef struct stall {
+	char dir[64], fifo[96];
+	int wfd;
+} stall;
+
+static void stall_setup(stall *st)
+{
+	strcpy(st->dir, "/tmp/hf-stall-XXXXXX");
+	cr_assert(mkdtemp(st->dir));
+	snprintf(st->fifo, sizeof st->fifo, "%s/aliases", st->dir);
+	cr_assert_eq(mkfifo(st->fifo, 0600), 0);
+	st->wfd = -1;
+	cr_assert_eq(setenv("HOSTALIASES", st->fifo, 1), 0);
+	cr_assert_eq(setenv("RES_OPTIONS", "timeout:1 attempts:1", 1), 0);
+}
+
+/* True once a lookup has opened the FIFO (it then stays stuck in read()). */
+static bool stall_caught(stall *st, uint64_t wait_ms)
+{
+	uint64_t end = hf_mono_ms() + wait_ms;
+
+	for (;;) {
+		if (st->wfd < 0)
+			st->wfd = open(st->fifo, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+		if (st->wfd >= 0)
+			return true;
+		if (errno != ENXIO || hf_mono_ms() >= end)
+			return false;
+		poll(NULL, 0, 5); /* re-check until the deadline */
+	}
+}
+
+static void stall_release(stall *st)
+{
+	char empty[128];
+	uint64_t end = hf_mono_ms() + 20000;
+	int fd;
+
+	snprintf(empty, sizeof empty, "%s/empty", st->dir);
+	fd = open(empty, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+	cr_assert_geq(fd, 0);
+	close(fd);
+	stall_caught(st, 0);
+	cr_assert_eq(rename(empty, st->fifo), 0);
+	if (st->wfd >= 0)
+		close(st->wfd);
+	st->wfd = -1;
+	while (hf_stratum_conn_resolves_running() > 0 && hf_mono_ms() < end)
+		poll(NULL, 0, 10); /* re-check until the deadline */
+	cr_assert_eq(hf_stratum_conn_resolves_running(), 0, "resolver threads did not finish");
+	unlink(st->fifo);
+	rmdir(st->dir);
+}
+
+/* The pool's stats once ok() holds, or at the deadline. */
+static hf_stratum_pool_stats stats_when(hf_stratum_drv *d, size_t idx,
+					bool (*ok)(const hf_stratum_pool_stats *))
+{
+	hf_stratum_pool_stats st;
+	uint64_t end = hf_mono_ms() + WAIT_MS;
+
+	do {
+		hf_stratum_drv_pool_stats(d, idx, &st);
+		if (ok(&st))
+			break;
+		poll(NULL, 0, 5); /* re-check until the deadline */
+	} while (hf_mono_ms() < end);
+	return st;
+}
+
+static bool has_connect_failure(const hf_stratum_pool_stats *st)
+{
+	return st->connect_failures >= 1;
+}
+
+/* The pool's name server never answers: stop returns at once (the lookup is abandoned on its
+ * thread), and connect_timeout_ms covers the lookup. */
+Test(stratum_pool, stuck_name_lookup_is_bounded_and_abandoned_by_stop, .init = setup,
+     .timeout = 60)
+{
+	hf_stratum_drv_opts o = { .npools = 1, .connect_timeout_ms = 60000, .seed = 5,
+				  .backoff_min_ms = 100, .backoff_max_ms = 400 };
+	hf_stratum_pool_stats st;
+	hf_stratum_drv *d;
+	hf_errbuf eb;
+	uint64_t t0, el;
+	stall sl;
+
+	stall_setup(&sl);
+	o.pools[0].url = "stratum+tcp://hashflopstall:3333";
+	o.pools[0].user = "bc1qlab.w8";
+	cr_assert_eq(hf_stratum_drv_new(&o, &d, &eb), 0, "%s", eb.msg);
+	cr_assert_eq(hf_stratum_drv_start(d, &eb), 0);
+	if (!stall_caught(&sl, WAIT_MS)) {
+		hf_stratum_drv_free(d);
+		cr_skip_test("this resolver does not read HOSTALIASES");
+	}
+	t0 = hf_mono_ms();
+	hf_stratum_drv_stop(d);
+	el = hf_mono_ms() - t0;
+	cr_assert_lt(el, MARGIN_MS, "stop waited %llu ms for the lookup", (unsigned long long)el);
+	hf_stratum_drv_free(d);
+
+	o.connect_timeout_ms = DEADLINE_MS;
+	cr_assert_eq(hf_stratum_drv_new(&o, &d, &eb), 0, "%s", eb.msg);
+	t0 = hf_mono_ms();
+	cr_assert_eq(hf_stratum_drv_start(d, &eb), 0);
+	st = stats_when(d, 0, has_connect_failure);
+	el = hf_mono_ms() - t0;
+	cr_assert_geq(st.connect_failures, 1, "the stuck lookup never failed the pool");
+	cr_assert(strstr(st.last_error, "resolve hashflopstall: timed out"), "%s", st.last_error);
+	cr_assert_geq(el, DEADLINE_MS - EARLY_MS, "failed after %llu ms", (unsigned long long)el);
+	cr_assert_lt(el, MARGIN_MS, "failed after %llu ms", (unsigned long long)el);
+	hf_stratum_drv_free(d);
+	stall_release(&sl);
+}
+
+/* ---- a scripted pool on a real socket, for what hashflop-pool never does ---- */
+
+typedef struct script {
+	int lfd, quit[2];
+	uint16_t port;
+	pthread_t th;
+	const char *auth_error;   /* JSON error for authorize (NULL: authorized) */
+	const char *message;      /* JSON string sent as client.show_message (NULL: none) */
+	const char *reject;       /* JSON error for every submit (NULL: accepted) */
+	const char *reconnect;    /* JSON params sent as client.reconnect (NULL: none) */
+	bool stop_reading;        /* after the first job, never read again */
+	atomic_int clients, submits;
+} script;
+
+static void script_send(int fd, const char *line)
+{
+	size_t n = strlen(line), off = 0;
+
+	while (off < n) {
+		ssize_t w = send(fd, line + off, n - off, MSG_NOSIGNAL);
+		if (w <= 0)
+			return;
+		off += (size_t)w;
+	}
+}
+
+/* Waits for fd (or the quit pipe); false on quit. */
+static bool script_wait(script *sc, int fd)
+{
+	struct pollfd p[2] = { { .fd = sc->quit[0], .events = POLLIN },
+			       { .fd = fd, .events = POLLIN } };
+
+	while (poll(p, fd >= 0 ? 2 : 1, -1) < 0)
+		;
+	return !p[0].revents;
+}
+
+static void script_after_auth(script *sc, int fd)
+{
+	char line[1024];
+
+	script_send(fd, "{\"id\":null,\"method\":\"mining.set_difficulty\",\"params\":[1e-12]}\n");
+	if (sc->message) {
+		snprintf(line, sizeof line, "{\"id\":null,\"method\":\"client.show_message\","
+			 "\"params\":[%s]}\n", sc->message);
+		script_send(fd, line);
+	}
+	if (sc->reconnect) {
+		snprintf(line, sizeof line, "{\"id\":null,\"method\":\"client.reconnect\","
+			 "\"params\":%s}\n", sc->reconnect);
+		script_send(fd, line);
+	}
+	script_send(fd, "{\"id\":null,\"method\":\"mining.notify\",\"params\":[\"j1\","
+		    "\"0000000000000000000000000000000000000000000000000000000000000000\","
+		    "\"01000000010000000000000000000000000000000000000000000000000000000000000000"
+		    "ffffffff\",\"ffffffff0100f2052a01000000015100000000\",[],\"20000000\","
+		    "\"1d00ffff\",\"5f5e1000\",true]}\n");
+}
+
+static void script_line(script *sc, int fd, const char *text, bool *authorized)
+{
+	json_t *j = json_loads(text, 0, NULL);
+	const char *m = json_string_value(json_object_get(j, "method"));
+	long long id = json_integer_value(json_object_get(j, "id"));
+	char out[1024];
+
+	if (!m) {
+		json_decref(j);
+		return;
+	}
+	if (strcmp(m, "mining.subscribe") == 0) {
+		snprintf(out, sizeof out, "{\"id\":%lld,\"result\":[[[\"mining.notify\",\"s1\"]],"
+			 "\"01020304\",4],\"error\":null}\n", id);
+	} else if (strcmp(m, "mining.authorize") == 0 && sc->auth_error) {
+		snprintf(out, sizeof out, "{\"id\":%lld,\"result\":null,\"error\":%s}\n", id,
+			 sc->auth_error);
+	} else if (strcmp(m, "mining.submit") == 0 && sc->reject) {
+		atomic_fetch_add(&sc->submits, 1);
+		snprintf(out, sizeof out, "{\"id\":%lld,\"result\":false,\"error\":%s}\n", id,
+			 sc->reject);
+	} else {
+		if (strcmp(m, "mining.submit") == 0)
+			atomic_fetch_add(&sc->submits, 1);
+		snprintf(out, sizeof out, "{\"id\":%lld,\"result\":true,\"error\":null}\n", id);
+	}
+	script_send(fd, out);
+	if (strcmp(m, "mining.authorize") == 0 && !sc->auth_error) {
+		*authorized = true;
+		script_after_auth(sc, fd);
+	}
+	json_decref(j);
+}
+
+static void script_serve(script *sc, int fd)
+{
+	char buf[65536];
+	size_t len = 0;
+	bool authorized = false;
+
+	while (script_wait(sc, fd)) {
+		ssize_t r = recv(fd, buf + len, sizeof buf - 1 - len, 0);
+		char *nl;
+		if (r <= 0)
+			return;
+		len += (size_t)r;
+		buf[len] = '\0';
+		while ((nl = strchr(buf, '\n'))) {
+			*nl = '\0';
+			script_line(sc, fd, buf, &authorized);
+			len -= (size_t)(nl + 1 - buf);
+			memmove(buf, nl + 1, len + 1);
+		}
+		if (len == sizeof buf - 1)
+			len = 0;
+		if (authorized && sc->stop_reading) {
+			script_wait(sc, -1); /* the bytes pile up unread until the test ends */
+			return;
+		}
+	}
+}
+
+static void *script_main(void *arg)
+{
+	script *sc = arg;
+
+	while (script_wait(sc, sc->lfd)) {
+		int fd = accept(sc->lfd, NULL, NULL);
+		if (fd < 0)
+			continue;
+		atomic_fetch_add(&sc->clients, 1);
+		script_serve(sc, fd);
+		close(fd);
+	}
+	return NULL;
+}
+
+static void script_start(script *sc)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t len = sizeof sa;
+	int small = 4096;
+
+	sc->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(sc->lfd, 0);
+	/* a small receive window: a client that sends and is never read fills up fast */
+	setsockopt(sc->lfd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+	cr_assert_eq(bind(sc->lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+	cr_assert_eq(listen(sc->lfd, 8), 0);
+	cr_assert_eq(getsockname(sc->lfd, (struct sockaddr *)&sa, &len), 0);
+	sc->port = ntohs(sa.sin_port);
+	cr_assert_eq(pipe(sc->quit), 0);
+	cr_assert_eq(pthread_create(&sc->th, NULL, script_main, sc), 0);
+}
+
+static void script_stop(script *sc)
+{
+	char b = 1;
+
+	cr_assert_eq(write(sc->quit[1], &b, 1), 1);
+	pthread_join(sc->th, NULL);
+	close(sc->lfd);
+	close(sc->quit[0]);
+	close(sc->quit[1]);
+}
+
+static hf_stratum_drv *script_drv(const script *sc, char *url, size_t n,
+				  hf_stratum_drv_opts *o)
+{
+	hf_stratum_drv *d;
+	hf_errbuf eb;
+
+	url_of(url, n, "stratum+tcp", sc->port);
+	o->npools = 1;
+	o->pools[0].url = url;
+	o->pools[0].user = "bc1qlab.script";
+	o->seed = 11;
+	if (!o->backoff_min_ms)
+		o->backoff_min_ms = 100;
+	cr_assert_eq(hf_stratum_drv_new(o, &d, &eb), 0, "%s", eb.msg);
+	cr_assert_eq(hf_stratum_drv_start(d, &eb), 0, "%s", eb.msg);
+	return d;
+}
+
+/* The driver's socket to the scripted pool, found among this process's descriptors (its peer
+ * is the script's port); -1 when there is none. */
+static int driver_socket(uint16_t port)
+{
+	DIR *dir = opendir("/proc/self/fd");
+	struct dirent *e;
+	int found = -1;
+
+	cr_assert(dir);
+	while (found < 0 && (e = readdir(dir))) {
+		struct sockaddr_in peer;
+		socklen_t len = sizeof peer;
+		int fd = atoi(e->d_name);
+		if (e->d_name[0] < '0' || e->d_name[0] > '9' || fd == dirfd(dir))
+			continue;
+		if (getpeername(fd, (struct sockaddr *)&peer, &len) == 0 &&
+		    peer.sin_family == AF_INET && ntohs(peer.sin_port) == port)
+			found = fd;
+	}
+	closedir(dir);
+	return found;
+}
+
+/* Submits (valid: difficulty 1e-12) shares until the driver's queue stays full while its
+ * socket to the pool takes no more bytes and it hands over no more shares for 100 checks in a
+ * row: the driver thread is then stuck in a write to the pool that stopped reading (or, when
+ * or_dropped, that write already failed). The 100 checks only make sure the driver got the
+ * CPU to enter that write, which matters for the code before the fix; they cannot fail.
+ * The driver's socket gets a small send buffer (a slow link) so that this takes hundreds of
+ * shares, not tens of thousands. */
+static void fill_until_blocked(hf_stratum_drv *d, const hf_stratum_work *w, uint16_t port,
+			       bool or_dropped)
+{
+	hf_stratum_share sh = { .en2_len = w->en2_size, .ntime = w->job.ntime,
+				.version = w->job.version };
+	uint64_t end = hf_mono_ms() + WAIT_MS, last = UINT64_MAX;
+	hf_stratum_pool_stats st = { 0 };
+	int rc, stable = 0, fd = driver_socket(port), small = 4096;
+
+	cr_assert_geq(fd, 0, "no connection to the scripted pool");
+	cr_assert_eq(setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof small), 0);
+	hf_strlcpy(sh.job_id, w->job.id, sizeof sh.job_id);
+	while (hf_mono_ms() < end) {
+		struct pollfd p = { .fd = -1, .events = POLLOUT };
+		sh.nonce++;
+		rc = hf_stratum_drv_submit(d, w, &sh);
+		cr_assert(rc == 0 || rc == HF_ESTATE, "submit: %d", rc);
+		if (rc == 0) {
+			stable = 0;
+			continue;
+		}
+		hf_stratum_drv_pool_stats(d, 0, &st); /* the queue is full */
+		if (or_dropped && st.disconnects)
+			return;
+		p.fd = driver_socket(port);
+		if (p.fd >= 0 && poll(&p, 1, 0) == 0 && st.submitted == last) {
+			if (++stable == 100)
+				return;
+		} else {
+			stable = 0;
+		}
+		last = st.submitted;
+		poll(NULL, 0, 1); /* let the driver take the queue; re-check until the deadline */
+	}
+	cr_assert_fail("the driver never blocked (%llu submits handed over)",
+		       (unsigned long long)st.submitted);
+}
+
+/* Drain with a pool that never reads: the driver is stuck in a write (default write timeout,
+ * 10 s) when stop comes; stop cancels the write and returns at once. */
+Test(stratum_pool, stop_with_a_pool_that_never_reads_returns_at_once, .init = setup,
+     .timeout = 60)
+{
+	script sc = { .stop_reading = true };
+	hf_stratum_drv_opts o = { 0 };
+	hf_stratum_work w;
+	hf_stratum_drv *d;
+	char url[128];
+	uint64_t t0, el;
+
+	script_start(&sc);
+	d = script_drv(&sc, url, sizeof url, &o);
+	get_work(d, &w);
+	cr_assert(wait_active(d, 0, WAIT_MS));
+	fill_until_blocked(d, &w, sc.port, false);
+	t0 = hf_mono_ms();
+	hf_stratum_drv_stop(d);
+	el = hf_mono_ms() - t0;
+	cr_assert_lt(el, MARGIN_MS, "stop waited %llu ms for the write", (unsigned long long)el);
+	{
+		hf_stratum_pool_stats st;
+		hf_stratum_drv_pool_stats(d, 0, &st);
+		cr_assert_eq(st.disconnects, 1, "one session, ended by stop: %s", st.last_error);
+		cr_assert_eq(st.connects, 1);
+	}
+	hf_stratum_work_clear(&w);
+	hf_stratum_drv_free(d);
+	script_stop(&sc);
+}
+
+static bool has_disconnect(const hf_stratum_pool_stats *st)
+{
+	return st->disconnects >= 1;
+}
+
+/* A pool that stops reading is dropped at write_timeout_ms with the reason kept. */
+Test(stratum_pool, pool_that_never_reads_is_dropped_at_the_write_timeout, .init = setup,
+     .timeout = 60)
+{
+	script sc = { .stop_reading = true };
+	hf_stratum_drv_opts o = { .write_timeout_ms = DEADLINE_MS, .backoff_min_ms = 60000,
+				  .backoff_max_ms = 60000 };
+	hf_stratum_pool_stats st;
+	hf_stratum_work w;
+	hf_stratum_drv *d;
+	char url[128];
+	uint64_t t0, el;
+
+	script_start(&sc);
+	d = script_drv(&sc, url, sizeof url, &o);
+	get_work(d, &w);
+	cr_assert(wait_active(d, 0, WAIT_MS));
+	fill_until_blocked(d, &w, sc.port, true);
+	t0 = hf_mono_ms(); /* the write began before this: the drop comes within the timeout */
+	st = stats_when(d, 0, has_disconnect);
+	el = hf_mono_ms() - t0;
+	cr_assert_eq(st.disconnects, 1, "still connected to a pool that never reads");
+	cr_assert(strstr(st.last_error, "send: timed out"), "%s", st.last_error);
+	cr_assert_lt(el, MARGIN_MS, "dropped after %llu ms", (unsigned long long)el);
+	cr_assert_eq(hf_stratum_drv_active_pool(d), -1);
+	hf_stratum_work_clear(&w);
+	hf_stratum_drv_free(d);
+	script_stop(&sc);
+}
+
+/* No C0/C1 control character or DEL, valid UTF-8 (what hf_text_clean guarantees). */
+static bool text_clean(const char *s)
+{
+	const unsigned char *u = (const unsigned char *)s;
+
+	for (; *u; u++)
+		if (*u < 0x20 || *u == 0x7f || (u[0] == 0xc2 && u[1] >= 0x80 && u[1] <= 0x9f))
+			return false;
+	return true;
+}
+
+static bool has_message(const hf_stratum_pool_stats *st)
+{
+	return st->last_message[0] != '\0';
+}
+
+static bool has_auth_failure(const hf_stratum_pool_stats *st)
+{
+	return st->auth_failures >= 1;
+}
+
+/* A pool's show_message, reject reason and refusal carry a forged journal line, ANSI escapes
+ * and a C1 control: the stats and the result callback get them cleaned; a reconnect to a
+ * "host" with a newline in it is ignored and the session goes on. */
+Test(stratum_pool, control_characters_from_the_pool_are_cleaned, .init = setup, .timeout = 60)
+{
+	script sc = { .message = "\"hello\\n<0>forged \\u001b[2J\\u009b!\"",
+		      .reject = "[23,\"Low\\r\\ndifficulty\\u0007\",null]",
+		      .reconnect = "[\"evil\\nhost\",3333,0]" };
+	script bad = { .auth_error = "[24,\"Unauthorized\\n<0>worker\\u001b[31m\",null]" };
+	hf_stratum_drv_opts o = { .allow_reconnect_host = true, .on_result = on_result };
+	hf_stratum_pool_stats st;
+	hf_stratum_share sh = { .nonce = 1 };
+	hf_stratum_work w;
+	hf_stratum_drv *d;
+	results r = { 0 };
+	char url[128];
+
+	script_start(&sc);
+	o.ctx = &r;
+	d = script_drv(&sc, url, sizeof url, &o);
+	get_work(d, &w);
+	cr_assert(wait_active(d, 0, WAIT_MS));
+	st = stats_when(d, 0, has_message);
+	cr_assert_str_eq(st.last_message, "hello?<0>forged ?[2J?!");
+	sh.en2_len = w.en2_size;
+	sh.ntime = w.job.ntime;
+	sh.version = w.job.version;
+	hf_strlcpy(sh.job_id, w.job.id, sizeof sh.job_id);
+	cr_assert_eq(hf_stratum_drv_submit(d, &w, &sh), 0);
+	wait_results(d, 1); /* answered on the first connection: the reconnect was ignored */
+	hf_stratum_drv_pool_stats(d, 0, &st);
+	cr_assert_eq(st.reconnect_requests, 1);
+	cr_assert_eq(st.connects, 1);
+	cr_assert_eq(st.disconnects, 0);
+	cr_assert_eq(atomic_load(&sc.clients), 1);
+	cr_assert_eq(st.rejected, 1);
+	cr_assert_str_eq(st.rejects[0].reason, "Low??difficulty?");
+	cr_assert_eq(r.n, 1);
+	cr_assert_str_eq(r.reason, "Low??difficulty?");
+	hf_stratum_work_clear(&w);
+	hf_stratum_drv_free(d);
+	script_stop(&sc);
+
+	script_start(&bad);
+	d = script_drv(&bad, url, sizeof url, &o);
+	st = stats_when(d, 0, has_auth_failure);
+	cr_assert_geq(st.auth_failures, 1);
+	cr_assert_str_eq(st.last_error, "authorize refused: Unauthorized?<0>worker?[31m");
+	cr_assert(text_clean(st.last_error) && text_clean(st.url), "%s", st.last_error);
+	hf_stratum_drv_free(d);
+	script_stop(&bad);
 }

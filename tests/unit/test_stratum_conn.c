@@ -1,13 +1,30 @@
-/* Unit tests for hf_stratum_conn: stratum URL parsing and connection failures that need no
- * server (refused port, TLS to a plain listener is covered by the integration suite). */
+/* Unit tests for hf_stratum_conn: stratum URL parsing, connection failures, and deadlines
+ * against real peers on 127.0.0.1: a name lookup stuck inside glibc's resolver, a TCP or TLS
+ * peer that never reads (writes end with HF_ETIMEOUT at the deadline, close does not wait),
+ * and writes abandoned through the cancel fd. Deadlines are asserted with wide margins
+ * (deadline 500 ms: at least 450 ms, under 5 s). */
 #include <criterion/criterion.h>
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "hf_stratum_conn.h"
+#include "hf_util.h"
+
+#define DEADLINE_MS 500
+#define EARLY_MS 50      /* poll() and the ms clock may round a little early */
+#define MARGIN_MS 5000   /* "returned at the deadline", however loaded the machine */
+#define BIG (8u << 20)   /* more than any socket buffers hold */
 
 Test(stratum_conn, url_schemes)
 {
@@ -64,4 +81,363 @@ Test(stratum_conn, refused_connect_reports_the_peer)
 	cr_assert_null(c);
 	cr_assert(strstr(eb.msg, "127.0.0.1"), "%s", eb.msg);
 	hf_stratum_conn_free(NULL);
+}
+
+/* ---- a name lookup that never answers, inside the real resolver ----
+ * glibc's DNS backend reads the file named by HOSTALIASES for a single-label name before it
+ * asks any name server. When that file is a FIFO, getaddrinfo() blocks in open() (and, once
+ * the test holds the write end, in read()) until the test lets it go: a resolver that does not
+ * answer, without touching /etc/resolv.conf or the network. */
+typedef struct stall {
+	char dir[64], fifo[96];
+	int wfd; /* the FIFO's write end once a lookup has it open */
+} stall;
+
+static void stall_setup(stall *st)
+{
+	strcpy(st->dir, "/tmp/hf-stall-XXXXXX");
+	cr_assert(mkdtemp(st->dir));
+	snprintf(st->fifo, sizeof st->fifo, "%s/aliases", st->dir);
+	cr_assert_eq(mkfifo(st->fifo, 0600), 0);
+	st->wfd = -1;
+	cr_assert_eq(setenv("HOSTALIASES", st->fifo, 1), 0);
+	/* once let go, the name server is asked once, briefly */
+	cr_assert_eq(setenv("RES_OPTIONS", "timeout:1 attempts:1", 1), 0);
+}
+
+/* True once a lookup has opened the FIFO (it then stays stuck in read()). */
+static bool stall_caught(stall *st, uint64_t wait_ms)
+{
+	uint64_t end = hf_mono_ms() + wait_ms;
+
+	for (;;) {
+		if (st->wfd < 0)
+			st->wfd = open(st->fifo, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+		if (st->wfd >= 0)
+			return true;
+		if (errno != ENXIO || hf_mono_ms() >= end)
+			return false;
+		poll(NULL, 0, 5); /* re-check until the deadline */
+	}
+}
+
+/* Lets every stuck lookup go (an empty alias file replaces the FIFO, the stuck read sees EOF)
+ * and waits until every resolver thread has finished and freed its lookup. */
+static void stall_release(stall *st)
+{
+	char empty[128];
+	uint64_t end = hf_mono_ms() + 20000;
+	int fd;
+
+	snprintf(empty, sizeof empty, "%s/empty", st->dir);
+	fd = open(empty, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+	cr_assert_geq(fd, 0);
+	close(fd);
+	stall_caught(st, 0); /* also wakes a lookup still blocked in open() */
+	cr_assert_eq(rename(empty, st->fifo), 0);
+	if (st->wfd >= 0)
+		close(st->wfd);
+	st->wfd = -1;
+	while (hf_stratum_conn_resolves_running() > 0 && hf_mono_ms() < end)
+		poll(NULL, 0, 10); /* re-check until the deadline */
+	cr_assert_eq(hf_stratum_conn_resolves_running(), 0, "resolver threads did not finish");
+	unlink(st->fifo);
+	rmdir(st->dir);
+}
+
+Test(stratum_conn, lookup_that_never_answers_ends_at_the_deadline, .timeout = 60)
+{
+	hf_stratum_url u = { .port = 3333 };
+	hf_stratum_conn *c = NULL;
+	hf_errbuf eb = { { 0 } };
+	uint64_t t0, el;
+	stall st;
+	int rc;
+
+	stall_setup(&st);
+	strcpy(u.host, "hashflopstall");
+	t0 = hf_mono_ms();
+	rc = hf_stratum_conn_connect(&u, NULL, DEADLINE_MS, &c, &eb);
+	el = hf_mono_ms() - t0;
+	if (rc != HF_ETIMEOUT && !stall_caught(&st, 0))
+		cr_skip_test("this resolver does not read HOSTALIASES (%d: %s)", rc, eb.msg);
+	cr_assert_eq(rc, HF_ETIMEOUT, "%s", eb.msg);
+	cr_assert_null(c);
+	cr_assert(strstr(eb.msg, "resolve hashflopstall: timed out"), "%s", eb.msg);
+	cr_assert_geq(el, DEADLINE_MS - EARLY_MS, "gave up after %llu ms", (unsigned long long)el);
+	cr_assert_lt(el, MARGIN_MS, "took %llu ms", (unsigned long long)el);
+	/* It really was stuck in getaddrinfo(), and that lookup is still there. */
+	cr_assert(stall_caught(&st, MARGIN_MS), "the lookup never reached the resolver");
+	cr_assert_eq(hf_stratum_conn_resolves_running(), 1);
+	stall_release(&st); /* the abandoned lookup ends later and frees itself (ASan watches) */
+}
+
+Test(stratum_conn, stuck_lookups_are_canceled_and_capped, .timeout = 60)
+{
+	hf_stratum_url u = { .port = 3333 };
+	hf_stratum_tls_opts o = { 0 };
+	hf_stratum_conn *c = NULL;
+	hf_errbuf eb = { { 0 } };
+	int cancel[2], rc, i;
+	uint64_t t0;
+	stall st;
+	char b = 1;
+
+	stall_setup(&st);
+	strcpy(u.host, "hashflopstall");
+	cr_assert_eq(pipe(cancel), 0);
+	cr_assert_eq(write(cancel[1], &b, 1), 1); /* canceled from the start */
+	o.cancel_fd = &cancel[0];
+	t0 = hf_mono_ms();
+	rc = hf_stratum_conn_connect(&u, &o, 60000, &c, &eb);
+	cr_assert_eq(rc, HF_ECANCELED, "%d: %s", rc, eb.msg);
+	cr_assert(strstr(eb.msg, "resolve hashflopstall: canceled"), "%s", eb.msg);
+	cr_assert_lt(hf_mono_ms() - t0, MARGIN_MS);
+	if (!stall_caught(&st, MARGIN_MS))
+		cr_skip_test("this resolver does not read HOSTALIASES");
+	/* Abandoned lookups pile up to the cap; past it connects fail at once. */
+	for (i = 1; i < 16; i++)
+		cr_assert_eq(hf_stratum_conn_connect(&u, &o, 60000, &c, &eb), HF_ECANCELED, "%s",
+			     eb.msg);
+	cr_assert_eq(hf_stratum_conn_resolves_running(), 16);
+	cr_assert_eq(hf_stratum_conn_connect(&u, &o, 60000, &c, &eb), HF_EBUSY);
+	cr_assert(strstr(eb.msg, "have not returned"), "%s", eb.msg);
+	/* A numeric address needs no lookup, so the cap does not block it. */
+	strcpy(u.host, "127.0.0.1");
+	u.port = 1;
+	rc = hf_stratum_conn_connect(&u, NULL, 2000, &c, &eb);
+	cr_assert(rc == HF_ENET || rc == HF_ETIMEOUT, "%d: %s", rc, eb.msg);
+	stall_release(&st);
+	strcpy(u.host, "hashflopstall");
+	rc = hf_stratum_conn_connect(&u, NULL, 20000, &c, &eb);
+	cr_assert_neq(rc, HF_EBUSY, "the cap is released with the lookups");
+	cr_assert_null(c);
+	close(cancel[0]);
+	close(cancel[1]);
+}
+
+/* ---- peers that never read ---- */
+
+/* A listener on 127.0.0.1 with a small receive buffer (inherited by accepted sockets). */
+static int listen_small(uint16_t *port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t len = sizeof sa;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), small = 4096;
+
+	cr_assert_geq(fd, 0);
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+	cr_assert_eq(listen(fd, 4), 0);
+	cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	*port = ntohs(sa.sin_port);
+	return fd;
+}
+
+static void url_local(hf_stratum_url *u, uint16_t port, bool tls)
+{
+	memset(u, 0, sizeof *u);
+	strcpy(u->host, "127.0.0.1");
+	u->port = port;
+	u->tls = tls;
+}
+
+static void small_sndbuf(hf_stratum_conn *c)
+{
+	int small = 4096;
+
+	setsockopt(hf_stratum_conn_fd(c), SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+}
+
+/* Writes BIG bytes to a peer that never reads: HF_ETIMEOUT at the deadline, then the
+ * connection refuses further writes and closes at once. */
+static void write_times_out(hf_stratum_conn *c)
+{
+	char *big = calloc(1, BIG);
+	hf_errbuf eb = { { 0 } };
+	uint64_t t0, el;
+	int rc;
+
+	cr_assert(big);
+	t0 = hf_mono_ms();
+	rc = hf_stratum_conn_write_all(c, big, BIG, DEADLINE_MS, &eb);
+	el = hf_mono_ms() - t0;
+	cr_assert_eq(rc, HF_ETIMEOUT, "%d: %s", rc, eb.msg);
+	cr_assert(strstr(eb.msg, "send: timed out after"), "%s", eb.msg);
+	cr_assert_geq(el, DEADLINE_MS - EARLY_MS, "gave up after %llu ms", (unsigned long long)el);
+	cr_assert_lt(el, MARGIN_MS, "took %llu ms", (unsigned long long)el);
+	cr_assert_eq(hf_stratum_conn_write_all(c, "x", 1, DEADLINE_MS, &eb), HF_ESTATE);
+	t0 = hf_mono_ms();
+	hf_stratum_conn_free(c);
+	cr_assert_lt(hf_mono_ms() - t0, MARGIN_MS, "close waited for the peer");
+	free(big);
+}
+
+Test(stratum_conn, tcp_write_to_a_peer_that_never_reads_times_out, .timeout = 60)
+{
+	hf_stratum_url u;
+	hf_stratum_conn *c = NULL;
+	hf_errbuf eb = { { 0 } };
+	uint16_t port;
+	int lfd = listen_small(&port), afd;
+
+	url_local(&u, port, false);
+	cr_assert_eq(hf_stratum_conn_connect(&u, NULL, 5000, &c, &eb), 0, "%s", eb.msg);
+	afd = accept(lfd, NULL, NULL); /* accepted, never read */
+	cr_assert_geq(afd, 0);
+	small_sndbuf(c);
+	write_times_out(c);
+	close(afd);
+	close(lfd);
+}
+
+Test(stratum_conn, blocked_write_gives_up_on_cancel, .timeout = 60)
+{
+	hf_stratum_url u;
+	hf_stratum_tls_opts o = { 0 };
+	hf_stratum_conn *c = NULL;
+	hf_errbuf eb = { { 0 } };
+	char *big = calloc(1, BIG), b = 1;
+	uint16_t port;
+	int lfd = listen_small(&port), afd, cancel[2];
+	uint64_t t0;
+
+	cr_assert(big);
+	cr_assert_eq(pipe(cancel), 0);
+	o.cancel_fd = &cancel[0];
+	url_local(&u, port, false);
+	cr_assert_eq(hf_stratum_conn_connect(&u, &o, 5000, &c, &eb), 0, "%s", eb.msg);
+	afd = accept(lfd, NULL, NULL);
+	cr_assert_geq(afd, 0);
+	cr_assert_eq(write(cancel[1], &b, 1), 1);
+	t0 = hf_mono_ms();
+	cr_assert_eq(hf_stratum_conn_write_all(c, big, BIG, 60000, &eb), HF_ECANCELED, "%s",
+		     eb.msg);
+	cr_assert(strstr(eb.msg, "send: canceled"), "%s", eb.msg);
+	cr_assert_lt(hf_mono_ms() - t0, MARGIN_MS, "the write waited out its deadline");
+	hf_stratum_conn_free(c);
+	close(afd);
+	close(lfd);
+	close(cancel[0]);
+	close(cancel[1]);
+	free(big);
+}
+
+/* ---- TLS: a server that completes the handshake, then never reads ---- */
+
+typedef struct tls_peer {
+	int lfd;
+	void *ctx;
+	int done[2];    /* the test writes here when the server may go */
+	int hs_rc;
+	pthread_t th;
+	char dir[64];
+} tls_peer;
+
+static void *tls_peer_main(void *arg)
+{
+	tls_peer *p = arg;
+	hf_stratum_conn *c = NULL;
+	int fd = accept(p->lfd, NULL, NULL);
+	char b;
+
+	p->hs_rc = fd < 0 ? HF_EIO : hf_stratum_conn_accept(fd, p->ctx, 10000, &c, NULL);
+	if (read(p->done[0], &b, 1) < 0) /* blocks until the test is done; never reads c */
+		b = 0;
+	hf_stratum_conn_free(c);
+	return NULL;
+}
+
+static void tls_peer_start(tls_peer *p, uint16_t *port)
+{
+	char cmd[512], cert[128], key[128];
+	hf_errbuf eb = { { 0 } };
+
+	strcpy(p->dir, "/tmp/hf-tlspeer-XXXXXX");
+	cr_assert(mkdtemp(p->dir));
+	snprintf(cmd, sizeof cmd, "cd '%s' && openssl req -x509 -newkey ec -pkeyopt "
+		 "ec_paramgen_curve:prime256v1 -nodes -keyout srv.key -out srv.pem "
+		 "-subj /CN=127.0.0.1 -days 2 >/dev/null 2>&1", p->dir);
+	cr_assert_eq(system(cmd), 0, "openssl CLI could not make a certificate");
+	snprintf(cert, sizeof cert, "%s/srv.pem", p->dir);
+	snprintf(key, sizeof key, "%s/srv.key", p->dir);
+	cr_assert_eq(hf_stratum_tls_server_ctx(cert, key, &p->ctx, &eb), 0, "%s", eb.msg);
+	cr_assert_eq(pipe(p->done), 0);
+	p->lfd = listen_small(port);
+	cr_assert_eq(pthread_create(&p->th, NULL, tls_peer_main, p), 0);
+}
+
+static void tls_peer_stop(tls_peer *p)
+{
+	char b = 1, cmd[128];
+
+	cr_assert_eq(write(p->done[1], &b, 1), 1);
+	pthread_join(p->th, NULL);
+	cr_assert_eq(p->hs_rc, 0, "server handshake");
+	hf_stratum_tls_ctx_free(p->ctx);
+	close(p->lfd);
+	close(p->done[0]);
+	close(p->done[1]);
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", p->dir);
+	cr_assert_eq(system(cmd), 0);
+}
+
+static hf_stratum_conn *tls_connect(uint16_t port)
+{
+	hf_stratum_tls_opts o = { .insecure = true };
+	hf_stratum_url u;
+	hf_stratum_conn *c = NULL;
+	hf_errbuf eb = { { 0 } };
+
+	url_local(&u, port, true);
+	cr_assert_eq(hf_stratum_conn_connect(&u, &o, 10000, &c, &eb), 0, "%s", eb.msg);
+	return c;
+}
+
+Test(stratum_conn, tls_write_to_a_peer_that_never_reads_times_out, .timeout = 60)
+{
+	tls_peer p = { 0 };
+	uint16_t port;
+	hf_stratum_conn *c;
+
+	signal(SIGPIPE, SIG_IGN);
+	tls_peer_start(&p, &port);
+	c = tls_connect(port);
+	small_sndbuf(c);
+	write_times_out(c);
+	tls_peer_stop(&p);
+}
+
+/* An intact TLS session whose socket is full (the peer never reads): closing tries
+ * close_notify once and returns; it never waits for the peer. */
+Test(stratum_conn, tls_close_with_a_full_socket_does_not_wait, .timeout = 60)
+{
+	tls_peer p = { 0 };
+	static char junk[65536];
+	uint16_t port;
+	hf_stratum_conn *c;
+	uint64_t t0;
+	size_t sent = 0;
+
+	signal(SIGPIPE, SIG_IGN);
+	tls_peer_start(&p, &port);
+	c = tls_connect(port);
+	small_sndbuf(c);
+	for (;;) { /* fill the socket under OpenSSL's feet: the peer will never read it */
+		ssize_t w = send(hf_stratum_conn_fd(c), junk, sizeof junk, MSG_NOSIGNAL);
+		if (w < 0) {
+			cr_assert(errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR,
+				  "%s", strerror(errno));
+			if (errno != EINTR)
+				break;
+			continue;
+		}
+		sent += (size_t)w;
+	}
+	cr_assert_gt(sent, 0);
+	t0 = hf_mono_ms();
+	hf_stratum_conn_free(c);
+	cr_assert_lt(hf_mono_ms() - t0, MARGIN_MS, "close waited for the peer");
+	tls_peer_stop(&p);
 }

@@ -390,6 +390,53 @@ Test(stratum_core, subscribe_and_authorize_failures)
 	hf_stratum_free(s);
 }
 
+/* True when s has no C0/C1 control character or DEL (what hf_text_clean guarantees). */
+static bool no_controls(const char *s)
+{
+	const unsigned char *u = (const unsigned char *)s;
+
+	for (; *u; u++)
+		if (*u < 0x20 || *u == 0x7f || (u[0] == 0xc2 && u[1] >= 0x80 && u[1] <= 0x9f))
+			return false;
+	return true;
+}
+
+/* A forged journal line, ANSI escapes, BEL and a C1 control in every text a pool sends: the
+ * events carry them as '?'; a job id with a newline is refused, not cleaned (it is echoed). */
+Test(stratum_core, pool_text_is_cleaned_and_control_job_ids_refused)
+{
+	hf_stratum *s = primed();
+	const char *in =
+		"{\"id\":2,\"result\":false,\"error\":[24,\"no\\n<0>such worker\\u001b[31m\",null]}\n"
+		"{\"id\":6,\"result\":false,\"error\":[23,\"Low\\r\\ndifficulty\\u0007\",null]}\n"
+		"{\"id\":7,\"result\":false,\"error\":null,\"reject-reason\":\"x\\u009by\"}\n"
+		"{\"id\":null,\"method\":\"client.show_message\",\"params\":[\"a\\nb\\u001b[2Jc\"]}\n"
+		"{\"id\":9,\"method\":\"evil\\n<0>method\\u001b\",\"params\":[]}\n"
+		"{\"id\":null,\"method\":\"mining.notify\",\"params\":[\"j\\n1\",\"" PREV "\",\"01\","
+		"\"02\",[],\"20000000\",\"1705ae3a\",\"5e9b3c2a\",true]}\n";
+	const char *want[] = { "no?<0>such worker?[31m", "Low??difficulty?", "x?y", "a?b?[2Jc",
+			       "unknown method \"evil?<0>method?\"",
+			       "mining.notify: job_id \"j?1\" has control characters" };
+	hf_stratum_ev_type types[] = { HF_STRATUM_EV_AUTHORIZED, HF_STRATUM_EV_SUBMIT_RESULT,
+				       HF_STRATUM_EV_SUBMIT_RESULT, HF_STRATUM_EV_MESSAGE,
+				       HF_STRATUM_EV_ERROR, HF_STRATUM_EV_ERROR };
+	hf_stratum_event ev;
+
+	hf_stratum_feed(s, in, strlen(in));
+	for (size_t i = 0; i < HF_ARRAY_SIZE(want); i++) {
+		const char *text;
+		cr_assert(hf_stratum_next_event(s, &ev), "event %zu missing", i);
+		cr_assert_eq(ev.type, types[i], "event %zu: type %d", i, ev.type);
+		text = ev.type == HF_STRATUM_EV_MESSAGE || ev.type == HF_STRATUM_EV_ERROR
+		       ? ev.text : ev.err_msg;
+		cr_assert(no_controls(text), "event %zu: raw control character", i);
+		cr_assert_str_eq(text, want[i], "event %zu", i);
+		hf_stratum_event_clear(&ev);
+	}
+	cr_assert_not(hf_stratum_next_event(s, &ev), "the job was not refused");
+	hf_stratum_free(s);
+}
+
 Test(stratum_core, pool_mask_is_respected)
 {
 	hf_stratum *s = hf_stratum_new(NULL);
