@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hf_cl_env.h"
 #include "hf_log.h"
 #include "hf_mining_config.h"
 #include "hf_node.h"
@@ -135,6 +136,8 @@ int main(int argc, char **argv)
 	opts o = { 0 };
 	int rc, sig = 0;
 
+	/* Before any thread: PoCL's settings (its cache under systemd's StateDirectory=). */
+	hf_cl_env_init(getenv("STATE_DIRECTORY"), NULL);
 	rc = parse_args(argc, argv, &o);
 	if (rc >= 0)
 		return rc;
