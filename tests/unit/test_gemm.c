@@ -653,8 +653,10 @@ Test(gemm, local_memory_limit_is_the_devices, SUITE)
 	}
 	cr_assert_geq(refused, 1);
 
-	/* The largest GEMV and PACKED blocks that fit (exactly the device's size when it divides
-	 * evenly) are accepted, and compute the right result over several blocks. */
+	/* The largest GEMV block that fits (exactly the device's size when it divides evenly) is
+	 * accepted and computes the right result over several blocks; so does the largest PACKED
+	 * chunk of a one-vector panel (cheaper to compile than 8 vectors: 64 KiB at most, the
+	 * whole of a GPU's local memory). */
 	g.kb = (unsigned)(have / grow);
 	if (g.kb >= 1) {
 		gcase gc = { 5, 300, 3 * g.kb + 7, false, false, false, 1.0f, 0.5f, 0, 0, 0 };
@@ -662,6 +664,8 @@ Test(gemm, local_memory_limit_is_the_devices, SUITE)
 			    (unsigned long long)(g.kb * grow));
 		check_case(&gc, &g);
 	}
+	pk.nv = 1;
+	prow = (uint64_t)pk.nv * pk.vw * 4;
 	pk.kc = (unsigned)(have / prow < 1024 ? have / prow : 1024);
 	gcase pc = { 9, 260, 2 * pk.kc + 5, false, false, false, -1.0f, 0.0f, 0, 0, 0 };
 	cr_log_info("packed kc=%u: %llu B of local memory", pk.kc,
