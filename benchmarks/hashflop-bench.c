@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "hf_bench.h"
+#include "hf_cl_env.h"
 #include "hf_util.h"
 #include "hf_version.h"
 
@@ -35,6 +36,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+	hf_cl_env_init(NULL, NULL); /* before any thread: what PoCL reads */
 	if (argc < 2) {
 		usage(stderr);
 		return 2;

@@ -5,16 +5,16 @@
  * "<cache_dir>/<key>.clbin" holding a header (magic, payload length, SHA-256 of the payload)
  * and the device binary; an entry whose header, length or digest does not match, or that the
  * driver refuses, is rebuilt from source and rewritten atomically. A failed cache write never
- * fails a build.
- * Threading: see hf_cl.h. hf_cl_open may setenv("POCL_CACHE_DIR"), and any entry point
- * setenv("POCL_AFFINITY") (see set_pocl_affinity), before the first OpenCL call of the
- * process; make that call before starting threads that read the environment.
+ * fails a build. A build log is fetched whole (up to BUILD_LOG_FETCH_MAX) and kept up to
+ * BUILD_LOG_KEEP bytes, cut on a character boundary with a note saying so.
+ * Nothing here reads or writes the environment: what PoCL needs is set by hf_cl_env_init()
+ * at the top of main(), before threads (setenv racing getenv is a data race in glibc).
+ * Threading: see hf_cl.h.
  */
 #include "hf_cl.h"
 
 #include <ctype.h>
 #include <limits.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +24,7 @@
 #include <openssl/evp.h>
 
 #include "hf_file.h"
+#include "hf_text.h"
 #include "hf_util.h"
 
 #define MAX_PLATFORMS 16
@@ -31,7 +32,8 @@
 #define MAX_CACHE_ENTRY (256u << 20)
 #define CACHE_MAGIC "HFCLBIN1"
 #define CACHE_HEADER_SIZE (8 + 8 + 32)
-#define BUILD_LOG_MAX (64u << 10)
+#define BUILD_LOG_KEEP (1u << 20)        /* bytes of a build log kept in the handle */
+#define BUILD_LOG_FETCH_MAX (64u << 20)  /* a longer log is not fetched at all */
 
 struct hf_cl {
 	cl_platform_id platform;
@@ -204,28 +206,14 @@ static void fill_info(cl_platform_id p, cl_device_id d, unsigned pi, unsigned di
 typedef bool (*visit_fn)(cl_platform_id p, cl_device_id d, const hf_cl_device_info *info,
 			 void *arg);
 
-/* PoCL's CPU device runs one worker thread per core and reads POCL_AFFINITY when it
- * initialises (the first OpenCL call of the process). Unpinned, the scheduler sometimes leaves
- * two workers on one core for a whole process: measured here, M = 1 GEMV ran at 7 instead of
- * 12 GFLOP/s in about one process out of three, and never with the workers pinned. Pin them
- * unless the operator chose, or the process may not use every online CPU (PoCL would pin to
- * CPUs outside its set). */
-static void set_pocl_affinity(void)
-{
-	cpu_set_t set;
-	long online = sysconf(_SC_NPROCESSORS_ONLN);
-	if (getenv("POCL_AFFINITY") || sched_getaffinity(0, sizeof set, &set) != 0 ||
-	    online <= 0 || CPU_COUNT(&set) != online)
-		return;
-	setenv("POCL_AFFINITY", "1", 0);
-}
-
+/* A platform whose device query fails with anything but CL_DEVICE_NOT_FOUND (a broken driver)
+ * is skipped while other platforms have devices; when no platform has one, that failure is the
+ * answer (HF_ECL), so "no device" always means that none exists. */
 static int visit_devices(visit_fn fn, void *arg, hf_errbuf *eb)
 {
 	cl_platform_id plats[MAX_PLATFORMS];
-	cl_uint np = 0;
-	set_pocl_affinity();
-	cl_int st = clGetPlatformIDs(MAX_PLATFORMS, plats, &np);
+	cl_uint np = 0, bad_pi = 0;
+	cl_int st = clGetPlatformIDs(MAX_PLATFORMS, plats, &np), bad = CL_SUCCESS;
 	int total = 0;
 
 	if (st == -1001 /* CL_PLATFORM_NOT_FOUND_KHR */ || (st == CL_SUCCESS && np == 0))
@@ -239,8 +227,12 @@ static int visit_devices(visit_fn fn, void *arg, hf_errbuf *eb)
 		cl_uint nd = 0;
 		st = clGetDeviceIDs(plats[pi], CL_DEVICE_TYPE_ALL, MAX_DEVICES_PER_PLATFORM, devs,
 				    &nd);
+		if (st != CL_SUCCESS && st != CL_DEVICE_NOT_FOUND && bad == CL_SUCCESS) {
+			bad = st;
+			bad_pi = pi;
+		}
 		if (st != CL_SUCCESS)
-			continue; /* a platform without devices (CL_DEVICE_NOT_FOUND) is skipped */
+			continue;
 		if (nd > MAX_DEVICES_PER_PLATFORM)
 			nd = MAX_DEVICES_PER_PLATFORM;
 		for (cl_uint di = 0; di < nd; di++) {
@@ -250,6 +242,13 @@ static int visit_devices(visit_fn fn, void *arg, hf_errbuf *eb)
 			if (fn(plats[pi], devs[di], &info, arg))
 				return total;
 		}
+	}
+	if (total == 0 && bad != CL_SUCCESS) {
+		char name[128];
+		get_platform_str(plats[bad_pi], CL_PLATFORM_NAME, name, sizeof name);
+		hf_text_clean_inplace(name);
+		return hf_fail(eb, HF_ECL, "no OpenCL device: clGetDeviceIDs on platform %u (%s): %s",
+			       bad_pi, name, hf_cl_strerror(bad));
 	}
 	return total;
 }
@@ -400,7 +399,7 @@ static int resolve(const char *selector, find_ctx *c, hf_errbuf *eb)
 	if (!c->found)
 		return hf_fail(eb, HF_ENOTFOUND, "no OpenCL device matches \"%s\"; devices: %s",
 			       selector ? selector : "auto",
-			       c->listing[0] ? c->listing : "none (no OpenCL platform installed)");
+			       c->listing[0] ? c->listing : "none (no OpenCL platform or device found)");
 	return 0;
 }
 
@@ -425,18 +424,6 @@ static int open_cache_dir(hf_cl *cl, const char *dir, hf_errbuf *eb)
 	return hf_mkdir_p(dir, 0755, eb);
 }
 
-/* PoCL reads POCL_CACHE_DIR when it initialises (the first OpenCL call of the process): point
- * it under our cache unless the operator chose a directory. */
-static void set_pocl_cache(const char *cache_dir)
-{
-	char path[PATH_MAX];
-	if (!cache_dir || getenv("POCL_CACHE_DIR"))
-		return;
-	snprintf(path, sizeof path, "%s/pocl", cache_dir);
-	if (hf_mkdir_p(path, 0755, NULL) == 0)
-		setenv("POCL_CACHE_DIR", path, 0);
-}
-
 int hf_cl_open(const char *selector, const hf_cl_opts *opts, hf_cl **out, hf_errbuf *eb)
 {
 	hf_cl_opts def = { 0 };
@@ -455,7 +442,6 @@ int hf_cl_open(const char *selector, const hf_cl_opts *opts, hf_cl **out, hf_err
 		goto free_cl;
 	}
 	if (opts->cache_dir) {
-		set_pocl_cache(opts->cache_dir);
 		r = open_cache_dir(cl, opts->cache_dir, eb);
 		if (r)
 			goto free_cl;
@@ -593,42 +579,86 @@ static void cache_store(const char *path, const uint8_t *bin, size_t len)
 	free(buf);
 }
 
-static void keep_log(hf_cl *cl, cl_program prog)
+/* The whole build log of prog on the handle's device (malloc'ed, NUL-terminated), or NULL when
+ * the driver has none. The size is asked first: a buffer smaller than the log is refused by
+ * the driver (CL_INVALID_VALUE), so a capped read would lose the whole log. A log that cannot
+ * be fetched becomes a one-line note saying why. */
+static char *fetch_log(const hf_cl *cl, cl_program prog)
 {
+	char note[160];
 	size_t need = 0;
-	free(cl->build_log);
-	cl->build_log = NULL;
-	if (clGetProgramBuildInfo(prog, cl->device, CL_PROGRAM_BUILD_LOG, 0, NULL, &need) !=
-		    CL_SUCCESS || need == 0)
-		return;
-	if (need > BUILD_LOG_MAX)
-		need = BUILD_LOG_MAX;
-	cl->build_log = malloc(need + 1);
-	if (!cl->build_log)
-		return;
-	if (clGetProgramBuildInfo(prog, cl->device, CL_PROGRAM_BUILD_LOG, need, cl->build_log,
-				  NULL) != CL_SUCCESS)
-		need = 0;
-	cl->build_log[need] = '\0';
+	cl_int st = clGetProgramBuildInfo(prog, cl->device, CL_PROGRAM_BUILD_LOG, 0, NULL, &need);
+	if (st == CL_SUCCESS && need <= 1)
+		return NULL; /* only the terminating NUL: an empty log */
+	if (st == CL_SUCCESS && need > BUILD_LOG_FETCH_MAX) {
+		snprintf(note, sizeof note, "(build log of %zu bytes not fetched: over the %u MiB cap)",
+			 need, BUILD_LOG_FETCH_MAX >> 20);
+		return strdup(note);
+	}
+	char *log = st == CL_SUCCESS ? malloc(need + 1) : NULL;
+	if (log) {
+		st = clGetProgramBuildInfo(prog, cl->device, CL_PROGRAM_BUILD_LOG, need, log, NULL);
+		if (st == CL_SUCCESS) {
+			log[need] = '\0';
+			return log;
+		}
+		free(log);
+	}
+	snprintf(note, sizeof note, "(build log of %zu bytes unavailable: %s)", need,
+		 st == CL_SUCCESS ? "out of memory" : hf_cl_strerror(st));
+	return strdup(note);
 }
 
-/* Flattens the log's first lines into eb so the error says what the compiler said. */
-static int build_failure(hf_cl *cl, cl_int st, hf_errbuf *eb)
+/* Keeps log (taking ownership) as the handle's last build log, cut to BUILD_LOG_KEEP bytes on
+ * a character boundary with a note after it. */
+static void keep_log(hf_cl *cl, char *log)
 {
-	char flat[HF_ERRBUF_SIZE];
+	free(cl->build_log);
+	cl->build_log = log;
+	size_t len = log ? strlen(log) : 0;
+	if (len <= BUILD_LOG_KEEP)
+		return;
+	char note[96];
+	log[BUILD_LOG_KEEP - sizeof note] = '\0'; /* the note fits in what was cut */
+	size_t kept = hf_utf8_trim(log);
+	int nl = snprintf(note, sizeof note, "\n[build log truncated: %zu of %zu bytes kept]\n",
+			  kept, len);
+	memcpy(log + kept, note, (size_t)nl + 1); /* kept + nl < BUILD_LOG_KEEP < len */
+	char *shrunk = realloc(log, kept + (size_t)nl + 1);
+	cl->build_log = shrunk ? shrunk : log;
+}
+
+/* The excerpt of the log for eb: from the line of the first error when there is one (a long
+ * log of warnings would otherwise hide it past the buffer's end), else from the start; line
+ * breaks and tabs become single spaces, control characters and bad UTF-8 become '?'. */
+static void log_excerpt(const char *log, char *out, size_t sz)
+{
+	const char *from = log, *err = strstr(log, "error:");
 	size_t j = 0;
-	const char *log = hf_cl_build_log(cl);
-	for (size_t i = 0; log[i] && j + 1 < sizeof flat; i++) {
-		char ch = log[i];
+	if (err) {
+		while (err > log && err[-1] != '\n')
+			err--;
+		from = err;
+	}
+	for (size_t i = 0; from[i] && j + 1 < sz; i++) {
+		char ch = from[i];
 		if (ch == '\n' || ch == '\r' || ch == '\t')
 			ch = ' ';
-		if (ch == ' ' && j > 0 && flat[j - 1] == ' ')
+		if (ch == ' ' && j > 0 && out[j - 1] == ' ')
 			continue;
-		flat[j++] = ch;
+		out[j++] = ch;
 	}
-	flat[j] = '\0';
+	out[j] = '\0';
+	hf_text_clean_inplace(out);
+}
+
+/* The failure of a compile from source, the compiler's own words in eb. */
+static int build_failure(hf_cl *cl, cl_int st, const char *log, hf_errbuf *eb)
+{
+	char flat[HF_ERRBUF_SIZE];
+	log_excerpt(log ? log : "", flat, sizeof flat);
 	return hf_fail(eb, HF_ECL, "clBuildProgram on %s: %s: %s", cl->info.name,
-		       hf_cl_strerror(st), j ? flat : "(empty build log)");
+		       hf_cl_strerror(st), flat[0] ? flat : "(empty build log)");
 }
 
 static cl_program build_from_binary(hf_cl *cl, const uint8_t *bin, size_t len,
@@ -700,9 +730,10 @@ int hf_cl_build(hf_cl *cl, const char *source, size_t len, const char *options,
 	if (!p)
 		return hf_fail(eb, HF_ECL, "clCreateProgramWithSource: %s", hf_cl_strerror(st));
 	st = clBuildProgram(p, 1, &cl->device, options, NULL, NULL);
-	keep_log(cl, p);
-	if (st != CL_SUCCESS) {
-		r = build_failure(cl, st, eb);
+	char *log = fetch_log(cl, p);
+	r = st == CL_SUCCESS ? 0 : build_failure(cl, st, log, eb);
+	keep_log(cl, log);
+	if (r) {
 		clReleaseProgram(p);
 		return r;
 	}

@@ -8,9 +8,15 @@
  * (case-insensitive). An unmatched selector is HF_ENOTFOUND with the list of devices in eb.
  *
  * Program cache: binaries are stored under opts.cache_dir keyed by SHA-256 over (platform name,
- * device name, driver version, source, build options); a hit skips the compiler. For PoCL the
- * implementation also points POCL_CACHE_DIR at <cache_dir>/pocl when unset, so PoCL's own
- * per-local-size machine code survives restarts. Build logs are kept and given in eb on failure.
+ * device name, driver version, source, build options); a hit skips the compiler. The build log
+ * of a compile from source is kept (the first 1 MiB, with a note when cut) and, on failure,
+ * its first error line onwards is given in eb.
+ * Environment: hf_cl never writes it. PoCL's settings (POCL_AFFINITY, POCL_CACHE_DIR) are set
+ * by hf_cl_env_init() (hf_cl_env.h), which every program calls at the top of main() before it
+ * starts threads.
+ * "No device" means none exists: HF_ENOTFOUND from hf_cl_find("auto") or an empty hf_cl_list
+ * only when no platform reports a device; a platform whose driver fails is HF_ECL when no other
+ * platform has a device.
  * Threading: an hf_cl handle and its queue are used by one thread at a time; distinct handles
  * may be used concurrently. hf_cl_list is reentrant.
  */
@@ -23,6 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hf_cl_env.h"
 #include "hf_error.h"
 
 typedef struct hf_cl_device_info {
@@ -51,7 +58,8 @@ typedef struct hf_cl_opts {
 
 typedef struct hf_cl hf_cl;
 
-/* Lists every device of every platform (up to max); *n is the total found. */
+/* Lists every device of every platform (up to max); *n is the total found (0 with no platform
+ * or device; HF_ECL when a platform's driver fails and no platform has a device). */
 int hf_cl_list(hf_cl_device_info *out, size_t max, size_t *n, hf_errbuf *eb);
 /* Resolves a selector without opening the device. */
 int hf_cl_find(const char *selector, hf_cl_device_info *out, hf_errbuf *eb);
@@ -71,7 +79,8 @@ int hf_cl_build(hf_cl *cl, const char *source, size_t len, const char *options,
 
 /* The cache directory given to hf_cl_open, or NULL. */
 const char *hf_cl_cache_dir(const hf_cl *cl);
-/* The full log of the handle's last compile from source ("" when none or empty). */
+/* The log of the handle's last compile from source ("" when none or empty): the first 1 MiB,
+ * then "[build log truncated: K of N bytes kept]" when longer. */
 const char *hf_cl_build_log(const hf_cl *cl);
 
 /* "CL_OUT_OF_RESOURCES" etc. for an OpenCL status code. */

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "hf_cl_env.h"
 #include "hf_config.h"
 #include "hf_file.h"
 #include "hf_instr.h"
@@ -1101,6 +1102,7 @@ int main(int argc, char **argv)
 	const command *cm;
 	int rc;
 
+	hf_cl_env_init(NULL, NULL); /* before any thread: what PoCL reads (devices) */
 	if (argc < 2) {
 		usage(stderr);
 		return 2;

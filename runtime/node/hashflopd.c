@@ -6,11 +6,14 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "hf_cl_env.h"
+#include "hf_file.h"
 #include "hf_httpd.h"
 #include "hf_log.h"
 #include "hf_node.h"
@@ -150,6 +153,20 @@ static void raise_fd_limit(void)
 			    (unsigned long long)after);
 }
 
+/* PoCL reads its settings at its first OpenCL call and setenv races with getenv in other
+ * threads, so they are set here, before the node starts any thread: its kernel cache goes
+ * next to the node's program cache (<state_dir>/cl-cache/pocl) unless POCL_CACHE_DIR is set. */
+static void set_opencl_env(const hf_node_config *cfg)
+{
+	char cache[PATH_MAX];
+	hf_errbuf eb;
+
+	snprintf(cache, sizeof cache, "%s/cl-cache", cfg->state_dir);
+	/* The state dir is private (0700): create it as the node would before the cache inside. */
+	if (hf_mkdir_p(cfg->state_dir, 0700, &eb) < 0 || hf_cl_env_init(cache, &eb) < 0)
+		hf_log_warn("OpenCL environment: %s (PoCL uses its default cache)", eb.msg);
+}
+
 int main(int argc, char **argv)
 {
 	hf_node_config cfg;
@@ -180,6 +197,7 @@ int main(int argc, char **argv)
 	}
 	hf_log_init(argv[0], cfg.log_level);
 	raise_fd_limit();
+	set_opencl_env(&cfg);
 	signal(SIGPIPE, SIG_IGN);
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);

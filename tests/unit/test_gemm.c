@@ -1,8 +1,13 @@
 /* Unit tests for hf_gemm: every kernel family against a plain C reference (double accumulation)
  * and against OpenBLAS on awkward shapes, transposes, alpha/beta combinations, beta = 0 with NaN
- * in C, FP16 weights, leading dimensions, K = 0, parameter validation and the tuning database.
+ * in C, FP16 weights, leading dimensions, K = 0, parameter validation, the device's limits and
+ * the tuning database.
  * Uses one program per family and B type (6 in all) through a cache in the build directory, so
- * PoCL compiles each once per build tree. */
+ * PoCL compiles each once per build tree.
+ * The device is HF_TEST_CL_DEVICE or "auto" (PoCL in CI, a GPU in benchmarks/gpu-check.sh):
+ * every limit (local memory, work-group size) and every automatic choice (which depends on the
+ * device type) is taken from that device, never assumed. With no OpenCL platform or device at
+ * all the device tests are reported skipped; any other failure fails them. */
 #include <cblas.h>
 #include <criterion/criterion.h>
 #include <float.h>
@@ -26,13 +31,28 @@ static const char *test_device(void)
 	return d && *d ? d : "auto";
 }
 
+/* PoCL's environment, set before Criterion (or anything else) starts a thread: a constructor
+ * runs before main, and every test process inherits the runner's environment. */
+__attribute__((constructor)) static void cl_env(void)
+{
+	hf_cl_env_init(NULL, NULL);
+}
+
+/* Skips when the machine has no OpenCL platform or device at all; a chosen device that is
+ * missing, or any other failure, fails. */
 static void open_device(void)
 {
 	hf_errbuf eb;
+	size_t n = 0;
+	int r = hf_cl_list(NULL, 0, &n, &eb);
+	cr_assert_eq(r, 0, "hf_cl_list: %s: %s", hf_strerror(r), eb.msg);
+	if (n == 0)
+		cr_skip_test("no OpenCL platform or device on this machine: hf_gemm was NOT tested");
 	const char *root = getenv("HF_BUILD_ROOT");
 	snprintf(cache, sizeof cache, "%s/gemm-test-cache", root ? root : "/tmp");
 	hf_cl_opts o = { .cache_dir = cache };
-	cr_assert_eq(hf_cl_open(test_device(), &o, &cl, &eb), 0, "%s", eb.msg);
+	r = hf_cl_open(test_device(), &o, &cl, &eb);
+	cr_assert_eq(r, 0, "device \"%s\": %s: %s", test_device(), hf_strerror(r), eb.msg);
 }
 
 static void close_device(void)
@@ -231,8 +251,17 @@ Test(gemm, tiled_family, SUITE) { sweep(HF_GEMM_TILED, false); }
 Test(gemm, tiled_family_fp16_weights, SUITE) { sweep(HF_GEMM_TILED, true); }
 Test(gemm, tiled_family_vector_local_reads, SUITE) { sweep_with(&sweep_tiled4, false); }
 
-/* The GPU defaults (128 x 128 tiles of 16 x 16 work-groups, and the small-M shape) run on the
- * CPU device too: same kernel, same results, whatever the device. */
+/* Bytes of local memory a TILED plan declares (as[KC][TILE_M + PAD], bs[KC][TILE_N + PAD] in
+ * gemm_tiled.cl, PAD 4 with vw = 4 and 1 otherwise): the number the plan compares with the
+ * device's. */
+static uint64_t tiled_local_bytes(const hf_gemm_params *q)
+{
+	return (uint64_t)q->kc * (q->ly * q->wm + q->lx * q->wn + (q->vw == 4 ? 8 : 2)) * 4;
+}
+
+/* The GPU defaults (128 x 128 tiles of 16 x 16 work-groups, and the small-M shape) run on any
+ * device: same kernel, same results. A device whose work-groups are smaller gets the same
+ * defaults fitted to its own limit. */
 Test(gemm, tiled_gpu_defaults_are_correct, SUITE)
 {
 	hf_cl_device_info gpu = *hf_cl_info(cl);
@@ -252,19 +281,39 @@ Test(gemm, tiled_gpu_defaults_are_correct, SUITE)
 	big.b_type = HF_GEMM_B_F16;
 	cr_assert_str_eq(hf_gemm_shape_class(&gpu, &big), "tiled-f16");
 	/* A device with smaller work-groups gets the same tile shape, fitted. */
+	hf_gemm_params fit;
 	gpu.max_work_group_size = 64;
-	hf_gemm_default_params(&gpu, &big, &pb);
-	cr_assert_leq(pb.lx * pb.ly, 64);
-	cr_assert(hf_cl_info(cl)->max_work_group_size >= 256, "the device takes 16 x 16 work-groups");
-	/* One run of the big tile (its program is the costliest to compile on PoCL); the small-M
+	hf_gemm_default_params(&gpu, &big, &fit);
+	cr_assert_leq(fit.lx * fit.ly, 64);
+	cr_assert(fit.wm == 8 && fit.wn == 8 && fit.kc == 16);
+	/* One run of the big tile (its program is the costliest to compile on PoCL) as this
+	 * device takes it: the GPU defaults, fitted when its work-groups are smaller; the small-M
 	 * shape is the same kernel with other constants, which the sweeps cover. */
+	const hf_cl_device_info *dev = hf_cl_info(cl);
+	hf_gemm_params run = pb;
+	if (dev->max_work_group_size < (size_t)pb.lx * pb.ly) {
+		gpu.max_work_group_size = dev->max_work_group_size;
+		hf_gemm_default_params(&gpu, &big, &run);
+		cr_log_info("work-groups up to %zu here: the %u x %u defaults run as %u x %u",
+			    dev->max_work_group_size, pb.lx, pb.ly, run.lx, run.ly);
+	}
+	cr_assert_leq((size_t)run.lx * run.ly, dev->max_work_group_size);
 	gcase g1 = { 300, 200, 50, false, true, false, 1.5f, 0.0f, 0, 0, 0 };
-	check_case(&g1, &(hf_gemm_params){ .family = HF_GEMM_TILED, .lx = 16, .ly = 16, .wm = 8,
-					     .wn = 8, .kc = 16 });
+	if (tiled_local_bytes(&run) > dev->local_mem_bytes) { /* not a full-profile device */
+		hf_gemm_plan *plan;
+		hf_errbuf eb;
+		hf_gemm_shape gs = { .m = 300, .n = 200, .k = 50, .trans_b = true };
+		cr_assert_eq(hf_gemm_plan_new(cl, &gs, &run, &plan, &eb), HF_EINVAL);
+		cr_assert_not_null(strstr(eb.msg, "local memory"), "%s", eb.msg);
+		cr_skip_test("%llu B of local memory cannot hold the GPU tile (%llu B): refused, "
+			     "not run", (unsigned long long)dev->local_mem_bytes,
+			     (unsigned long long)tiled_local_bytes(&run));
+	}
+	check_case(&g1, &run);
 }
 
-/* The AVX-512 defaults (8 x 32 micro-tiles, 16 accumulators of 16 floats) cannot be timed on
- * this CI machine, but they run here all the same: same kernels, other constants. */
+/* The AVX-512 defaults (8 x 32 micro-tiles, 16 accumulators of 16 floats) run on any device,
+ * with or without AVX-512: same kernels, other constants. */
 Test(gemm, avx512_defaults_are_correct, SUITE)
 {
 	hf_cl_device_info wide = *hf_cl_info(cl);
@@ -530,13 +579,133 @@ Test(gemm, bad_shapes_and_parameters_are_refused, SUITE)
 	hf_gemm_params wide = { .family = HF_GEMM_TILED, .lx = 64, .ly = 32 };
 	cr_assert_eq(hf_gemm_plan_new(cl, &s, &wide, &plan, &eb), HF_EINVAL);
 	cr_assert_not_null(strstr(eb.msg, "lx*ly"), "%s", eb.msg);
-	hf_gemm_params deep = { .family = HF_GEMM_TILED, .lx = 16, .ly = 16, .wm = 16, .wn = 16,
-				.kc = 256 };
-	cr_assert_eq(hf_gemm_plan_new(cl, &s, &deep, &plan, &eb), HF_EINVAL);
-	cr_assert_not_null(strstr(eb.msg, "local memory"), "%s", eb.msg);
 	hf_gemm_plan_free(NULL);
 }
 
+/* Asserts that the plan refuses prm on shape s for its local memory, naming what it needs (need,
+ * computed here from the kernel's declarations) and what the device has. */
+static void assert_local_refused(const hf_gemm_shape *s, const hf_gemm_params *prm,
+				 uint64_t need)
+{
+	hf_gemm_plan *plan = (hf_gemm_plan *)1;
+	hf_errbuf eb;
+	char desc[128], want[160];
+	uint64_t have = hf_cl_info(cl)->local_mem_bytes;
+	hf_gemm_params_describe(prm, desc, sizeof desc);
+	cr_assert_gt(need, have, "%s: the test's own arithmetic", desc);
+	cr_assert_eq(hf_gemm_plan_new(cl, s, prm, &plan, &eb), HF_EINVAL, "%s needs %llu B of %llu: %s",
+		     desc, (unsigned long long)need, (unsigned long long)have, eb.msg);
+	cr_assert_null(plan);
+	snprintf(want, sizeof want, "need %llu bytes of local memory, the device has %llu",
+		 (unsigned long long)need, (unsigned long long)have);
+	cr_assert_not_null(strstr(eb.msg, want), "%s: \"%s\" expected in: %s", desc, want, eb.msg);
+}
+
+/* The local-memory limit is the device's own (CL_DEVICE_LOCAL_MEM_SIZE: 512 KiB on PoCL on a
+ * Zen 3, more on a Zen 4, 48 KiB on NVIDIA GPUs...): for each family, the smallest blocking
+ * that needs more than the device reports is refused with both numbers, and the largest that
+ * fits runs and computes the right result. A family whose parameter ranges cannot exceed this
+ * device's local memory is said so in the log. */
+Test(gemm, local_memory_limit_is_the_devices, SUITE)
+{
+	const hf_cl_device_info *dev = hf_cl_info(cl);
+	uint64_t have = dev->local_mem_bytes;
+	size_t wg = dev->max_work_group_size;
+	unsigned refused = 0;
+	hf_gemm_shape s = { .m = 8, .n = 8, .k = 8 };
+	cr_assert_gt(have, 0);
+	cr_log_info("%s: %llu B of local memory, work-groups up to %zu", dev->name,
+		    (unsigned long long)have, wg);
+
+	/* TILED: one column of ly work-items of 16 x 16 blocks, vw = 4 (no alignment gaps):
+	 * (16 ly + 24) * 4 bytes per row of the k-tile. */
+	unsigned ly = (unsigned)(wg < 256 ? wg : 256);
+	hf_gemm_params t = { .family = HF_GEMM_TILED, .lx = 1, .ly = ly, .wm = 16, .wn = 16,
+			     .vw = 4, .kc = 1 };
+	uint64_t row = tiled_local_bytes(&t);
+	if (have / row + 1 <= 256) {
+		t.kc = (unsigned)(have / row + 1);
+		assert_local_refused(&s, &t, tiled_local_bytes(&t));
+		refused++;
+	} else {
+		cr_log_info("tiled: kc <= 256 with %u work-items cannot exceed %llu B", ly,
+			    (unsigned long long)have);
+	}
+
+	/* GEMV (B not transposed, M > 2): KB rows of JB * NV * VW floats, 8 KiB per row here. */
+	hf_gemm_params g = { .family = HF_GEMM_GEMV, .vw = 16, .nv = 8, .jb = 16, .mb = 1, .ks = 1 };
+	uint64_t grow = (uint64_t)g.jb * g.nv * g.vw * 4;
+	cr_assert_leq(have / grow + 1, 65536, "a device with more than 512 MiB of local memory");
+	g.kb = (unsigned)(have / grow + 1);
+	assert_local_refused(&s, &g, g.kb * grow);
+	refused++;
+
+	/* PACKED: a KC x NR chunk of B, 512 bytes per row here. */
+	hf_gemm_params pk = { .family = HF_GEMM_PACKED, .vw = 16, .nv = 8, .mr = 1, .tm = 1,
+			      .ku = 1, .pk = 64, .kl = 65536 };
+	uint64_t prow = (uint64_t)pk.nv * pk.vw * 4;
+	if (have / prow + 1 <= 1024) {
+		pk.kc = (unsigned)(have / prow + 1);
+		assert_local_refused(&s, &pk, pk.kc * prow);
+		refused++;
+	} else {
+		cr_log_info("packed: kc <= 1024 cannot exceed %llu B", (unsigned long long)have);
+	}
+	cr_assert_geq(refused, 1);
+
+	/* The largest GEMV block that fits (exactly the device's size when it divides evenly) is
+	 * accepted and computes the right result over several blocks; so does the largest PACKED
+	 * chunk of a one-vector panel (cheaper to compile than 8 vectors: 64 KiB at most, the
+	 * whole of a GPU's local memory). */
+	g.kb = (unsigned)(have / grow);
+	if (g.kb >= 1) {
+		gcase gc = { 5, 300, 3 * g.kb + 7, false, false, false, 1.0f, 0.5f, 0, 0, 0 };
+		cr_log_info("gemv kb=%u: %llu B of local memory", g.kb,
+			    (unsigned long long)(g.kb * grow));
+		check_case(&gc, &g);
+	}
+	pk.nv = 1;
+	prow = (uint64_t)pk.nv * pk.vw * 4;
+	pk.kc = (unsigned)(have / prow < 1024 ? have / prow : 1024);
+	gcase pc = { 9, 260, 2 * pk.kc + 5, false, false, false, -1.0f, 0.0f, 0, 0, 0 };
+	cr_log_info("packed kc=%u: %llu B of local memory", pk.kc,
+		    (unsigned long long)(pk.kc * prow));
+	check_case(&pc, &pk);
+}
+
+/* The work-group limit is the device's own (CL_DEVICE_MAX_WORK_GROUP_SIZE: 1024 on NVIDIA,
+ * 4096 on PoCL unless POCL_MAX_WORK_GROUP_SIZE says less), within the family's own cap of 1024
+ * work-items: the smallest TILED work-group past the lower of the two is refused, naming the
+ * limit it broke (both when they are equal). */
+Test(gemm, work_group_limit_is_the_devices, SUITE)
+{
+	size_t wg = hf_cl_info(cl)->max_work_group_size;
+	hf_gemm_shape s = { .m = 8, .n = 8, .k = 8 };
+	hf_gemm_plan *plan = (hf_gemm_plan *)1;
+	hf_errbuf eb;
+	char want[96];
+	cr_assert_gt(wg, 0);
+	size_t limit = wg < 1024 ? wg : 1024;
+	/* A small lx x ly past the limit, with lx, ly <= 256. */
+	unsigned lx = (unsigned)(limit + 1 < 256 ? limit + 1 : 256);
+	unsigned ly = (unsigned)((limit + 1 + lx - 1) / lx);
+	hf_gemm_params big = { .family = HF_GEMM_TILED, .lx = lx, .ly = ly, .wm = 1, .wn = 1,
+			       .kc = 1, .vw = 1 };
+	cr_assert_gt((size_t)lx * ly, limit);
+	cr_assert_eq(hf_gemm_plan_new(cl, &s, &big, &plan, &eb), HF_EINVAL, "%u x %u on %zu: %s",
+		     lx, ly, wg, eb.msg);
+	cr_assert_null(plan);
+	if (wg < 1024)
+		snprintf(want, sizeof want, "work-group of %u x %u exceeds the device's %zu "
+			 "work-items", lx, ly, wg);
+	else
+		snprintf(want, sizeof want, "lx*ly <= 1024");
+	cr_assert_not_null(strstr(eb.msg, want), "\"%s\" expected in: %s", want, eb.msg);
+	cr_log_info("work-groups up to %zu here: %u x %u refused (%s)", wg, lx, ly, want);
+}
+
+/* Shape classes are the device's (on a GPU every shape is "tiled" or "tiled-small"), so the
+ * entries below are keyed by what hf_gemm_shape_class answers for this device. */
 Test(gemm, tuning_database_round_trip_and_use, SUITE)
 {
 	char dir[] = "/tmp/hf-gemm-tune-XXXXXX";
@@ -552,22 +721,28 @@ Test(gemm, tuning_database_round_trip_and_use, SUITE)
 	cr_assert_eq(got.ku, 2);
 	cr_assert_eq(hf_gemm_tuning_lookup(dir, dev, "packed", &got, &eb), HF_ENOTFOUND);
 
-	/* A plan on a handle whose cache holds the entry runs with it. */
+	/* A plan on a handle whose cache holds the entry for its shape class runs with it. */
 	hf_cl *tcl;
 	hf_cl_opts o = { .cache_dir = dir };
 	cr_assert_eq(hf_cl_open(test_device(), &o, &tcl, &eb), 0, "%s", eb.msg);
 	hf_gemm_shape s = { .m = 3, .n = 5, .k = 7 };
+	const char *cls = hf_gemm_shape_class(dev, &s);
+	cr_assert_str_eq(cls, dev->is_gpu ? "tiled-small" : "direct");
+	cr_assert_eq(hf_gemm_tuning_store(dir, dev, cls, &want, &eb), 0, "%s", eb.msg);
 	hf_gemm_plan *plan;
 	cr_assert_eq(hf_gemm_plan_new(tcl, &s, NULL, &plan, &eb), 0, "%s", eb.msg);
-	cr_assert(hf_gemm_plan_tuned(plan));
+	cr_assert(hf_gemm_plan_tuned(plan), "no entry used for class %s", cls);
+	cr_assert_eq(hf_gemm_plan_params(plan)->family, HF_GEMM_DIRECT);
 	cr_assert_eq(hf_gemm_plan_params(plan)->wm, 2);
 	hf_gemm_plan_free(plan);
 
 	/* Another family may win a class; a tiled entry keeps its fields. An entry whose family
 	 * cannot run the shape (gemv with both transposes for M > 1) is ignored. */
 	hf_gemm_params tw = { .family = HF_GEMM_TILED, .lx = 4, .ly = 2, .wm = 2, .wn = 3, .kc = 8 };
-	cr_assert_eq(hf_gemm_tuning_store(dir, dev, "packed", &tw, &eb), 0, "%s", eb.msg);
 	hf_gemm_shape big = { .m = 100, .n = 90, .k = 80 };
+	cls = hf_gemm_shape_class(dev, &big);
+	cr_assert_str_eq(cls, dev->is_gpu ? "tiled" : "packed");
+	cr_assert_eq(hf_gemm_tuning_store(dir, dev, cls, &tw, &eb), 0, "%s", eb.msg);
 	cr_assert_eq(hf_gemm_plan_new(tcl, &big, NULL, &plan, &eb), 0, "%s", eb.msg);
 	cr_assert(hf_gemm_plan_tuned(plan));
 	const hf_gemm_params *pp = hf_gemm_plan_params(plan);
@@ -575,12 +750,14 @@ Test(gemm, tuning_database_round_trip_and_use, SUITE)
 		  pp->kc == 8);
 	hf_gemm_plan_free(plan);
 	hf_gemm_params gv = { .family = HF_GEMM_GEMV };
-	cr_assert_eq(hf_gemm_tuning_store(dir, dev, "packed", &gv, &eb), 0, "%s", eb.msg);
 	hf_gemm_shape tt = { .m = 4, .n = 900, .k = 40, .trans_a = true, .trans_b = true };
-	cr_assert_str_eq(hf_gemm_shape_class(dev, &tt), "packed");
+	cls = hf_gemm_shape_class(dev, &tt);
+	cr_assert_str_eq(cls, dev->is_gpu ? "tiled-small" : "packed");
+	cr_assert_eq(hf_gemm_tuning_store(dir, dev, cls, &gv, &eb), 0, "%s", eb.msg);
 	cr_assert_eq(hf_gemm_plan_new(tcl, &tt, NULL, &plan, &eb), 0, "%s", eb.msg);
 	cr_assert_not(hf_gemm_plan_tuned(plan));
-	cr_assert_eq(hf_gemm_plan_params(plan)->family, HF_GEMM_PACKED);
+	cr_assert_eq(hf_gemm_plan_params(plan)->family, hf_gemm_auto_family(dev, &tt));
+	cr_assert_eq(hf_gemm_plan_params(plan)->family, dev->is_gpu ? HF_GEMM_TILED : HF_GEMM_PACKED);
 	hf_gemm_plan_free(plan);
 	hf_cl_free(tcl);
 
