@@ -21,6 +21,7 @@
 #include <dlfcn.h>
 
 #include "hf_bench.h"
+#include "hf_cpu.h"
 #include "hf_file.h"
 #include "hf_gemm.h"
 #include "hf_util.h"
@@ -230,12 +231,13 @@ static int parse_args(int argc, char **argv, bopts *o)
 static void pick_openblas_kernel(char **argv_full)
 {
 	const char *best = NULL;
+	hf_cpu_features cpu;
 	if (getenv("OPENBLAS_CORETYPE"))
 		return;
-	__builtin_cpu_init();
-	if (__builtin_cpu_supports("avx512f"))
+	hf_cpu_detect(&cpu);   /* what the CPU has and the OS saves, as our own kernels see it */
+	if (cpu.avx512f)
 		best = "SkylakeX";
-	else if (__builtin_cpu_supports("avx2"))
+	else if (cpu.avx2)
 		best = "Haswell";
 	if (!best)
 		return;
