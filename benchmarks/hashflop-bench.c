@@ -1,6 +1,6 @@
 /* hashflop-bench: benchmarks of the kernels a node runs (hash/s, FLOP/s), always side by side
  * with the reference they compete with, in one run, as a ratio. Energy (H/J, FLOP/J) is not
- * measured yet: see README, "SHA-256d kernels" and "OpenCL devices and GEMM".
+ * measured yet: see benchmarks/README.md, kernels/sha256d/README.md and kernels/gemm/README.md.
  * Subcommands live in bench_<name>.c, one per kernel family.
  * Threading: each subcommand owns its threads.
  */

@@ -81,13 +81,13 @@ const char *hf_gemm_shape_class(const hf_cl_device_info *dev, const hf_gemm_shap
 	}
 }
 
-/* Built-in defaults, measured with PoCL 3.1 on a 2-core AVX2 EPYC (see README): 6 x 16
- * micro-tiles (12 ymm accumulators) for PACKED; GEMV register blocks sized by M. AVX-512 CPUs
- * get 8 x 32 tiles (16 zmm accumulators, the shape of OpenBLAS's SkylakeX kernel). GPUs get
+/* Built-in defaults, measured with PoCL 3.1 on a 2-core AVX2 EPYC (see kernels/gemm/README.md):
+ * 6 x 16 micro-tiles (12 ymm accumulators) for PACKED; GEMV register blocks sized by M. AVX-512
+ * CPUs get 8 x 32 tiles (16 zmm accumulators, the shape of OpenBLAS's SkylakeX kernel). GPUs get
  * TILED with 16 x 16 work-groups of 8 x 8 register blocks (128 x 128 tiles of C, 64
  * accumulators per work-item, k-tiles of 16: the usual shape for NVIDIA SMs with 64 K
  * registers), and 1-row-per-work-item tiles for small M. The AVX-512 and GPU defaults have
- * not been measured (see README). */
+ * not been measured (see kernels/gemm/README.md). */
 static void fill_defaults(const hf_cl_device_info *dev, const hf_gemm_shape *s,
 			  hf_gemm_params *p)
 {

@@ -1,7 +1,7 @@
 /* hf_instr: the signed instruction, contract v1: envelope decoding, strict payload parsing,
  * signing, and the node's acceptance policy (keys and base64url: hf_key.c; trust: hf_trust.c).
  *
- * Decisions (documented for operators in README "Signed instructions (contract v1)"):
+ * Decisions (documented for operators in runtime/common/INSTRUCTIONS.md):
  * - Envelope: at most HF_INSTR_MAX_ENVELOPE bytes, no NUL byte, a JSON object with exactly the
  *   keys "payload" (non-empty strict base64url) and "signatures" (1..8 objects with exactly
  *   "keyid", 16 lower-case hex digits, and "sig", base64url of exactly 64 bytes). Duplicate JSON

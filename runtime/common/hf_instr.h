@@ -1,7 +1,8 @@
-/* hf_instr: the signed instruction, contract v1 (see ../shared/DESIGN.md and README.md):
- * Ed25519 keys in PEM, key ids, the JSON envelope with base64url (no padding) payload and
- * signatures over "hashflop-instruction-v1\n" || payload, strict payload parsing, the trust file,
- * and the node's acceptance policy (roles, thresholds, anti-replay, expiry, skew, holds).
+/* hf_instr: the signed instruction, contract v1 (see ../shared/DESIGN.md and
+ * runtime/common/INSTRUCTIONS.md): Ed25519 keys in PEM, key ids, the JSON envelope with
+ * base64url (no padding) payload and signatures over "hashflop-instruction-v1\n" || payload,
+ * strict payload parsing, the trust file, and the node's acceptance policy (roles, thresholds,
+ * anti-replay, expiry, skew, holds).
  *
  * Invariants: nothing here trusts a field before the signatures that cover it verified; every
  * refusal has exactly one reason from hf_instr_refusal; sizes are capped (envelope 16 KiB).

@@ -1,6 +1,6 @@
 /* hf_key: Ed25519 keys for signed instructions (OpenSSL 3 EVP), key ids, and strict base64url.
  *
- * Decisions (contract v1, see README "Signed instructions"):
+ * Decisions (contract v1, see runtime/common/INSTRUCTIONS.md):
  * - PEM is what `openssl genpkey -algorithm ed25519` (PKCS#8 "PRIVATE KEY") and
  *   `openssl pkey -pubout` ("PUBLIC KEY", SubjectPublicKeyInfo) write. Encrypted private keys
  *   are refused (no passphrase prompt ever runs). Any key type but Ed25519 is HF_ECRYPTO.

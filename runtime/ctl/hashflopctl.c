@@ -1,5 +1,6 @@
 /* hashflopctl: the operator CLI for signed instructions: keys, trust files, signing, verifying,
- * inspecting, and pushing envelopes to a node's local API (contract v1, README); and the list
+ * inspecting, and pushing envelopes to a node's local API (contract v1,
+ * runtime/common/INSTRUCTIONS.md; the CLI: runtime/ctl/README.md); and the list
  * of OpenCL devices with the selector each answers to.
  *
  * Exit status: 0 on success (verify: accepted), 1 on a failure or a refusal, 2 on a usage error.
@@ -1082,7 +1083,7 @@ static void usage(FILE *f)
 		"       hashflopctl COMMAND --help\n"
 		"\n"
 		"The hashflop operator CLI: Ed25519 keys, trust files and signed instructions\n"
-		"(contract v1: see README, \"Signed instructions\"), and the OpenCL devices a node\n"
+		"(contract v1: see runtime/common/INSTRUCTIONS.md), and the OpenCL devices a node\n"
 		"can use.\n"
 		"\n"
 		"Commands:\n");

@@ -3,8 +3,8 @@
  *
  * Invariants: a parsed config has 0..HF_MINING_MAX_POOLS pools (a node may be configured
  * without pools and get them from each instruction); every string is NUL-terminated and
- * length-checked; numbers are within the bounds the README table gives. Unknown keys, wrong
- * types and out-of-range values are refused with the field's JSON path.
+ * length-checked; numbers are within the bounds the runtime/node/README.md table gives.
+ * Unknown keys, wrong types and out-of-range values are refused with the field's JSON path.
  * Threading: plain values; parse functions are reentrant.
  */
 #ifndef HF_MINING_CONFIG_H

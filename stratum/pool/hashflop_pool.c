@@ -28,7 +28,7 @@ static void usage(FILE *f)
 	      "version rolling (BIP 310), real share validation, fault injection for tests.\n"
 	      "\n"
 	      "Options (override the config file):\n"
-	      "  -c, --config FILE          pool.json (strict JSON; see README)\n"
+	      "  -c, --config FILE          pool.json (strict JSON; see stratum/README.md)\n"
 	      "  -l, --listen IP:PORT       Stratum listener (default 127.0.0.1:0, 0 = ephemeral)\n"
 	      "      --admin-listen IP:PORT admin HTTP (default 127.0.0.1:0)\n"
 	      "      --port-file PATH       write the Stratum port here once listening\n"

@@ -1,5 +1,6 @@
 /* Integration tests: the real hashflopctl (keygen, trust-add, sign, verify, inspect, push) and
- * interop with the openssl command line both ways (the README recipe, run verbatim). */
+ * interop with the openssl command line both ways (the recipe in runtime/common/INSTRUCTIONS.md,
+ * run verbatim). */
 #include <criterion/criterion.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -164,7 +165,8 @@ Test(hashflopctl, sign_sections_and_usage_errors)
 	SH_EXPECT(1, "keys[0].role", "$CTL verify --trust bad.json --fleet f1 --node n1 e.json");
 }
 
-/* The README recipe, verbatim: a third party with only openssl, basenc and tr. */
+/* The recipe of runtime/common/INSTRUCTIONS.md, verbatim: a third party with only openssl,
+ * basenc and tr. */
 static const char *openssl_recipe =
 	"openssl genpkey -algorithm ed25519 -out third.pem\n"
 	"openssl pkey -in third.pem -pubout -out third.pub.pem\n"
