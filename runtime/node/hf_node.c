@@ -284,6 +284,27 @@ json_t *hf_node_status_json(hf_node *n)
 	return j;
 }
 
+/* The local API's own load: what a slowloris or a swarm of long polls would show first. */
+static void api_metrics(hf_node *n, hf_buf *b)
+{
+	hf_httpd_stats st;
+
+	hf_httpd_get_stats(n->api, &st);
+	hf_prom_family(b, "hashflop_api_connections", "gauge", "Connections open on the local API.");
+	hf_prom_sample(b, "hashflop_api_connections", NULL, 0, (double)st.connections);
+	hf_prom_family(b, "hashflop_api_connections_max", "gauge",
+		       "The connection cap in force (api.max_connections, lowered to the descriptor limit).");
+	hf_prom_sample(b, "hashflop_api_connections_max", NULL, 0, (double)hf_httpd_max_conns(n->api));
+	hf_prom_family(b, "hashflop_api_deferred_requests", "gauge", "Requests waiting for a deferred answer.");
+	hf_prom_sample(b, "hashflop_api_deferred_requests", NULL, 0, (double)st.deferred);
+	hf_prom_family(b, "hashflop_api_connections_refused_total", "counter",
+		       "Connections closed at accept because the connection cap was reached.");
+	hf_prom_sample(b, "hashflop_api_connections_refused_total", NULL, 0, (double)st.refused_total);
+	hf_prom_family(b, "hashflop_api_header_timeouts_total", "counter",
+		       "Connections closed because their request headers missed api.header_timeout_s.");
+	hf_prom_sample(b, "hashflop_api_header_timeouts_total", NULL, 0, (double)st.header_timeouts_total);
+}
+
 void hf_node_metrics(hf_node *n, hf_buf *b)
 {
 	const char *l[] = { "version", HF_VERSION, "node", n->cfg->node_id, "fleet", n->cfg->fleet_id };
@@ -300,6 +321,7 @@ void hf_node_metrics(hf_node *n, hf_buf *b)
 	hf_prom_family(b, "hashflop_state_write_failures_total", "counter", "Failed writes of state.json.");
 	hf_prom_sample(b, "hashflop_state_write_failures_total", NULL, 0,
 		       (double)atomic_load(&n->state_write_failures));
+	api_metrics(n, b);
 	hf_modes_metrics(n->modes, b);
 	instruction_metrics(n, b);
 }
