@@ -41,6 +41,7 @@ struct hf_node {
 	hf_modes *modes;
 	hf_mining *mining;
 	hf_httpd *api;
+	hf_node_api *api_ctx;   /* the routes' context: deferred instruction answers */
 	int lock_fd;
 	uint64_t start_wall_ms, start_mono_ms;
 	atomic_uint_fast64_t state_writes, state_write_failures;
@@ -232,7 +233,9 @@ int hf_node_new(const hf_node_config *cfg, hf_node **out, hf_errbuf *eb)
 	if ((r = hf_modes_request(n->modes, start_mode,
 				  start_mode == n->st.desired_mode ? n->st.mode_params : NULL, NULL, eb)) < 0)
 		goto fail;
-	if ((r = hf_httpd_new(&ho, hf_node_api_routes, hf_node_api_nroutes, n, &n->api, eb)) < 0)
+	if ((r = hf_node_api_new(n, &n->api_ctx, eb)) < 0)
+		goto fail;
+	if ((r = hf_httpd_new(&ho, hf_node_api_routes, hf_node_api_nroutes, n->api_ctx, &n->api, eb)) < 0)
 		goto fail;
 	if (hf_httpd_max_conns(n->api) < ho.max_conns)
 		hf_log_warn("api: the file descriptor limit leaves room for %u connections, not api.max_connections %u",
@@ -332,8 +335,10 @@ void hf_node_free(hf_node *n)
 		return;
 	hf_control_free(n->control);
 	if (n->modes)
-		hf_modes_shutdown(n->modes); /* instruction waits in API handlers return now */
+		hf_modes_shutdown(n->modes); /* waits for instruction answers end now */
+	hf_node_api_close(n->api_ctx);   /* ... and those answers are sent before the API stops */
 	hf_httpd_free(n->api);
+	hf_node_api_free(n->api_ctx);
 	if (n->api_file[0])
 		unlink(n->api_file);
 	hf_modes_free(n->modes);
@@ -477,8 +482,12 @@ static void wait_applied(hf_node *n, const hf_modes_ticket *t, uint64_t wait_ms,
 		break;
 	case HF_MODES_PENDING:
 		out->pending = true;
-		snprintf(out->detail, sizeof out->detail, "accepted; the switch was still running "
-			 "after %llu ms (see /v1/status)", (unsigned long long)wait_ms);
+		if (wait_ms)
+			snprintf(out->detail, sizeof out->detail, "accepted; the switch was still running "
+				 "after %llu ms (see /v1/status)", (unsigned long long)wait_ms);
+		else
+			snprintf(out->detail, sizeof out->detail, "accepted; the switch is under way "
+				 "(see /v1/status)");
 		break;
 	case HF_MODES_SHUTDOWN:
 		snprintf(out->error, sizeof out->error, "the node is shutting down");
@@ -486,12 +495,11 @@ static void wait_applied(hf_node *n, const hf_modes_ticket *t, uint64_t wait_ms,
 	}
 }
 
-void hf_node_submit_instruction(hf_node *n, const char *envelope, size_t len, const char *source,
-				uint64_t wait_ms, hf_instr_outcome *out)
+bool hf_node_submit_instruction_nowait(hf_node *n, const char *envelope, size_t len,
+				       const char *source, hf_instr_outcome *out, hf_modes_ticket *ticket)
 {
 	char env_sha[65];
 	hf_instr_policy pol;
-	hf_modes_ticket ticket;
 	hf_modes_info info;
 	hf_instr in;
 	hf_errbuf eb;
@@ -538,16 +546,34 @@ void hf_node_submit_instruction(hf_node *n, const char *envelope, size_t len, co
 			    hf_instr_refusal_name(out->why), out->detail);
 		goto unlock;
 	}
-	apply_instruction(n, &in, source, env_sha, envelope, len, out, &ticket, &requested);
+	apply_instruction(n, &in, source, env_sha, envelope, len, out, ticket, &requested);
 	hf_instr_clear(&in);
 unlock:
 	pthread_mutex_unlock(&n->instr_lock);
-	if (requested && wait_ms > 0)
-		wait_applied(n, &ticket, wait_ms, out);
-	if (out->result == HF_INSTR_ACCEPTED) {
+	if (out->result == HF_INSTR_ACCEPTED && !requested) {
 		hf_modes_snapshot(n->modes, &info);
 		out->converged = info.converged && out->mode_available;
 	}
+	return requested;
+}
+
+void hf_node_instruction_finish(hf_node *n, const hf_modes_ticket *t, uint64_t wait_ms,
+				hf_instr_outcome *out)
+{
+	hf_modes_info info;
+
+	wait_applied(n, t, wait_ms, out);
+	hf_modes_snapshot(n->modes, &info);
+	out->converged = info.converged && out->mode_available;
+}
+
+void hf_node_submit_instruction(hf_node *n, const char *envelope, size_t len, const char *source,
+				uint64_t wait_ms, hf_instr_outcome *out)
+{
+	hf_modes_ticket ticket;
+
+	if (hf_node_submit_instruction_nowait(n, envelope, len, source, out, &ticket))
+		hf_node_instruction_finish(n, &ticket, wait_ms, out);
 }
 
 static void instruction_metrics(hf_node *n, hf_buf *b)

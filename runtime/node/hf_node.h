@@ -57,6 +57,15 @@ typedef struct hf_instr_outcome {
  * happens outside that lock). Logs the outcome. */
 void hf_node_submit_instruction(hf_node *n, const char *envelope, size_t len, const char *source,
 				uint64_t wait_ms, hf_instr_outcome *out);
+/* hf_node_submit_instruction in two halves, for a caller that must not block while the switch
+ * runs (the local API defers its answer): verifies and applies without waiting; true when the
+ * instruction was accepted and made the desired state, *ticket naming that request. */
+bool hf_node_submit_instruction_nowait(hf_node *n, const char *envelope, size_t len,
+				       const char *source, hf_instr_outcome *out, hf_modes_ticket *ticket);
+/* Waits up to wait_ms (0: only looks) for the switch of an instruction accepted with ticket and
+ * fills applied, pending, error and converged. */
+void hf_node_instruction_finish(hf_node *n, const hf_modes_ticket *t, uint64_t wait_ms,
+				hf_instr_outcome *out);
 /* issued_ms of the last accepted instruction (0: none). */
 uint64_t hf_node_last_issued_ms(hf_node *n);
 const hf_node_config *hf_node_config_of(const hf_node *n);

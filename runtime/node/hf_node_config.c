@@ -140,7 +140,7 @@ static int read_modes(hf_node_config *cfg, const json_t *modes, hf_errbuf *eb)
 		{ .key = "retry_max_ms", .type = HF_CFG_UINT, .dst = &rmax, .min = 10, .max = 3600000 },
 		{ .key = "health_interval_ms", .type = HF_CFG_UINT, .dst = &health, .min = 10,
 		  .max = 600000 },
-		{ .key = "apply_wait_ms", .type = HF_CFG_UINT, .dst = &wait, .min = 0, .max = 600000 },
+		{ .key = "apply_wait_ms", .type = HF_CFG_UINT, .dst = &wait, .min = 0, .max = 50000 },
 	};
 	int r = hf_cfg_read(modes, "modes", f, HF_ARRAY_SIZE(f), eb);
 	if (r < 0)

@@ -13,7 +13,9 @@
  * asserted against a number a loaded machine could miss. */
 #include <criterion/criterion.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -484,13 +486,13 @@ static void trust_init(node *n)
 	free(pem);
 }
 
-static void instruct(node *n, const char *mode, const char *extra)
+/* A signed instruction envelope for n (free() it). */
+static char *signed_instruction(node *n, const char *mode, const char *extra)
 {
 	static uint64_t last;
-	char payload[4096], url[128];
+	char payload[4096];
 	hf_key *keys[1] = { n->op };
 	uint64_t now = hf_wall_ms();
-	reply *r = malloc(sizeof *r);
 	char *env;
 
 	if (now <= last)
@@ -501,6 +503,15 @@ static void instruct(node *n, const char *mode, const char *extra)
 		 "\"mode\":\"%s\"%s}", (unsigned long long)now, (unsigned long long)(now + 60000), mode,
 		 extra ? extra : "");
 	cr_assert_eq(hf_instr_sign(payload, strlen(payload), keys, 1, &env, NULL), 0);
+	return env;
+}
+
+static void instruct(node *n, const char *mode, const char *extra)
+{
+	char url[128];
+	reply *r = malloc(sizeof *r);
+	char *env = signed_instruction(n, mode, extra);
+
 	snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/instruction", n->port);
 	cr_assert(hf_test_http("POST", url, env, strlen(env), r));
 	cr_assert_eq(r->status, 200, "%s", r->body);
@@ -1033,6 +1044,98 @@ Test(mining, draining_is_never_overwritten_while_the_pool_flaps, .init = setup, 
 	cr_assert_eq(violations, 0, "state read \"mining\" %d time(s) after the drain began (first: %s)",
 		     violations, seen);
 	cr_assert(hf_test_wait_log(n.log, "mining: drained in ", WAIT_MS));
+	node_stop(&n);
+	node_fini(&n);
+	pool_free(&p);
+}
+
+/* Replaces the first `from` in n's node.json with `to`. */
+static void patch_config(node *n, const char *from, const char *to)
+{
+	char *text = hf_test_read_file(n->cfg), *at = text ? strstr(text, from) : NULL;
+	cr_assert_not_null(at, "%s has no %s", n->cfg, from);
+	size_t head = (size_t)(at - text), len = strlen(text) - strlen(from) + strlen(to) + 1;
+	char *out = malloc(len);
+	snprintf(out, len, "%.*s%s%s", (int)head, text, to, at + strlen(from));
+	write_file(n->cfg, out);
+	free(out);
+	free(text);
+}
+
+typedef struct post_job {
+	char url[128];
+	char *env;
+	reply r;
+	bool ok;
+	atomic_bool done;
+} post_job;
+
+static void *post_main(void *arg)
+{
+	post_job *j = arg;
+	j->ok = hf_test_http("POST", j->url, j->env, strlen(j->env), &j->r);
+	atomic_store(&j->done, true);
+	return NULL;
+}
+
+/* An instruction whose switch takes seconds (a drain held by a scan the test hook stalls) is
+ * answered when the switch is done, and meanwhile the API, on a single server thread, keeps
+ * answering: the waiting answer is deferred, not a blocked handler. */
+Test(mining, instruction_answer_waits_without_holding_the_api, .init = setup, .timeout = 180)
+{
+	pool p = { 0 };
+	node n;
+	char extra[512];
+	static const char *const env[] = { "HASHFLOP_TEST_STALL_SCAN", "100:5000", NULL };
+
+	pool_start(&p, "mining-defer-pool", 0, NULL);
+	node_init_drain(&n, "mining-defer", "idle", "{\"cpu\": {\"threads\": 1}}", 60000);
+	patch_config(&n, "\"port\": 0}", "\"port\": 0, \"threads\": 1}");
+	patch_config(&n, "\"drain_timeout_ms\": 60000}", "\"drain_timeout_ms\": 60000, \"apply_wait_ms\": 45000}");
+	trust_init(&n);
+	node_start_env(&n, env);
+	json_decref(wait_mode(&n, "idle", 0));
+	snprintf(extra, sizeof extra, ",\"mining\":{\"pools\":[{\"url\":\"stratum+tcp://127.0.0.1:%u\","
+		 "\"user\":\"bc1qtest.defer\",\"pass\":\"x\"}]}", p.port);
+	instruct(&n, "mining", extra);
+	json_decref(wait_mode(&n, "mining", 1));
+	uint64_t end = hf_mono_ms() + WAIT_MS;
+	json_t *j = NULL;
+	for (;;) {   /* until the hashing thread sits in the held scan */
+		json_decref(j);
+		j = get_json(n.port, "/v1/status");
+		const json_t *t0 = json_array_get(json_object_get(json_object_get(j, "mining"), "per_thread"), 0);
+		if (json_integer_value(json_object_get(t0, "last_progress_ms_ago")) >= 300)
+			break;
+		cr_assert_lt(hf_mono_ms(), end, "the scan was never held: %s", json_dumps(j, 0));
+		hf_sleep_ms(20);
+	}
+	json_decref(j);
+
+	post_job job = { .env = signed_instruction(&n, "idle", NULL) };
+	pthread_t th;
+	snprintf(job.url, sizeof job.url, "http://127.0.0.1:%d/v1/instruction", n.port);
+	cr_assert_eq(pthread_create(&th, NULL, post_main, &job), 0);
+	int answered_meanwhile = 0;
+	end = hf_mono_ms() + WAIT_MS;
+	while (!atomic_load(&job.done) && hf_mono_ms() < end) {
+		j = get_json(n.port, "/v1/status");
+		const char *phase = json_string_value(json_object_get(j, "phase"));
+		if (!atomic_load(&job.done) && phase && strcmp(phase, "draining") == 0)
+			answered_meanwhile++;
+		json_decref(j);
+		hf_sleep_ms(50);
+	}
+	pthread_join(th, NULL);
+	cr_log_info("%d status answers while the instruction's answer waited for the drain",
+		    answered_meanwhile);
+	cr_assert(job.ok, "the instruction was not answered");
+	cr_assert_eq(job.r.status, 200, "%s", job.r.body);
+	cr_assert(strstr(job.r.body, "\"applied\":true"), "answered before its switch finished: %s",
+		  job.r.body);
+	cr_assert_geq(answered_meanwhile, 3, "GET /v1/status was not answered while the instruction "
+		      "waited (the answer held the API's only server thread)");
+	free(job.env);
 	node_stop(&n);
 	node_fini(&n);
 	pool_free(&p);
