@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hf_testnet.h"
 #include "hf_testproc.h"
 
 typedef struct node {
@@ -86,86 +87,6 @@ static void get(int port, const char *path, hf_test_reply *r)
 	cr_assert(hf_test_http("GET", url, NULL, 0, r), "GET %s failed", path);
 }
 
-/* A socket connected to 127.0.0.1:port from address src (NULL: any); -1 on failure. */
-static int raw_connect(const char *src, int port)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -1;
-	if (src) {
-		struct sockaddr_in b = { .sin_family = AF_INET };
-		inet_pton(AF_INET, src, &b.sin_addr);
-		if (bind(fd, (struct sockaddr *)&b, sizeof b) != 0) {
-			close(fd);
-			return -1;
-		}
-	}
-	inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-	if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
-static bool send_str(int fd, const char *s)
-{
-	size_t n = strlen(s);
-	while (n > 0) {
-		ssize_t w = send(fd, s, n, MSG_NOSIGNAL);
-		if (w <= 0)
-			return false;
-		s += w;
-		n -= (size_t)w;
-	}
-	return true;
-}
-
-/* Reads until the peer closes or resets; bytes read (buf NUL-terminated), -1 on timeout. */
-static ssize_t read_to_close(int fd, char *buf, size_t cap, uint64_t timeout_ms)
-{
-	uint64_t deadline = now_ms() + timeout_ms;
-	size_t len = 0;
-	for (;;) {
-		struct pollfd pf = { .fd = fd, .events = POLLIN };
-		uint64_t now = now_ms();
-		if (now >= deadline)
-			return -1;
-		if (poll(&pf, 1, (int)(deadline - now)) <= 0)
-			continue;
-		char tmp[4096];
-		ssize_t r = recv(fd, tmp, sizeof tmp, 0);
-		if (r <= 0)
-			break;
-		size_t k = (size_t)r < cap - 1 - len ? (size_t)r : cap - 1 - len;
-		memcpy(buf + len, tmp, k);
-		len += k;
-	}
-	buf[len] = '\0';
-	return (ssize_t)len;
-}
-
-static int raw_status(const char *resp)
-{
-	int st;
-	return sscanf(resp, "HTTP/1.%*d %d", &st) == 1 ? st : -1;
-}
-
-static unsigned fds_of(pid_t pid)
-{
-	char path[64];
-	unsigned n = 0;
-	snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
-	DIR *d = opendir(path);
-	if (!d)
-		return 0;
-	while (readdir(d))
-		n++;
-	closedir(d);
-	return n > 2 ? n - 2 : 0;
-}
-
 /* hashflopd's own count of open API connections (hashflop_api_connections in /metrics; the
  * scrape's connection is one of them); -1 when it cannot be read. */
 static long api_connections(int port)
@@ -191,25 +112,6 @@ static bool wait_api_connections(int port, long want, uint64_t timeout_ms, long 
 	return true;
 }
 
-/* Raises this process's descriptor limit; returns how many connections it can open, at most want. */
-static int conns_that_fit(int want)
-{
-	struct rlimit rl;
-	cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
-	if (rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-		getrlimit(RLIMIT_NOFILE, &rl);
-	}
-	uint64_t room = rl.rlim_cur > fds_of(getpid()) + 200 ? rl.rlim_cur - fds_of(getpid()) - 200 : 0;
-	if (room < (uint64_t)want) {
-		fprintf(stderr, "RLIMIT_NOFILE %llu: %llu connections instead of %d\n",
-			(unsigned long long)rl.rlim_cur, (unsigned long long)room, want);
-		return (int)room;
-	}
-	return want;
-}
-
 static int cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -223,7 +125,7 @@ static const char half_request[] = "GET /v1/status HTTP/1.1\r\nHost: x\r\nX-Slow
 Test(httpd_load, slowloris_beside_status_requests, .timeout = 240)
 {
 	enum { REQS = 50 };
-	int n = conns_that_fit(1000), *fds = calloc(1000, sizeof *fds);
+	int n = hf_test_conns_that_fit(1000, 1), *fds = calloc(1000, sizeof *fds);
 	uint64_t lat[REQS];
 	hf_test_reply r;
 	node nd;
@@ -232,9 +134,9 @@ Test(httpd_load, slowloris_beside_status_requests, .timeout = 240)
 	node_start(&nd, "slowloris", "\"max_connections\": 1100, \"max_connections_per_client\": 0, "
 				     "\"header_timeout_s\": 120, \"timeout_s\": 300");
 	for (int i = 0; i < n; i++) {
-		fds[i] = raw_connect("127.0.0.2", nd.port);
+		fds[i] = hf_test_raw_connect("127.0.0.2", nd.port);
 		cr_assert_geq(fds[i], 0, "connection %d: %s", i, strerror(errno));
-		cr_assert(send_str(fds[i], half_request));
+		cr_assert(hf_test_send_str(fds[i], half_request));
 	}
 	long held = 0;
 	cr_assert(wait_api_connections(nd.port, n, 60000, &held),
@@ -275,15 +177,15 @@ Test(httpd_load, per_client_cap_and_unclean_paths)
 
 	node_start(&nd, "perclient", "\"max_connections_per_client\": 4, \"header_timeout_s\": 60");
 	for (int i = 0; i < 4; i++) {
-		held[i] = raw_connect("127.0.0.2", nd.port);
+		held[i] = hf_test_raw_connect("127.0.0.2", nd.port);
 		cr_assert_geq(held[i], 0);
-		cr_assert(send_str(held[i], half_request));
+		cr_assert(hf_test_send_str(held[i], half_request));
 	}
-	fd = raw_connect("127.0.0.2", nd.port);
+	fd = hf_test_raw_connect("127.0.0.2", nd.port);
 	cr_assert_geq(fd, 0);
-	send_str(fd, "GET /v1/status HTTP/1.1\r\nHost: x\r\n\r\n");
-	cr_assert_geq(read_to_close(fd, resp, sizeof resp, 5000), 0, "the fifth connection was neither served nor closed");
-	cr_assert_eq(raw_status(resp), -1, "a fifth connection from 127.0.0.2 was answered: %s", resp);
+	hf_test_send_str(fd, "GET /v1/status HTTP/1.1\r\nHost: x\r\n\r\n");
+	cr_assert_geq(hf_test_read_to_close(fd, resp, sizeof resp, 5000), 0, "the fifth connection was neither served nor closed");
+	cr_assert_eq(hf_test_raw_status(resp), -1, "a fifth connection from 127.0.0.2 was answered: %s", resp);
 	close(fd);
 	get(nd.port, "/v1/status", &r);
 	cr_assert_eq(r.status, 200);
@@ -311,14 +213,14 @@ Test(httpd_load, header_deadline)
 
 	node_start(&nd, "deadline", "\"header_timeout_s\": 1");
 	t0 = now_ms();
-	slow = raw_connect(NULL, nd.port);
-	quiet = raw_connect(NULL, nd.port);
+	slow = hf_test_raw_connect(NULL, nd.port);
+	quiet = hf_test_raw_connect(NULL, nd.port);
 	cr_assert(slow >= 0 && quiet >= 0);
-	cr_assert(send_str(quiet, "GET /v1/status HTTP/1.1\r\n"));
-	cr_assert(send_str(slow, "GET /v1/status HTTP/1.1\r\n"));
+	cr_assert(hf_test_send_str(quiet, "GET /v1/status HTTP/1.1\r\n"));
+	cr_assert(hf_test_send_str(slow, "GET /v1/status HTTP/1.1\r\n"));
 	while (now_ms() - t0 < 10000) {
 		struct pollfd pf = { .fd = slow, .events = POLLIN };
-		if (poll(&pf, 1, 200) > 0 || !send_str(slow, "X-Slow: 1\r\n")) {
+		if (poll(&pf, 1, 200) > 0 || !hf_test_send_str(slow, "X-Slow: 1\r\n")) {
 			closed_at = now_ms();
 			break;
 		}
@@ -327,9 +229,9 @@ Test(httpd_load, header_deadline)
 	cr_assert_geq(closed_at - t0, 900);
 	fprintf(stderr, "hashflopd: trickling client cut off after %llu ms (header_timeout_s 1)\n",
 		(unsigned long long)(closed_at - t0));
-	cr_assert_geq(read_to_close(slow, resp, sizeof resp, 5000), 0);
-	cr_assert_eq(raw_status(resp), -1, "%s", resp);
-	cr_assert_geq(read_to_close(quiet, resp, sizeof resp, 5000), 0, "the silent client was not cut off");
+	cr_assert_geq(hf_test_read_to_close(slow, resp, sizeof resp, 5000), 0);
+	cr_assert_eq(hf_test_raw_status(resp), -1, "%s", resp);
+	cr_assert_geq(hf_test_read_to_close(quiet, resp, sizeof resp, 5000), 0, "the silent client was not cut off");
 	close(slow);
 	close(quiet);
 	node_stop(&nd);

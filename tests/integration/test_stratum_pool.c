@@ -30,6 +30,7 @@
 #include "hf_stratum_drv.h"
 #include "hf_stratum_target.h"
 #include "hf_testpool.h"
+#include "hf_teststall.h"
 #include "hf_testproc.h"
 #include "hf_util.h"
 
@@ -884,7 +885,7 @@ Test(stratum_pool, stop_abandons_a_hanging_tls_connect, .init = setup, .timeout 
 	close(lfd);
 }
 
-/* ---- a name lookup that never answers (see test_stratum_conn.c): glibc reads the file named
+/* ---- a name lookup that never answers (hf_teststall.h): glibc reads the file named
  * by HOSTALIASES for a single-label name before asking a name server; a FIFO there blocks
  * getaddrinfo() inside the real resolver until the test lets it go ---- */
 
@@ -892,59 +893,6 @@ Test(stratum_pool, stop_abandons_a_hanging_tls_connect, .init = setup, .timeout 
 #define EARLY_MS 50
 #define MARGIN_MS 5000
 
-typedef struct stall {
-	char dir[64], fifo[96];
-	int wfd;
-} stall;
-
-static void stall_setup(stall *st)
-{
-	strcpy(st->dir, "/tmp/hf-stall-XXXXXX");
-	cr_assert(mkdtemp(st->dir));
-	snprintf(st->fifo, sizeof st->fifo, "%s/aliases", st->dir);
-	cr_assert_eq(mkfifo(st->fifo, 0600), 0);
-	st->wfd = -1;
-	cr_assert_eq(setenv("HOSTALIASES", st->fifo, 1), 0);
-	cr_assert_eq(setenv("RES_OPTIONS", "timeout:1 attempts:1", 1), 0);
-}
-
-/* True once a lookup has opened the FIFO (it then stays stuck in read()). */
-static bool stall_caught(stall *st, uint64_t wait_ms)
-{
-	uint64_t end = hf_mono_ms() + wait_ms;
-
-	for (;;) {
-		if (st->wfd < 0)
-			st->wfd = open(st->fifo, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
-		if (st->wfd >= 0)
-			return true;
-		if (errno != ENXIO || hf_mono_ms() >= end)
-			return false;
-		poll(NULL, 0, 5); /* re-check until the deadline */
-	}
-}
-
-static void stall_release(stall *st)
-{
-	char empty[128];
-	uint64_t end = hf_mono_ms() + 20000;
-	int fd;
-
-	snprintf(empty, sizeof empty, "%s/empty", st->dir);
-	fd = open(empty, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
-	cr_assert_geq(fd, 0);
-	close(fd);
-	stall_caught(st, 0);
-	cr_assert_eq(rename(empty, st->fifo), 0);
-	if (st->wfd >= 0)
-		close(st->wfd);
-	st->wfd = -1;
-	while (hf_stratum_conn_resolves_running() > 0 && hf_mono_ms() < end)
-		poll(NULL, 0, 10); /* re-check until the deadline */
-	cr_assert_eq(hf_stratum_conn_resolves_running(), 0, "resolver threads did not finish");
-	unlink(st->fifo);
-	rmdir(st->dir);
-}
 
 /* The pool's stats once ok() holds, or at the deadline. */
 static hf_stratum_pool_stats stats_when(hf_stratum_drv *d, size_t idx,
@@ -978,14 +926,14 @@ Test(stratum_pool, stuck_name_lookup_is_bounded_and_abandoned_by_stop, .init = s
 	hf_stratum_drv *d;
 	hf_errbuf eb;
 	uint64_t t0, el;
-	stall sl;
+	hf_teststall sl;
 
-	stall_setup(&sl);
+	hf_teststall_setup(&sl);
 	o.pools[0].url = "stratum+tcp://hashflopstall:3333";
 	o.pools[0].user = "bc1qlab.w8";
 	cr_assert_eq(hf_stratum_drv_new(&o, &d, &eb), 0, "%s", eb.msg);
 	cr_assert_eq(hf_stratum_drv_start(d, &eb), 0);
-	if (!stall_caught(&sl, WAIT_MS)) {
+	if (!hf_teststall_caught(&sl, WAIT_MS)) {
 		hf_stratum_drv_free(d);
 		cr_skip_test("this resolver does not read HOSTALIASES");
 	}
@@ -1006,7 +954,7 @@ Test(stratum_pool, stuck_name_lookup_is_bounded_and_abandoned_by_stop, .init = s
 	cr_assert_geq(el, DEADLINE_MS - EARLY_MS, "failed after %llu ms", (unsigned long long)el);
 	cr_assert_lt(el, MARGIN_MS, "failed after %llu ms", (unsigned long long)el);
 	hf_stratum_drv_free(d);
-	stall_release(&sl);
+	hf_teststall_release(&sl);
 }
 
 /* ---- a scripted pool on a real socket, for what hashflop-pool never does ---- */

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "hf_httpd.h"
+#include "hf_testnet.h"
 #include "hf_testproc.h"
 #include "hf_util.h"
 
@@ -203,74 +204,6 @@ static hf_httpd *start(void)
 
 /* ---- raw clients ---- */
 
-/* A socket connected to 127.0.0.1:port from address src (NULL: any); -1 on failure. */
-static int raw_connect(const char *src, uint16_t port)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port) };
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -1;
-	if (src) {
-		struct sockaddr_in b = { .sin_family = AF_INET };
-		inet_pton(AF_INET, src, &b.sin_addr);
-		if (bind(fd, (struct sockaddr *)&b, sizeof b) != 0) {
-			close(fd);
-			return -1;
-		}
-	}
-	inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-	if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
-static bool send_str(int fd, const char *s)
-{
-	size_t n = strlen(s);
-	while (n > 0) {
-		ssize_t w = send(fd, s, n, MSG_NOSIGNAL);
-		if (w <= 0)
-			return false;
-		s += w;
-		n -= (size_t)w;
-	}
-	return true;
-}
-
-/* Reads until the peer closes (or resets) or timeout_ms passes; returns the bytes read into
- * buf (NUL-terminated), or -1 on timeout. */
-static ssize_t read_to_close(int fd, char *buf, size_t cap, uint64_t timeout_ms)
-{
-	uint64_t deadline = hf_mono_ms() + timeout_ms;
-	size_t len = 0;
-	for (;;) {
-		uint64_t now = hf_mono_ms();
-		struct pollfd pf = { .fd = fd, .events = POLLIN };
-		if (now >= deadline)
-			return -1;
-		if (poll(&pf, 1, (int)(deadline - now)) <= 0)
-			continue;
-		char tmp[4096];
-		ssize_t r = recv(fd, tmp, sizeof tmp, 0);
-		if (r <= 0)
-			break;
-		size_t k = (size_t)r < cap - 1 - len ? (size_t)r : cap - 1 - len;
-		memcpy(buf + len, tmp, k);
-		len += k;
-	}
-	buf[len] = '\0';
-	return (ssize_t)len;
-}
-
-/* The response status of a raw exchange, or -1 if the connection closed without one. */
-static int raw_status(const char *resp)
-{
-	int st;
-	return sscanf(resp, "HTTP/1.%*d %d", &st) == 1 ? st : -1;
-}
-
 typedef enum { ST_CONNS, ST_DEFERRED, ST_GONE, ST_REFUSED, ST_HDR_TIMEOUTS } stat_kind;
 
 static uint64_t stat_of(hf_httpd *h, stat_kind k)
@@ -314,32 +247,6 @@ static bool wait_int(pthread_mutex_t *lock, const int *v, int want, uint64_t tim
 	}
 }
 
-static unsigned open_fds(void)
-{
-	unsigned n = 0;
-	DIR *d = opendir("/proc/self/fd");
-	cr_assert_not_null(d);
-	while (readdir(d))
-		n++;
-	closedir(d);
-	return n - 3;
-}
-
-/* Raises this process's fd limit and returns how many loopback connections (two descriptors
- * each, client and server side) fit, at most want. */
-static int conns_that_fit(int want)
-{
-	uint64_t before, after;
-	cr_assert_eq(hf_httpd_raise_fd_limit(&before, &after), 0);
-	uint64_t room = after > open_fds() + 300 ? (after - open_fds() - 300) / 2 : 0;
-	if (room < (uint64_t)want) {
-		cr_log_warn("RLIMIT_NOFILE %llu: %llu connections instead of %d", (unsigned long long)after,
-			    (unsigned long long)room, want);
-		return (int)room;
-	}
-	return want;
-}
-
 static void close_all(int *fds, int n)
 {
 	for (int i = 0; i < n; i++) {
@@ -353,9 +260,9 @@ static void close_all(int *fds, int n)
 static void slowloris(int *fds, int n, const char *src, uint16_t port)
 {
 	for (int i = 0; i < n; i++) {
-		fds[i] = raw_connect(src, port);
+		fds[i] = hf_test_raw_connect(src, port);
 		cr_assert_geq(fds[i], 0, "connection %d from %s: %s", i, src ? src : "any", strerror(errno));
-		cr_assert(send_str(fds[i], "GET /v1/things/a/parts/b HTTP/1.1\r\nHost: x\r\nX-Slow: "));
+		cr_assert(hf_test_send_str(fds[i], "GET /v1/things/a/parts/b HTTP/1.1\r\nHost: x\r\nX-Slow: "));
 	}
 }
 
@@ -502,12 +409,12 @@ Test(httpd, unclean_paths_and_methods)
 	request(port, "FROB", "/v1/echo", NULL, 0, &r);
 	cr_assert_eq(r.status, 405);
 	cr_assert(strstr(r.body, "method FROB not allowed on /v1/echo"), "%s", r.body);
-	int fd = raw_connect(NULL, port);
+	int fd = hf_test_raw_connect(NULL, port);
 	cr_assert_geq(fd, 0);
-	cr_assert(send_str(fd, "G\xff\x01T /v1/echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
-	cr_assert_geq(read_to_close(fd, resp, sizeof resp, 5000), 0);
+	cr_assert(hf_test_send_str(fd, "G\xff\x01T /v1/echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+	cr_assert_geq(hf_test_read_to_close(fd, resp, sizeof resp, 5000), 0);
 	close(fd);
-	int st = raw_status(resp);
+	int st = hf_test_raw_status(resp);
 	cr_assert(st == 400 || st == 405 || st == 501, "status %d: %s", st, resp);
 	if (st == 405) {
 		const char *body = strstr(resp, "\r\n\r\n");
@@ -533,11 +440,11 @@ Test(httpd, connection_cap_refuses_at_once)
 	slowloris(fds, 8, NULL, port);
 	cr_assert(wait_stat(h, ST_CONNS, 8, 5000), "8 held connections");
 	/* A ninth is accepted and closed at once: no response, no hang. */
-	extra = raw_connect(NULL, port);
+	extra = hf_test_raw_connect(NULL, port);
 	cr_assert_geq(extra, 0);
-	send_str(extra, "GET /v1/things/a/parts/b HTTP/1.1\r\nHost: x\r\n\r\n");
-	cr_assert_geq(read_to_close(extra, resp, sizeof resp, 5000), 0, "the ninth connection was not closed");
-	cr_assert_eq(raw_status(resp), -1, "over the cap, yet answered: %s", resp);
+	hf_test_send_str(extra, "GET /v1/things/a/parts/b HTTP/1.1\r\nHost: x\r\n\r\n");
+	cr_assert_geq(hf_test_read_to_close(extra, resp, sizeof resp, 5000), 0, "the ninth connection was not closed");
+	cr_assert_eq(hf_test_raw_status(resp), -1, "over the cap, yet answered: %s", resp);
 	close(extra);
 	cr_assert_geq(stat_of(h, ST_REFUSED), 1);
 	/* One slot frees: served again. */
@@ -561,22 +468,22 @@ Test(httpd, per_client_cap_spares_other_addresses)
 
 	slowloris(fds, 4, "127.0.0.2", port);
 	cr_assert(wait_stat(h, ST_CONNS, 4, 5000));
-	fd = raw_connect("127.0.0.2", port);
+	fd = hf_test_raw_connect("127.0.0.2", port);
 	cr_assert_geq(fd, 0);
-	send_str(fd, "GET /v1/things/a/parts/b HTTP/1.1\r\nHost: x\r\n\r\n");
-	cr_assert_geq(read_to_close(fd, resp, sizeof resp, 5000), 0);
-	cr_assert_eq(raw_status(resp), -1, "a fifth connection from 127.0.0.2 was answered: %s", resp);
+	hf_test_send_str(fd, "GET /v1/things/a/parts/b HTTP/1.1\r\nHost: x\r\n\r\n");
+	cr_assert_geq(hf_test_read_to_close(fd, resp, sizeof resp, 5000), 0);
+	cr_assert_eq(hf_test_raw_status(resp), -1, "a fifth connection from 127.0.0.2 was answered: %s", resp);
 	close(fd);
 	request(port, "GET", "/v1/things/a/parts/b", NULL, 0, &r); /* from 127.0.0.1 */
 	cr_assert_eq(r.status, 200);
 	close(fds[0]);
 	fds[0] = -1;
 	cr_assert(wait_stat(h, ST_CONNS, 3, 5000));
-	fd = raw_connect("127.0.0.2", port);
+	fd = hf_test_raw_connect("127.0.0.2", port);
 	cr_assert_geq(fd, 0);
-	send_str(fd, "GET /v1/things/a/parts/b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-	cr_assert_geq(read_to_close(fd, resp, sizeof resp, 5000), 0);
-	cr_assert_eq(raw_status(resp), 200, "%s", resp);
+	hf_test_send_str(fd, "GET /v1/things/a/parts/b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+	cr_assert_geq(hf_test_read_to_close(fd, resp, sizeof resp, 5000), 0);
+	cr_assert_eq(hf_test_raw_status(resp), 200, "%s", resp);
 	close(fd);
 	close_all(fds, 4);
 	hf_httpd_free(h);
@@ -595,20 +502,20 @@ Test(httpd, file_descriptor_limit)
 
 	cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
 	low = rl;
-	low.rlim_cur = open_fds() + 10;
+	low.rlim_cur = hf_test_fds_of(getpid()) + 10;
 	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
 	o.host = "127.0.0.1";
 	cr_assert_eq(hf_httpd_new(&o, routes, HF_ARRAY_SIZE(routes), NULL, &h, &eb), HF_ECONFIG);
 	cr_assert(strstr(eb.msg, "file descriptor limit (RLIMIT_NOFILE) leaves"), "%s", eb.msg);
-	low.rlim_cur = open_fds() + 200;
+	low.rlim_cur = hf_test_fds_of(getpid()) + 200;
 	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
 	h = start_opts(&o, NULL);
 	cr_assert_lt(hf_httpd_max_conns(h), 200, "cap %u", hf_httpd_max_conns(h));
 	cr_assert_geq(hf_httpd_max_conns(h), 4);
 
-	held = raw_connect(NULL, hf_httpd_port(h));
+	held = hf_test_raw_connect(NULL, hf_httpd_port(h));
 	cr_assert_geq(held, 0);
-	cr_assert(send_str(held, "GET / HTTP/1.1\r\n"));
+	cr_assert(hf_test_send_str(held, "GET / HTTP/1.1\r\n"));
 	cr_assert(wait_stat(h, ST_CONNS, 1, 5000));
 	late = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	cr_assert_geq(late, 0);
@@ -618,13 +525,13 @@ Test(httpd, file_descriptor_limit)
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(hf_httpd_port(h)) };
 	inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
 	cr_assert_eq(connect(late, (struct sockaddr *)&a, sizeof a), 0, "the kernel queues it");
-	cr_assert(send_str(late, "GET /v1/things/a/parts/b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+	cr_assert(hf_test_send_str(late, "GET /v1/things/a/parts/b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
 	struct pollfd pf = { .fd = late, .events = POLLIN };
 	cr_assert_eq(poll(&pf, 1, 300), 0, "answered without a descriptor to accept it on?");
 	close_all(spare, nspare);
 	close(held);
-	cr_assert_geq(read_to_close(late, resp, sizeof resp, 10000), 0, "never served once descriptors were back");
-	cr_assert_eq(raw_status(resp), 200, "%s", resp);
+	cr_assert_geq(hf_test_read_to_close(late, resp, sizeof resp, 10000), 0, "never served once descriptors were back");
+	cr_assert_eq(hf_test_raw_status(resp), 200, "%s", resp);
 	close(late);
 	hf_httpd_free(h);
 	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
@@ -663,14 +570,14 @@ Test(httpd, header_deadline_is_absolute)
 	char resp[4096];
 	uint64_t t0 = hf_mono_ms(), closed_at = 0;
 
-	trickle = raw_connect(NULL, port);
-	silent = raw_connect(NULL, port);
+	trickle = hf_test_raw_connect(NULL, port);
+	silent = hf_test_raw_connect(NULL, port);
 	cr_assert(trickle >= 0 && silent >= 0);
-	cr_assert(send_str(silent, "GET /v1/things/a/parts/b HTTP/1.1\r\n"));
-	cr_assert(send_str(trickle, "GET /v1/things/a/parts/b HTTP/1.1\r\n"));
+	cr_assert(hf_test_send_str(silent, "GET /v1/things/a/parts/b HTTP/1.1\r\n"));
+	cr_assert(hf_test_send_str(trickle, "GET /v1/things/a/parts/b HTTP/1.1\r\n"));
 	while (hf_mono_ms() - t0 < 10000) {
 		struct pollfd pf = { .fd = trickle, .events = POLLIN };
-		if (poll(&pf, 1, 200) > 0 || !send_str(trickle, "X-Slow: 1\r\n")) {
+		if (poll(&pf, 1, 200) > 0 || !hf_test_send_str(trickle, "X-Slow: 1\r\n")) {
 			closed_at = hf_mono_ms();
 			break;
 		}
@@ -678,32 +585,32 @@ Test(httpd, header_deadline_is_absolute)
 	cr_assert_gt(closed_at, 0, "a trickling client kept its connection for 10 s");
 	cr_assert_geq(closed_at - t0, 900, "closed after %llu ms, before the deadline",
 		      (unsigned long long)(closed_at - t0));
-	cr_assert_geq(read_to_close(trickle, resp, sizeof resp, 5000), 0);
-	cr_assert_eq(raw_status(resp), -1, "%s", resp);
-	cr_assert_geq(read_to_close(silent, resp, sizeof resp, 5000), 0, "the silent one too");
+	cr_assert_geq(hf_test_read_to_close(trickle, resp, sizeof resp, 5000), 0);
+	cr_assert_eq(hf_test_raw_status(resp), -1, "%s", resp);
+	cr_assert_geq(hf_test_read_to_close(silent, resp, sizeof resp, 5000), 0, "the silent one too");
 	close(trickle);
 	close(silent);
 	cr_assert(wait_stat(h, ST_HDR_TIMEOUTS, 2, 5000));
 
 	/* Kept alive after a response: the next request's headers get the deadline too. */
-	kept = raw_connect(NULL, port);
+	kept = hf_test_raw_connect(NULL, port);
 	cr_assert_geq(kept, 0);
-	cr_assert(send_str(kept, "GET /v1/things/a/parts/b HTTP/1.1\r\nHost: x\r\n\r\n"));
+	cr_assert(hf_test_send_str(kept, "GET /v1/things/a/parts/b HTTP/1.1\r\nHost: x\r\n\r\n"));
 	t0 = hf_mono_ms();
-	cr_assert_geq(read_to_close(kept, resp, sizeof resp, 10000), 0, "an idle kept-alive connection stayed open");
-	cr_assert_eq(raw_status(resp), 200, "%s", resp);
+	cr_assert_geq(hf_test_read_to_close(kept, resp, sizeof resp, 10000), 0, "an idle kept-alive connection stayed open");
+	cr_assert_eq(hf_test_raw_status(resp), 200, "%s", resp);
 	cr_assert_geq(hf_mono_ms() - t0, 900);
 	close(kept);
 	cr_assert(wait_stat(h, ST_HDR_TIMEOUTS, 3, 5000));
 
 	/* Headers in two parts, well within the deadline: served. */
-	ok = raw_connect(NULL, port);
-	cr_assert(send_str(ok, "GET /v1/things/a/parts/b HTTP/1.1\r\n"));
+	ok = hf_test_raw_connect(NULL, port);
+	cr_assert(hf_test_send_str(ok, "GET /v1/things/a/parts/b HTTP/1.1\r\n"));
 	struct pollfd pf = { .fd = ok, .events = POLLIN };
 	cr_assert_eq(poll(&pf, 1, 100), 0);
-	cr_assert(send_str(ok, "Host: x\r\nConnection: close\r\n\r\n"));
-	cr_assert_geq(read_to_close(ok, resp, sizeof resp, 5000), 0);
-	cr_assert_eq(raw_status(resp), 200, "%s", resp);
+	cr_assert(hf_test_send_str(ok, "Host: x\r\nConnection: close\r\n\r\n"));
+	cr_assert_geq(hf_test_read_to_close(ok, resp, sizeof resp, 5000), 0);
+	cr_assert_eq(hf_test_raw_status(resp), 200, "%s", resp);
 	close(ok);
 	hf_httpd_free(h);
 }
@@ -715,7 +622,7 @@ Test(httpd, header_deadline_is_absolute)
  * answered, none near the 60 s the slowloris could hold a slot; the figures are logged. */
 Test(httpd, slowloris_does_not_starve_a_normal_client, .timeout = 100)
 {
-	int n = conns_that_fit(1000), *fds = calloc(1000, sizeof *fds);
+	int n = hf_test_conns_that_fit(1000, 2), *fds = calloc(1000, sizeof *fds);
 	hf_httpd_opts o = { .max_conns = (unsigned)n + 64, .header_timeout_s = 60 };
 	hf_httpd *h = start_opts(&o, NULL);
 	uint16_t port = hf_httpd_port(h);
@@ -751,12 +658,12 @@ static int poll_requests(int *fds, int n, uint16_t port, const char *extra)
 {
 	char req[256];
 	for (int i = 0; i < n; i++) {
-		fds[i] = raw_connect(NULL, port);
+		fds[i] = hf_test_raw_connect(NULL, port);
 		if (fds[i] < 0)
 			return i;
 		snprintf(req, sizeof req, "GET /v1/poll?id=%d%s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", i,
 			 extra);
-		if (!send_str(fds[i], req))
+		if (!hf_test_send_str(fds[i], req))
 			return i;
 	}
 	return n;
@@ -773,7 +680,7 @@ static owner *owner_new(void)
  * gets its own answer. */
 Test(httpd, deferred_thousands_completed_from_another_thread, .timeout = 100)
 {
-	int n = conns_that_fit(3000), *fds = calloc(3000, sizeof *fds);
+	int n = hf_test_conns_that_fit(3000, 2), *fds = calloc(3000, sizeof *fds);
 	owner *o = owner_new();
 	hf_httpd_opts o_ = { .max_conns = (unsigned)n + 64 };
 	hf_httpd *h = start_opts(&o_, o);
@@ -795,8 +702,8 @@ Test(httpd, deferred_thousands_completed_from_another_thread, .timeout = 100)
 	fprintf(stderr, "%d deferred requests completed from another thread in %.2f ms (%.2f us each)\n", n,
 		c.us / 1000.0, (double)c.us / n);
 	for (int i = 0; i < n; i++) {
-		cr_assert_geq(read_to_close(fds[i], resp, sizeof resp, 10000), 0, "request %d unanswered", i);
-		cr_assert_eq(raw_status(resp), 200, "%d: %s", i, resp);
+		cr_assert_geq(hf_test_read_to_close(fds[i], resp, sizeof resp, 10000), 0, "request %d unanswered", i);
+		cr_assert_eq(hf_test_raw_status(resp), 200, "%d: %s", i, resp);
 		snprintf(want, sizeof want, "{\"id\":%d}", i);
 		cr_assert(strstr(resp, want), "%d got: %s", i, resp);
 	}
@@ -804,10 +711,10 @@ Test(httpd, deferred_thousands_completed_from_another_thread, .timeout = 100)
 	cr_assert_eq(stat_of(h, ST_DEFERRED), 0);
 	cr_assert_eq(o->gone, 0);
 	/* Completed from the handler itself, before it returns. */
-	int fd = raw_connect(NULL, hf_httpd_port(h));
-	cr_assert(send_str(fd, "GET /v1/poll?id=7&now=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
-	cr_assert_geq(read_to_close(fd, resp, sizeof resp, 5000), 0);
-	cr_assert_eq(raw_status(resp), 202, "%s", resp);
+	int fd = hf_test_raw_connect(NULL, hf_httpd_port(h));
+	cr_assert(hf_test_send_str(fd, "GET /v1/poll?id=7&now=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+	cr_assert_geq(hf_test_read_to_close(fd, resp, sizeof resp, 5000), 0);
+	cr_assert_eq(hf_test_raw_status(resp), 202, "%s", resp);
 	cr_assert(strstr(resp, "{\"id\":7}"), "%s", resp);
 	close(fd);
 	hf_httpd_free(h);
@@ -853,8 +760,8 @@ Test(httpd, deferred_clients_that_disconnect)
 	for (int i = 0; i < N; i++) {
 		if (fds[i] < 0)
 			continue;
-		cr_assert_geq(read_to_close(fds[i], resp, sizeof resp, 10000), 0);
-		cr_assert_eq(raw_status(resp), 200, "%d: %s", i, resp);
+		cr_assert_geq(hf_test_read_to_close(fds[i], resp, sizeof resp, 10000), 0);
+		cr_assert_eq(hf_test_raw_status(resp), 200, "%d: %s", i, resp);
 	}
 	close_all(fds, N);
 	cr_assert(wait_stat(h, ST_CONNS, 0, 5000), "every connection was closed");
@@ -891,8 +798,8 @@ Test(httpd, shutdown_with_deferred_requests)
 	cr_assert_eq(o->gone, N, "gone() for each deferred request");
 	cr_assert_eq(o->gone_cancelled, 0);
 	for (int i = 0; i < N; i++) {
-		cr_assert_geq(read_to_close(fds[i], resp, sizeof resp, 5000), 0);
-		cr_assert_eq(raw_status(resp), 503, "%d: %s", i, resp);
+		cr_assert_geq(hf_test_read_to_close(fds[i], resp, sizeof resp, 5000), 0);
+		cr_assert_eq(hf_test_raw_status(resp), 503, "%d: %s", i, resp);
 		cr_assert(strstr(resp, "Retry-After: 5"), "%s", resp);
 		cr_assert(strstr(resp, "{\"error\":\"server shutting down\"}"), "%s", resp);
 	}
@@ -935,8 +842,8 @@ Test(httpd, deferred_completions_race_disconnects)
 		     c.ok, c.cancelled, gone_cancelled);
 	cr_assert_leq(gone, left);
 	for (int i = 1; i < N; i += 2) {
-		cr_assert_geq(read_to_close(fds[i], resp, sizeof resp, 10000), 0);
-		cr_assert_eq(raw_status(resp), 200, "%d: %s", i, resp);
+		cr_assert_geq(hf_test_read_to_close(fds[i], resp, sizeof resp, 10000), 0);
+		cr_assert_eq(hf_test_raw_status(resp), 200, "%d: %s", i, resp);
 	}
 	close_all(fds, N);
 	cr_assert(wait_stat(h, ST_CONNS, 0, 5000));

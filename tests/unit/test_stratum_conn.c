@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "hf_stratum_conn.h"
+#include "hf_teststall.h"
 #include "hf_util.h"
 
 #define DEADLINE_MS 500
@@ -83,67 +84,7 @@ Test(stratum_conn, refused_connect_reports_the_peer)
 	hf_stratum_conn_free(NULL);
 }
 
-/* ---- a name lookup that never answers, inside the real resolver ----
- * glibc's DNS backend reads the file named by HOSTALIASES for a single-label name before it
- * asks any name server. When that file is a FIFO, getaddrinfo() blocks in open() (and, once
- * the test holds the write end, in read()) until the test lets it go: a resolver that does not
- * answer, without touching /etc/resolv.conf or the network. */
-typedef struct stall {
-	char dir[64], fifo[96];
-	int wfd; /* the FIFO's write end once a lookup has it open */
-} stall;
-
-static void stall_setup(stall *st)
-{
-	strcpy(st->dir, "/tmp/hf-stall-XXXXXX");
-	cr_assert(mkdtemp(st->dir));
-	snprintf(st->fifo, sizeof st->fifo, "%s/aliases", st->dir);
-	cr_assert_eq(mkfifo(st->fifo, 0600), 0);
-	st->wfd = -1;
-	cr_assert_eq(setenv("HOSTALIASES", st->fifo, 1), 0);
-	/* once let go, the name server is asked once, briefly */
-	cr_assert_eq(setenv("RES_OPTIONS", "timeout:1 attempts:1", 1), 0);
-}
-
-/* True once a lookup has opened the FIFO (it then stays stuck in read()). */
-static bool stall_caught(stall *st, uint64_t wait_ms)
-{
-	uint64_t end = hf_mono_ms() + wait_ms;
-
-	for (;;) {
-		if (st->wfd < 0)
-			st->wfd = open(st->fifo, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
-		if (st->wfd >= 0)
-			return true;
-		if (errno != ENXIO || hf_mono_ms() >= end)
-			return false;
-		poll(NULL, 0, 5); /* re-check until the deadline */
-	}
-}
-
-/* Lets every stuck lookup go (an empty alias file replaces the FIFO, the stuck read sees EOF)
- * and waits until every resolver thread has finished and freed its lookup. */
-static void stall_release(stall *st)
-{
-	char empty[128];
-	uint64_t end = hf_mono_ms() + 20000;
-	int fd;
-
-	snprintf(empty, sizeof empty, "%s/empty", st->dir);
-	fd = open(empty, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
-	cr_assert_geq(fd, 0);
-	close(fd);
-	stall_caught(st, 0); /* also wakes a lookup still blocked in open() */
-	cr_assert_eq(rename(empty, st->fifo), 0);
-	if (st->wfd >= 0)
-		close(st->wfd);
-	st->wfd = -1;
-	while (hf_stratum_conn_resolves_running() > 0 && hf_mono_ms() < end)
-		poll(NULL, 0, 10); /* re-check until the deadline */
-	cr_assert_eq(hf_stratum_conn_resolves_running(), 0, "resolver threads did not finish");
-	unlink(st->fifo);
-	rmdir(st->dir);
-}
+/* ---- a name lookup that never answers, inside the real resolver (hf_teststall.h) ---- */
 
 Test(stratum_conn, lookup_that_never_answers_ends_at_the_deadline, .timeout = 60)
 {
@@ -151,15 +92,15 @@ Test(stratum_conn, lookup_that_never_answers_ends_at_the_deadline, .timeout = 60
 	hf_stratum_conn *c = NULL;
 	hf_errbuf eb = { { 0 } };
 	uint64_t t0, el;
-	stall st;
+	hf_teststall st;
 	int rc;
 
-	stall_setup(&st);
+	hf_teststall_setup(&st);
 	strcpy(u.host, "hashflopstall");
 	t0 = hf_mono_ms();
 	rc = hf_stratum_conn_connect(&u, NULL, DEADLINE_MS, &c, &eb);
 	el = hf_mono_ms() - t0;
-	if (rc != HF_ETIMEOUT && !stall_caught(&st, 0))
+	if (rc != HF_ETIMEOUT && !hf_teststall_caught(&st, 0))
 		cr_skip_test("this resolver does not read HOSTALIASES (%d: %s)", rc, eb.msg);
 	cr_assert_eq(rc, HF_ETIMEOUT, "%s", eb.msg);
 	cr_assert_null(c);
@@ -167,9 +108,9 @@ Test(stratum_conn, lookup_that_never_answers_ends_at_the_deadline, .timeout = 60
 	cr_assert_geq(el, DEADLINE_MS - EARLY_MS, "gave up after %llu ms", (unsigned long long)el);
 	cr_assert_lt(el, MARGIN_MS, "took %llu ms", (unsigned long long)el);
 	/* It really was stuck in getaddrinfo(), and that lookup is still there. */
-	cr_assert(stall_caught(&st, MARGIN_MS), "the lookup never reached the resolver");
+	cr_assert(hf_teststall_caught(&st, MARGIN_MS), "the lookup never reached the resolver");
 	cr_assert_eq(hf_stratum_conn_resolves_running(), 1);
-	stall_release(&st); /* the abandoned lookup ends later and frees itself (ASan watches) */
+	hf_teststall_release(&st); /* the abandoned lookup ends later and frees itself (ASan watches) */
 }
 
 Test(stratum_conn, stuck_lookups_are_canceled_and_capped, .timeout = 60)
@@ -180,10 +121,10 @@ Test(stratum_conn, stuck_lookups_are_canceled_and_capped, .timeout = 60)
 	hf_errbuf eb = { { 0 } };
 	int cancel[2], rc, i;
 	uint64_t t0;
-	stall st;
+	hf_teststall st;
 	char b = 1;
 
-	stall_setup(&st);
+	hf_teststall_setup(&st);
 	strcpy(u.host, "hashflopstall");
 	cr_assert_eq(pipe(cancel), 0);
 	cr_assert_eq(write(cancel[1], &b, 1), 1); /* canceled from the start */
@@ -193,7 +134,7 @@ Test(stratum_conn, stuck_lookups_are_canceled_and_capped, .timeout = 60)
 	cr_assert_eq(rc, HF_ECANCELED, "%d: %s", rc, eb.msg);
 	cr_assert(strstr(eb.msg, "resolve hashflopstall: canceled"), "%s", eb.msg);
 	cr_assert_lt(hf_mono_ms() - t0, MARGIN_MS);
-	if (!stall_caught(&st, MARGIN_MS))
+	if (!hf_teststall_caught(&st, MARGIN_MS))
 		cr_skip_test("this resolver does not read HOSTALIASES");
 	/* Abandoned lookups pile up to the cap; past it connects fail at once. */
 	for (i = 1; i < 16; i++)
@@ -207,7 +148,7 @@ Test(stratum_conn, stuck_lookups_are_canceled_and_capped, .timeout = 60)
 	u.port = 1;
 	rc = hf_stratum_conn_connect(&u, NULL, 2000, &c, &eb);
 	cr_assert(rc == HF_ENET || rc == HF_ETIMEOUT, "%d: %s", rc, eb.msg);
-	stall_release(&st);
+	hf_teststall_release(&st);
 	strcpy(u.host, "hashflopstall");
 	rc = hf_stratum_conn_connect(&u, NULL, 20000, &c, &eb);
 	cr_assert_neq(rc, HF_EBUSY, "the cap is released with the lookups");
