@@ -979,6 +979,25 @@ Test(mining, reject_reasons_beyond_eight_are_counted_as_other, .init = setup, .t
 	pool_free(&p);
 }
 
+/* Waits until the hashing thread sits inside a scan the test hook holds (mining with a pool,
+ * no progress for a while). */
+static void wait_scan_held(node *n)
+{
+	uint64_t end = hf_mono_ms() + WAIT_MS;
+	json_t *j = NULL;
+	for (;;) {
+		json_decref(j);
+		j = get_json(n->port, "/v1/status");
+		const json_t *t0 = json_array_get(json_object_get(json_object_get(j, "mining"), "per_thread"), 0);
+		if (strcmp(mstr0(j, "state"), "mining") == 0 &&
+		    json_integer_value(json_object_get(t0, "last_progress_ms_ago")) >= 300)
+			break;
+		cr_assert_lt(hf_mono_ms(), end, "the scan was never held: %s", json_dumps(j, 0));
+		hf_sleep_ms(20);
+	}
+	json_decref(j);
+}
+
 /* A drain while the pool flaps: the supervisor keeps running until hashing has stopped (here
  * for seconds: the hashing thread is stuck in a scan the test hook holds for 6 s), sees the
  * pool come and go, and must not turn "draining" back into "mining". */
@@ -999,27 +1018,14 @@ Test(mining, draining_is_never_overwritten_while_the_pool_flaps, .init = setup, 
 		 "\"user\":\"bc1qtest.flap\",\"pass\":\"x\"}]}", p.port);
 	instruct(&n, "mining", extra);
 	json_decref(wait_mode(&n, "mining", 1));
-	/* Wait until the thread is inside the held scan (no progress for a while) with a pool. */
-	uint64_t end = hf_mono_ms() + WAIT_MS;
-	json_t *j = NULL;
-	for (;;) {
-		json_decref(j);
-		j = get_json(n.port, "/v1/status");
-		const json_t *t0 = json_array_get(json_object_get(json_object_get(j, "mining"), "per_thread"), 0);
-		if (strcmp(mstr0(j, "state"), "mining") == 0 &&
-		    json_integer_value(json_object_get(t0, "last_progress_ms_ago")) >= 300)
-			break;
-		cr_assert_lt(hf_mono_ms(), end, "the scan was never held: %s", json_dumps(j, 0));
-		hf_sleep_ms(20);
-	}
-	json_decref(j);
+	wait_scan_held(&n);
 	instruct(&n, "idle", NULL);
 	bool draining_seen = false, flapped = false;
 	int polls = 0, violations = 0;
 	char seen[64] = "";
-	end = hf_mono_ms() + WAIT_MS;
+	uint64_t end = hf_mono_ms() + WAIT_MS;
 	for (;;) {
-		j = get_json(n.port, "/v1/status");
+		json_t *j = get_json(n.port, "/v1/status");
 		const char *phase = json_string_value(json_object_get(j, "phase"));
 		const char *mode = json_string_value(json_object_get(j, "mode"));
 		const char *st = mstr0(j, "state");
@@ -1099,18 +1105,9 @@ Test(mining, instruction_answer_waits_without_holding_the_api, .init = setup, .t
 		 "\"user\":\"bc1qtest.defer\",\"pass\":\"x\"}]}", p.port);
 	instruct(&n, "mining", extra);
 	json_decref(wait_mode(&n, "mining", 1));
-	uint64_t end = hf_mono_ms() + WAIT_MS;
-	json_t *j = NULL;
-	for (;;) {   /* until the hashing thread sits in the held scan */
-		json_decref(j);
-		j = get_json(n.port, "/v1/status");
-		const json_t *t0 = json_array_get(json_object_get(json_object_get(j, "mining"), "per_thread"), 0);
-		if (json_integer_value(json_object_get(t0, "last_progress_ms_ago")) >= 300)
-			break;
-		cr_assert_lt(hf_mono_ms(), end, "the scan was never held: %s", json_dumps(j, 0));
-		hf_sleep_ms(20);
-	}
-	json_decref(j);
+	wait_scan_held(&n);
+	uint64_t end;
+	json_t *j;
 
 	post_job job = { .env = signed_instruction(&n, "idle", NULL) };
 	pthread_t th;
