@@ -41,7 +41,7 @@ done
 if [ $collect -eq 1 ]; then
 	mkdir -p "$build/carry/lib" || exit 2
 	for f in runtime/ctl/hashflopctl benchmarks/hashflop-bench tests/unit/test_gemm \
-		 tests/unit/test_sha256d_cl /usr/lib/x86_64-linux-gnu/libclblast.so.1; do
+		 tests/unit/test_sha256d_cl tests/unit/test_cl /usr/lib/x86_64-linux-gnu/libclblast.so.1; do
 		[ -e "$f" ] || f=$build/$f
 		[ -e "$f" ] || continue
 		[ "${f#/usr/lib}" != "$f" ] && cp -L "$f" "$build/carry/lib/"
@@ -122,6 +122,8 @@ EOF
 peak_arg=()
 [ -n "$peak" ] && peak_arg=(--peak "$peak") && note "note  FP32 peak estimate $peak GFLOP/s ($(python3 -c "import json,sys; d=json.load(open('$out/device.json')); print(d['name'], d['compute_units'], 'CUs at', d['clock_mhz'], 'MHz')"))"
 
+# Device info against the driver's own answers, selectors, build logs over 64 KiB.
+[ -x "$build/tests/unit/test_cl" ] && step test-cl 300 "$build/tests/unit/test_cl" --tap=-
 step test-gemm 600 "$build/tests/unit/test_gemm" --tap=-
 [ -x "$build/tests/unit/test_sha256d_cl" ] && step test-sha256d-cl 300 "$build/tests/unit/test_sha256d_cl" --tap=-
 
