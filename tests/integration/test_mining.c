@@ -23,7 +23,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "hf_instr.h"
+#include "hf_testnode.h"
 #include "hf_testpool.h"
 #include "hf_testproc.h"
 #include "hf_util.h"
@@ -32,14 +32,7 @@
 #define WAIT_MS 30000
 
 typedef hf_test_reply reply;
-
-typedef struct node {
-	hf_testproc *proc;
-	char *dir;
-	char cfg[1024], log[1024], state[1024], trust[1024];
-	int port;
-	hf_key *op;
-} node;
+typedef hf_testnode node;
 
 static void setup(void)
 {
@@ -58,20 +51,6 @@ static void pool_free(pool *p)
 	hf_testpool_free(p, WAIT_MS, false);
 }
 
-static json_t *get_json(int port, const char *path)
-{
-	char url[256];
-	reply *r = malloc(sizeof *r);
-	json_t *j;
-
-	snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
-	cr_assert(hf_test_http("GET", url, NULL, 0, r), "GET %s", url);
-	j = json_loads(r->body, 0, NULL);
-	cr_assert(j, "GET %s: %s", url, r->body);
-	free(r);
-	return j;
-}
-
 static void write_file(const char *path, const char *text)
 {
 	FILE *f = fopen(path, "w");
@@ -80,81 +59,15 @@ static void write_file(const char *path, const char *text)
 	fclose(f);
 }
 
-/* Writes node.json with `mining` (a JSON object text, or NULL), the given initial mode and
- * the mode drain deadline. */
-static void node_init_drain(node *n, const char *name, const char *initial, const char *mining,
-			    unsigned drain_timeout_ms)
-{
-	char *text = malloc(16384);
-
-	memset(n, 0, sizeof *n);
-	n->dir = hf_test_tmpdir(name);
-	snprintf(n->cfg, sizeof n->cfg, "%s/node.json", n->dir);
-	snprintf(n->log, sizeof n->log, "%s/hashflopd.log", n->dir);
-	snprintf(n->state, sizeof n->state, "%s/state", n->dir);
-	snprintf(n->trust, sizeof n->trust, "%s/trust.json", n->dir);
-	snprintf(text, 16384,
-		 "{\"node_id\": \"n1\", \"fleet_id\": \"lab\", \"state_dir\": \"%s\",\n"
-		 " \"api\": {\"listen\": \"127.0.0.1\", \"port\": 0},\n"
-		 " \"modes\": {\"initial\": \"%s\", \"drain_timeout_ms\": %u},\n"
-		 " \"control\": {\"trust_file\": \"%s\"}%s%s}\n",
-		 n->state, initial, drain_timeout_ms, n->trust, mining ? ",\n \"mining\": " : "",
-		 mining ? mining : "");
-	write_file(n->cfg, text);
-	free(text);
-}
-
 static void node_init(node *n, const char *name, const char *initial, const char *mining)
 {
-	node_init_drain(n, name, initial, mining, 5000);
+	hf_testnode_init(n, name, initial, mining, 5000);
 }
 
-static void node_start(node *n)
-{
-	char err[2048];
-
-	n->proc = hf_test_start_hashflopd(n->cfg, n->log, n->state, WAIT_MS, &n->port, err, sizeof err);
-	cr_assert(n->proc, "%s; log:\n%s", err, hf_test_read_file(n->log));
-}
-
-/* node_start with extra environment variables (NULL-terminated name, value pairs) for the
- * daemon only. */
-static void node_start_env(node *n, const char *const *env)
-{
-	for (const char *const *e = env; e && e[0]; e += 2)
-		setenv(e[0], e[1], 1);
-	node_start(n);
-	for (const char *const *e = env; e && e[0]; e += 2)
-		unsetenv(e[0]);
-}
-
-static void node_stop(node *n)
-{
-	int st = hf_testproc_stop(n->proc, SIGTERM, WAIT_MS);
-
-	n->proc = NULL;
-	cr_assert_neq(st, -1);
-	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d; log:\n%s", st,
-		  hf_test_read_file(n->log));
-}
-
-static void node_fini(node *n)
-{
-	hf_testproc_free(n->proc);
-	hf_key_free(n->op);
-	free(n->dir);
-}
-
-/* A number in /v1/status under "mining" by a dotted path ("shares.accepted"). */
+/* A number in /v1/status under "mining" by a dotted path ("shares.accepted"); -1 if absent. */
 static double mnum(const json_t *status, const char *path)
 {
-	char buf[128], *save = NULL;
-	const json_t *v = json_object_get(status, "mining");
-
-	hf_strlcpy(buf, path, sizeof buf);
-	for (char *k = strtok_r(buf, ".", &save); k && v; k = strtok_r(NULL, ".", &save))
-		v = json_object_get(v, k);
-	return v ? json_number_value(v) : -1;
+	return hf_testnode_num(json_object_get(status, "mining"), path);
 }
 
 static const char *mstr(const json_t *status, const char *key)
@@ -167,24 +80,6 @@ static const char *mstr0(const json_t *status, const char *key)
 {
 	const char *v = mstr(status, key);
 	return v ? v : "";
-}
-
-/* Polls /v1/status until mining.<path> >= want; returns the last status (caller frees). */
-static json_t *wait_mining(node *n, const char *path, double want, uint64_t timeout_ms)
-{
-	uint64_t end = hf_mono_ms() + timeout_ms;
-	json_t *j = NULL;
-
-	for (;;) {
-		json_decref(j);
-		j = get_json(n->port, "/v1/status");
-		if (mnum(j, path) >= want || hf_mono_ms() > end)
-			break;
-		hf_sleep_ms(50);
-	}
-	cr_assert_geq(mnum(j, path), want, "mining.%s stayed below %g; log:\n%s", path, want,
-		      hf_test_read_file(n->log));
-	return j;
 }
 
 static char *mining_json(const char *const *urls, size_t n, const char *extra)
@@ -233,9 +128,9 @@ Test(mining, cpu_shares_accepted_with_rolling_status_and_metrics, .init = setup,
 	char *mj = mining_json(urls, 1, "\"range_bits\": 16, \"cpu\": {\"threads\": 2, \"affinity\": \"spread\"}");
 	node_init(&n, "mining-cpu", "mining", mj);
 	free(mj);
-	node_start(&n);
-	json_decref(wait_mining(&n, "shares.accepted", 3, WAIT_MS));
-	json_t *j = wait_mining(&n, "hashes_total", 1, WAIT_MS);   /* sampled once a second */
+	hf_testnode_start(&n, NULL);
+	json_decref(hf_testnode_wait_mining(&n, "shares.accepted", 3, WAIT_MS));
+	json_t *j = hf_testnode_wait_mining(&n, "hashes_total", 1, WAIT_MS);   /* sampled once a second */
 	cr_assert_str_eq(json_string_value(json_object_get(j, "mode")), "mining");
 	cr_assert_str_eq(mstr(j, "state"), "mining");
 	cr_assert_str_eq(mstr(j, "backend"), "cpu");
@@ -285,9 +180,9 @@ Test(mining, cpu_shares_accepted_with_rolling_status_and_metrics, .init = setup,
 	cr_assert(has_metric(n.port, "hashflop_mining_failed 0\n"));
 	cr_assert(hf_test_wait_log(n.log, "mining: accepted ", WAIT_MS), "30 s status line (1 s here)");
 	cr_assert(hf_test_wait_log(n.log, " · diff 0.001 · pool 1/1", WAIT_MS));
-	node_stop(&n);
+	hf_testnode_stop(&n);
 	cr_assert(hf_test_wait_log(n.log, "mining: drained in ", 100));
-	node_fini(&n);
+	hf_testnode_fini(&n);
 	pool_free(&p);
 }
 
@@ -308,20 +203,20 @@ Test(mining, clean_jobs_switch_fast_and_nothing_stale_is_sent, .init = setup, .t
 	char *mj = mining_json(urls, 1, NULL);
 	node_init(&n, "mining-clean", "mining", mj);
 	free(mj);
-	node_start(&n);
-	json_t *j = wait_mining(&n, "shares.accepted", 1, WAIT_MS);
+	hf_testnode_start(&n, NULL);
+	json_t *j = hf_testnode_wait_mining(&n, "shares.accepted", 1, WAIT_MS);
 	double switches = mnum(j, "job_switch.count");
 	json_decref(j);
 	for (int i = 0; i < 8; i++) {
 		/* Each new block reaches every thread before the next one is made. */
 		hf_testpool_fault(&p, "new_block");
-		json_decref(wait_mining(&n, "job_switch.count", switches + 1, WAIT_MS));
+		json_decref(hf_testnode_wait_mining(&n, "job_switch.count", switches + 1, WAIT_MS));
 		switches++;
 	}
-	j = wait_mining(&n, "job_switch.count", 9, WAIT_MS);
+	j = hf_testnode_wait_mining(&n, "job_switch.count", 9, WAIT_MS);
 	double acc = mnum(j, "shares.accepted");
 	json_decref(j);
-	j = wait_mining(&n, "shares.accepted", acc + 2, WAIT_MS);
+	j = hf_testnode_wait_mining(&n, "shares.accepted", acc + 2, WAIT_MS);
 	double avg = mnum(j, "job_switch.avg_ms"), max = mnum(j, "job_switch.max_ms");
 	/* Reported, not asserted: hashflop-bench measures switch latency; here only that every
 	 * switch reached every thread (job_switch.count above) counts. */
@@ -330,7 +225,7 @@ Test(mining, clean_jobs_switch_fast_and_nothing_stale_is_sent, .init = setup, .t
 	cr_log_info("job switch latency: avg %.3f ms, max %.3f ms", avg, max);
 	json_decref(j);
 	long long pool_stale = hf_testpool_stat(&p, "rejects", "Stale");
-	j = wait_mining(&n, "shares.rejected", (double)pool_stale, 5000);
+	j = hf_testnode_wait_mining(&n, "shares.rejected", (double)pool_stale, 5000);
 	fprintf(stderr, "# stale: %lld rejected by the pool (crossed its notify), %.0f dropped locally\n",
 		    pool_stale, mnum(j, "shares.stale"));
 	cr_assert_eq(mnum(j, "shares.known_stale_sent"), 0, "nothing known stale was sent");
@@ -339,8 +234,8 @@ Test(mining, clean_jobs_switch_fast_and_nothing_stale_is_sent, .init = setup, .t
 	cr_assert_leq(pool_stale, 8, "at most one crossing per new block");
 	cr_assert_eq(hf_testpool_stat(&p, "rejected", NULL), pool_stale, "no other rejects");
 	json_decref(j);
-	node_stop(&n);
-	node_fini(&n);
+	hf_testnode_stop(&n);
+	hf_testnode_fini(&n);
 	pool_free(&p);
 }
 
@@ -360,8 +255,8 @@ Test(mining, pool_death_failover_and_failback, .init = setup, .timeout = 120)
 	char *mj = mining_json(urls, 2, "\"failback_ms\": 1000, \"backoff_max_ms\": 1000");
 	node_init(&n, "mining-fo", "mining", mj);
 	free(mj);
-	node_start(&n);
-	json_decref(wait_mining(&n, "shares.accepted", 1, WAIT_MS));
+	hf_testnode_start(&n, NULL);
+	json_decref(hf_testnode_wait_mining(&n, "shares.accepted", 1, WAIT_MS));
 	cr_assert_geq(hf_testpool_stat(&a, "accepted", NULL), 1);
 
 	hf_testpool_kill(&a);
@@ -370,7 +265,7 @@ Test(mining, pool_death_failover_and_failback, .init = setup, .timeout = 120)
 	do {
 		json_decref(j);
 		hf_sleep_ms(50);
-		j = get_json(n.port, "/v1/status");
+		j = hf_testnode_get(&n, "/v1/status");
 	} while (mnum(j, "pool.index") != 1 && hf_mono_ms() < end);
 	cr_assert_eq(mnum(j, "pool.index"), 1, "failover to pool 2");
 	json_decref(j);
@@ -382,7 +277,7 @@ Test(mining, pool_death_failover_and_failback, .init = setup, .timeout = 120)
 	pool_start(&a, "mining-fo-a", aport, NULL);
 	end = hf_mono_ms() + WAIT_MS;
 	do {
-		j = get_json(n.port, "/v1/status");
+		j = hf_testnode_get(&n, "/v1/status");
 		if (mnum(j, "pool.index") == 0)
 			break;
 		json_decref(j);
@@ -396,8 +291,8 @@ Test(mining, pool_death_failover_and_failback, .init = setup, .timeout = 120)
 		hf_sleep_ms(50);
 	cr_assert_geq(hf_testpool_stat(&a, "accepted", NULL), 1, "shares accepted by pool 1 again");
 	cr_assert(has_metric(n.port, "hashflop_mining_pool_up{pool=\"1\","));
-	node_stop(&n);
-	node_fini(&n);
+	hf_testnode_stop(&n);
+	hf_testnode_fini(&n);
 	pool_free(&a);
 	pool_free(&b);
 }
@@ -415,8 +310,8 @@ Test(mining, client_reconnect_is_followed, .init = setup, .timeout = 120)
 	char *mj = mining_json(urls, 1, NULL);
 	node_init(&n, "mining-rc", "mining", mj);
 	free(mj);
-	node_start(&n);
-	json_t *j = wait_mining(&n, "shares.accepted", 1, WAIT_MS);
+	hf_testnode_start(&n, NULL);
+	json_t *j = hf_testnode_wait_mining(&n, "shares.accepted", 1, WAIT_MS);
 	double acc = mnum(j, "shares.accepted");
 	json_decref(j);
 	cr_assert_eq(hf_testpool_stat(&p, "connections", NULL), 1);
@@ -425,10 +320,10 @@ Test(mining, client_reconnect_is_followed, .init = setup, .timeout = 120)
 	while (hf_testpool_stat(&p, "connections", NULL) < 2 && hf_mono_ms() < end)
 		hf_sleep_ms(50);
 	cr_assert_geq(hf_testpool_stat(&p, "connections", NULL), 2, "the node reconnected");
-	json_decref(wait_mining(&n, "shares.accepted", acc + 2, WAIT_MS));
+	json_decref(hf_testnode_wait_mining(&n, "shares.accepted", acc + 2, WAIT_MS));
 	cr_assert_eq(hf_testpool_stat(&p, "rejected", NULL), 0);
-	node_stop(&n);
-	node_fini(&n);
+	hf_testnode_stop(&n);
+	hf_testnode_fini(&n);
 	pool_free(&p);
 }
 
@@ -446,9 +341,9 @@ Test(mining, no_pool_reports_and_does_not_spin, .init = setup, .timeout = 60)
 	char *mj = mining_json(urls, 1, "\"backoff_max_ms\": 1000");
 	node_init(&n, "mining-nopool", "mining", mj);
 	free(mj);
-	node_start(&n);
+	hf_testnode_start(&n, NULL);
 	cr_assert(hf_test_wait_log(n.log, "mining: no pool (1 configured", 15000));
-	json_t *j = get_json(n.port, "/v1/status");
+	json_t *j = hf_testnode_get(&n, "/v1/status");
 	cr_assert_str_eq(mstr(j, "state"), "no_pool");
 	cr_assert_eq(mnum(j, "hashes_total"), 0);
 	cr_assert_eq(mnum(j, "pool.index"), -1);
@@ -469,76 +364,8 @@ Test(mining, no_pool_reports_and_does_not_spin, .init = setup, .timeout = 60)
 	free(stat);
 	long ticks = sysconf(_SC_CLK_TCK);
 	cr_assert_lt((double)(ut1 + st1 - ut0 - st0) / (double)ticks, 0.5, "no busy-waiting");
-	node_stop(&n);
-	node_fini(&n);
-}
-
-static void trust_init(node *n)
-{
-	char *pem;
-
-	cr_assert_eq(hf_key_generate(&n->op, NULL), 0);
-	cr_assert_eq(hf_key_public_pem(n->op, &pem, NULL), 0);
-	json_t *t = json_pack("{s:[{s:s, s:s}], s:i}", "keys", "role", "operator", "public_key_pem",
-			      pem, "fleet_threshold", 1);
-	cr_assert_eq(json_dump_file(t, n->trust, 0), 0);
-	json_decref(t);
-	free(pem);
-}
-
-/* A signed instruction envelope for n (free() it). */
-static char *signed_instruction(node *n, const char *mode, const char *extra)
-{
-	static uint64_t last;
-	char payload[4096];
-	hf_key *keys[1] = { n->op };
-	uint64_t now = hf_wall_ms();
-	char *env;
-
-	if (now <= last)
-		now = last + 1;
-	last = now;
-	snprintf(payload, sizeof payload,
-		 "{\"v\":1,\"fleet\":\"lab\",\"node\":\"n1\",\"issued_ms\":%llu,\"expires_ms\":%llu,"
-		 "\"mode\":\"%s\"%s}", (unsigned long long)now, (unsigned long long)(now + 60000), mode,
-		 extra ? extra : "");
-	cr_assert_eq(hf_instr_sign(payload, strlen(payload), keys, 1, &env, NULL), 0);
-	return env;
-}
-
-static void instruct(node *n, const char *mode, const char *extra)
-{
-	char url[128];
-	reply *r = malloc(sizeof *r);
-	char *env = signed_instruction(n, mode, extra);
-
-	snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/instruction", n->port);
-	cr_assert(hf_test_http("POST", url, env, strlen(env), r));
-	cr_assert_eq(r->status, 200, "%s", r->body);
-	/* Applied, or still switching when the node's apply wait ended (a drain held by a test
-	 * hook); callers wait for the mode themselves. Never a failed start. */
-	cr_assert(strstr(r->body, "\"applied\":true") || strstr(r->body, "\"pending\":true"), "%s",
-		  r->body);
-	free(env);
-	free(r);
-}
-
-static json_t *wait_mode(node *n, const char *mode, uint64_t after_seq)
-{
-	uint64_t end = hf_mono_ms() + WAIT_MS;
-	json_t *j = NULL;
-
-	for (;;) {
-		json_decref(j);
-		j = get_json(n->port, "/v1/status");
-		json_t *ls = json_object_get(j, "last_switch");
-		if ((uint64_t)json_integer_value(json_object_get(ls, "seq")) > after_seq &&
-		    strcmp(json_string_value(json_object_get(j, "phase")), "running") == 0 &&
-		    strcmp(json_string_value(json_object_get(j, "mode")), mode) == 0)
-			return j;
-		cr_assert_lt(hf_mono_ms(), end, "mode %s not reached: %s", mode, json_dumps(j, 0));
-		hf_sleep_ms(20);
-	}
+	hf_testnode_stop(&n);
+	hf_testnode_fini(&n);
 }
 
 /* idle -> mining (pools from the instruction) -> idle under load, through POST
@@ -552,21 +379,21 @@ Test(mining, instruction_idle_mining_idle_timeline_and_drain_under_load, .init =
 
 	pool_start(&p, "mining-instr-pool", 0, NULL);
 	node_init(&n, "mining-instr", "idle", "{\"status_interval_s\": 1}");
-	trust_init(&n);
-	node_start(&n);
-	json_decref(wait_mode(&n, "idle", 0));
+	hf_testnode_trust(&n);
+	hf_testnode_start(&n, NULL);
+	json_decref(hf_testnode_wait_mode(&n, "idle", 0, WAIT_MS));
 	snprintf(extra, sizeof extra, ",\"mining\":{\"pools\":[{\"url\":\"stratum+tcp://127.0.0.1:%u\","
 		 "\"user\":\"bc1qtest.instr\",\"pass\":\"x\"}]}", p.port);
-	instruct(&n, "mining", extra);
-	json_t *j = wait_mode(&n, "mining", 1);
+	hf_testnode_instruct(&n, "mining", extra);
+	json_t *j = hf_testnode_wait_mode(&n, "mining", 1, WAIT_MS);
 	json_t *ls = json_object_get(j, "last_switch");
 	cr_assert_str_eq(json_string_value(json_object_get(ls, "from")), "idle");
 	cr_assert(json_is_true(json_object_get(ls, "ok")), "%s", json_dumps(ls, 0));
 	json_decref(j);
-	json_decref(wait_mining(&n, "shares.accepted", 2, WAIT_MS));
+	json_decref(hf_testnode_wait_mining(&n, "shares.accepted", 2, WAIT_MS));
 
-	instruct(&n, "idle", NULL);
-	j = wait_mode(&n, "idle", 2);
+	hf_testnode_instruct(&n, "idle", NULL);
+	j = hf_testnode_wait_mode(&n, "idle", 2, WAIT_MS);
 	ls = json_object_get(j, "last_switch");
 	cr_assert_str_eq(json_string_value(json_object_get(ls, "from")), "mining");
 	cr_assert_str_eq(json_string_value(json_object_get(ls, "to")), "idle");
@@ -590,8 +417,8 @@ Test(mining, instruction_idle_mining_idle_timeline_and_drain_under_load, .init =
 	while (hf_testpool_stat(&p, "clients", NULL) != 0 && hf_mono_ms() < end)
 		hf_sleep_ms(20);
 	cr_assert_eq(hf_testpool_stat(&p, "clients", NULL), 0, "session closed");
-	node_stop(&n);
-	node_fini(&n);
+	hf_testnode_stop(&n);
+	hf_testnode_fini(&n);
 	pool_free(&p);
 }
 
@@ -656,7 +483,7 @@ static json_t *wait_mining_cl(node *n, const char *path, double want)
 
 	for (;;) {
 		json_decref(j);
-		j = get_json(n->port, "/v1/status");
+		j = hf_testnode_get(n, "/v1/status");
 		const json_t *ls = json_object_get(j, "last_switch");
 		const char *mode = json_string_value(json_object_get(j, "mode"));
 		cr_assert(!(mode && strcmp(mode, "idle") == 0 && json_is_false(json_object_get(ls, "ok"))),
@@ -688,7 +515,7 @@ Test(mining, opencl_shares_accepted_and_a_hanging_scan_is_a_stall, .init = setup
 	char *mj = mining_json(urls, 1, extra);
 	node_init(&n, "mining-cl", "mining", mj);
 	free(mj);
-	node_start_env(&n, env);
+	hf_testnode_start(&n, env);
 	json_t *j = wait_mining_cl(&n, "shares.accepted", 2);
 	json_decref(j);
 	j = wait_mining_cl(&n, "hashes_total", 1);
@@ -705,9 +532,9 @@ Test(mining, opencl_shares_accepted_and_a_hanging_scan_is_a_stall, .init = setup
 	cr_assert(hf_test_wait_log(n.log, "mining: hashing thread 0 stalled (no progress for ", WAIT_MS));
 	cr_assert(hf_test_wait_log(n.log, "mining: hashing thread 0 is making progress again", WAIT_MS));
 	cr_assert_eq(hf_testpool_stat(&p, "rejected", NULL), 0);
-	node_stop(&n);
+	hf_testnode_stop(&n);
 	cr_assert(hf_test_wait_log(n.log, "mining: drained in ", WAIT_MS));
-	node_fini(&n);
+	hf_testnode_fini(&n);
 	pool_free(&p);
 }
 
@@ -731,7 +558,7 @@ Test(mining, opencl_scan_failure_restarts_the_backend_then_fails_the_run, .init 
 
 	/* One failure: restarted, hashing again, still healthy. */
 	node_init(&n, "mining-clfail-once", "mining", mj);
-	node_start_env(&n, once);
+	hf_testnode_start(&n, once);
 	json_t *j = wait_mining_cl(&n, "thread_restarts", 1);
 	double h = mnum(j, "hashes_total");
 	json_decref(j);
@@ -742,17 +569,17 @@ Test(mining, opencl_scan_failure_restarts_the_backend_then_fails_the_run, .init 
 	json_decref(j);
 	json_decref(wait_mining_cl(&n, "shares.accepted", 1));
 	cr_assert(hf_test_wait_log(n.log, "mining: hashing thread 0 restarted (opencl backend)", WAIT_MS));
-	node_stop(&n);
-	node_fini(&n);
+	hf_testnode_stop(&n);
+	hf_testnode_fini(&n);
 
 	/* Every scan from the 5th on fails: two restarts, then the run fails. */
 	node_init(&n, "mining-clfail-always", "mining", mj);
-	node_start_env(&n, always);
+	hf_testnode_start(&n, always);
 	uint64_t end = hf_mono_ms() + 90000;
 	j = NULL;
 	for (;;) {
 		json_decref(j);
-		j = get_json(n.port, "/v1/status");
+		j = hf_testnode_get(&n, "/v1/status");
 		if (strcmp(mstr0(j, "state"), "failed") == 0 || hf_mono_ms() > end)
 			break;
 		hf_sleep_ms(20);
@@ -770,13 +597,13 @@ Test(mining, opencl_scan_failure_restarts_the_backend_then_fails_the_run, .init 
 	 * restarted with backoff, never left reporting "mining" at 0 H/s. */
 	cr_assert(hf_test_wait_log(n.log, "mode: mining failed while running: ", WAIT_MS), "%s",
 		  hf_test_read_file(n.log));
-	j = get_json(n.port, "/v1/status");
+	j = hf_testnode_get(&n, "/v1/status");
 	const json_t *conv = json_object_get(j, "convergence");
 	cr_assert_geq(json_integer_value(json_object_get(conv, "health_failures")), 1, "%s", json_dumps(j, 0));
 	json_decref(j);
 	end = hf_mono_ms() + WAIT_MS;
 	for (;;) {   /* the restarted run fails again the same way: each one is a new run */
-		j = get_json(n.port, "/v1/status");
+		j = hf_testnode_get(&n, "/v1/status");
 		bool again = mnum(j, "run.runs") >= 2;
 		json_decref(j);
 		if (again)
@@ -784,29 +611,13 @@ Test(mining, opencl_scan_failure_restarts_the_backend_then_fails_the_run, .init 
 		cr_assert_lt(hf_mono_ms(), end, "mining was not restarted after its run failed");
 		hf_sleep_ms(20);
 	}
-	node_stop(&n);
-	node_fini(&n);
+	hf_testnode_stop(&n);
+	hf_testnode_fini(&n);
 	free(mj);
 	pool_free(&p);
 }
 
 /* ---- share accounting and pool faults ---- */
-
-/* Parses the drain line: "mining: drained in T ms (... U unanswered)". */
-static bool drained_line(const char *log_path, long *total_ms, long *unanswered)
-{
-	char *log = hf_test_read_file(log_path);
-	const char *at = log ? strstr(log, "mining: drained in ") : NULL;
-	const char *un = at ? strstr(at, " flushed, ") : NULL;
-	bool ok = at && un;
-
-	if (ok) {
-		*total_ms = atol(at + strlen("mining: drained in "));
-		*unanswered = atol(un + strlen(" flushed, "));
-	}
-	free(log);
-	return ok;
-}
 
 /* The pool reads a submit and never answers it; the session then ends (the pool drops the
  * connection). That share is reported dropped (session_lost), nothing stays in flight, and a
@@ -823,10 +634,10 @@ Test(mining, an_unanswered_share_lost_with_its_session_does_not_hold_up_the_drai
 	url_of(url, sizeof url, p.port);
 	char *mj = mining_json(urls, 1, "\"flush_timeout_ms\": 20000, \"backoff_max_ms\": 1000, "
 			       "\"cpu\": {\"threads\": 2}");
-	node_init_drain(&n, "mining-noanswer", "mining", mj, 60000);
+	hf_testnode_init(&n, "mining-noanswer", "mining", mj, 60000);
 	free(mj);
-	node_start(&n);
-	json_t *j = wait_mining(&n, "shares.accepted", 1, WAIT_MS);
+	hf_testnode_start(&n, NULL);
+	json_t *j = hf_testnode_wait_mining(&n, "shares.accepted", 1, WAIT_MS);
 	json_decref(j);
 	hf_testpool_fault(&p, "drop_answer?count=1");
 	uint64_t end = hf_mono_ms() + WAIT_MS;
@@ -834,30 +645,33 @@ Test(mining, an_unanswered_share_lost_with_its_session_does_not_hold_up_the_drai
 		hf_sleep_ms(20);
 	cr_assert_eq(hf_testpool_stat(&p, "answers_dropped", NULL), 1, "the pool withheld one answer");
 	/* Later shares are answered; the withheld one stays in flight. */
-	j = wait_mining(&n, "shares.accepted", (double)hf_testpool_stat(&p, "accepted", NULL) + 2, WAIT_MS);
+	j = hf_testnode_wait_mining(&n, "shares.accepted",
+				    (double)hf_testpool_stat(&p, "accepted", NULL) + 2, WAIT_MS);
 	cr_assert_geq(mnum(j, "shares.in_flight"), 1, "the unanswered share is in flight");
 	cr_assert_eq(mnum(j, "shares.dropped_by_reason.session_lost"), 0);
 	json_decref(j);
 	/* The session ends: the driver reports what was in flight as lost. */
 	hf_testpool_fault(&p, "drop");
-	j = wait_mining(&n, "shares.dropped_by_reason.session_lost", 1, WAIT_MS);
+	j = hf_testnode_wait_mining(&n, "shares.dropped_by_reason.session_lost", 1, WAIT_MS);
 	double acc = mnum(j, "shares.accepted");
 	json_decref(j);
-	j = wait_mining(&n, "shares.accepted", acc + 1, WAIT_MS);   /* reconnected, mining again */
+	/* reconnected, mining again */
+	j = hf_testnode_wait_mining(&n, "shares.accepted", acc + 1, WAIT_MS);
 	cr_assert_str_eq(mstr(j, "state"), "mining");
 	cr_assert_eq(mnum(j, "shares.accounting_mismatches"), 0);
 	cr_assert_eq(mnum(j, "shares.in_flight") + mnum(j, "shares.queued") + mnum(j, "shares.accepted") +
 		     mnum(j, "shares.rejected") + mnum(j, "shares.dropped"), mnum(j, "shares.found"));
 	json_decref(j);
 	cr_assert(has_metric(n.port, "hashflop_mining_shares_dropped_total{reason=\"session_lost\"} "));
-	node_stop(&n);
-	long total = -1, unanswered = -1;
-	cr_assert(drained_line(n.log, &total, &unanswered), "log:\n%s", hf_test_read_file(n.log));
-	fprintf(stderr, "# drain after a lost answer: %ld ms, %ld unanswered\n", total, unanswered);
-	cr_assert_lt(total, 10000, "the drain waited for a share nobody can answer (%ld ms of a 20 s "
-		     "flush budget)", total);
-	cr_assert_eq(unanswered, 0);
-	node_fini(&n);
+	hf_testnode_stop(&n);
+	hf_testnode_drain d;
+	cr_assert(hf_testnode_drain_line(&n, 0, &d), "log:\n%s", hf_test_read_file(n.log));
+	fprintf(stderr, "# drain after a lost answer: %lld ms, %lld unanswered\n", d.total_ms,
+		d.unanswered);
+	cr_assert_lt(d.total_ms, 10000, "the drain waited for a share nobody can answer (%lld ms of "
+		     "a 20 s flush budget)", d.total_ms);
+	cr_assert_eq(d.unanswered, 0);
+	hf_testnode_fini(&n);
 	pool_free(&p);
 }
 
@@ -898,8 +712,8 @@ Test(mining, reject_reason_with_control_characters_is_cleaned_everywhere, .init 
 	char *mj = mining_json(urls, 1, NULL);
 	node_init(&n, "mining-dirty", "mining", mj);
 	free(mj);
-	node_start(&n);
-	json_decref(wait_mining(&n, "shares.accepted", 1, WAIT_MS));
+	hf_testnode_start(&n, NULL);
+	json_decref(hf_testnode_wait_mining(&n, "shares.accepted", 1, WAIT_MS));
 	size_t len = (size_t)snprintf(reason, sizeof reason, "Bad\nshare\x1b[31m\x01%s",
 				      "yyyyyyyyyyyyyyyyyyyyyyyyyyyyyy");   /* 45 bytes */
 	for (int i = 0; i < 200; i++)
@@ -907,7 +721,7 @@ Test(mining, reject_reason_with_control_characters_is_cleaned_everywhere, .init 
 	hf_testpool_fault_args(&p, "reject", json_pack("{s:s, s:i, s:i}", "text", reason, "count", 1,
 						       "code", 23));
 	snprintf(want, sizeof want, "Bad?share?[31m?%s", "yyyyyyyyyyyyyyyyyyyyyyyyyyyyyy");
-	json_t *j = wait_mining(&n, "shares.rejected", 1, WAIT_MS);
+	json_t *j = hf_testnode_wait_mining(&n, "shares.rejected", 1, WAIT_MS);
 	json_decref(j);
 	/* The raw body: HTTP 200 and JSON that a strict parser takes. */
 	reply *r = malloc(sizeof *r);
@@ -931,11 +745,11 @@ Test(mining, reject_reason_with_control_characters_is_cleaned_everywhere, .init 
 	cr_assert(has_metric(n.port, metric), "%s", metric);
 	cr_assert(hf_test_wait_log(n.log, "mining: share rejected by pool 1: Bad?share?[31m?yyy", WAIT_MS));
 	cr_assert_eq(hf_testpool_stat(&p, "fault_rejects", NULL), 1);
-	node_stop(&n);
+	hf_testnode_stop(&n);
 	char where[200];
 	cr_assert_not(has_raw_controls(n.log, where, sizeof where), "node log: %s", where);
 	cr_assert_not(has_raw_controls(p.log, where, sizeof where), "pool log: %s", where);
-	node_fini(&n);
+	hf_testnode_fini(&n);
 	pool_free(&p);
 }
 
@@ -953,13 +767,13 @@ Test(mining, reject_reasons_beyond_eight_are_counted_as_other, .init = setup, .t
 	char *mj = mining_json(urls, 1, NULL);
 	node_init(&n, "mining-reasons", "mining", mj);
 	free(mj);
-	node_start(&n);
-	json_decref(wait_mining(&n, "shares.accepted", 1, WAIT_MS));
+	hf_testnode_start(&n, NULL);
+	json_decref(hf_testnode_wait_mining(&n, "shares.accepted", 1, WAIT_MS));
 	for (int i = 0; i < 10; i++) {
 		snprintf(reason, sizeof reason, "Reason %d", i);
 		hf_testpool_fault_args(&p, "reject", json_pack("{s:s}", "text", reason));
 	}
-	json_t *j = wait_mining(&n, "shares.rejected", 10, WAIT_MS);
+	json_t *j = hf_testnode_wait_mining(&n, "shares.rejected", 10, WAIT_MS);
 	const json_t *by = json_object_get(json_object_get(json_object_get(j, "mining"), "shares"),
 					   "rejected_by_reason");
 	for (int i = 0; i < 8; i++) {
@@ -974,8 +788,8 @@ Test(mining, reject_reasons_beyond_eight_are_counted_as_other, .init = setup, .t
 	json_decref(j);
 	cr_assert(has_metric(n.port, "hashflop_mining_shares_rejected_total{reason=\"other\"} 2\n"));
 	cr_assert(has_metric(n.port, "hashflop_mining_shares_rejected_total{reason=\"Reason 7\"} 1\n"));
-	node_stop(&n);
-	node_fini(&n);
+	hf_testnode_stop(&n);
+	hf_testnode_fini(&n);
 	pool_free(&p);
 }
 
@@ -987,7 +801,7 @@ static void wait_scan_held(node *n)
 	json_t *j = NULL;
 	for (;;) {
 		json_decref(j);
-		j = get_json(n->port, "/v1/status");
+		j = hf_testnode_get(n, "/v1/status");
 		const json_t *t0 = json_array_get(json_object_get(json_object_get(j, "mining"), "per_thread"), 0);
 		if (strcmp(mstr0(j, "state"), "mining") == 0 &&
 		    json_integer_value(json_object_get(t0, "last_progress_ms_ago")) >= 300)
@@ -1009,23 +823,24 @@ Test(mining, draining_is_never_overwritten_while_the_pool_flaps, .init = setup, 
 	static const char *const env[] = { "HASHFLOP_TEST_STALL_SCAN", "200:6000", NULL };
 
 	pool_start(&p, "mining-flap-pool", 0, NULL);
-	node_init_drain(&n, "mining-flap", "idle", "{\"status_interval_s\": 1, \"cpu\": {\"threads\": 1}, "
-			"\"backoff_max_ms\": 1000}", 60000);
-	trust_init(&n);
-	node_start_env(&n, env);
-	json_decref(wait_mode(&n, "idle", 0));
+	hf_testnode_init(&n, "mining-flap", "idle",
+			 "{\"status_interval_s\": 1, \"cpu\": {\"threads\": 1}, "
+			 "\"backoff_max_ms\": 1000}", 60000);
+	hf_testnode_trust(&n);
+	hf_testnode_start(&n, env);
+	json_decref(hf_testnode_wait_mode(&n, "idle", 0, WAIT_MS));
 	snprintf(extra, sizeof extra, ",\"mining\":{\"pools\":[{\"url\":\"stratum+tcp://127.0.0.1:%u\","
 		 "\"user\":\"bc1qtest.flap\",\"pass\":\"x\"}]}", p.port);
-	instruct(&n, "mining", extra);
-	json_decref(wait_mode(&n, "mining", 1));
+	hf_testnode_instruct(&n, "mining", extra);
+	json_decref(hf_testnode_wait_mode(&n, "mining", 1, WAIT_MS));
 	wait_scan_held(&n);
-	instruct(&n, "idle", NULL);
+	hf_testnode_instruct(&n, "idle", NULL);
 	bool draining_seen = false, flapped = false;
 	int polls = 0, violations = 0;
 	char seen[64] = "";
 	uint64_t end = hf_mono_ms() + WAIT_MS;
 	for (;;) {
-		json_t *j = get_json(n.port, "/v1/status");
+		json_t *j = hf_testnode_get(&n, "/v1/status");
 		const char *phase = json_string_value(json_object_get(j, "phase"));
 		const char *mode = json_string_value(json_object_get(j, "mode"));
 		const char *st = mstr0(j, "state");
@@ -1050,8 +865,8 @@ Test(mining, draining_is_never_overwritten_while_the_pool_flaps, .init = setup, 
 	cr_assert_eq(violations, 0, "state read \"mining\" %d time(s) after the drain began (first: %s)",
 		     violations, seen);
 	cr_assert(hf_test_wait_log(n.log, "mining: drained in ", WAIT_MS));
-	node_stop(&n);
-	node_fini(&n);
+	hf_testnode_stop(&n);
+	hf_testnode_fini(&n);
 	pool_free(&p);
 }
 
@@ -1095,28 +910,28 @@ Test(mining, instruction_answer_waits_without_holding_the_api, .init = setup, .t
 	static const char *const env[] = { "HASHFLOP_TEST_STALL_SCAN", "100:5000", NULL };
 
 	pool_start(&p, "mining-defer-pool", 0, NULL);
-	node_init_drain(&n, "mining-defer", "idle", "{\"cpu\": {\"threads\": 1}}", 60000);
+	hf_testnode_init(&n, "mining-defer", "idle", "{\"cpu\": {\"threads\": 1}}", 60000);
 	patch_config(&n, "\"port\": 0}", "\"port\": 0, \"threads\": 1}");
 	patch_config(&n, "\"drain_timeout_ms\": 60000}", "\"drain_timeout_ms\": 60000, \"apply_wait_ms\": 45000}");
-	trust_init(&n);
-	node_start_env(&n, env);
-	json_decref(wait_mode(&n, "idle", 0));
+	hf_testnode_trust(&n);
+	hf_testnode_start(&n, env);
+	json_decref(hf_testnode_wait_mode(&n, "idle", 0, WAIT_MS));
 	snprintf(extra, sizeof extra, ",\"mining\":{\"pools\":[{\"url\":\"stratum+tcp://127.0.0.1:%u\","
 		 "\"user\":\"bc1qtest.defer\",\"pass\":\"x\"}]}", p.port);
-	instruct(&n, "mining", extra);
-	json_decref(wait_mode(&n, "mining", 1));
+	hf_testnode_instruct(&n, "mining", extra);
+	json_decref(hf_testnode_wait_mode(&n, "mining", 1, WAIT_MS));
 	wait_scan_held(&n);
 	uint64_t end;
 	json_t *j;
 
-	post_job job = { .env = signed_instruction(&n, "idle", NULL) };
+	post_job job = { .env = hf_testnode_instruction(&n, "idle", NULL) };
 	pthread_t th;
 	snprintf(job.url, sizeof job.url, "http://127.0.0.1:%d/v1/instruction", n.port);
 	cr_assert_eq(pthread_create(&th, NULL, post_main, &job), 0);
 	int answered_meanwhile = 0;
 	end = hf_mono_ms() + WAIT_MS;
 	while (!atomic_load(&job.done) && hf_mono_ms() < end) {
-		j = get_json(n.port, "/v1/status");
+		j = hf_testnode_get(&n, "/v1/status");
 		const char *phase = json_string_value(json_object_get(j, "phase"));
 		if (!atomic_load(&job.done) && phase && strcmp(phase, "draining") == 0)
 			answered_meanwhile++;
@@ -1133,7 +948,7 @@ Test(mining, instruction_answer_waits_without_holding_the_api, .init = setup, .t
 	cr_assert_geq(answered_meanwhile, 3, "GET /v1/status was not answered while the instruction "
 		      "waited (the answer held the API's only server thread)");
 	free(job.env);
-	node_stop(&n);
-	node_fini(&n);
+	hf_testnode_stop(&n);
+	hf_testnode_fini(&n);
 	pool_free(&p);
 }
