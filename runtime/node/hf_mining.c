@@ -602,10 +602,11 @@ static int mining_drain(void *impl, uint64_t deadline_ms, hf_errbuf *eb)
 	pthread_mutex_lock(&m->slock);
 	m->last_drain = d;
 	pthread_mutex_unlock(&m->slock);
-	hf_log_notice("mining: drained in %llu ms (hashing stopped in %llu ms, %llu queued share(s) "
-		      "flushed, %llu unanswered)", (unsigned long long)d.total_ms,
-		      (unsigned long long)d.hash_stop_ms, (unsigned long long)d.flushed,
-		      (unsigned long long)d.unanswered);
+	hf_log_notice("mining: drained in %llu ms (hashing stopped in %llu ms, flush %llu ms, close "
+		      "%llu ms, %llu queued share(s) flushed, %llu unanswered)",
+		      (unsigned long long)d.total_ms, (unsigned long long)d.hash_stop_ms,
+		      (unsigned long long)d.flush_ms, (unsigned long long)d.close_ms,
+		      (unsigned long long)d.flushed, (unsigned long long)d.unanswered);
 	if (d.unanswered)
 		return hf_fail(eb, HF_ETIMEOUT, "%llu share(s) without a pool answer at the deadline",
 			       (unsigned long long)d.unanswered);

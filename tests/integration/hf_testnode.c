@@ -176,9 +176,9 @@ bool hf_testnode_drain_line(const hf_testnode *n, unsigned index, hf_testnode_dr
 
 	for (unsigned i = 0; at && i < index; i++)
 		at = strstr(at + 1, key);
-	ok = at && sscanf(at, "mining: drained in %lld ms (hashing stopped in %lld ms, %lld queued "
-			  "share(s) flushed, %lld unanswered)", &d->total_ms, &d->hash_stop_ms,
-			  &d->flushed, &d->unanswered) == 4;
+	ok = at && sscanf(at, "mining: drained in %lld ms (hashing stopped in %lld ms, flush %lld ms, "
+			  "close %lld ms, %lld queued share(s) flushed, %lld unanswered)", &d->total_ms,
+			  &d->hash_stop_ms, &d->flush_ms, &d->close_ms, &d->flushed, &d->unanswered) == 6;
 	free(log);
 	return ok;
 }

@@ -61,7 +61,7 @@ json_t *hf_testnode_wait_mode(const hf_testnode *n, const char *mode, uint64_t a
 /* The figures of one "mining: drained in T ms (hashing stopped in H ms, F queued share(s)
  * flushed, U unanswered)" line of the node's log. */
 typedef struct hf_testnode_drain {
-	long long total_ms, hash_stop_ms, flushed, unanswered;
+	long long total_ms, hash_stop_ms, flush_ms, close_ms, flushed, unanswered;
 } hf_testnode_drain;
 /* Parses the index-th (from 0) such line of n's log into *d; false when the log has no such
  * line (yet) or it does not parse. */
