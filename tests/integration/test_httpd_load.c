@@ -21,6 +21,7 @@
 
 #include "hf_testnet.h"
 #include "hf_testproc.h"
+#include "hf_util.h"
 
 typedef struct node {
 	char *dir;
@@ -28,24 +29,6 @@ typedef struct node {
 	hf_testproc *proc;
 	int port;
 } node;
-
-static uint64_t now_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-static uint64_t now_ms(void)
-{
-	return now_us() / 1000u;
-}
-
-static void nap_ms(long ms)
-{
-	struct timespec ts = { 0, ms * 1000000L };
-	nanosleep(&ts, NULL);
-}
 
 static void node_start(node *n, const char *name, const char *api)
 {
@@ -71,12 +54,12 @@ static void node_start(node *n, const char *name, const char *api)
 
 static void node_stop(node *n)
 {
-	uint64_t t0 = now_ms();
+	uint64_t t0 = hf_mono_ms();
 	int st = hf_testproc_stop(n->proc, SIGTERM, 15000);
 	n->proc = NULL;
 	cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status %d; log:\n%s", st,
 		  hf_test_read_file(n->log));
-	fprintf(stderr, "hashflopd stopped in %llu ms\n", (unsigned long long)(now_ms() - t0));
+	fprintf(stderr, "hashflopd stopped in %llu ms\n", (unsigned long long)(hf_mono_ms() - t0));
 	free(n->dir);
 }
 
@@ -103,11 +86,11 @@ static long api_connections(int port)
  * state file being written) must not count. */
 static bool wait_api_connections(int port, long want, uint64_t timeout_ms, long *seen)
 {
-	uint64_t deadline = now_ms() + timeout_ms;
+	uint64_t deadline = hf_mono_ms() + timeout_ms;
 	while ((*seen = api_connections(port) - 1) < want) {
-		if (now_ms() >= deadline)
+		if (hf_mono_ms() >= deadline)
 			return false;
-		nap_ms(20);
+		hf_sleep_ms(20);
 	}
 	return true;
 }
@@ -142,9 +125,9 @@ Test(httpd_load, slowloris_beside_status_requests, .timeout = 240)
 	cr_assert(wait_api_connections(nd.port, n, 60000, &held),
 		  "hashflopd has accepted %ld of the %d slow connections", held, n);
 	for (int i = 0; i < REQS; i++) {
-		uint64_t t0 = now_us();
+		uint64_t t0 = hf_mono_us();
 		get(nd.port, "/v1/status", &r);
-		lat[i] = now_us() - t0;
+		lat[i] = hf_mono_us() - t0;
 		cr_assert_eq(r.status, 200, "request %d: %ld %s", i, r.status, r.body);
 		json_t *j = json_loads(r.body, 0, NULL);
 		cr_assert_not_null(j, "%s", r.body);
@@ -212,16 +195,16 @@ Test(httpd_load, header_deadline)
 	node nd;
 
 	node_start(&nd, "deadline", "\"header_timeout_s\": 1");
-	t0 = now_ms();
+	t0 = hf_mono_ms();
 	slow = hf_test_raw_connect(NULL, nd.port);
 	quiet = hf_test_raw_connect(NULL, nd.port);
 	cr_assert(slow >= 0 && quiet >= 0);
 	cr_assert(hf_test_send_str(quiet, "GET /v1/status HTTP/1.1\r\n"));
 	cr_assert(hf_test_send_str(slow, "GET /v1/status HTTP/1.1\r\n"));
-	while (now_ms() - t0 < 10000) {
+	while (hf_mono_ms() - t0 < 10000) {
 		struct pollfd pf = { .fd = slow, .events = POLLIN };
 		if (poll(&pf, 1, 200) > 0 || !hf_test_send_str(slow, "X-Slow: 1\r\n")) {
-			closed_at = now_ms();
+			closed_at = hf_mono_ms();
 			break;
 		}
 	}

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cpuinfo_testutil.h"
 #include "hf_cpu.h"
 
 #define B(n) (1u << (n))
@@ -86,27 +87,6 @@ Test(cpu, avx2_needs_the_avx_bit)
 	cr_assert(!f.avx && !f.avx2, "XCR0 without upper-YMM state");
 }
 
-/* Whether /proc/cpuinfo's first "flags" line lists flag; -1 when there is no such file. */
-static int cpuinfo_has(const char *flag)
-{
-	char line[8192];
-	FILE *f = fopen("/proc/cpuinfo", "r");
-	int found = 0;
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof line, f)) {
-		if (strncmp(line, "flags", 5) != 0)
-			continue;
-		for (char *tok = strtok(strchr(line, ':') ? strchr(line, ':') + 1 : line, " \t\n");
-		     tok; tok = strtok(NULL, " \t\n"))
-			if (strcmp(tok, flag) == 0)
-				found = 1;
-		break;
-	}
-	fclose(f);
-	return found;
-}
-
 Test(cpu, detect_agrees_with_the_kernel)
 {
 	hf_cpu_features f;
@@ -120,10 +100,10 @@ Test(cpu, detect_agrees_with_the_kernel)
 	want[5].flag = "avx512f", want[5].have = f.avx512f;
 	want[6].flag = "avx512bw", want[6].have = f.avx512bw;
 	want[7].flag = "avx512vl", want[7].have = f.avx512vl;
-	if (cpuinfo_has("ssse3") < 0)
+	if (hf_test_cpuinfo_has("ssse3") < 0)
 		cr_skip_test("no /proc/cpuinfo to compare with");
 	for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
-		cr_expect_eq(cpuinfo_has(want[i].flag) == 1, want[i].have,
+		cr_expect_eq(hf_test_cpuinfo_has(want[i].flag) == 1, want[i].have,
 			     "%s: /proc/cpuinfo says %d, hf_cpu_detect says %d", want[i].flag,
-			     cpuinfo_has(want[i].flag), want[i].have);
+			     hf_test_cpuinfo_has(want[i].flag), want[i].have);
 }

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpuinfo_testutil.h"
 #include "hf_sha256d.h"
 #include "hf_util.h"
 #include "sha256d_testutil.h"
@@ -179,27 +180,6 @@ Test(sha256d, choose_refuses_unknown_and_unsupported)
 	}
 }
 
-/* Whether /proc/cpuinfo's first "flags" line lists flag; -1 when there is no such file. */
-static int cpuinfo_has(const char *flag)
-{
-	char line[8192];
-	FILE *f = fopen("/proc/cpuinfo", "r");
-	int found = 0;
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof line, f)) {
-		char *p = strchr(line, ':');
-		if (strncmp(line, "flags", 5) != 0 || !p)
-			continue;
-		for (char *tok = strtok(p + 1, " \t\n"); tok; tok = strtok(NULL, " \t\n"))
-			if (strcmp(tok, flag) == 0)
-				found = 1;
-		break;
-	}
-	fclose(f);
-	return found;
-}
-
 /* Each scanner runs exactly where the kernel says its instructions are usable (the kernel
  * clears a flag whose register state it does not save, e.g. avx512f without ZMM state). */
 Test(sha256d, supported_agrees_with_the_kernel)
@@ -209,13 +189,13 @@ Test(sha256d, supported_agrees_with_the_kernel)
 		{ "shani", "sha_ni", "sse4_1" },
 		{ "avx2", "avx2", "avx2" },
 	};
-	if (cpuinfo_has("fpu") < 0)
+	if (hf_test_cpuinfo_has("fpu") < 0)
 		cr_skip_test("no /proc/cpuinfo to compare with");
 	for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
 		const hf_sha256d_impl *impl = hf_sha256d_impl_find(want[i].impl);
 		if (!impl)
 			continue; /* not an x86-64 build */
-		bool have = cpuinfo_has(want[i].flag1) == 1 && cpuinfo_has(want[i].flag2) == 1;
+		bool have = hf_test_cpuinfo_has(want[i].flag1) == 1 && hf_test_cpuinfo_has(want[i].flag2) == 1;
 		cr_expect_eq(impl->supported(), have, "%s: supported() %d, /proc/cpuinfo %s %s: %d",
 			     want[i].impl, impl->supported(), want[i].flag1, want[i].flag2, have);
 	}
