@@ -75,7 +75,7 @@ bool hf_text_clean(char *dst, size_t dstsz, const char *src, size_t srclen)
 		}
 		if (o + len >= dstsz)
 			break;
-		memcpy(dst + o, s + i, len);
+		memmove(dst + o, s + i, len); /* in place, dst + o trails s + i by fewer than len */
 		o += len;
 		i += len;
 	}

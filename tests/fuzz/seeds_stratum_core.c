@@ -16,6 +16,8 @@ const char *const hf_fuzz_seeds[] = {
 	"{\"method\":\"client.reconnect\",\"params\":[\"h\",\"3333\",5]}\n"
 	"{\"method\":\"mining.set_difficulty\",\"params\":[0.0138]}\n"
 	"{\"id\":7,\"method\":\"mining.ping\"}\n",
+	/* an unknown method quoted in the error detail: C1 controls shrink under cleaning */
+	"{\"id\":8,\"method\":\"x\xc2\x80\xc3\xa9\xc2\x9f\xe2\x82\xac\"}\n",
 };
 const size_t hf_fuzz_nseeds = sizeof hf_fuzz_seeds / sizeof hf_fuzz_seeds[0];
 

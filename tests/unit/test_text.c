@@ -70,6 +70,16 @@ Test(text, clean_in_place)
 	cr_assert_str_eq(s, "x?y?z");
 }
 
+Test(text, clean_in_place_after_a_shrinking_replacement)
+{
+	/* U+0080 (a 2-byte C1 control) becomes one '?', so the following 2- and 3-byte
+	 * characters move back by less than their own length: the copies overlap. Found by
+	 * fuzz_stratum_core (ASan memcpy-param-overlap). */
+	char s[] = "\xc2\x80\xc3\xa9\xc2\x9f\xe2\x82\xac!";
+	hf_text_clean_inplace(s);
+	cr_assert_str_eq(s, "?\xc3\xa9?\xe2\x82\xac!");
+}
+
 Test(text, utf8_trim_cuts_only_an_incomplete_tail)
 {
 	char a[] = "ab\xe2\x82";       /* € cut after 2 of 3 bytes */
