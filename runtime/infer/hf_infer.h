@@ -1,0 +1,89 @@
+/* hf_infer: the inference server of a node: a model repository loaded onto one OpenCL device,
+ * a dynamic batcher per model, and the Open Inference Protocol (KServe v2 REST) listener.
+ *
+ * The listener runs for the life of the hf_infer object (from hf_infer_new), whatever mode the
+ * node is in, so clients always get the truth: /v2/health/live is 200 while the process runs;
+ * /v2/health/ready and /v2/models/NAME/ready are 200 only while the server is started and the
+ * model is loaded, and 503 (ready false) while stopped, loading, draining or failed; infer
+ * requests outside the ready state answer 503 with Retry-After. hf_infer_start loads the
+ * repository (every model, or those named in params {"models": [...]}) within the memory
+ * budget, opens the device, builds an executor per model instance for its max batch size
+ * (warm-up included) and starts its batcher; hf_infer_drain stops admitting (new requests 503
+ * with Retry-After), finishes the queued and running batches before the deadline (those still
+ * queued at the deadline are answered 503) and returns; hf_infer_release frees executors and
+ * the device. A model that fails to load is reported (status, /v2/models/NAME/ready false
+ * with the reason) and the others serve: start fails only when no model could be loaded and
+ * models were asked for by name, or the device cannot be opened.
+ * Routes: GET /v2, /v2/health/live, /v2/health/ready, /v2/models/NAME (metadata),
+ * /v2/models/NAME/ready, POST /v2/models/NAME/infer (also /v2/models/NAME/versions/V/...).
+ * Threading: hf_infer_new/free on the owner thread; start/drain/release/health on one thread
+ * at a time (the node's switcher); status/metrics from any thread; HTTP handlers on the
+ * listener's threads; each model instance runs its batches on its own thread.
+ */
+#ifndef HF_INFER_H
+#define HF_INFER_H
+
+#include <jansson.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "hf_buf.h"
+#include "hf_error.h"
+
+#define HF_INFER_DEFAULT_PORT 8000
+
+/* node.json's "inference" section, every field defaulted (the defaults in parentheses). */
+typedef struct hf_infer_config {
+	char model_dir[PATH_MAX];      /* model_dir (<state_dir>/models) */
+	char listen[64];               /* listen ("127.0.0.1"), a numeric address */
+	uint16_t port;                 /* port (8000; 0 = ephemeral, tests) */
+	char device[128];              /* device ("auto"): an OpenCL selector */
+	uint64_t memory_budget_mb;     /* memory_budget_mb (2048): weights + buffers, all models */
+	char models[16][64];           /* models ([]: every model in model_dir) */
+	size_t nmodels;
+	/* batching defaults for models without their own config.json values */
+	uint64_t max_batch_size;       /* max_batch_size (32), 1..4096 */
+	uint64_t max_queue_delay_us;   /* max_queue_delay_us (500), 0..1000000 */
+	uint64_t max_queue;            /* max_queue (1024): queued requests per model */
+	uint64_t instances;            /* instances (1), 1..16 executors per model */
+	uint64_t request_timeout_ms;   /* request_timeout_ms (10000): queued longer -> 503 */
+	uint64_t retry_after_s;        /* retry_after_s (1): the Retry-After of 503s */
+	/* the listener */
+	uint64_t max_body;             /* max_body_mb (64) in bytes here */
+	uint64_t max_conns;            /* max_connections (4096) */
+	uint64_t max_conns_per_client; /* max_connections_per_client (0: no cap) */
+	uint64_t header_timeout_s;     /* header_timeout_s (10) */
+	uint64_t timeout_s;            /* timeout_s (30): idle connections */
+	uint64_t threads;              /* threads (4): listener threads */
+} hf_infer_config;
+
+/* Defaults; model_dir from state_dir. */
+void hf_infer_config_defaults(hf_infer_config *cfg, const char *state_dir);
+/* Validates the section (NULL: defaults) strictly on top of the defaults: unknown keys and bad
+ * values are HF_ECONFIG with the path ("inference.max_batch_size: expected 1..4096"). */
+int hf_infer_config_from_json(hf_infer_config *cfg, const json_t *section,
+			      const char *state_dir, hf_errbuf *eb);
+/* The effective section (every key) as a new reference. */
+json_t *hf_infer_config_to_json(const hf_infer_config *cfg);
+
+typedef struct hf_infer hf_infer;
+
+/* Starts the listener (not ready). HF_EIO when the address cannot be bound. */
+int hf_infer_new(const hf_infer_config *cfg, hf_infer **out, hf_errbuf *eb);
+uint16_t hf_infer_port(const hf_infer *s);
+int hf_infer_start(hf_infer *s, const json_t *params, hf_errbuf *eb);
+int hf_infer_drain(hf_infer *s, uint64_t deadline_ms, hf_errbuf *eb);
+void hf_infer_release(hf_infer *s);
+/* 0 while serving; an error once every instance of every model has failed. */
+int hf_infer_health(hf_infer *s, hf_errbuf *eb);
+/* Adds "inference": {"state", "listen", "port", "models": [{"name", "state", "reason",
+ * "max_batch_size", "queue_depth", "requests_total", "inferences_per_second", ...}]} to obj. */
+void hf_infer_status_json(hf_infer *s, json_t *obj);
+/* hashflop_infer_* families: requests and failures by model and reason, batch size, queue
+ * time and compute time histograms, inferences per second, queue depth, model state. */
+void hf_infer_metrics(hf_infer *s, hf_buf *b);
+/* Drains (if needed), stops the listener (deferred requests answered 503), frees. NULL ok. */
+void hf_infer_free(hf_infer *s);
+
+#endif
