@@ -4,5 +4,24 @@
 
 int hf_bench_hash_main(int argc, char **argv);
 int hf_bench_gemm_main(int argc, char **argv);
+/* bench_infer.c: `hashflop-bench infer` (executor vs PyTorch, then the server sections). */
+int hf_bench_infer_main(int argc, char **argv);
+
+/* bench_infer_server.c: the sections of `hashflop-bench infer` that need a running node: the
+ * OIP endpoint over loopback (N concurrent clients, batching on and off) and the mining ->
+ * inference switch. It starts its own hashflopd (and hashflop-pool for mining) from bin_dir
+ * in a temporary state directory and stops them before returning. */
+#include <jansson.h>
+typedef struct hf_bench_infer_server_opts {
+	const char *bin_dir;     /* where hashflopd and hashflop-pool are */
+	const char *model_dir;   /* a model repository */
+	const char *model;       /* the model to load and query */
+	const char *device;      /* OpenCL selector for the node */
+	unsigned clients;        /* concurrent clients of the throughput run (64) */
+	double seconds;          /* per measurement */
+	unsigned switches;       /* mining -> inference switches measured */
+} hf_bench_infer_server_opts;
+/* Adds "http" and "switch" objects to report and prints its tables to stdout. */
+int hf_bench_infer_server(const hf_bench_infer_server_opts *o, json_t *report);
 
 #endif
