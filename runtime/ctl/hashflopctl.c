@@ -859,6 +859,50 @@ static const char *str_or(const json_t *obj, const char *key, const char *dflt)
 	return s ? s : dflt;
 }
 
+/* "converged", or why not: "retrying (attempt 2, next in 4000 ms): <reason>". */
+static void print_convergence(const json_t *cv)
+{
+	const char *state = str_or(cv, "state", NULL);
+	const json_t *next = json_object_get(cv, "next_attempt_in_ms");
+
+	if (!state)
+		return;
+	printf("state        %s", state);
+	if (strcmp(state, "converged") != 0) {
+		printf(" (attempt %lld", (long long)json_integer_value(json_object_get(cv, "attempts")));
+		if (json_is_integer(next))
+			printf(", next in %lld ms", (long long)json_integer_value(next));
+		printf(")");
+		if (str_or(cv, "reason", NULL))
+			printf(": %s", str_or(cv, "reason", ""));
+	}
+	printf("\n");
+}
+
+/* "inference    ready on 127.0.0.1:8000: fashion-mnist (ready, queue 0)". */
+static void print_inference(const json_t *inf)
+{
+	const json_t *models = json_object_get(inf, "models");
+	size_t i;
+	const json_t *m;
+
+	if (!json_is_object(inf))
+		return;
+	printf("inference    %s on %s:%lld", str_or(inf, "state", "?"), str_or(inf, "listen", "?"),
+	       (long long)json_integer_value(json_object_get(inf, "port")));
+	if (json_array_size(models) == 0)
+		printf(", no model loaded");
+	json_array_foreach(models, i, m) {
+		printf("%s %s (%s, queue %lld", i ? "," : ":", str_or(m, "name", "?"),
+		       str_or(m, "state", "?"),
+		       (long long)json_integer_value(json_object_get(m, "queue_depth")));
+		if (str_or(m, "reason", NULL) && *str_or(m, "reason", ""))
+			printf(": %s", str_or(m, "reason", ""));
+		printf(")");
+	}
+	printf("\n");
+}
+
 /* Prints a node's status document as aligned lines a person reads at a glance. */
 static void print_status(const json_t *st)
 {
@@ -872,6 +916,8 @@ static void print_status(const json_t *st)
 	printf("mode         %s (%s), desired %s, %lld switch(es)\n", str_or(st, "mode", "?"),
 	       str_or(st, "phase", "?"), str_or(st, "desired_mode", "?"),
 	       (long long)json_integer_value(json_object_get(st, "switches")));
+	print_convergence(json_object_get(st, "convergence"));
+	print_inference(json_object_get(st, "inference"));
 	if (json_is_object(sw)) {
 		const json_t *ph = json_object_get(sw, "phases_ms");
 		printf("last switch  %s -> %s in %lld ms (queued %lld, drain %lld, release %lld, start %lld)%s%s\n",

@@ -262,6 +262,7 @@ Test(hashflopctl, push_to_a_real_node_and_read_its_status)
 		  "$CTL status --node-api http://127.0.0.1:%d", port);
 	SH_EXPECT(0, "instruction  mode idle, issued_ms ", "$CTL status --node-api http://127.0.0.1:%d", port);
 	SH_EXPECT(0, "operator authority via local", "$CTL status --node-api http://127.0.0.1:%d", port);
+	SH_EXPECT(0, "state        converged\n", "$CTL status --node-api http://127.0.0.1:%d", port);
 	SH_EXPECT(0, "\"fleet\":\"f1\"", "$CTL status --json --node-api http://127.0.0.1:%d", port);
 	st = hf_testproc_stop(node, SIGTERM, 15000);
 	cr_assert_neq(st, -1);
