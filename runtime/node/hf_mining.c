@@ -432,6 +432,8 @@ static int open_driver(hf_mining *m, hf_errbuf *eb)
 	o.failback_ms = m->cfg.failback_ms;
 	o.backoff_max_ms = m->cfg.backoff_max_ms;
 	o.silence_ms = m->cfg.silence_ms;
+	o.connect_timeout_ms = m->cfg.connect_timeout_ms;
+	o.write_timeout_ms = m->cfg.write_timeout_ms;
 	o.version_mask = m->cfg.version_rolling ? VERSION_MASK_ASK : 0;
 	o.suggest_difficulty = m->cfg.suggest_difficulty;
 	o.on_result = hf_mining_on_result;

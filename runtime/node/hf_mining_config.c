@@ -23,6 +23,8 @@ void hf_mining_config_defaults(hf_mining_config *c)
 	c->failback_ms = 60000;
 	c->backoff_max_ms = 60000;
 	c->silence_ms = 120000;
+	c->connect_timeout_ms = 10000;
+	c->write_timeout_ms = 10000;
 	c->status_interval_s = 30;
 	c->stall_ms = 10000;
 	c->flush_timeout_ms = 3000;
@@ -169,6 +171,10 @@ static int read_top(hf_mining_config *c, const json_t *obj, const char *path,
 		{ .key = "backoff_max_ms", .type = HF_CFG_UINT, .dst = &t.backoff_max_ms, .min = 100,
 		  .max = 3600000 },
 		{ .key = "silence_ms", .type = HF_CFG_UINT, .dst = &t.silence_ms, .min = 1000, .max = 3600000 },
+		{ .key = "connect_timeout_ms", .type = HF_CFG_UINT, .dst = &t.connect_timeout_ms,
+		  .min = 100, .max = 600000 },
+		{ .key = "write_timeout_ms", .type = HF_CFG_UINT, .dst = &t.write_timeout_ms,
+		  .min = 100, .max = 600000 },
 		{ .key = "status_interval_s", .type = HF_CFG_UINT, .dst = &t.status_interval_s, .min = 1,
 		  .max = 3600 },
 		{ .key = "stall_ms", .type = HF_CFG_UINT, .dst = &t.stall_ms, .min = 100, .max = 600000 },
@@ -264,6 +270,10 @@ json_t *hf_mining_config_to_json(const hf_mining_config *c, bool mask_secrets)
 	ok = ok && json_object_set_new(o, "failback_ms", json_integer((json_int_t)c->failback_ms)) == 0;
 	ok = ok && json_object_set_new(o, "backoff_max_ms", json_integer((json_int_t)c->backoff_max_ms)) == 0;
 	ok = ok && json_object_set_new(o, "silence_ms", json_integer((json_int_t)c->silence_ms)) == 0;
+	ok = ok && json_object_set_new(o, "connect_timeout_ms",
+				       json_integer((json_int_t)c->connect_timeout_ms)) == 0;
+	ok = ok && json_object_set_new(o, "write_timeout_ms",
+				       json_integer((json_int_t)c->write_timeout_ms)) == 0;
 	ok = ok && json_object_set_new(o, "status_interval_s",
 				       json_integer((json_int_t)c->status_interval_s)) == 0;
 	ok = ok && json_object_set_new(o, "stall_ms", json_integer((json_int_t)c->stall_ms)) == 0;

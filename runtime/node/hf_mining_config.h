@@ -59,6 +59,7 @@ typedef struct hf_mining_config {
 	char ca_file[PATH_MAX];        /* "" = system store */
 	bool insecure;
 	uint64_t failback_ms, backoff_max_ms, silence_ms;
+	uint64_t connect_timeout_ms, write_timeout_ms; /* resolve+TCP+TLS; a write the pool does not take */
 	/* supervision and reporting */
 	uint64_t status_interval_s;    /* status line period */
 	uint64_t stall_ms;             /* a hashing thread silent this long counts as stalled */

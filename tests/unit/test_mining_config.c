@@ -51,6 +51,7 @@ Test(mining_config, full_section)
 			   "\"range_bits\":20,\"version_rolling\":false,\"suggest_difficulty\":0.5,"
 			   "\"user_agent\":\"ua/1\",\"ca_file\":\"/etc/ca.pem\",\"insecure\":false,"
 			   "\"failback_ms\":5000,\"backoff_max_ms\":2000,\"silence_ms\":60000,"
+			   "\"connect_timeout_ms\":2500,\"write_timeout_ms\":700,"
 			   "\"status_interval_s\":5,\"stall_ms\":3000,\"flush_timeout_ms\":1000}", &c, &eb), 0, "%s", eb.msg);
 	cr_assert_eq(c.npools, 2);
 	cr_assert_str_eq(c.pools[1].pass, "p");
@@ -67,12 +68,16 @@ Test(mining_config, full_section)
 	cr_assert_float_eq(c.suggest_difficulty, 0.5, 1e-12);
 	cr_assert_eq(c.failback_ms, 5000);
 	cr_assert_eq(c.status_interval_s, 5);
+	cr_assert_eq(c.connect_timeout_ms, 2500);
+	cr_assert_eq(c.write_timeout_ms, 700);
 }
 
 Test(mining_config, refusals_name_the_field)
 {
 	refused("{\"pool\":[]}", "mining.pool: unknown key");
 	refused("{\"backend\":\"gpu\"}", "mining.backend: expected one of");
+	refused("{\"write_timeout_ms\":50}", "mining.write_timeout_ms:");
+	refused("{\"connect_timeout_ms\":600001}", "mining.connect_timeout_ms:");
 	refused("{\"pools\":[{\"url\":\"http://x:1\",\"user\":\"u\"}]}", "mining.pools[0].url: expected stratum+tcp://");
 	refused("{\"pools\":[{\"url\":\"stratum+tcp://x:1\"}]}", "mining.pools[0].user");
 	refused("{\"pools\":[5]}", "mining.pools[0]: expected an object");
