@@ -32,6 +32,8 @@ void hf_infer_config_defaults(hf_infer_config *cfg, const char *state_dir)
 	cfg->header_timeout_s = 10;
 	cfg->timeout_s = 30;
 	cfg->threads = 4;
+	if (state_dir)
+		snprintf(cfg->cl_cache_dir, sizeof cfg->cl_cache_dir, "%s/cl-cache", state_dir);
 }
 
 /* "models": an array of distinct model names (hf_id_valid). */
