@@ -588,13 +588,41 @@ def torch_module(st, graph=None):
         graph = st.graph()
     check_graph(graph, st.tensors)
 
+    def compile_op(op, w):
+        """(function of the op's input tensors, input names, output name)."""
+        k = op["op"]
+        if k == "linear":
+            weight, bias = w[op["weight"]], w[op["bias"]] if "bias" in op else None
+            fn = lambda x: F.linear(x, weight, bias)  # noqa: E731
+        elif k == "gelu":
+            approx = op.get("approximate", "none")
+            fn = lambda x: F.gelu(x, approximate=approx)  # noqa: E731
+        elif k == "softmax":
+            fn = lambda x: torch.softmax(x, dim=-1)  # noqa: E731
+        elif k == "layernorm":
+            lw = w[op["weight"]] if "weight" in op else None
+            lb = w[op["bias"]] if "bias" in op else None
+            eps = float(op.get("eps", 1e-5))
+            fn = lambda x: F.layer_norm(x, (x.shape[-1],), lw, lb, eps)  # noqa: E731
+        elif k == "reshape":
+            dims = list(op["shape"][1:])
+            fn = lambda x: x.reshape([x.shape[0]] + dims)  # noqa: E731
+        elif k == "flatten":
+            fn = lambda x: x.reshape(x.shape[0], -1)  # noqa: E731
+        else:
+            fn = {"relu": torch.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid,
+                  "add": torch.add}.get(k)
+            if fn is None:  # check_graph refused it already
+                raise FormatError(f"unknown op {k!r}")
+        return fn, tuple(op["inputs"]), op["outputs"][0]
+
     class GraphModule(torch.nn.Module):
         def __init__(self):
             super().__init__()
             self.graph = graph
-            self.w = {}
-            for name, a in st.tensors.items():
-                self.w[name] = torch.from_numpy(np.array(a, dtype=np.float32))
+            self.w = {name: torch.from_numpy(np.array(a, dtype=np.float32))
+                      for name, a in st.tensors.items()}
+            self.steps = [compile_op(op, self.w) for op in graph["ops"]]
             self.in_names = [io["name"] for io in graph["inputs"]]
             self.out_names = [io["name"] for io in graph["outputs"]]
 
@@ -602,36 +630,8 @@ def torch_module(st, graph=None):
             if len(inputs) != len(self.in_names):
                 raise ValueError(f"{len(inputs)} inputs, the graph has {len(self.in_names)}")
             v = dict(zip(self.in_names, inputs))
-            w = self.w
-            for op in self.graph["ops"]:
-                k = op["op"]
-                x = v[op["inputs"][0]]
-                if k == "linear":
-                    y = F.linear(x, w[op["weight"]], w[op["bias"]] if "bias" in op else None)
-                elif k == "relu":
-                    y = torch.relu(x)
-                elif k == "gelu":
-                    y = F.gelu(x, approximate=op.get("approximate", "none"))
-                elif k == "tanh":
-                    y = torch.tanh(x)
-                elif k == "sigmoid":
-                    y = torch.sigmoid(x)
-                elif k == "softmax":
-                    y = torch.softmax(x, dim=-1)
-                elif k == "layernorm":
-                    y = F.layer_norm(x, (x.shape[-1],),
-                                     w[op["weight"]] if "weight" in op else None,
-                                     w[op["bias"]] if "bias" in op else None,
-                                     float(op.get("eps", 1e-5)))
-                elif k == "add":
-                    y = x + v[op["inputs"][1]]
-                elif k == "reshape":
-                    y = x.reshape([x.shape[0]] + op["shape"][1:])
-                elif k == "flatten":
-                    y = x.reshape(x.shape[0], -1)
-                else:  # check_graph refused it already
-                    raise FormatError(f"unknown op {k!r}")
-                v[op["outputs"][0]] = y
+            for fn, ins, out in self.steps:
+                v[out] = fn(*[v[n] for n in ins])
             outs = tuple(v[n] for n in self.out_names)
             return outs[0] if len(outs) == 1 else outs
 
