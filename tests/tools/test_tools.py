@@ -94,6 +94,11 @@ def writer_layout_is_the_format():
     assert list(hdr) == ["__metadata__", "z.w", "a.b"], list(hdr)
     assert hdr["z.w"]["data_offsets"] == [0, 24] and hdr["a.b"]["data_offsets"] == [24, 30]
     assert hdr["a.b"]["dtype"] == "F16" and hdr["__metadata__"] == {"k": "v"}
+    for length in range(1, 17):  # every header length mod 8: the padding always aligns
+        b = hf_model.encode_safetensors({"x" * length: a})
+        (n,) = struct.unpack("<Q", b[:8])
+        assert (8 + n) % 8 == 0 and len(b) == 8 + n + 8, (length, n)
+        assert b[8:8 + n].rstrip(b" ").endswith(b"}") and n - len(b[8:8 + n].rstrip(b" ")) < 8
     raises(lambda: hf_model.encode_safetensors({"i": np.zeros(2, np.int32)}), "not F32 or F16")
     raises(lambda: hf_model.encode_safetensors({"a": a}, {"k": 1}), "must be strings")
     raises(lambda: hf_model.encode_safetensors({"": a}), "1..255 bytes")
