@@ -240,6 +240,7 @@ int hf_infer_start(hf_infer *s, const json_t *params, hf_errbuf *eb)
 {
 	char names[16][64];
 	hf_cl_device_info dev;
+	stack_t alt;
 	hf_infer_run *run = NULL;
 	size_t nnames = 0, serving = 0;
 	int r;
@@ -250,7 +251,10 @@ int hf_infer_start(hf_infer *s, const json_t *params, hf_errbuf *eb)
 	if ((r = read_params(s, params, names, &nnames, eb)) < 0)
 		return r;
 	atomic_store(&s->state, HF_INFER_LOADING);
-	if ((r = hf_cl_find(s->cfg.device, &dev, eb)) < 0) {
+	hf_infer_altstack_save(&alt);
+	r = hf_cl_find(s->cfg.device, &dev, eb);
+	hf_infer_altstack_restore(&alt);
+	if (r < 0) {
 		hf_fail_prefix(eb, r, "inference.device \"%s\"", s->cfg.device);
 		return start_fail(s, NULL, r, eb);
 	}

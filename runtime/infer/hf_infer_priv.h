@@ -12,6 +12,7 @@
 #define HF_INFER_PRIV_H
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 
 #include "hf_batcher.h"
@@ -129,6 +130,12 @@ int hf_infer_exec_open(void *slot, unsigned idx, void **inst, hf_errbuf *eb);
 int hf_infer_exec_run(void *slot, void *inst, hf_batcher_req *const *reqs, size_t n,
 		      size_t items, hf_errbuf *eb);
 void hf_infer_exec_close(void *slot, void *inst);
+/* PoCL's LLVM installs its own (malloc'ed) alternate signal stack on a thread that first
+ * calls into it; AddressSanitizer unmaps the thread's current one at thread exit. Every OpenCL
+ * call of the server (the switcher's device lookup, the instances' calls) is wrapped: save
+ * before, put the saved one back after. */
+void hf_infer_altstack_save(stack_t *saved);
+void hf_infer_altstack_restore(const stack_t *saved);
 /* The batcher's done(): answers the request (hf_infer_http.c). */
 void hf_infer_answer(void *slot, hf_batcher_req *req, int result, const char *msg);
 
