@@ -140,9 +140,12 @@ static size_t argmax(const float *p)
 
 /* Starts n idle with an inference section, checks the not-ready answers, switches it to
  * inference by a signed instruction and checks it is ready at once; the inference port. */
-static int serve(node *n, const char *name, const char *extra, const float *one_image)
+static int serve(node *n, const char *name, const char *extra, const char *model_config,
+		 const float *one_image)
 {
 	hf_ti_node_init(n, name, "idle", NULL, extra, 30000);
+	if (model_config)
+		hf_ti_model_config(n, HF_TI_MODEL, model_config);
 	hf_testnode_trust(n);
 	hf_testnode_start(n, NULL);
 	int port = hf_ti_port(n);
@@ -155,6 +158,90 @@ static int serve(node *n, const char *name, const char *extra, const float *one_
 	expect_ready(port, "/v2/models/" HF_TI_MODEL "/ready", true);
 	expect_live(port);
 	return port;
+}
+
+/* ---- the data the HTTP tests compare against ---- */
+
+/* y[rows, out] = relu?(x[rows, in] W^T + b) in double, W in PyTorch's [out, in] layout. */
+static void ref_linear(const double *x, size_t rows, size_t in, const float *w, const float *b,
+		       size_t out, bool relu, double *y)
+{
+	for (size_t r = 0; r < rows; r++)
+		for (size_t o = 0; o < out; o++) {
+			double acc = b[o];
+			for (size_t i = 0; i < in; i++)
+				acc += x[r * in + i] * (double)w[o * in + i];
+			y[r * out + o] = relu && acc < 0 ? 0 : acc;
+		}
+}
+
+/* The committed model, the committed expected outputs and the dataset agree with each other,
+ * independently of the server: a double-precision forward pass of the model's weights (read
+ * here from model.safetensors) over every test image matches torch's probabilities, and
+ * torch's accuracy recomputed from them and the dataset's labels is the recorded one. So the
+ * HTTP tests below compare against outputs that are right. */
+Test(inference, committed_model_expected_outputs_and_dataset_agree, .timeout = 300)
+{
+	static const char *const names[] = { "fc1", "fc2", "fc3" };
+	static const size_t dims[] = { HF_TI_IN, 256, 128, HF_TI_OUT };
+	char path[1024];
+	float *w[3], *b[3];
+	int64_t shape[8];
+	size_t nd, cnt;
+	dataset d;
+
+	dataset_load(&d);
+	snprintf(path, sizeof path, "%s/runtime/infer/models/%s/model.safetensors",
+		 getenv("HF_SOURCE_ROOT") ? getenv("HF_SOURCE_ROOT") : ".", HF_TI_MODEL);
+	for (int l = 0; l < 3; l++) {
+		char name[32];
+		snprintf(name, sizeof name, "%s.weight", names[l]);
+		w[l] = hf_ti_st_f32(path, name, shape, &nd, &cnt);
+		cr_assert(nd == 2 && shape[0] == (int64_t)dims[l + 1] && shape[1] == (int64_t)dims[l], "%s", name);
+		snprintf(name, sizeof name, "%s.bias", names[l]);
+		b[l] = hf_ti_st_f32(path, name, shape, &nd, &cnt);
+		cr_assert(nd == 1 && shape[0] == (int64_t)dims[l + 1], "%s", name);
+	}
+	char *graph = hf_ti_st_meta(path, "hashflop.graph");
+	cr_assert_not_null(graph, "no hashflop.graph in %s", path);
+	free(graph);
+	double *x = malloc(HF_TI_IN * sizeof *x), h1[256], h2[128], z[HF_TI_OUT], maxdiff = 0;
+	size_t torch_correct = 0, agree = 0;
+	for (size_t i = 0; i < d.n; i++) {
+		for (size_t k = 0; k < HF_TI_IN; k++)
+			x[k] = d.x[i * HF_TI_IN + k];
+		ref_linear(x, 1, HF_TI_IN, w[0], b[0], 256, true, h1);
+		ref_linear(h1, 1, 256, w[1], b[1], 128, true, h2);
+		ref_linear(h2, 1, 128, w[2], b[2], HF_TI_OUT, false, z);
+		double m = z[0], sum = 0, esum = 0;
+		for (size_t k = 1; k < HF_TI_OUT; k++)
+			m = z[k] > m ? z[k] : m;
+		for (size_t k = 0; k < HF_TI_OUT; k++)
+			sum += (z[k] = exp(z[k] - m));
+		float p[HF_TI_OUT];
+		for (size_t k = 0; k < HF_TI_OUT; k++) {
+			p[k] = (float)(z[k] / sum);
+			const double e = d.probs[i * HF_TI_OUT + k];
+			esum += e;
+			maxdiff = fmax(maxdiff, fabs(z[k] / sum - e));
+		}
+		cr_assert_leq(fabs(esum - 1), 1e-4, "torch's probabilities of image %zu sum to %g", i, esum);
+		agree += argmax(p) == argmax(d.probs + i * HF_TI_OUT);
+		torch_correct += argmax(d.probs + i * HF_TI_OUT) == d.truth[i];
+	}
+	double acc = (double)torch_correct / (double)d.n;
+	fprintf(stderr, "# reference (double, CPU) vs torch: max |p - p_torch| %.3g, top-1 agreement %zu/%zu; "
+		"torch accuracy recomputed %.4f, recorded %.4f\n", maxdiff, agree, d.n, acc, d.torch_accuracy);
+	cr_assert_leq(maxdiff, 1e-5, "the committed model does not give torch's probabilities");
+	cr_assert_geq(agree, d.n - 2);
+	cr_assert_leq(fabs(acc - d.torch_accuracy), 0.00005 + 1e-12, "recorded torch_accuracy %.4f, recomputed %.4f",
+		      d.torch_accuracy, acc);
+	free(x);
+	for (int l = 0; l < 3; l++) {
+		free(w[l]);
+		free(b[l]);
+	}
+	dataset_free(&d);
 }
 
 /* ---- all 10,000 test images through HTTP ---- */
@@ -286,7 +373,8 @@ Test(inference, fashion_mnist_10000_images_through_http_agree_with_torch, .init 
 
 	dataset_load(&d);
 	/* A queue delay long enough that concurrent single-image requests meet in one batch. */
-	int port = serve(&n, "infer-fmnist", "\"max_queue_delay_us\": 2000", d.x);
+	int port = serve(&n, "infer-fmnist", NULL, "{\"max_batch_size\": 64, \"max_queue_delay_us\": 2000}",
+			 d.x);
 	r.d = &d;
 	r.port = port;
 	r.nchunks = make_chunks(d.n, &r.chunks);
@@ -493,7 +581,7 @@ Test(inference, readiness_and_requests_while_draining_to_idle, .init = setup, .t
 	pthread_t th[CLIENTS], pt;
 
 	dataset_load(&d);
-	int port = serve(&n, "infer-drain", NULL, d.x);
+	int port = serve(&n, "infer-drain", NULL, NULL, d.x);
 	r.d = &d;
 	r.port = port;
 	pthread_mutex_init(&r.lock, NULL);
@@ -634,7 +722,7 @@ Test(inference, status_section_and_metrics_count_known_traffic, .init = setup, .
 	char why[512];
 
 	dataset_load(&d);
-	int port = serve(&n, "infer-metrics", "\"max_batch_size\": 16", d.x);
+	int port = serve(&n, "infer-metrics", NULL, "{\"max_batch_size\": 16}", d.x);
 	c = hf_ti_client_new();
 	/* 3 JSON requests of 1 image, 4 binary ones of 5: 7 requests, 23 inferences. */
 	for (int i = 0; i < 7; i++) {
