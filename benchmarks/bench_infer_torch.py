@@ -5,15 +5,17 @@ back to back on random inputs for each batch size and prints the figures as JSON
 
 Output (stdout, one JSON object per line, flushed per line; hashflop-bench parses it):
   {"batch": B, "runs": R, "samples_per_s": X, "p50_us": P, "p99_us": Q, "mean_us": M}  per batch
-  {"torch": "1.13.0", "threads": N, "done": true}                                      last
+  {"torch": "1.13.0", "threads": N, "done": true, "blas": "OpenBLAS 0.3.21 ... Zen ..."} last
 Invariants: inputs are uniform [0, 1) from a fixed seed; every timed call is one forward of
-the whole batch under torch.inference_mode() with torch.set_num_threads(N); a warm-up of W
+the whole batch under torch.inference_mode() with torch.set_num_threads(N) and OpenBLAS's
+own pool (which Debian's torch uses for linear) also set to N threads; a warm-up of W
 seconds (at least one call) per batch size is not counted; samples_per_s = R * B / the wall
 time of the R timed calls. Errors go to stderr and exit with status 1, nothing more on stdout.
-Threading: the process runs torch with N intra-op threads and nothing else.
+Threading: the process runs torch with N intra-op threads and OpenBLAS with N, nothing else.
 """
 
 import argparse
+import ctypes
 import json
 import os
 import sys
@@ -47,6 +49,19 @@ def percentile(sorted_v, q):
     """Nearest-rank percentile of an ascending list."""
     k = max(0, min(len(sorted_v) - 1, int(-(-q * len(sorted_v) // 100)) - 1))
     return sorted_v[k]
+
+
+def openblas(threads):
+    """Sets OpenBLAS's own thread pool to threads (torch.set_num_threads does not: Debian's
+    torch calls the system BLAS, OpenBLAS, for linear) and returns "OpenBLAS 0.3.21 ... Zen"
+    or None when the process has no OpenBLAS."""
+    try:
+        lib = ctypes.CDLL("libopenblas.so.0")
+        lib.openblas_get_config.restype = ctypes.c_char_p
+        lib.openblas_set_num_threads(ctypes.c_int(threads))
+        return lib.openblas_get_config().decode("utf-8", "replace")
+    except (OSError, AttributeError):
+        return None
 
 
 def bench_one(torch, model, shapes, batch, seconds, warmup, gen):
@@ -117,6 +132,7 @@ def main(argv=None):
         print(f"bench_infer_torch: {a.model}: {e}", file=sys.stderr)
         return 1
     torch.set_num_threads(a.threads)
+    blas = openblas(a.threads)
     shapes = [io["shape"][1:] for io in st.graph()["inputs"]]
     gen = torch.Generator().manual_seed(a.seed)
     try:
@@ -128,7 +144,7 @@ def main(argv=None):
         print(f"bench_infer_torch: batch {b}: {e}", file=sys.stderr)
         return 1
     print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(),
-                      "done": True}), flush=True)
+                      "done": True, "blas": blas or "not OpenBLAS"}), flush=True)
     return 0
 
 

@@ -56,6 +56,8 @@ typedef struct hf_infer_config {
 	uint64_t header_timeout_s;     /* header_timeout_s (10) */
 	uint64_t timeout_s;            /* timeout_s (30): idle connections */
 	uint64_t threads;              /* threads (4): listener threads */
+	/* not a key: hf_cl's program cache, <state_dir>/cl-cache ("" = none) */
+	char cl_cache_dir[PATH_MAX];
 } hf_infer_config;
 
 /* Defaults; model_dir from state_dir. */

@@ -305,7 +305,9 @@ def bench_infer_torch_prints_its_lines():
     for ln in lines[:2]:
         assert set(ln) == {"batch", "runs", "samples_per_s", "p50_us", "p99_us", "mean_us"}, ln
         assert ln["runs"] >= 1 and ln["samples_per_s"] > 0 and ln["p50_us"] <= ln["p99_us"]
-    assert lines[2] == {"torch": torch.__version__, "threads": 1, "done": True}, lines[2]
+    assert {k: lines[2][k] for k in ("torch", "threads", "done")} == \
+        {"torch": torch.__version__, "threads": 1, "done": True}, lines[2]
+    assert isinstance(lines[2].get("blas"), str), lines[2]
     assert len(lines) == 3
     for args, msg in ((["--model", out, "--threads", "0"], "--threads 0"),
                       (["--model", out, "--threads", "1", "--batches", "0"], "--batches"),
