@@ -363,6 +363,38 @@ static char *metrics_text(const node *n)
 	return t;
 }
 
+/* The figures of one model that the test checks, from /v1/status and /metrics. */
+typedef struct counts {
+	double ok, bad, bad_request, unknown, batches, items, queued, computed, st_requests, st_items;
+} counts;
+
+static void counts_read(const node *n, counts *c)
+{
+	char *t = metrics_text(n);
+	const char *m[] = { "model=\"" HF_TI_MODEL "\"", NULL };
+	const char *ok[] = { m[0], "code=\"200\"", NULL }, *bad[] = { m[0], "code=\"400\"", NULL };
+	const char *br[] = { m[0], "reason=\"bad_request\"", NULL };
+
+	c->ok = hf_ti_metric_sum(t, "hashflop_infer_requests_total", ok);
+	c->bad = hf_ti_metric_sum(t, "hashflop_infer_requests_total", bad);
+	c->bad_request = hf_ti_metric_sum(t, "hashflop_infer_failures_total", br);
+	c->unknown = hf_ti_metric_sum(t, "hashflop_infer_unknown_model_requests_total", NULL);
+	c->batches = hf_ti_metric_sum(t, "hashflop_infer_batch_size_count", m);
+	c->items = hf_ti_metric_sum(t, "hashflop_infer_batch_size_sum", m);
+	c->queued = hf_ti_metric_sum(t, "hashflop_infer_queue_time_seconds_count", m);
+	c->computed = hf_ti_metric_sum(t, "hashflop_infer_compute_time_seconds_count", m);
+	cr_assert(strstr(t, "# TYPE hashflop_infer_requests_total counter\n"), "%s", t);
+	cr_assert(strstr(t, "# TYPE hashflop_infer_batch_size histogram\n"), "%s", t);
+	cr_assert(c->ok >= 0 && c->bad >= 0 && c->bad_request >= 0 && c->unknown >= 0 && c->batches >= 0 &&
+		  c->items >= 0 && c->queued >= 0 && c->computed >= 0, "a hashflop_infer_* family is missing:\n%s", t);
+	free(t);
+	json_t *st = hf_testnode_get(n, "/v1/status"), *ms = model_status(st, HF_TI_MODEL);
+	cr_assert_not_null(ms, "no model %s in /v1/status", HF_TI_MODEL);
+	c->st_requests = (double)json_integer_value(json_object_get(ms, "requests_total"));
+	c->st_items = (double)json_integer_value(json_object_get(ms, "inferences_total"));
+	json_decref(st);
+}
+
 Test(inference, fashion_mnist_10000_images_through_http_agree_with_torch, .init = setup, .timeout = 600)
 {
 	enum { CLIENTS = 8 };
@@ -375,6 +407,8 @@ Test(inference, fashion_mnist_10000_images_through_http_agree_with_torch, .init 
 	/* A queue delay long enough that concurrent single-image requests meet in one batch. */
 	int port = serve(&n, "infer-fmnist", NULL, "{\"max_batch_size\": 64, \"max_queue_delay_us\": 2000}",
 			 d.x);
+	counts before;
+	counts_read(&n, &before);
 	r.d = &d;
 	r.port = port;
 	r.nchunks = make_chunks(d.n, &r.chunks);
@@ -421,15 +455,14 @@ Test(inference, fashion_mnist_10000_images_through_http_agree_with_torch, .init 
 	cr_assert_leq(maxdiff, 1e-4, "max probability difference %g (image %zu)", maxdiff, worst);
 
 	/* The batcher merged concurrent requests: fewer batches than requests. */
-	char *m = metrics_text(&n);
-	const char *lab[] = { "model=\"" HF_TI_MODEL "\"", NULL };
-	double batches = hf_ti_metric_sum(m, "hashflop_infer_batch_size_count", lab);
-	double items = hf_ti_metric_sum(m, "hashflop_infer_batch_size_sum", lab);
+	counts after;
+	counts_read(&n, &after);
+	double batches = after.batches - before.batches, items = after.items - before.items;
 	fprintf(stderr, "# batches: %.0f for %zu requests (%.0f items, %.2f per batch)\n", batches,
 		r.nchunks, items, batches > 0 ? items / batches : 0);
-	cr_assert_gt(batches, 0, "no hashflop_infer_batch_size histogram for the model:\n%s", m);
+	cr_assert_eq(items, (double)d.n, "items batched");
+	cr_assert_eq(after.ok - before.ok, (double)r.nchunks, "requests answered 200");
 	cr_assert_lt(batches, (double)r.nchunks, "every request ran alone: no dynamic batching");
-	free(m);
 
 	pthread_mutex_destroy(&r.lock);
 	free(r.chunks);
@@ -720,19 +753,21 @@ Test(inference, status_section_and_metrics_count_known_traffic, .init = setup, .
 	hf_ti_reply rep = { 0 };
 	float got[5 * HF_TI_OUT];
 	char why[512];
+	counts a, b;
 
 	dataset_load(&d);
 	int port = serve(&n, "infer-metrics", NULL, "{\"max_batch_size\": 16}", d.x);
+	counts_read(&n, &a);   /* after the start (warm-up included), before the traffic */
 	c = hf_ti_client_new();
 	/* 3 JSON requests of 1 image, 4 binary ones of 5: 7 requests, 23 inferences. */
 	for (int i = 0; i < 7; i++) {
 		size_t rows = i < 3 ? 1 : 5, len, jl = 0;
 		const float *x = d.x + (size_t)i * 5 * HF_TI_IN;
-		void *b = i < 3 ? (void *)hf_ti_json_body(x, rows, HF_TI_IN, NULL, false, &len)
-				: hf_ti_binary_body(x, rows, HF_TI_IN, true, &len, &jl);
-		cr_assert(hf_ti_post_infer(c, port, HF_TI_MODEL, b, len, jl, REQ_TIMEOUT_MS, &rep), "%s", rep.error);
+		void *body = i < 3 ? (void *)hf_ti_json_body(x, rows, HF_TI_IN, NULL, false, &len)
+				   : hf_ti_binary_body(x, rows, HF_TI_IN, true, &len, &jl);
+		cr_assert(hf_ti_post_infer(c, port, HF_TI_MODEL, body, len, jl, REQ_TIMEOUT_MS, &rep), "%s", rep.error);
 		cr_assert(hf_ti_parse_probs(&rep, rows, got, why, sizeof why), "%s", why);
-		free(b);
+		free(body);
 	}
 	/* 2 bad requests (a wrong shape) and 1 for a model that does not exist. */
 	static const char bad[] = "{\"inputs\":[{\"name\":\"input\",\"shape\":[1,3],\"datatype\":\"FP32\","
@@ -751,18 +786,18 @@ Test(inference, status_section_and_metrics_count_known_traffic, .init = setup, .
 	char *dump = json_dumps(inf, JSON_COMPACT);
 	fprintf(stderr, "# /v1/status inference: %s\n", dump);
 	cr_assert_not_null(inf, "no inference section in /v1/status");
-	cr_assert_not_null(json_string_value(json_object_get(inf, "state")), "%s", dump);
+	cr_assert_str_eq(json_string_value(json_object_get(inf, "state")), "ready", "%s", dump);
 	cr_assert_eq(json_integer_value(json_object_get(inf, "port")), port, "%s", dump);
 	cr_assert_not_null(m, "no model %s in %s", HF_TI_MODEL, dump);
+	cr_assert_str_eq(json_string_value(json_object_get(m, "state")), "ready", "%s", dump);
 	cr_assert_eq(json_integer_value(json_object_get(m, "max_batch_size")), 16, "%s", dump);
 	cr_assert_eq(json_integer_value(json_object_get(m, "queue_depth")), 0, "%s", dump);
-	cr_assert_eq(json_integer_value(json_object_get(m, "requests_total")), 7, "%s", dump);
 	cr_assert(json_is_number(json_object_get(m, "inferences_per_second")), "%s", dump);
 	free(dump);
 	json_decref(st);
 
+	counts_read(&n, &b);
 	char *t = metrics_text(&n);
-	const char *lab[] = { "model=\"" HF_TI_MODEL "\"", NULL };
 	fprintf(stderr, "# metrics:\n");
 	for (const char *p = t; p && *p;) {
 		const char *e = strchr(p, '\n');
@@ -770,16 +805,17 @@ Test(inference, status_section_and_metrics_count_known_traffic, .init = setup, .
 			fprintf(stderr, "#   %.*s\n", (int)(e ? e - p : (long)strlen(p)), p);
 		p = e ? e + 1 : NULL;
 	}
-	cr_assert(strstr(t, "# TYPE hashflop_infer_requests_total counter\n"), "%s", t);
-	cr_assert_eq(hf_ti_metric_sum(t, "hashflop_infer_requests_total", lab), 7);
-	cr_assert_eq(hf_ti_metric_sum(t, "hashflop_infer_inferences_total", lab), 23);
-	cr_assert_eq(hf_ti_metric_sum(t, "hashflop_infer_failures_total", lab), 2, "the two 400s");
-	cr_assert_eq(hf_ti_metric_sum(t, "hashflop_infer_queue_time_seconds_count", lab), 7);
-	cr_assert_gt(hf_ti_metric_sum(t, "hashflop_infer_compute_time_seconds_count", lab), 0);
-	cr_assert_gt(hf_ti_metric_sum(t, "hashflop_infer_batch_size_count", lab), 0);
-	cr_assert_eq(hf_ti_metric_sum(t, "hashflop_infer_batch_size_sum", lab), 23);
-	cr_assert_eq(hf_ti_metric_sum(t, "hashflop_infer_queue_depth", lab), 0);
 	free(t);
+	cr_assert_eq(b.ok - a.ok, 7, "requests answered 200: %g", b.ok - a.ok);
+	cr_assert_eq(b.bad - a.bad, 2, "requests answered 400: %g", b.bad - a.bad);
+	cr_assert_eq(b.bad_request - a.bad_request, 2);
+	cr_assert_eq(b.unknown - a.unknown, 1);
+	cr_assert_eq(b.items - a.items, 23, "items batched: %g", b.items - a.items);
+	cr_assert(b.batches - a.batches >= 1 && b.batches - a.batches <= 7, "batches: %g", b.batches - a.batches);
+	cr_assert_eq(b.computed - a.computed, b.batches - a.batches, "a compute time per batch");
+	cr_assert_eq(b.queued - a.queued, 7, "a queue time per request");
+	cr_assert_eq(b.st_requests - a.st_requests, 9, "status requests_total: the 7 and the 2 bad ones");
+	cr_assert_eq(b.st_items - a.st_items, 23);
 	hf_testnode_stop(&n);
 	hf_testnode_fini(&n);
 	dataset_free(&d);
