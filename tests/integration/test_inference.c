@@ -801,8 +801,9 @@ Test(inference, status_section_and_metrics_count_known_traffic, .init = setup, .
 	fprintf(stderr, "# metrics:\n");
 	for (const char *p = t; p && *p;) {
 		const char *e = strchr(p, '\n');
-		if (strncmp(p, "hashflop_infer_", 15) == 0 && !strstr(p, "_bucket"))
-			fprintf(stderr, "#   %.*s\n", (int)(e ? e - p : (long)strlen(p)), p);
+		size_t ll = e ? (size_t)(e - p) : strlen(p);
+		if (strncmp(p, "hashflop_infer_", 15) == 0 && !memmem(p, ll, "_bucket", 7))
+			fprintf(stderr, "#   %.*s\n", (int)ll, p);
 		p = e ? e + 1 : NULL;
 	}
 	free(t);
