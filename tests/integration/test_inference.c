@@ -365,34 +365,47 @@ static char *metrics_text(const node *n)
 
 /* The figures of one model that the test checks, from /v1/status and /metrics. */
 typedef struct counts {
-	double ok, bad, bad_request, unknown, batches, items, queued, computed, st_requests, st_items;
+	double ok, bad, unavail, bad_request, unknown, batches, items, queued, computed, st_requests, st_items;
 } counts;
 
-static void counts_read(const node *n, counts *c)
+/* started: the server is started, so the run's families (batch size, times) must be there. */
+static void counts_read_run(const node *n, counts *c, bool started)
 {
 	char *t = metrics_text(n);
 	const char *m[] = { "model=\"" HF_TI_MODEL "\"", NULL };
 	const char *ok[] = { m[0], "code=\"200\"", NULL }, *bad[] = { m[0], "code=\"400\"", NULL };
 	const char *br[] = { m[0], "reason=\"bad_request\"", NULL };
+	const char *un[] = { m[0], "code=\"503\"", NULL };
 
 	c->ok = hf_ti_metric_sum(t, "hashflop_infer_requests_total", ok);
 	c->bad = hf_ti_metric_sum(t, "hashflop_infer_requests_total", bad);
+	c->unavail = hf_ti_metric_sum(t, "hashflop_infer_requests_total", un);
 	c->bad_request = hf_ti_metric_sum(t, "hashflop_infer_failures_total", br);
 	c->unknown = hf_ti_metric_sum(t, "hashflop_infer_unknown_model_requests_total", NULL);
 	c->batches = hf_ti_metric_sum(t, "hashflop_infer_batch_size_count", m);
 	c->items = hf_ti_metric_sum(t, "hashflop_infer_batch_size_sum", m);
 	c->queued = hf_ti_metric_sum(t, "hashflop_infer_queue_time_seconds_count", m);
 	c->computed = hf_ti_metric_sum(t, "hashflop_infer_compute_time_seconds_count", m);
-	cr_assert(strstr(t, "# TYPE hashflop_infer_requests_total counter\n"), "%s", t);
-	cr_assert(strstr(t, "# TYPE hashflop_infer_batch_size histogram\n"), "%s", t);
-	cr_assert(c->ok >= 0 && c->bad >= 0 && c->bad_request >= 0 && c->unknown >= 0 && c->batches >= 0 &&
-		  c->items >= 0 && c->queued >= 0 && c->computed >= 0, "a hashflop_infer_* family is missing:\n%s", t);
+	const char *tail = strstr(t, "hashflop_infer_") ? strstr(t, "hashflop_infer_") : t;
+	cr_assert(strstr(t, "# TYPE hashflop_infer_requests_total counter\n"), "%.4000s", tail);
+	cr_assert(!started || strstr(t, "# TYPE hashflop_infer_batch_size histogram\n"), "%.4000s", tail);
+	cr_assert(c->ok >= 0 && c->bad >= 0 && c->bad_request >= 0 && c->unknown >= 0, "a hashflop_infer_* "
+		  "family is missing:\n%.4000s", tail);
+	cr_assert(!started || (c->batches >= 0 && c->items >= 0 && c->queued >= 0 && c->computed >= 0),
+		  "a hashflop_infer_* family of the run is missing:\n%.4000s", tail);
 	free(t);
+	if (!started)
+		return;
 	json_t *st = hf_testnode_get(n, "/v1/status"), *ms = model_status(st, HF_TI_MODEL);
 	cr_assert_not_null(ms, "no model %s in /v1/status", HF_TI_MODEL);
 	c->st_requests = (double)json_integer_value(json_object_get(ms, "requests_total"));
 	c->st_items = (double)json_integer_value(json_object_get(ms, "inferences_total"));
 	json_decref(st);
+}
+
+static void counts_read(const node *n, counts *c)
+{
+	counts_read_run(n, c, true);
 }
 
 Test(inference, fashion_mnist_10000_images_through_http_agree_with_torch, .init = setup, .timeout = 600)
@@ -620,6 +633,8 @@ Test(inference, readiness_and_requests_while_draining_to_idle, .init = setup, .t
 	pthread_mutex_init(&r.lock, NULL);
 	p.n = &n;
 	p.port = port;
+	counts c0, c1;
+	counts_read(&n, &c0);
 	for (int i = 0; i < CLIENTS; i++)
 		cr_assert_eq(pthread_create(&th[i], NULL, drain_client, &r), 0);
 	uint64_t end = hf_mono_ms() + WAIT_MS;
@@ -660,6 +675,14 @@ Test(inference, readiness_and_requests_while_draining_to_idle, .init = setup, .t
 	cr_assert_eq(atomic_load(&p.live_bad), 0, "%s", p.why);
 	cr_assert_eq(atomic_load(&p.ready_true_after_drain), 0, "%s", p.why);
 	cr_assert_gt(atomic_load(&p.ready_false), 0, "readiness never went false");
+	/* The node answered 200 exactly as often as the clients saw one: nothing lost. */
+	counts_read_run(&n, &c1, false);
+	fprintf(stderr, "# node's counts: %g answered 200, %g refused 503 while draining (the rest came "
+		"once stopped)\n", c1.ok - c0.ok, c1.unavail - c0.unavail);
+	cr_assert_eq(c1.ok - c0.ok, atomic_load(&r.ok), "200s: node %g, clients %u", c1.ok - c0.ok,
+		     atomic_load(&r.ok));
+	cr_assert_leq(c1.unavail - c0.unavail, atomic_load(&r.refused), "503s: node %g, clients %u",
+		      c1.unavail - c0.unavail, atomic_load(&r.refused));
 
 	/* Back to inference: ready again and serving. */
 	hf_ti_switch(&n, "inference", hf_ti_seq(&n), NULL);
