@@ -520,6 +520,34 @@ static double wait_ready_ms(bench *b, uint64_t t0_us)
 	return ms;
 }
 
+/* The server's own figures of one model (from /metrics): batches, items, compute seconds. */
+typedef struct server_figs {
+	double batches, items, compute_s;
+} server_figs;
+
+static double metric_of(const char *text, const char *name, const char *model)
+{
+	char key[256];
+	const char *p;
+
+	snprintf(key, sizeof key, "\n%s{model=\"%s\"} ", name, model);
+	p = text ? strstr(text, key) : NULL;
+	return p ? strtod(p + strlen(key), NULL) : 0;
+}
+
+static void server_figs_read(bench *b, const char *model, server_figs *f)
+{
+	char *t = NULL;
+
+	memset(f, 0, sizeof *f);
+	if (http_simple(b->api_port, "GET", "/metrics", NULL, &t) == 200) {
+		f->batches = metric_of(t, "hashflop_infer_batch_size_count", model);
+		f->items = metric_of(t, "hashflop_infer_batch_size_sum", model);
+		f->compute_s = metric_of(t, "hashflop_infer_compute_time_seconds_sum", model);
+	}
+	free(t);
+}
+
 /* The binary request body for one item of the model (zeros; input name and dims from its
  * metadata) into b->req1; the length of its JSON header, or -1. */
 static int make_request(bench *b)
@@ -646,6 +674,7 @@ static void *load_worker(void *arg)
 typedef struct load_result {
 	double rps, p50_ms, p99_ms, seconds;
 	unsigned long requests, failed;
+	double avg_batch, compute_share;   /* the server's: items per batch, compute time / wall */
 } load_result;
 
 /* `clients` threads, each sending one-item requests to model back to back for seconds. */
@@ -657,6 +686,7 @@ static int run_load(bench *b, const char *model, int hdr_len, unsigned clients, 
 	worker *ws = calloc(clients, sizeof *ws);
 	size_t per = MAX_SAMPLES / clients;
 	int rc = 0;
+	server_figs f0, f1;
 
 	l.lat = malloc(per * clients * sizeof *l.lat);
 	l.lat_per_thread = per;
@@ -665,6 +695,7 @@ static int run_load(bench *b, const char *model, int hdr_len, unsigned clients, 
 		rc = fail(b, "out of memory");
 		goto out;
 	}
+	server_figs_read(b, model, &f0);
 	pthread_barrier_init(&l.go, NULL, clients + 1);
 	atomic_store(&l.end_us, UINT64_MAX);
 	for (unsigned i = 0; i < clients; i++) {
@@ -692,6 +723,9 @@ static int run_load(bench *b, const char *model, int hdr_len, unsigned clients, 
 	res->rps = (double)res->requests / seconds;
 	res->p50_ms = pct(l.lat, n, 0.50);
 	res->p99_ms = pct(l.lat, n, 0.99);
+	server_figs_read(b, model, &f1);
+	res->avg_batch = f1.batches > f0.batches ? (f1.items - f0.items) / (f1.batches - f0.batches) : 0;
+	res->compute_share = (f1.compute_s - f0.compute_s) / seconds;
 out:
 	free(th);
 	free(ws);
@@ -702,9 +736,10 @@ out:
 
 static json_t *load_json(const load_result *r)
 {
-	return json_pack("{s:f, s:f, s:f, s:I, s:I, s:f}", "requests_per_second", r->rps, "p50_ms",
-			 r->p50_ms, "p99_ms", r->p99_ms, "requests", (json_int_t)r->requests, "failed",
-			 (json_int_t)r->failed, "seconds", r->seconds);
+	return json_pack("{s:f, s:f, s:f, s:I, s:I, s:f, s:f, s:f}", "requests_per_second", r->rps,
+			 "p50_ms", r->p50_ms, "p99_ms", r->p99_ms, "requests", (json_int_t)r->requests,
+			 "failed", (json_int_t)r->failed, "seconds", r->seconds, "server_avg_batch",
+			 r->avg_batch, "server_compute_share", r->compute_share);
 }
 
 static int measure_switches(bench *b, unsigned n, double *samples, double *cold)
@@ -728,8 +763,8 @@ static int measure_switches(bench *b, unsigned n, double *samples, double *cold)
 
 static void print_row(const char *what, const load_result *r, const char *target)
 {
-	printf("  %-44s %10.0f %9.3f %9.3f %8lu  %s\n", what, r->rps, r->p50_ms, r->p99_ms, r->failed,
-	       target);
+	printf("  %-44s %10.0f %9.3f %9.3f %8lu %9.1f %7.0f%%  %s\n", what, r->rps, r->p50_ms, r->p99_ms,
+	       r->failed, r->avg_batch, r->compute_share * 100, target);
 }
 
 static int measure(bench *b, json_t *report)
@@ -768,7 +803,8 @@ static int measure(bench *b, json_t *report)
 
 	printf("\nOIP endpoint over loopback (%s, binary tensor extension, one image a request, %.1f s each)\n",
 	       o->model, secs);
-	printf("  %-44s %10s %9s %9s %8s  %s\n", "", "req/s", "p50 ms", "p99 ms", "failed", "target");
+	printf("  %-44s %10s %9s %9s %8s %9s %8s  %s\n", "", "req/s", "p50 ms", "p99 ms", "failed",
+	       "batch", "compute", "target");
 	print_row("batch 1, 1 client, batching off", &lat_off, "p50 < 1 ms, p99 < 3 ms");
 	print_row("batch 1, 1 client, batching on (queue delay)", &lat_on, "");
 	char w[80];
@@ -776,6 +812,7 @@ static int measure(bench *b, json_t *report)
 	print_row(w, &thr_on, "");
 	snprintf(w, sizeof w, "%u clients, batching off (max_batch_size 1)", clients);
 	print_row(w, &thr_off, "");
+	printf("  (batch: the server's items per executed batch; compute: its executor time / wall time)\n");
 	printf("  dynamic batching: %.2fx the throughput of batching off (target >= 5x)%s\n", ratio,
 	       ratio >= 5 ? "" : "  << below target");
 	printf("  batch-1 latency: p50 %.3f ms%s, p99 %.3f ms%s\n", lat_off.p50_ms,
