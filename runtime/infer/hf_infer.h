@@ -30,10 +30,11 @@
  *   POST .../infer           200 hf_oip response (model_version "1", id echoed); with any binary
  *                            output Content-Type application/octet-stream and
  *                            Inference-Header-Content-Length, else application/json.
- * A version other than "1" is 404. Errors are {"error": "..."}: 400 malformed body, unknown or
+ * A version other than "1" is 404. Errors are {"error": "..."}: 400 malformed body (any
+ * hf_oip violation, its tensor caps included: an overflowing shape is 400), unknown or
  * missing input, datatype other than FP32, shape not [n, per-sample dims of the graph], inputs
  * with different n, n > the model's max_batch_size, unknown requested output; 404 unknown model;
- * 413 body over max_body_mb (the listener) or over hf_oip's caps; 500 the executor failed;
+ * 413 body over max_body_mb (the listener) or a JSON part over HF_OIP_DEFAULT_MAX_JSON; 500 the executor failed;
  * 503 + Retry-After (retry_after_s): stopped, loading, model failed to load, draining, queue
  * full (max_queue), queued longer than request_timeout_ms, drained before it ran.
  * The server is ready once every model asked for has been started (loaded or failed); a model

@@ -3,8 +3,9 @@
  * checked against the model, deferred (hf_http_defer) and queued on the model's batcher; the
  * batcher's done() answers them from the instance thread, so no server thread waits on
  * compute.
- * Errors: {"error": "..."} with 400 (body or tensors do not fit the model, unknown output, a
- * version other than 1), 404 (unknown model), 413 (over a size cap), 500 (the executor
+ * Errors: {"error": "..."} with 400 (malformed body, tensors over hf_oip's caps or not fitting
+ * the model, unknown output), 404 (unknown model, a version other than 1), 413 (the body over
+ * max_body_mb, or its JSON part over HF_OIP_DEFAULT_MAX_JSON), 500 (the executor
  * failed), 503 with Retry-After (not ready: stopped, loading, failed model; draining; queue
  * full; queued past request_timeout_ms; drained before it ran).
  * Invariants: the run is used under the read side of run_lock only; a request, once deferred,
@@ -17,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hf_util.h"
 #include "hf_version.h"
 
 static void retry_after(const hf_infer *s, hf_http_resp *resp)
@@ -216,6 +218,24 @@ static void submit(hf_infer *s, hf_infer_slot *slot, hf_ireq *q, const hf_http_r
 		refuse_deferred(s, q, r, eb.msg);
 }
 
+/* The body as an OIP request. A JSON part over hf_oip's byte cap is HF_ETOOBIG (413: the
+ * body is too large); every other violation, the tensor caps included (an overflowing shape
+ * is the client's error to fix), is HF_EPARSE (400). */
+static int parse_body(const hf_http_req *req, hf_ireq *q, hf_errbuf *eb)
+{
+	const char *hl = hf_http_header(req, "Inference-Header-Content-Length");
+	uint64_t json_len = req->body_len;
+	int r;
+
+	if (hl && hf_parse_u64(hl, 0, UINT64_MAX, &json_len) && json_len > req->body_len)
+		json_len = req->body_len;
+	if (json_len > HF_OIP_DEFAULT_MAX_JSON)
+		return hf_fail(eb, HF_ETOOBIG, "body: %llu bytes of JSON, more than %u",
+			       (unsigned long long)json_len, HF_OIP_DEFAULT_MAX_JSON);
+	r = hf_oip_parse_request(req->body, req->body_len, hl, NULL, &q->req, eb);
+	return r < 0 ? HF_EPARSE : 0;
+}
+
 static void h_infer(void *ctx, const hf_http_req *req, hf_http_resp *resp)
 {
 	hf_infer *s = ctx;
@@ -233,8 +253,7 @@ static void h_infer(void *ctx, const hf_http_req *req, hf_http_resp *resp)
 		hf_http_resp_error(resp, 500, "out of memory");
 		return;
 	}
-	r = hf_oip_parse_request(req->body, req->body_len,
-				 hf_http_header(req, "Inference-Header-Content-Length"), NULL, &q->req, &eb);
+	r = parse_body(req, q, &eb);
 	pthread_rwlock_rdlock(&s->run_lock);
 	slot = hf_infer_find_slot(s, req->params[0]);
 	if (!slot) {
