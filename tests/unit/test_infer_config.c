@@ -144,3 +144,34 @@ Test(infer_config, strict_refusals)
 		"inference.max_connections_per_client");
 	refused("[]", "inference");
 }
+
+/* node.json: the section is validated with the node's config and printed in full. */
+#include "hf_node_config.h"
+
+Test(infer_config, node_json_validates_and_prints_the_section)
+{
+	hf_node_config nc;
+	hf_errbuf eb;
+	json_t *root = parse("{\"node_id\":\"n\",\"fleet_id\":\"f\",\"state_dir\":\"/srv/x\","
+			     "\"inference\":{\"port\":0,\"max_batch_size\":8}}");
+	hf_node_config_defaults(&nc);
+	cr_assert_eq(hf_node_config_from_json(&nc, root, &eb), 0, "%s", eb.msg);
+	json_decref(root);
+	json_t *out;
+	cr_assert_eq(hf_node_config_to_json(&nc, true, &out, &eb), 0, "%s", eb.msg);
+	json_t *inf = json_object_get(out, "inference");
+	cr_assert_eq(json_object_size(inf), 18);
+	cr_assert_str_eq(json_string_value(json_object_get(inf, "model_dir")), "/srv/x/models");
+	cr_assert_eq(json_integer_value(json_object_get(inf, "max_batch_size")), 8);
+	cr_assert_eq(json_integer_value(json_object_get(inf, "port")), 0);
+	cr_assert_eq(json_integer_value(json_object_get(inf, "max_queue_delay_us")), 500);
+	json_decref(out);
+	hf_node_config_clear(&nc);
+
+	root = parse("{\"node_id\":\"n\",\"fleet_id\":\"f\",\"inference\":{\"instances\":99}}");
+	hf_node_config_defaults(&nc);
+	cr_assert_eq(hf_node_config_from_json(&nc, root, &eb), HF_ECONFIG);
+	cr_assert(strstr(eb.msg, "inference.instances"), "%s", eb.msg);
+	json_decref(root);
+	hf_node_config_clear(&nc);
+}
