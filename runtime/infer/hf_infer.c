@@ -177,9 +177,13 @@ static void start_slot(hf_infer *s, hf_infer_slot *slot)
 			       .close = hf_infer_exec_close, .done = hf_infer_answer };
 	hf_batcher *b = NULL;
 	hf_errbuf eb;
+	int r;
+	uint64_t t0 = hf_mono_ms();
 
 	hf_errbuf_clear(&eb);
-	if (hf_batcher_new(&bo, &ops, &b, &eb) < 0) {
+	r = hf_batcher_new(&bo, &ops, &b, &eb);
+	slot->start_ms = hf_mono_ms() - t0;
+	if (r < 0) {
 		pthread_rwlock_wrlock(&s->run_lock);
 		hf_text_clean(slot->reason, sizeof slot->reason, eb.msg, strlen(eb.msg));
 		atomic_store(&slot->state, HF_SLOT_FAILED);
@@ -243,6 +247,7 @@ int hf_infer_start(hf_infer *s, const json_t *params, hf_errbuf *eb)
 	stack_t alt;
 	hf_infer_run *run = NULL;
 	size_t nnames = 0, serving = 0;
+	uint64_t t0, t1;
 	int r;
 
 	if (atomic_load(&s->state) != HF_INFER_STOPPED)
@@ -251,6 +256,7 @@ int hf_infer_start(hf_infer *s, const json_t *params, hf_errbuf *eb)
 	if ((r = read_params(s, params, names, &nnames, eb)) < 0)
 		return r;
 	atomic_store(&s->state, HF_INFER_LOADING);
+	t0 = hf_mono_ms();
 	hf_infer_altstack_save(&alt);
 	r = hf_cl_find(s->cfg.device, &dev, eb);
 	hf_infer_altstack_restore(&alt);
@@ -258,8 +264,11 @@ int hf_infer_start(hf_infer *s, const json_t *params, hf_errbuf *eb)
 		hf_fail_prefix(eb, r, "inference.device \"%s\"", s->cfg.device);
 		return start_fail(s, NULL, r, eb);
 	}
+	t1 = hf_mono_ms();
 	if ((r = make_run(s, (const char (*)[64])names, nnames, &run, eb)) < 0)
 		return start_fail(s, NULL, r, eb);
+	run->device_ms = t1 - t0;
+	run->load_ms = hf_mono_ms() - t1;
 	pthread_rwlock_wrlock(&s->run_lock);
 	s->run = run;
 	pthread_rwlock_unlock(&s->run_lock);

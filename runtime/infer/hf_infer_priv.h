@@ -64,9 +64,11 @@ typedef struct hf_infer_slot {
 	_Atomic hf_slot_state state;
 	char reason[HF_ERRBUF_SIZE];  /* the load or start failure (cleaned) */
 	hf_infer_counters *cnt;
+	uint64_t start_ms;            /* its instances' open: device, executor, warm-up */
 } hf_infer_slot;
 
 typedef struct hf_infer_run {
+	uint64_t device_ms, load_ms;  /* the device lookup, the repository load */
 	hf_model_repo *repo;
 	size_t n;
 	hf_infer_slot slots[HF_MODEL_REPO_MAX];

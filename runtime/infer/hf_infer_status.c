@@ -42,6 +42,7 @@ static json_t *slot_json(hf_infer_slot *slot)
 
 	if (!j)
 		return NULL;
+	json_object_set_new(j, "start_ms", json_integer((json_int_t)slot->start_ms));
 	if (slot->b) {
 		hf_batcher_stats_get(slot->b, &bs);
 		json_object_set_new(j, "instances_ready", json_integer(bs.instances_ready));
@@ -76,6 +77,8 @@ void hf_infer_write_status(hf_infer *s, json_t *obj)
 	if (s->run) {
 		for (size_t i = 0; i < s->run->n; i++)
 			json_array_append_new(models, slot_json(&s->run->slots[i]));
+		json_object_set_new(inf, "start_phases_ms", json_pack("{s:I, s:I}", "device",
+				    (json_int_t)s->run->device_ms, "load", (json_int_t)s->run->load_ms));
 		json_object_set_new(inf, "memory_used_bytes",
 				    json_integer((json_int_t)hf_model_repo_memory_bytes(s->run->repo)));
 		if (hf_model_repo_problem(s->run->repo)[0])
