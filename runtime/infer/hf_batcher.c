@@ -421,9 +421,11 @@ int hf_batcher_new(const hf_batcher_opts *opts, const hf_batcher_ops *ops, hf_ba
 
 int hf_batcher_submit(hf_batcher *b, hf_batcher_req *req, hf_errbuf *eb)
 {
+	req_list expired = { 0 };
 	int r = 0;
 
 	pthread_mutex_lock(&b->lock);
+	expire(b, hf_mono_us(), &expired); /* busy instances: the submitters answer them */
 	if (req->items == 0 || req->items > b->o.max_batch) {
 		b->st.refused_range_total++;
 		r = hf_fail(eb, HF_ERANGE, "a request of %zu items: expected 1 to max_batch_size %zu",
@@ -451,6 +453,7 @@ int hf_batcher_submit(hf_batcher *b, hf_batcher_req *req, hf_errbuf *eb)
 		pthread_cond_signal(&b->work);
 	}
 	pthread_mutex_unlock(&b->lock);
+	answer_list(b, &expired, HF_ETIMEOUT, "queued past the request timeout");
 	return r;
 }
 

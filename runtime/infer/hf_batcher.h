@@ -8,10 +8,11 @@
  * a batch takes requests in FIFO order while their items fit under max_batch and stops at the
  * first that does not (it heads the next batch). A request of more than max_batch items is
  * refused at submit (HF_ERANGE). Each request has a deadline (timeout_ms after its submit): one
- * still queued past it is answered HF_ETIMEOUT instead of being run; an idle instance answers
- * it as soon as it is due, a busy one when it next forms a batch.
+ * still queued past it is answered HF_ETIMEOUT instead of being run: by an idle instance as
+ * soon as it is due, else by the next submit or the next batch formed, whichever comes first.
  * Exactly-once: every request hf_batcher_submit() accepted (returned 0) gets exactly one
- * ops->done() call, from an instance thread (or the thread in hf_batcher_drain/free):
+ * ops->done() call, from an instance thread, a thread in hf_batcher_submit (timeouts only) or
+ * the thread in hf_batcher_drain/free:
  * result 0 after its batch ran; the run's error code when its batch failed; HF_ETIMEOUT past its
  * deadline; HF_ECANCELED when the drain deadline passed (or the batcher was freed) with it still
  * queued, or no instance is left to run it. A refused request gets no done() call.
@@ -24,7 +25,7 @@
  * HF_ECANCELED and later submits are refused HF_ESTATE.
  * Threading: new/drain/free on one owner thread; submit and stats from any thread (a short
  * lock, never a wait on compute); the callbacks run on the instance threads without the
- * batcher's lock (done() also on the owner thread inside drain/free).
+ * batcher's lock (done() also inside submit, drain and free, never with the lock held).
  */
 #ifndef HF_BATCHER_H
 #define HF_BATCHER_H

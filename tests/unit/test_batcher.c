@@ -320,6 +320,25 @@ Test(batcher, queued_past_the_timeout_is_answered_unrun)
 	hf_batcher_free(b);
 }
 
+Test(batcher, a_submit_answers_the_timed_out_while_instances_are_busy)
+{
+	hf_batcher *b = mk(1, 0, 16, 50, 1);
+	plug(b);
+	submit_ok(b, 1, 1);
+	uint64_t due = reqs[1].r.enqueued_us + 50000;
+	while (hf_mono_us() < due + 1000)
+		hf_sleep_ms(1);
+	cr_assert_eq(atomic_load(&fx.dones_total), 0);
+	submit_ok(b, 2, 1); /* the instance is still held: this submit answers request 1 */
+	cr_assert_eq(atomic_load(&reqs[1].dones), 1);
+	cr_assert_eq(reqs[1].result, HF_ETIMEOUT);
+	cr_assert_eq(atomic_load(&reqs[2].dones), 0);
+	gate(false);
+	cr_assert(wait_dones(3, 10000));
+	cr_assert_eq(reqs[2].result, 0);
+	hf_batcher_free(b);
+}
+
 Test(batcher, idle_instance_answers_the_timeout_when_due)
 {
 	/* An hour of delay and a partial batch: only the timeout can answer it. */
