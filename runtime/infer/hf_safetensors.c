@@ -351,7 +351,10 @@ static int parse_entries(hf_st *st, st_entry **out, size_t *nout, uint64_t max_t
 	int rc;
 
 	st->meta = json_object_get(st->root, ST_META_KEY);
-	if (st->meta) {
+	if (json_is_null(st->meta)) {
+		st->meta = NULL; /* the reference reads null as no metadata */
+		n--;
+	} else if (st->meta) {
 		rc = parse_metadata(st->meta, eb);
 		if (rc)
 			return rc;
@@ -496,7 +499,7 @@ int hf_st_open(const char *path, const hf_st_limits *lim, hf_st **out, hf_errbuf
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		int e = errno;
-		return hf_fail(eb, e == ENOENT ? HF_ENOTFOUND : HF_EIO, "%s: cannot open: %s",
+		return hf_fail(eb, HF_EIO, "%s: cannot open: %s",
 			       clean(path).s, strerror(e));
 	}
 	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
