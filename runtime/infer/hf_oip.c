@@ -643,29 +643,27 @@ static int parse_binary(hf_oip_request *req, const in_extra *xs, const uint8_t *
 	return 0;
 }
 
-/* Inference-Header-Content-Length: decimal digits only, at most len. */
+/* Inference-Header-Content-Length: decimal digits only (no sign, no spaces), at most len. */
 static int parse_header_len(const char *s, size_t len, size_t *out, hf_errbuf *eb)
 {
+	bool over = false;
 	uint64_t v = 0;
 	size_t i;
 	char clean[24];
 
 	for (i = 0; s[i] >= '0' && s[i] <= '9'; i++) {
-		if (v > (UINT64_MAX - 9) / 10) {
-			v = UINT64_MAX;
-			break;
-		}
-		v = v * 10 + (uint64_t)(s[i] - '0');
+		unsigned d = (unsigned)(s[i] - '0');
+		over = over || v > (UINT64_MAX - d) / 10;
+		v = over ? UINT64_MAX : v * 10 + d;
 	}
-	if (i == 0 || (s[i] != '\0' && v != UINT64_MAX)) {
+	if (i == 0 || s[i] != '\0') {
 		hf_text_clean(clean, sizeof clean, s, strlen(s));
 		return hf_fail(eb, HF_EPARSE, "Inference-Header-Content-Length: expected a decimal "
 			       "byte count, got \"%s\"", clean);
 	}
-	if (v > len)
+	if (over || v > len)
 		return hf_fail(eb, HF_EPARSE, "Inference-Header-Content-Length %s%" PRIu64 " is past "
-			       "the end of the %zu-byte body", v == UINT64_MAX ? "over " : "", v,
-			       len);
+			       "the end of the %zu-byte body", over ? "over " : "", v, len);
 	*out = (size_t)v;
 	return 0;
 }
