@@ -941,7 +941,7 @@ int hf_oip_build_response(const char *model_name, const char *model_version, con
 			  const hf_oip_out_tensor *outs, size_t n, hf_buf *out, size_t *json_len,
 			  hf_errbuf *eb)
 {
-	size_t start, count;
+	size_t start, count = 0;
 	bool failed;
 	wr *w;
 
