@@ -45,9 +45,6 @@ void hf_nn_chain_default_params(const hf_cl_device_info *dev, hf_nn_chain_params
 	out->ls = 1;
 	out->kc = 0; /* k-blocking measured slower here (0.6-0.75x at batch 32-128) */
 	out->rows_layout = false;
-	const char *env = getenv("HF_NN_CHAIN_EXPERIMENT");
-	if (env)
-		sscanf(env, "%u %u %u %u", &out->vw, &out->nv, &out->mr, &out->kc);
 }
 
 char *hf_nn_chain_describe(const hf_nn_chain_params *p, bool w_half, char *out, size_t sz)
@@ -56,6 +53,33 @@ char *hf_nn_chain_describe(const hf_nn_chain_params *p, bool w_half, char *out, 
 		 p->ls,
 		 p->rows_layout ? "rows" : "panels", w_half ? " f16" : "");
 	return out;
+}
+
+int hf_nn_chain_params_parse(const char *spec, hf_nn_chain_params *p, hf_errbuf *eb)
+{
+	char buf[256];
+	if (strlen(spec) >= sizeof buf)
+		return hf_fail(eb, HF_EINVAL, "chain parameters: too long");
+	strcpy(buf, spec);
+	for (char *save = NULL, *w = strtok_r(buf, " ,", &save); w; w = strtok_r(NULL, " ,", &save)) {
+		unsigned v;
+		char name[8], extra;
+		if (strcmp(w, "chain") == 0)
+			continue;
+		if (strcmp(w, "rows") == 0 || strcmp(w, "panels") == 0) {
+			p->rows_layout = w[0] == 'r';
+			continue;
+		}
+		if (sscanf(w, "%7[a-z]=%u%c", name, &v, &extra) != 2)
+			return hf_fail(eb, HF_EINVAL, "chain parameters: bad word \"%s\"", w);
+		unsigned *f = strcmp(name, "vw") == 0 ? &p->vw : strcmp(name, "nv") == 0 ? &p->nv :
+			      strcmp(name, "mr") == 0 ? &p->mr : strcmp(name, "kc") == 0 ? &p->kc :
+			      strcmp(name, "ls") == 0 ? &p->ls : NULL;
+		if (!f)
+			return hf_fail(eb, HF_EINVAL, "chain parameters: unknown field \"%s\"", name);
+		*f = v;
+	}
+	return 0;
 }
 
 static int check_params(const hf_nn_chain_params *p, hf_errbuf *eb)

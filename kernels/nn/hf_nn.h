@@ -54,6 +54,12 @@ void hf_nn_chain_default_params(const hf_cl_device_info *dev, hf_nn_chain_params
 /* "chain vw=8 nv=2 mr=6 kc=256 ls=1 panels"; returns out. */
 char *hf_nn_chain_describe(const hf_nn_chain_params *p, bool w_half, char *out, size_t sz);
 
+/* Overrides fields of p from a line in hf_nn_chain_describe's format ("vw=4 nv=1 mr=4 ls=64
+ * rows"; fields left out keep their value; a leading "chain" is ignored; the weight type
+ * follows the model). Ranges are checked when the program is built.
+ * HF_EINVAL names a bad word. */
+int hf_nn_chain_params_parse(const char *spec, hf_nn_chain_params *p, hf_errbuf *eb);
+
 /* Builds a program (p and w_half only for HF_NN_CHAIN; p NULL: defaults). HF_EINVAL on a bad
  * parameter, HF_ECL with the build log when the device refuses it. */
 int hf_nn_build(hf_cl *cl, hf_nn_program which, const hf_nn_chain_params *p, bool w_half,

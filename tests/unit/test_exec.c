@@ -537,3 +537,42 @@ Test(exec, stats_with_profiling, .init = open_profiling, .fini = close_device)
 	}
 	model_free(&m);
 }
+
+/* The chain kernel with the parameters other devices get (GPUs: work-groups of many
+ * work-items over rows of W^T; AVX-512: 8 x 32 tiles) and odd ones (a work-group size of 7,
+ * a k-block that does not divide K), so every variant is checked on whatever device runs the
+ * tests (FP16 weights with the GPU's). */
+Test(exec, chain_kernel_variants)
+{
+	static const char *const specs[] = { "vw=4 nv=1 mr=4 ls=64 rows", "vw=16 nv=2 mr=8",
+					     "vw=4 nv=4 mr=3 ls=7 kc=100 rows", "vw=8 nv=1 mr=1 kc=64" };
+	for (int half = 0; half < 2; half++) {
+		model m = { 0 };
+		add_linear(&m, "fc1", half, 784, 256, true);
+		add_linear(&m, "fc2", half, 256, 128, true);
+		add_linear(&m, "fc3", half, 128, 10, true);
+		build(&m, mlp_json);
+		for (size_t i = 0; i < (half ? 1 : sizeof specs / sizeof specs[0]); i++) {
+			hf_exec_opts o = { .max_batch = 19, .chain_kernel = specs[i] };
+			char what[96];
+			snprintf(what, sizeof what, "mlp%s with %s", half ? " f16" : "", specs[i]);
+			size_t l = check_runs(m.g, &o, what, "chain[");
+			cr_assert_eq(l, 1);
+		}
+		model_free(&m);
+	}
+	hf_exec_opts bad = { .chain_kernel = "vw=5" }, unknown = { .chain_kernel = "zz=1" };
+	model m = { 0 };
+	add_linear(&m, "fc", false, 4, 3, true);
+	build(&m, "{\"version\": 1, \"inputs\": [{\"name\": \"x\", \"datatype\": \"FP32\", "
+		  "\"shape\": [-1, 4]}], \"outputs\": [{\"name\": \"y\", \"datatype\": \"FP32\", "
+		  "\"shape\": [-1, 3]}], \"ops\": [{\"op\": \"linear\", \"inputs\": [\"x\"], "
+		  "\"outputs\": [\"y\"], \"weight\": \"fc.weight\", \"bias\": \"fc.bias\"}]}");
+	hf_exec *e = NULL;
+	hf_errbuf eb;
+	cr_assert_eq(hf_exec_new(cl, m.g, &bad, &e, &eb), HF_EINVAL);
+	cr_assert_null(e);
+	cr_assert_eq(hf_exec_new(cl, m.g, &unknown, &e, &eb), HF_EINVAL);
+	cr_assert_not_null(strstr(eb.msg, "zz"), "%s", eb.msg);
+	model_free(&m);
+}
