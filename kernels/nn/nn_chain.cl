@@ -39,7 +39,7 @@
 static VEC act_v(int code, VEC x)
 {
 	switch (code) {
-	case NN_ACT_RELU: return fmax(x, (VEC)0.0f);
+	case NN_ACT_RELU: return select(x, (VEC)0.0f, x < (VEC)0.0f); /* NaN stays NaN */
 	case NN_ACT_GELU: return 0.5f * x * (1.0f + erf(x * 0.70710678118654752f));
 	case NN_ACT_GELU_TANH: {
 		VEC u = 0.79788456080286536f * (x + 0.044715f * x * x * x);

@@ -195,6 +195,8 @@ static void model_free(model *m)
 
 /* ---- running and comparing ---- */
 
+static bool nonfinite; /* check_runs puts NaN and infinities into the inputs */
+
 static size_t value_size(const hf_graph *g, int v)
 {
 	return (size_t)hf_graph_value_at(g, (size_t)v)->per_sample;
@@ -231,6 +233,10 @@ static size_t check_runs(const hf_graph *g, const hf_exec_opts *o, const char *w
 			size_t n = b * value_size(g, hf_graph_input(g, i)->value);
 			for (size_t k = 0; k < n; k++)
 				in[i][k] = 2.0f * frand();
+			/* Non-finite inputs are allowed and propagate: one NaN, +Inf or -Inf in
+			 * some samples when the test asks for them. */
+			for (size_t k = 0; nonfinite && k < n; k += 7 * n / b / 3 + 1)
+				in[i][k] = (k / 7) % 3 == 0 ? NAN : (k / 7) % 3 == 1 ? INFINITY : -INFINITY;
 		}
 		r = hf_graph_ref_run(g, b, (const float *const *)in, want, &eb);
 		cr_assert_eq(r, 0, "%s: reference: %s", what, eb.msg);
@@ -241,6 +247,14 @@ static size_t check_runs(const hf_graph *g, const hf_exec_opts *o, const char *w
 		for (size_t j = 0; j < no; j++) {
 			size_t n = b * value_size(g, hf_graph_output(g, j)->value);
 			for (size_t k = 0; k < n; k++) {
+				if (isnan(want[j][k]) || isinf(want[j][k])) {
+					cr_assert(isnan(want[j][k]) ? isnan(got[j][k]) :
+						  got[j][k] == want[j][k],
+						  "%s (%s): batch %zu output %zu element %zu: %g, "
+						  "reference %g", what, o->no_fusion ? "no_fusion" :
+						  "fused", b, j, k, got[j][k], want[j][k]);
+					continue;
+				}
 				float d = fabsf(got[j][k] - want[j][k]);
 				cr_assert(d <= 1e-4f * fabsf(want[j][k]) + 1e-5f,
 					  "%s (%s): batch %zu output %zu element %zu: %.7g, reference "
@@ -461,6 +475,25 @@ Test(exec, multi_dimensional_values)
 	size_t l = check_both(m.g, 9, "multi-dimensional", "+softmax");
 	cr_assert_eq(l, 1);
 	model_free(&m);
+}
+
+/* NaN and infinities in the inputs come out where the reference puts them (a NaN through relu
+ * stays NaN, a row with one turns softmax to NaN). */
+Test(exec, non_finite_inputs_propagate)
+{
+	model m = { 0 };
+	add_linear(&m, "fc1", false, 784, 256, true);
+	add_linear(&m, "fc2", false, 256, 128, true);
+	add_linear(&m, "fc3", false, 128, 10, true);
+	build(&m, mlp_json);
+	nonfinite = true;
+	check_both(m.g, 9, "mlp, non-finite inputs", "chain[");
+	model_free(&m);
+	one_op(OP1("relu", ""), 33, 33, "relu, non-finite inputs");
+	one_op(OP1("softmax", ""), 21, 21, "softmax, non-finite inputs");
+	one_op("{\"op\": \"add\", \"inputs\": [\"x\", \"x2\"], \"outputs\": [\"y\"]}", 29, 29,
+	       "add, non-finite inputs");
+	nonfinite = false;
 }
 
 /* ---- bounds and statistics ---- */
