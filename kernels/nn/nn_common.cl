@@ -16,7 +16,7 @@
 static float nn_act1(int code, float x)
 {
 	switch (code) {
-	case NN_ACT_RELU: return fmax(x, 0.0f);
+	case NN_ACT_RELU: return x < 0.0f ? 0.0f : x; /* NaN stays NaN (fmax would drop it) */
 	case NN_ACT_GELU: return 0.5f * x * (1.0f + erf(x * 0.70710678118654752f));
 	case NN_ACT_GELU_TANH: {
 		float u = 0.79788456080286536f * (x + 0.044715f * x * x * x);

@@ -135,6 +135,9 @@ int hf_exec_new(hf_cl *cl, const hf_graph *g, const hf_exec_opts *opts, hf_exec 
 	clGetCommandQueueInfo(hf_cl_queue(cl), CL_QUEUE_PROPERTIES, sizeof qp, &qp, NULL);
 	e->profiling = (qp & CL_QUEUE_PROFILING_ENABLE) != 0;
 	hf_nn_chain_default_params(dev, &e->cp);
+	if (e->opts.chain_kernel && (r = hf_nn_chain_params_parse(e->opts.chain_kernel, &e->cp, eb)))
+		goto fail;
+	e->opts.chain_kernel = NULL; /* the caller's string is not kept */
 	e->vbuf = calloc(hf_graph_nvalues(g) + 1, sizeof *e->vbuf);
 	e->evs = calloc(2 * (hf_graph_nops(g) + 4), sizeof *e->evs);
 	if (!e->vbuf || !e->evs) {

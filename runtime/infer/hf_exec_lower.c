@@ -235,6 +235,28 @@ static int emit_rows(hf_exec *e, const hf_graph_op *op, hf_errbuf *eb)
 	return 0;
 }
 
+/* A GEMM plan: the engine's choice, else (when the device refuses its parameters, e.g. a
+ * local-memory block larger than the device's) the other families in turn; the first
+ * refusal is the one reported when none fits. */
+static int gemm_plan(hf_exec *e, const hf_gemm_shape *sh, hf_gemm_plan **out, hf_errbuf *eb)
+{
+	static const hf_gemm_family others[] = { HF_GEMM_PACKED, HF_GEMM_TILED, HF_GEMM_DIRECT };
+	int r = hf_gemm_plan_new(e->cl, sh, NULL, out, eb);
+	if (r != HF_EINVAL)
+		return r;
+	hf_errbuf first, ignored;
+	if (eb)
+		first = *eb;
+	for (size_t i = 0; i < HF_ARRAY_SIZE(others); i++) {
+		hf_gemm_params p = { .family = others[i] };
+		if (hf_gemm_plan_new(e->cl, sh, &p, out, &ignored) == 0)
+			return 0;
+	}
+	if (eb)
+		*eb = first;
+	return r;
+}
+
 /* The linear on the GEMM engine, writing value y (its bias and epilogue come after). */
 static int emit_gemm(hf_exec *e, const hf_graph_op *op, int y, hf_errbuf *eb)
 {
@@ -256,7 +278,7 @@ static int emit_gemm(hf_exec *e, const hf_graph_op *op, int y, hf_errbuf *eb)
 		hf_gemm_shape sh = { .m = e->buckets[b] * s->rps, .n = s->n,
 				     .k = (size_t)op->in_features, .trans_b = true,
 				     .b_type = half ? HF_GEMM_B_F16 : HF_GEMM_B_F32 };
-		if ((r = hf_gemm_plan_new(e->cl, &sh, NULL, &s->plans[b], eb)) ||
+		if ((r = gemm_plan(e, &sh, &s->plans[b], eb)) ||
 		    (r = hf_gemm_prepack_b(s->plans[b], s->w, eb)))
 			return hf_fail_prefix(eb, r, "linear \"%s\" %llux%llu (batch %zu)",
 					      w->name, (unsigned long long)op->in_features,

@@ -195,6 +195,8 @@ static void model_free(model *m)
 
 /* ---- running and comparing ---- */
 
+static bool nonfinite; /* check_runs puts NaN and infinities into the inputs */
+
 static size_t value_size(const hf_graph *g, int v)
 {
 	return (size_t)hf_graph_value_at(g, (size_t)v)->per_sample;
@@ -231,6 +233,10 @@ static size_t check_runs(const hf_graph *g, const hf_exec_opts *o, const char *w
 			size_t n = b * value_size(g, hf_graph_input(g, i)->value);
 			for (size_t k = 0; k < n; k++)
 				in[i][k] = 2.0f * frand();
+			/* Non-finite inputs are allowed and propagate: one NaN, +Inf or -Inf in
+			 * some samples when the test asks for them. */
+			for (size_t k = 0; nonfinite && k < n; k += 7 * n / b / 3 + 1)
+				in[i][k] = (k / 7) % 3 == 0 ? NAN : (k / 7) % 3 == 1 ? INFINITY : -INFINITY;
 		}
 		r = hf_graph_ref_run(g, b, (const float *const *)in, want, &eb);
 		cr_assert_eq(r, 0, "%s: reference: %s", what, eb.msg);
@@ -241,6 +247,14 @@ static size_t check_runs(const hf_graph *g, const hf_exec_opts *o, const char *w
 		for (size_t j = 0; j < no; j++) {
 			size_t n = b * value_size(g, hf_graph_output(g, j)->value);
 			for (size_t k = 0; k < n; k++) {
+				if (isnan(want[j][k]) || isinf(want[j][k])) {
+					cr_assert(isnan(want[j][k]) ? isnan(got[j][k]) :
+						  got[j][k] == want[j][k],
+						  "%s (%s): batch %zu output %zu element %zu: %g, "
+						  "reference %g", what, o->no_fusion ? "no_fusion" :
+						  "fused", b, j, k, got[j][k], want[j][k]);
+					continue;
+				}
 				float d = fabsf(got[j][k] - want[j][k]);
 				cr_assert(d <= 1e-4f * fabsf(want[j][k]) + 1e-5f,
 					  "%s (%s): batch %zu output %zu element %zu: %.7g, reference "
@@ -307,6 +321,9 @@ Test(exec, linear_alone)
 	       "linear f16");
 	one_op(OP1("linear", ", \"weight\": \"fc.weight\", \"bias\": \"fc.bias\""), 1, 1,
 	       "linear 1x1");
+	/* K over the chain kernel's k-block, N not a multiple of its panel width */
+	one_op(OP1("linear", ", \"weight\": \"fc.weight\", \"bias\": \"fc.bias\""), 600, 19,
+	       "linear 600x19");
 }
 
 Test(exec, activations_alone)
@@ -460,6 +477,25 @@ Test(exec, multi_dimensional_values)
 	model_free(&m);
 }
 
+/* NaN and infinities in the inputs come out where the reference puts them (a NaN through relu
+ * stays NaN, a row with one turns softmax to NaN). */
+Test(exec, non_finite_inputs_propagate)
+{
+	model m = { 0 };
+	add_linear(&m, "fc1", false, 784, 256, true);
+	add_linear(&m, "fc2", false, 256, 128, true);
+	add_linear(&m, "fc3", false, 128, 10, true);
+	build(&m, mlp_json);
+	nonfinite = true;
+	check_both(m.g, 9, "mlp, non-finite inputs", "chain[");
+	model_free(&m);
+	one_op(OP1("relu", ""), 33, 33, "relu, non-finite inputs");
+	one_op(OP1("softmax", ""), 21, 21, "softmax, non-finite inputs");
+	one_op("{\"op\": \"add\", \"inputs\": [\"x\", \"x2\"], \"outputs\": [\"y\"]}", 29, 29,
+	       "add, non-finite inputs");
+	nonfinite = false;
+}
+
 /* ---- bounds and statistics ---- */
 
 Test(exec, batch_bounds)
@@ -532,5 +568,44 @@ Test(exec, stats_with_profiling, .init = open_profiling, .fini = close_device)
 		free(y);
 		hf_exec_free(e);
 	}
+	model_free(&m);
+}
+
+/* The chain kernel with the parameters other devices get (GPUs: work-groups of many
+ * work-items over rows of W^T; AVX-512: 8 x 32 tiles) and odd ones (a work-group size of 7,
+ * a k-block that does not divide K), so every variant is checked on whatever device runs the
+ * tests (FP16 weights with the GPU's). */
+Test(exec, chain_kernel_variants)
+{
+	static const char *const specs[] = { "vw=4 nv=1 mr=4 ls=64 rows", "vw=16 nv=2 mr=8",
+					     "vw=4 nv=4 mr=3 ls=7 kc=100 rows", "vw=8 nv=1 mr=1 kc=64" };
+	for (int half = 0; half < 2; half++) {
+		model m = { 0 };
+		add_linear(&m, "fc1", half, 784, 256, true);
+		add_linear(&m, "fc2", half, 256, 128, true);
+		add_linear(&m, "fc3", half, 128, 10, true);
+		build(&m, mlp_json);
+		for (size_t i = 0; i < (half ? 1 : sizeof specs / sizeof specs[0]); i++) {
+			hf_exec_opts o = { .max_batch = 19, .chain_kernel = specs[i] };
+			char what[96];
+			snprintf(what, sizeof what, "mlp%s with %s", half ? " f16" : "", specs[i]);
+			size_t l = check_runs(m.g, &o, what, "chain[");
+			cr_assert_eq(l, 1);
+		}
+		model_free(&m);
+	}
+	hf_exec_opts bad = { .chain_kernel = "vw=5" }, unknown = { .chain_kernel = "zz=1" };
+	model m = { 0 };
+	add_linear(&m, "fc", false, 4, 3, true);
+	build(&m, "{\"version\": 1, \"inputs\": [{\"name\": \"x\", \"datatype\": \"FP32\", "
+		  "\"shape\": [-1, 4]}], \"outputs\": [{\"name\": \"y\", \"datatype\": \"FP32\", "
+		  "\"shape\": [-1, 3]}], \"ops\": [{\"op\": \"linear\", \"inputs\": [\"x\"], "
+		  "\"outputs\": [\"y\"], \"weight\": \"fc.weight\", \"bias\": \"fc.bias\"}]}");
+	hf_exec *e = NULL;
+	hf_errbuf eb;
+	cr_assert_eq(hf_exec_new(cl, m.g, &bad, &e, &eb), HF_EINVAL);
+	cr_assert_null(e);
+	cr_assert_eq(hf_exec_new(cl, m.g, &unknown, &e, &eb), HF_EINVAL);
+	cr_assert_not_null(strstr(eb.msg, "zz"), "%s", eb.msg);
 	model_free(&m);
 }
