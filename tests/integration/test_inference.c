@@ -180,7 +180,7 @@ static void ref_linear(const double *x, size_t rows, size_t in, const float *w, 
  * here from model.safetensors) over every test image matches torch's probabilities, and
  * torch's accuracy recomputed from them and the dataset's labels is the recorded one. So the
  * HTTP tests below compare against outputs that are right. */
-Test(inference, committed_model_expected_outputs_and_dataset_agree, .timeout = 300)
+Test(inference, committed_model_expected_outputs_and_dataset_agree, .timeout = 900)
 {
 	static const char *const names[] = { "fc1", "fc2", "fc3" };
 	static const size_t dims[] = { HF_TI_IN, 256, 128, HF_TI_OUT };
@@ -408,7 +408,7 @@ static void counts_read(const node *n, counts *c)
 	counts_read_run(n, c, true);
 }
 
-Test(inference, fashion_mnist_10000_images_through_http_agree_with_torch, .init = setup, .timeout = 600)
+Test(inference, fashion_mnist_10000_images_through_http_agree_with_torch, .init = setup, .timeout = 900)
 {
 	enum { CLIENTS = 8 };
 	dataset d;
@@ -617,7 +617,7 @@ static void *probe_main(void *arg)
  * finish with the right outputs, new ones are refused 503 with Retry-After, none is lost or
  * hangs; readiness is false as soon as the node is not serving, liveness always true; a switch
  * back serves again. */
-Test(inference, readiness_and_requests_while_draining_to_idle, .init = setup, .timeout = 300)
+Test(inference, readiness_and_requests_while_draining_to_idle, .init = setup, .timeout = 900)
 {
 	enum { CLIENTS = 6 };
 	dataset d;
@@ -709,7 +709,7 @@ Test(inference, readiness_and_requests_while_draining_to_idle, .init = setup, .t
 /* Mining -> inference -> mining with the lab pool: not ready while mining, ready once the
  * instruction is applied, answering with the right outputs, not ready again once back to
  * mining (which mines again). */
-Test(inference, mining_to_inference_and_back, .init = setup, .timeout = 300)
+Test(inference, mining_to_inference_and_back, .init = setup, .timeout = 900)
 {
 	hf_testpool pool = { 0 };
 	dataset d;
@@ -768,7 +768,7 @@ Test(inference, mining_to_inference_and_back, .init = setup, .timeout = 300)
 
 /* ---- /v1/status and /metrics after known traffic ---- */
 
-Test(inference, status_section_and_metrics_count_known_traffic, .init = setup, .timeout = 300)
+Test(inference, status_section_and_metrics_count_known_traffic, .init = setup, .timeout = 900)
 {
 	dataset d;
 	node n;

@@ -186,7 +186,7 @@ static char *request(const char *inputs, const char *tail)
 	return s;
 }
 
-Test(inference_protocol, metadata_readiness_and_request_features, .init = setup, .timeout = 300)
+Test(inference_protocol, metadata_readiness_and_request_features, .init = setup, .timeout = 900)
 {
 	expected e = { 0 };
 	node n;
@@ -293,7 +293,7 @@ Test(inference_protocol, metadata_readiness_and_request_features, .init = setup,
 }
 
 /* Every malformed request: its status, a clear error, and the node serving correctly after. */
-Test(inference_protocol, malformed_requests_get_clear_errors, .init = setup, .timeout = 300)
+Test(inference_protocol, malformed_requests_get_clear_errors, .init = setup, .timeout = 900)
 {
 	expected e = { 0 };
 	node n;
@@ -417,7 +417,7 @@ Test(inference_protocol, malformed_requests_get_clear_errors, .init = setup, .ti
 }
 
 /* NaN and Inf inputs are allowed and propagate to that row's outputs only. */
-Test(inference_protocol, nan_and_inf_inputs_are_accepted_and_propagated, .init = setup, .timeout = 300)
+Test(inference_protocol, nan_and_inf_inputs_are_accepted_and_propagated, .init = setup, .timeout = 900)
 {
 	expected e = { 0 };
 	node n;
@@ -500,7 +500,7 @@ static int raw_status(int port, const char *head, const void *body, size_t blen,
 
 /* max_body_mb 1: a body over it is 413 with {"error"} (with a Content-Length, or sent chunked),
  * one under it is served. */
-Test(inference_protocol, body_over_the_cap_is_413, .init = setup, .timeout = 300)
+Test(inference_protocol, body_over_the_cap_is_413, .init = setup, .timeout = 900)
 {
 	expected e = { 0 };
 	node n;
@@ -600,7 +600,7 @@ static void *q_client(void *arg)
 	return NULL;
 }
 
-Test(inference_protocol, full_queue_is_503_with_retry_after, .init = setup, .timeout = 300)
+Test(inference_protocol, full_queue_is_503_with_retry_after, .init = setup, .timeout = 900)
 {
 	enum { CLIENTS = 24 };
 	expected e = { 0 };
