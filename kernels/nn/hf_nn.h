@@ -43,6 +43,7 @@ typedef struct hf_nn_chain_params {
 	unsigned nv;        /* vectors per tile row (1-4); NR = vw * nv columns per panel */
 	unsigned mr;        /* rows per register tile (1-8) */
 	unsigned ls;        /* work-items per work-group (1 on CPUs) */
+	unsigned kc;        /* k-block (0: all of K) */
 	bool rows_layout;   /* pw = N rounded up to NR (GPUs) instead of pw = NR (CPUs) */
 } hf_nn_chain_params;
 
@@ -50,7 +51,7 @@ typedef struct hf_nn_chain_params {
  * AVX-512 names), contiguous panels; GPUs 128 work-items (at most the device's work-group
  * size) of 4 x 4 tiles over rows of W^T. */
 void hf_nn_chain_default_params(const hf_cl_device_info *dev, hf_nn_chain_params *out);
-/* "chain vw=8 nv=2 mr=6 ls=1 panels"; returns out. */
+/* "chain vw=8 nv=2 mr=6 kc=256 ls=1 panels"; returns out. */
 char *hf_nn_chain_describe(const hf_nn_chain_params *p, bool w_half, char *out, size_t sz);
 
 /* Builds a program (p and w_half only for HF_NN_CHAIN; p NULL: defaults). HF_EINVAL on a bad

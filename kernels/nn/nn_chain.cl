@@ -19,6 +19,7 @@
  *   panels of each layer; a barrier separates the layers. buf: 2 * bufsz floats of local
  *   memory, bufsz >= rb * N for every layer that writes to local memory.
  * Tunables (-D): VW (4, 8, 16), NV (vectors per row of a tile), MR (rows per register tile),
+ *   KC (k-block: the panel's KC x NR block is reused from L1 by every row tile; 0 = all of K),
  *   W_HALF (weights stored as FP16, read with vload_half).
  */
 #define VEC CAT(float, VW)
@@ -57,18 +58,33 @@ static VEC acts_v(int acts, VEC x)
 	return x;
 }
 
-/* One register tile: R rows of a (row stride lda) times the NR columns of the panel at wp
- * (step pw per k), plus bias, through acts, stored to c (row stride ldc; ncols valid). */
+/* One register tile over k in [k0, k1): R rows of a (row stride lda, already at k0) times
+ * the NR columns of the panel at wp (at k0, step pw per k). first: start from zero, else from
+ * the partial sums in c; last: add the bias and apply acts. Stored to c (row stride ldc;
+ * ncols valid). */
 #define DEF_TILE(NAME, R, INSP, OUTSP)                                                      \
-	static void NAME(int K, int ncols, INSP const float *a, int lda,                     \
+	static void NAME(int kn, int ncols, INSP const float *a, int lda,                    \
 			 __global const WTYPE *wp, int pw, __global const float *bias,        \
-			 int has_bias, int acts, OUTSP float *c, int ldc)                     \
+			 int has_bias, int acts, OUTSP float *c, int ldc, bool first,         \
+			 bool last)                                                           \
 	{                                                                                    \
 		VEC acc[R][NV];                                                              \
+		bool full = ncols >= NR;                                                     \
 		_Pragma("unroll") for (int r = 0; r < R; r++)                                \
-			_Pragma("unroll") for (int v = 0; v < NV; v++)                       \
-				acc[r][v] = (VEC)0.0f;                                       \
-		for (int k = 0; k < K; k++, wp += pw) {                                      \
+			_Pragma("unroll") for (int v = 0; v < NV; v++) {                     \
+				if (first) {                                                 \
+					acc[r][v] = (VEC)0.0f;                               \
+				} else if (full) {                                           \
+					acc[r][v] = VLOAD(v, c + r * ldc);                   \
+				} else {                                                     \
+					float t[VW];                                         \
+					for (int j = 0; j < VW; j++)                         \
+						t[j] = v * VW + j < ncols ?                  \
+							c[r * ldc + v * VW + j] : 0.0f;      \
+					acc[r][v] = VLOAD(0, t);                             \
+				}                                                            \
+			}                                                                    \
+		for (int k = 0; k < kn; k++, wp += pw) {                                     \
 			VEC bv[NV];                                                          \
 			_Pragma("unroll") for (int v = 0; v < NV; v++)                       \
 				bv[v] = VLOADW(v, wp);                                       \
@@ -82,10 +98,12 @@ static VEC acts_v(int acts, VEC x)
 			OUTSP float *cr = c + r * ldc;                                       \
 			_Pragma("unroll") for (int v = 0; v < NV; v++) {                     \
 				VEC x = acc[r][v];                                           \
-				if (has_bias)                                                \
-					x += VLOAD(v, bias);                                 \
-				x = acts_v(acts, x);                                         \
-				if (ncols >= NR) {                                           \
+				if (last) {                                                  \
+					if (has_bias)                                        \
+						x += VLOAD(v, bias);                         \
+					x = acts_v(acts, x);                                 \
+				}                                                            \
+				if (full) {                                                  \
 					VSTORE(x, v, cr);                                    \
 				} else {                                                     \
 					float t[VW];                                         \
@@ -97,39 +115,62 @@ static VEC acts_v(int acts, VEC x)
 		}                                                                            \
 	}
 
-/* One layer over rows rows of a: the work-item's panels, MR-row tiles then single rows. */
-#define DEF_LAYER(NAME, TILE_MR, TILE_1, INSP, OUTSP)                                       \
+/* One layer over rows rows of a: k-blocks of KC, in each the work-item's panels (the block of
+ * the panel stays in L1 while every row tile passes over it), MR-row tiles, then tiles of 4,
+ * 2 and 1 rows for the rest. */
+#define DEF_LAYER(NAME, SFX, INSP, OUTSP)                                                   \
 	static void NAME(int rows, int K, int N, INSP const float *a, int lda,               \
 			 __global const WTYPE *w, int pw, __global const float *bias,         \
 			 int has_bias, int acts, OUTSP float *c, int ldc, int p0, int pstep)  \
 	{                                                                                    \
 		int npan = (N + NR - 1) / NR;                                                \
-		for (int p = p0; p < npan; p += pstep) {                                     \
-			int j0 = p * NR;                                                     \
-			__global const WTYPE *wp = w + (size_t)(j0 / pw) * K * pw + j0 % pw; \
-			__global const float *bp = bias + j0;                                \
-			int r = 0;                                                           \
-			for (; r + MR <= rows; r += MR)                                      \
-				TILE_MR(K, N - j0, a + r * lda, lda, wp, pw, bp, has_bias,   \
-					acts, c + r * ldc + j0, ldc);                        \
-			for (; r < rows; r++)                                                \
-				TILE_1(K, N - j0, a + r * lda, lda, wp, pw, bp, has_bias,    \
-				       acts, c + r * ldc + j0, ldc);                         \
+		int kc = KC > 0 ? KC : max(K, 1);                                            \
+		for (int k0 = 0; k0 < max(K, 1); k0 += kc) {                                 \
+			int kn = min(kc, K - k0);                                            \
+			bool first = k0 == 0, last = k0 + kc >= K;                           \
+			for (int p = p0; p < npan; p += pstep) {                             \
+				int j0 = p * NR;                                             \
+				__global const WTYPE *wp = w + (size_t)(j0 / pw) * K * pw +  \
+							   j0 % pw + (size_t)k0 * pw;        \
+				__global const float *bp = bias + j0;                        \
+				INSP const float *ak = a + k0;                               \
+				OUTSP float *cj = c + j0;                                    \
+				int nc = N - j0, r = 0;                                      \
+				for (; r + MR <= rows; r += MR)                              \
+					CAT(tile_mr_, SFX)(kn, nc, ak + r * lda, lda, wp, pw,  \
+						bp, has_bias, acts, cj + r * ldc, ldc, first, \
+						last);                                       \
+				if (MR > 4 && r + 4 <= rows) {                               \
+					CAT(tile_4_, SFX)(kn, nc, ak + r * lda, lda, wp, pw,   \
+						bp, has_bias, acts, cj + r * ldc, ldc, first, \
+						last);                                       \
+					r += 4;                                              \
+				}                                                            \
+				if (MR > 2 && r + 2 <= rows) {                               \
+					CAT(tile_2_, SFX)(kn, nc, ak + r * lda, lda, wp, pw,   \
+						bp, has_bias, acts, cj + r * ldc, ldc, first, \
+						last);                                       \
+					r += 2;                                              \
+				}                                                            \
+				for (; r < rows; r++)                                        \
+					CAT(tile_1_, SFX)(kn, nc, ak + r * lda, lda, wp, pw,   \
+						bp, has_bias, acts, cj + r * ldc, ldc, first, \
+						last);                                       \
+			}                                                                    \
 		}                                                                            \
 	}
 
-DEF_TILE(tile_gg, MR, __global, __global)
-DEF_TILE(tile_gl, MR, __global, __local)
-DEF_TILE(tile_lg, MR, __local, __global)
-DEF_TILE(tile_ll, MR, __local, __local)
-DEF_TILE(tile1_gg, 1, __global, __global)
-DEF_TILE(tile1_gl, 1, __global, __local)
-DEF_TILE(tile1_lg, 1, __local, __global)
-DEF_TILE(tile1_ll, 1, __local, __local)
-DEF_LAYER(layer_gg, tile_gg, tile1_gg, __global, __global)
-DEF_LAYER(layer_gl, tile_gl, tile1_gl, __global, __local)
-DEF_LAYER(layer_lg, tile_lg, tile1_lg, __local, __global)
-DEF_LAYER(layer_ll, tile_ll, tile1_ll, __local, __local)
+#define DEF_TILES(SFX, INSP, OUTSP)                                                         \
+	DEF_TILE(tile_mr_##SFX, MR, INSP, OUTSP)                                             \
+	DEF_TILE(tile_4_##SFX, 4, INSP, OUTSP)                                               \
+	DEF_TILE(tile_2_##SFX, 2, INSP, OUTSP)                                               \
+	DEF_TILE(tile_1_##SFX, 1, INSP, OUTSP)                                               \
+	DEF_LAYER(layer_##SFX, SFX, INSP, OUTSP)
+
+DEF_TILES(gg, __global, __global)
+DEF_TILES(gl, __global, __local)
+DEF_TILES(lg, __local, __global)
+DEF_TILES(ll, __local, __local)
 
 __kernel void hf_nn_chain(int M, int nlayers, __global const int *desc, __global const float *x,
 			  int ldx, __global const WTYPE *w, __global const float *bias,

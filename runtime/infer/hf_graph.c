@@ -40,8 +40,8 @@ typedef struct op_run {
 	size_t batch;
 	const float *in[OP_MAX_IN];
 	const hf_graph_value *vin[OP_MAX_IN];
-	float *out;
-	const hf_graph_value *vout;
+	float *out[OP_MAX_OUT];
+	const hf_graph_value *vout[OP_MAX_OUT];
 	const float *w, *b;               /* op->weight / op->bias as FP32, or NULL */
 } op_run;
 
@@ -51,7 +51,7 @@ typedef struct op_def {
 	const char *const *attrs;         /* accepted keys besides op/inputs/outputs; NULL end */
 	int (*parse)(const hf_st *st, json_t *j, hf_graph_op *op, op_tmp *t, hf_errbuf *eb);
 	int (*infer)(hf_graph_op *op, const op_tmp *t, const hf_graph_value *const *in,
-		     hf_graph_value *out, hf_errbuf *eb);
+		     hf_graph_value *const *out, hf_errbuf *eb);
 	void (*run)(const hf_graph_op *op, const op_run *r);
 } op_def;
 
@@ -160,7 +160,7 @@ static int linear_parse(const hf_st *st, json_t *j, hf_graph_op *op, op_tmp *t, 
 }
 
 static int linear_infer(hf_graph_op *op, const op_tmp *t, const hf_graph_value *const *in,
-			hf_graph_value *out, hf_errbuf *eb)
+			hf_graph_value *const *out, hf_errbuf *eb)
 {
 	const hf_st_tensor *w = op->weight;
 	uint64_t nin;
@@ -190,8 +190,8 @@ static int linear_infer(hf_graph_op *op, const op_tmp *t, const hf_graph_value *
 		return rc;
 	op->in_features = nin;
 	op->out_features = w->shape[0];
-	copy_shape(out, in[0]);
-	out->shape[out->ndim - 1] = (int64_t)w->shape[0];
+	copy_shape(out[0], in[0]);
+	out[0]->shape[out[0]->ndim - 1] = (int64_t)w->shape[0];
 	return 0;
 }
 
@@ -202,7 +202,7 @@ static void linear_run(const hf_graph_op *op, const op_run *r)
 
 	for (size_t i = 0; i < rows; i++) {
 		const float *x = r->in[0] + i * nin;
-		float *y = r->out + i * nout;
+		float *y = r->out[0] + i * nout;
 		for (size_t o = 0; o < nout; o++) {
 			const float *wr = r->w + o * nin;
 			double acc = r->b ? (double)r->b[o] : 0.0;
@@ -224,9 +224,9 @@ static int no_parse(const hf_st *st, json_t *j, hf_graph_op *op, op_tmp *t, hf_e
 }
 
 static int same_infer(hf_graph_op *op, const op_tmp *t, const hf_graph_value *const *in,
-		      hf_graph_value *out, hf_errbuf *eb)
+		      hf_graph_value *const *out, hf_errbuf *eb)
 {
-	copy_shape(out, in[0]);
+	copy_shape(out[0], in[0]);
 	return 0;
 }
 
@@ -250,10 +250,10 @@ static int gelu_parse(const hf_st *st, json_t *j, hf_graph_op *op, op_tmp *t, hf
 #define ELEMENTWISE(fname, expr)                                                  \
 	static void fname(const hf_graph_op *op, const op_run *r)                 \
 	{                                                                         \
-		size_t n = r->batch * (size_t)r->vout->per_sample;                \
+		size_t n = r->batch * (size_t)r->vout[0]->per_sample;                \
 		for (size_t i = 0; i < n; i++) {                                  \
 			double x = (double)r->in[0][i];                           \
-			r->out[i] = (float)(expr);                                \
+			r->out[0][i] = (float)(expr);                                \
 		}                                                                 \
 	}
 
@@ -265,14 +265,14 @@ ELEMENTWISE(sigmoid_run, 1.0 / (1.0 + exp(-x)))
  * 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))). */
 static void gelu_run(const hf_graph_op *op, const op_run *r)
 {
-	size_t n = r->batch * (size_t)r->vout->per_sample;
+	size_t n = r->batch * (size_t)r->vout[0]->per_sample;
 	const double k = sqrt(2.0 / 3.14159265358979323846), rs2 = 1.0 / sqrt(2.0);
 
 	for (size_t i = 0; i < n; i++) {
 		double x = (double)r->in[0][i];
 		double y = op->gelu_tanh ? 0.5 * x * (1.0 + tanh(k * (x + 0.044715 * x * x * x)))
 					 : 0.5 * x * (1.0 + erf(x * rs2));
-		r->out[i] = (float)y;
+		r->out[0][i] = (float)y;
 	}
 }
 
@@ -294,7 +294,7 @@ static int softmax_parse(const hf_st *st, json_t *j, hf_graph_op *op, op_tmp *t,
 }
 
 static int softmax_infer(hf_graph_op *op, const op_tmp *t, const hf_graph_value *const *in,
-			 hf_graph_value *out, hf_errbuf *eb)
+			 hf_graph_value *const *out, hf_errbuf *eb)
 {
 	int rc = need_features(in[0], eb);
 
@@ -304,18 +304,18 @@ static int softmax_infer(hf_graph_op *op, const op_tmp *t, const hf_graph_value 
 		return hf_fail(eb, HF_EUNSUPPORTED, "axis: %lld is not supported (only -1, the "
 			       "last dim)", (long long)t->axis);
 	op->axis = -1;
-	copy_shape(out, in[0]);
+	copy_shape(out[0], in[0]);
 	return 0;
 }
 
 static void softmax_run(const hf_graph_op *op, const op_run *r)
 {
-	size_t d = (size_t)r->vout->shape[r->vout->ndim - 1];
-	size_t rows = r->batch * (size_t)(r->vout->per_sample / d);
+	size_t d = (size_t)r->vout[0]->shape[r->vout[0]->ndim - 1];
+	size_t rows = r->batch * (size_t)(r->vout[0]->per_sample / d);
 
 	for (size_t i = 0; i < rows; i++) {
 		const float *x = r->in[0] + i * d;
-		float *y = r->out + i * d;
+		float *y = r->out[0] + i * d;
 		double m = x[0], sum = 0.0;
 		for (size_t k = 1; k < d; k++)
 			m = x[k] > m ? x[k] : m;
@@ -348,7 +348,7 @@ static int layernorm_parse(const hf_st *st, json_t *j, hf_graph_op *op, op_tmp *
 }
 
 static int layernorm_infer(hf_graph_op *op, const op_tmp *t, const hf_graph_value *const *in,
-			   hf_graph_value *out, hf_errbuf *eb)
+			   hf_graph_value *const *out, hf_errbuf *eb)
 {
 	uint64_t d;
 	int rc = need_features(in[0], eb);
@@ -360,19 +360,19 @@ static int layernorm_infer(hf_graph_op *op, const op_tmp *t, const hf_graph_valu
 	if (!rc)
 		rc = check_vector("bias", op->bias, d, eb);
 	if (!rc)
-		copy_shape(out, in[0]);
+		copy_shape(out[0], in[0]);
 	return rc;
 }
 
 /* PyTorch's LayerNorm: biased variance, (x - mean) / sqrt(var + eps) * w + b. */
 static void layernorm_run(const hf_graph_op *op, const op_run *r)
 {
-	size_t d = (size_t)r->vout->shape[r->vout->ndim - 1];
-	size_t rows = r->batch * (size_t)(r->vout->per_sample / d);
+	size_t d = (size_t)r->vout[0]->shape[r->vout[0]->ndim - 1];
+	size_t rows = r->batch * (size_t)(r->vout[0]->per_sample / d);
 
 	for (size_t i = 0; i < rows; i++) {
 		const float *x = r->in[0] + i * d;
-		float *y = r->out + i * d;
+		float *y = r->out[0] + i * d;
 		double mean = 0.0, var = 0.0, inv;
 		for (size_t k = 0; k < d; k++)
 			mean += x[k];
@@ -395,7 +395,7 @@ static void layernorm_run(const hf_graph_op *op, const op_run *r)
 /* ---- add ---- */
 
 static int add_infer(hf_graph_op *op, const op_tmp *t, const hf_graph_value *const *in,
-		     hf_graph_value *out, hf_errbuf *eb)
+		     hf_graph_value *const *out, hf_errbuf *eb)
 {
 	char a[128], b[128];
 
@@ -406,15 +406,15 @@ static int add_infer(hf_graph_op *op, const op_tmp *t, const hf_graph_value *con
 			       fmt_dims(a, sizeof a, in[1]->shape, in[1]->ndim),
 			       fmt_dims(b, sizeof b, in[0]->shape, in[0]->ndim),
 			       clean(in[0]->name).s);
-	copy_shape(out, in[0]);
+	copy_shape(out[0], in[0]);
 	return 0;
 }
 
 static void add_run(const hf_graph_op *op, const op_run *r)
 {
-	size_t n = r->batch * (size_t)r->vout->per_sample;
+	size_t n = r->batch * (size_t)r->vout[0]->per_sample;
 	for (size_t i = 0; i < n; i++)
-		r->out[i] = r->in[0][i] + r->in[1][i];
+		r->out[0][i] = r->in[0][i] + r->in[1][i];
 }
 
 /* ---- reshape, flatten ---- */
@@ -434,7 +434,7 @@ static int reshape_parse(const hf_st *st, json_t *j, hf_graph_op *op, op_tmp *t,
 }
 
 static int reshape_infer(hf_graph_op *op, const op_tmp *t, const hf_graph_value *const *in,
-			 hf_graph_value *out, hf_errbuf *eb)
+			 hf_graph_value *const *out, hf_errbuf *eb)
 {
 	uint64_t n = 1;
 	char sh[128];
@@ -446,23 +446,23 @@ static int reshape_infer(hf_graph_op *op, const op_tmp *t, const hf_graph_value 
 			       "\"%s\" has %llu", fmt_dims(sh, sizeof sh, t->shape, t->ndim),
 			       (unsigned long long)n, clean(in[0]->name).s,
 			       (unsigned long long)in[0]->per_sample);
-	out->ndim = t->ndim;
-	memcpy(out->shape, t->shape, sizeof out->shape);
+	out[0]->ndim = t->ndim;
+	memcpy(out[0]->shape, t->shape, sizeof out[0]->shape);
 	return 0;
 }
 
 static int flatten_infer(hf_graph_op *op, const op_tmp *t, const hf_graph_value *const *in,
-			 hf_graph_value *out, hf_errbuf *eb)
+			 hf_graph_value *const *out, hf_errbuf *eb)
 {
-	out->ndim = 2;
-	out->shape[0] = -1;
-	out->shape[1] = (int64_t)in[0]->per_sample;
+	out[0]->ndim = 2;
+	out[0]->shape[0] = -1;
+	out[0]->shape[1] = (int64_t)in[0]->per_sample;
 	return 0;
 }
 
 static void copy_run(const hf_graph_op *op, const op_run *r)
 {
-	memcpy(r->out, r->in[0], r->batch * (size_t)r->vout->per_sample * sizeof(float));
+	memcpy(r->out[0], r->in[0], r->batch * (size_t)r->vout[0]->per_sample * sizeof(float));
 }
 
 /* ---- the op table (hf_op_kind order) ---- */
@@ -757,8 +757,8 @@ static int parse_op(gparse *p, size_t i, json_t *j, hf_graph_op *op, hf_errbuf *
 	const op_def *d = &op_defs[op->kind];
 	const char *in[OP_MAX_IN], *out[OP_MAX_OUT];
 	const hf_graph_value *vin[OP_MAX_IN];
+	hf_graph_value *vout[OP_MAX_OUT];
 	op_tmp t = { .axis = -1 };
-	hf_graph_value *v;
 	int rc, idx;
 
 	rc = check_keys(j, op_base_keys, d->attrs, NULL, eb);
@@ -788,16 +788,18 @@ static int parse_op(gparse *p, size_t i, json_t *j, hf_graph_op *op, hf_errbuf *
 		if (rc)
 			return rc;
 		op->outputs[k] = idx;
-		v = &g->values[idx];
-		v->shape[0] = -1;
-		rc = d->infer(op, &t, vin, v, eb);
-		if (rc)
-			return rc;
-		value_finish(v);
-		if (v->per_sample > GRAPH_MAX_PER_SAMPLE)
+		vout[k] = &g->values[idx];
+		vout[k]->shape[0] = -1;
+	}
+	rc = d->infer(op, &t, vin, vout, eb);
+	if (rc)
+		return rc;
+	for (size_t k = 0; k < d->nout; k++) {
+		value_finish(vout[k]);
+		if (vout[k]->per_sample > GRAPH_MAX_PER_SAMPLE)
 			return hf_fail(eb, HF_ETOOBIG, "outputs[%zu] \"%s\": %llu elements per sample, "
-				       "at most %u", k, clean(v->name).s,
-				       (unsigned long long)v->per_sample, GRAPH_MAX_PER_SAMPLE);
+				       "at most %u", k, clean(vout[k]->name).s,
+				       (unsigned long long)vout[k]->per_sample, GRAPH_MAX_PER_SAMPLE);
 	}
 	return 0;
 }
@@ -1022,25 +1024,25 @@ static int run_op(const hf_graph *g, size_t i, size_t batch, const float **vals,
 	const hf_graph_op *op = &g->ops[i];
 	op_run r = { .batch = batch };
 	bool fail = false;
-	float *w, *b;
-	int out = op->outputs[0];
+	float *w = widen(op->weight, &fail), *b = widen(op->bias, &fail);
 
-	r.vout = &g->values[out];
-	owned[out] = malloc(batch * (size_t)r.vout->per_sample * sizeof(float));
-	w = widen(op->weight, &fail);
-	b = widen(op->bias, &fail);
-	if (!owned[out] || fail) {
+	for (size_t k = 0; k < op->noutputs; k++) {
+		int v = op->outputs[k];
+		r.vout[k] = &g->values[v];
+		owned[v] = malloc(batch * (size_t)r.vout[k]->per_sample * sizeof(float));
+		vals[v] = r.out[k] = owned[v];
+		fail = fail || !owned[v];
+	}
+	if (fail) {
 		free(w);
 		free(b);
 		return hf_fail(eb, HF_ENOMEM, "ops[%zu] (%s): out of memory for a batch of %zu", i,
 			       op_defs[op->kind].name, batch);
 	}
-	vals[out] = owned[out];
 	for (size_t k = 0; k < op->ninputs; k++) {
 		r.in[k] = vals[op->inputs[k]];
 		r.vin[k] = &g->values[op->inputs[k]];
 	}
-	r.out = owned[out];
 	r.w = w;
 	r.b = b;
 	op_defs[op->kind].run(op, &r);
@@ -1070,6 +1072,12 @@ int hf_graph_ref_run(const hf_graph *g, size_t batch, const float *const *inputs
 		return hf_fail(eb, HF_EINVAL, "hf_graph_ref_run: no graph, inputs or outputs");
 	if (batch == 0)
 		return hf_fail(eb, HF_EINVAL, "batch of 0");
+	for (size_t i = 0; i < g->nin; i++)
+		if (!inputs[i])
+			return hf_fail(eb, HF_EINVAL, "inputs[%zu] is NULL", i);
+	for (size_t j = 0; j < g->nout; j++)
+		if (!outputs[j])
+			return hf_fail(eb, HF_EINVAL, "outputs[%zu] is NULL", j);
 	for (size_t v = 0; v < g->nvalues; v++)
 		maxper = g->values[v].per_sample > maxper ? g->values[v].per_sample : maxper;
 	if (batch > SIZE_MAX / sizeof(float) / maxper)

@@ -496,7 +496,7 @@ int hf_st_open(const char *path, const hf_st_limits *lim, hf_st **out, hf_errbuf
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		int e = errno;
-		return hf_fail(eb, e == ENOENT ? HF_ENOTFOUND : HF_EIO, "%s: cannot open: %s",
+		return hf_fail(eb, HF_EIO, "%s: cannot open: %s",
 			       clean(path).s, strerror(e));
 	}
 	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {

@@ -307,6 +307,9 @@ Test(exec, linear_alone)
 	       "linear f16");
 	one_op(OP1("linear", ", \"weight\": \"fc.weight\", \"bias\": \"fc.bias\""), 1, 1,
 	       "linear 1x1");
+	/* K over the chain kernel's k-block, N not a multiple of its panel width */
+	one_op(OP1("linear", ", \"weight\": \"fc.weight\", \"bias\": \"fc.bias\""), 600, 19,
+	       "linear 600x19");
 }
 
 Test(exec, activations_alone)

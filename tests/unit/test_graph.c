@@ -360,6 +360,11 @@ Test(graph, whole_mlp_from_the_file)
 	expect_close(y, want + 2, 2, 1e-7, "probs (batch 1)");
 	cr_expect_eq(hf_graph_ref_run(m.g, 0, (const float *const[]){ x }, (float *const[]){ y },
 				      &m.eb), HF_EINVAL);
+	cr_expect_eq(hf_graph_ref_run(m.g, 1, (const float *const[]){ NULL },
+				      (float *const[]){ y }, &m.eb), HF_EINVAL);
+	cr_expect(strstr(m.eb.msg, "inputs[0] is NULL"), "%s", m.eb.msg);
+	cr_expect_eq(hf_graph_ref_run(m.g, 1, (const float *const[]){ x },
+				      (float *const[]){ NULL }, &m.eb), HF_EINVAL);
 	model_free(&m);
 }
 
