@@ -10,8 +10,8 @@
  * float range becomes +-inf (IEEE round to nearest, as a float cast on IEEE hardware does,
  * without the cast's undefined behaviour), integers convert with one rounding.
  * The response is written by hand (no jansson tree for the data arrays): strings cleaned and
- * escaped, floats "%.9g" (round-trips), -0 as "-0.0" (a JSON parser reads "-0" as integer 0),
- * non-finite as "NaN", "Inf", "-Inf".
+ * escaped, floats with 9 significant digits (round-trips; a digit loop, not snprintf), -0 as
+ * "-0.0" (a JSON parser reads "-0" as integer 0), non-finite as "NaN", "Inf", "-Inf".
  * Threading: reentrant; no state.
  */
 #include "hf_oip.h"
@@ -643,29 +643,27 @@ static int parse_binary(hf_oip_request *req, const in_extra *xs, const uint8_t *
 	return 0;
 }
 
-/* Inference-Header-Content-Length: decimal digits only, at most len. */
+/* Inference-Header-Content-Length: decimal digits only (no sign, no spaces), at most len. */
 static int parse_header_len(const char *s, size_t len, size_t *out, hf_errbuf *eb)
 {
+	bool over = false;
 	uint64_t v = 0;
 	size_t i;
 	char clean[24];
 
 	for (i = 0; s[i] >= '0' && s[i] <= '9'; i++) {
-		if (v > (UINT64_MAX - 9) / 10) {
-			v = UINT64_MAX;
-			break;
-		}
-		v = v * 10 + (uint64_t)(s[i] - '0');
+		unsigned d = (unsigned)(s[i] - '0');
+		over = over || v > (UINT64_MAX - d) / 10;
+		v = over ? UINT64_MAX : v * 10 + d;
 	}
-	if (i == 0 || (s[i] != '\0' && v != UINT64_MAX)) {
+	if (i == 0 || s[i] != '\0') {
 		hf_text_clean(clean, sizeof clean, s, strlen(s));
 		return hf_fail(eb, HF_EPARSE, "Inference-Header-Content-Length: expected a decimal "
 			       "byte count, got \"%s\"", clean);
 	}
-	if (v > len)
+	if (over || v > len)
 		return hf_fail(eb, HF_EPARSE, "Inference-Header-Content-Length %s%" PRIu64 " is past "
-			       "the end of the %zu-byte body", v == UINT64_MAX ? "over " : "", v,
-			       len);
+			       "the end of the %zu-byte body", over ? "over " : "", v, len);
 	*out = (size_t)v;
 	return 0;
 }
@@ -787,34 +785,93 @@ static void w_str(wr *w, const char *s)
 	free(c);
 }
 
+/* 10^k for k = POW10_MIN..53 (literals, so each is correctly rounded): the scales that bring
+ * every non-zero finite float to 9 integer digits. */
+#define POW10_MIN (-30)
+static const double pow10_tab[] = {
+	1e-30, 1e-29, 1e-28, 1e-27, 1e-26, 1e-25, 1e-24, 1e-23,
+	1e-22, 1e-21, 1e-20, 1e-19, 1e-18, 1e-17, 1e-16, 1e-15,
+	1e-14, 1e-13, 1e-12, 1e-11, 1e-10, 1e-9, 1e-8, 1e-7,
+	1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1e0, 1e1,
+	1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9,
+	1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17,
+	1e18, 1e19, 1e20, 1e21, 1e22, 1e23, 1e24, 1e25,
+	1e26, 1e27, 1e28, 1e29, 1e30, 1e31, 1e32, 1e33,
+	1e34, 1e35, 1e36, 1e37, 1e38, 1e39, 1e40, 1e41,
+	1e42, 1e43, 1e44, 1e45, 1e46, 1e47, 1e48, 1e49,
+	1e50, 1e51, 1e52, 1e53,
+};
+
+/* A non-zero finite float as at most 9 significant digits into out (32 bytes); the length.
+ * 9 digits round-trip: the error, at most half a unit in the 9th digit (5e-9 relative, plus
+ * 2e-16 for the scaling in double) is under half a float ulp (3e-8 relative), so the nearest
+ * float to the text is f; a parser's decimal-to-double-to-float double rounding cannot cross
+ * a float midpoint that far away. Faster than snprintf("%.9g") and immune to LC_NUMERIC. */
+static size_t fmt_float(float f, char *out)
+{
+	double d = fabs((double)f);
+	int e = (int)floor(log10(d));
+	uint64_t u = 0;
+	char dig[9];
+	size_t o = 0, nd = 9;
+
+	for (int tries = 0; tries < 3; tries++) {
+		int k = 8 - e - POW10_MIN;
+		if (k < 0 || k >= (int)(sizeof pow10_tab / sizeof pow10_tab[0]))
+			return (size_t)snprintf(out, 32, "%.9e", (double)f); /* not reached */
+		u = (uint64_t)(d * pow10_tab[k] + 0.5);
+		if (u >= 1000000000u)
+			e++;
+		else if (u < 100000000u)
+			e--;
+		else
+			break;
+	}
+	for (int i = 8; i >= 0; i--, u /= 10)
+		dig[i] = (char)('0' + u % 10);
+	while (nd > 1 && dig[nd - 1] == '0')
+		nd--;
+	if (f < 0)
+		out[o++] = '-';
+	if (e >= 0 && e < 9) {          /* 123.456, 1000 */
+		for (size_t i = 0; i < (size_t)e + 1; i++)
+			out[o++] = i < nd ? dig[i] : '0';
+		if (nd > (size_t)e + 1) {
+			out[o++] = '.';
+			for (size_t i = (size_t)e + 1; i < nd; i++)
+				out[o++] = dig[i];
+		}
+	} else if (e < 0 && e >= -5) {  /* 0.00123 */
+		out[o++] = '0';
+		out[o++] = '.';
+		for (int i = 0; i < -e - 1; i++)
+			out[o++] = '0';
+		for (size_t i = 0; i < nd; i++)
+			out[o++] = dig[i];
+	} else {                        /* 1.5e-45, 3.40282347e38 */
+		out[o++] = dig[0];
+		if (nd > 1) {
+			out[o++] = '.';
+			for (size_t i = 1; i < nd; i++)
+				out[o++] = dig[i];
+		}
+		o += (size_t)snprintf(out + o, 32 - o, "e%d", e);
+	}
+	return o;
+}
+
 static void w_float(wr *w, float f)
 {
 	char tmp[32];
-	size_t o = 0;
-	int n;
 
-	if (isnan(f)) {
+	if (isnan(f))
 		w_lit(w, "\"NaN\"");
-		return;
-	}
-	if (isinf(f)) {
+	else if (isinf(f))
 		w_lit(w, f < 0 ? "\"-Inf\"" : "\"Inf\"");
-		return;
-	}
-	if (f == 0 && signbit(f)) {
-		w_lit(w, "-0.0");
-		return;
-	}
-	n = snprintf(tmp, sizeof tmp, "%.9g", (double)f);
-	/* A program that set LC_NUMERIC may get a ',' (or a multi-byte mark) for the point. */
-	for (int i = 0; i < n; i++) {
-		char ch = tmp[i];
-		if ((ch >= '0' && ch <= '9') || ch == '-' || ch == '+' || ch == 'e')
-			tmp[o++] = ch;
-		else if (o == 0 || tmp[o - 1] != '.')
-			tmp[o++] = '.';
-	}
-	w_put(w, tmp, o);
+	else if (f == 0)
+		w_lit(w, signbit(f) ? "-0.0" : "0"); /* "-0" would parse as the integer 0 */
+	else
+		w_put(w, tmp, fmt_float(f, tmp));
 }
 
 /* The element count of an output, or -1 for a caller error. */
@@ -884,7 +941,7 @@ int hf_oip_build_response(const char *model_name, const char *model_version, con
 			  const hf_oip_out_tensor *outs, size_t n, hf_buf *out, size_t *json_len,
 			  hf_errbuf *eb)
 {
-	size_t start, count;
+	size_t start, count = 0;
 	bool failed;
 	wr *w;
 

@@ -55,7 +55,8 @@ static void run(uint8_t *buf, size_t cap, uint8_t b0, uint8_t b1, const char *js
 	buf[1] = b1;
 	memcpy(buf + 2, json, n);
 	memset(buf + 2 + n, ' ', jl - n);
-	memcpy(buf + 2 + jl, bin, binlen);
+	if (binlen)
+		memcpy(buf + 2 + jl, bin, binlen);
 	LLVMFuzzerTestOneInput(buf, 2 + jl + binlen);
 }
 
