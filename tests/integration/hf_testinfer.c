@@ -322,7 +322,7 @@ uint64_t hf_ti_seq(const hf_testnode *n)
 uint64_t hf_ti_switch(hf_testnode *n, const char *mode, uint64_t after_seq, json_t **status_out)
 {
 	hf_testnode_instruct(n, mode, NULL);
-	json_t *j = hf_testnode_wait_mode(n, mode, after_seq, HF_TESTNODE_WAIT_MS * 2);
+	json_t *j = hf_testnode_wait_mode(n, mode, after_seq, HF_TI_START_MS);
 	uint64_t s = (uint64_t)json_integer_value(json_object_get(json_object_get(j, "last_switch"), "seq"));
 
 	if (status_out)

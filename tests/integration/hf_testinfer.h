@@ -22,6 +22,9 @@
 #define HF_TI_IN 784     /* input features: 28 x 28 pixels / 255 */
 #define HF_TI_OUT 10     /* classes */
 #define HF_TI_IMAGES 10000
+/* How long a switch may take: inference's start builds (or loads) every kernel and warms each
+ * batch bucket, minutes under the sanitizers with a cold PoCL cache on a shared machine. */
+#define HF_TI_START_MS 300000
 
 /* One HTTP exchange. body is malloc'ed and NUL-terminated (hf_ti_reply_clear frees it). */
 typedef struct hf_ti_reply {
@@ -65,8 +68,8 @@ void hf_ti_model_config(const hf_testnode *n, const char *model, const char *tex
 int hf_ti_port(const hf_testnode *n);
 /* "http://127.0.0.1:<port><path>" into out. */
 void hf_ti_url(char *out, size_t sz, int port, const char *path);
-/* Switches n to inference with a signed instruction, waits for the mode, returns the status
- * seq of that switch; *status_out (if not NULL) gets the status (caller decrefs). */
+/* Switches n to `mode` with a signed instruction, waits (HF_TI_START_MS) for the mode, returns
+ * the status seq of that switch; *status_out (if not NULL) gets the status (caller decrefs). */
 uint64_t hf_ti_switch(hf_testnode *n, const char *mode, uint64_t after_seq, json_t **status_out);
 /* last_switch.seq of a fresh /v1/status. */
 uint64_t hf_ti_seq(const hf_testnode *n);

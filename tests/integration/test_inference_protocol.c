@@ -4,7 +4,8 @@
  * {"error"} (unknown model 404; wrong shape, datatype, size, name, malformed JSON, a lying
  * binary_data_size or header length, negative or overflowing shapes, duplicate tensor names
  * 400; a body over the cap 413; a full queue 503 with Retry-After) while the node keeps serving
- * correct answers; NaN and Inf inputs accepted and propagated. */
+ * correct answers; NaN and Inf inputs accepted and propagated; a model that fails to load
+ * reported while the good one serves. */
 #include <criterion/criterion.h>
 #include <jansson.h>
 #include <math.h>
@@ -17,6 +18,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "hf_testinfer.h"
@@ -186,7 +188,7 @@ static char *request(const char *inputs, const char *tail)
 	return s;
 }
 
-Test(inference_protocol, metadata_readiness_and_request_features, .init = setup, .timeout = 300)
+Test(inference_protocol, metadata_readiness_and_request_features, .init = setup, .timeout = 900)
 {
 	expected e = { 0 };
 	node n;
@@ -293,7 +295,7 @@ Test(inference_protocol, metadata_readiness_and_request_features, .init = setup,
 }
 
 /* Every malformed request: its status, a clear error, and the node serving correctly after. */
-Test(inference_protocol, malformed_requests_get_clear_errors, .init = setup, .timeout = 300)
+Test(inference_protocol, malformed_requests_get_clear_errors, .init = setup, .timeout = 900)
 {
 	expected e = { 0 };
 	node n;
@@ -417,7 +419,7 @@ Test(inference_protocol, malformed_requests_get_clear_errors, .init = setup, .ti
 }
 
 /* NaN and Inf inputs are allowed and propagate to that row's outputs only. */
-Test(inference_protocol, nan_and_inf_inputs_are_accepted_and_propagated, .init = setup, .timeout = 300)
+Test(inference_protocol, nan_and_inf_inputs_are_accepted_and_propagated, .init = setup, .timeout = 900)
 {
 	expected e = { 0 };
 	node n;
@@ -500,7 +502,7 @@ static int raw_status(int port, const char *head, const void *body, size_t blen,
 
 /* max_body_mb 1: a body over it is 413 with {"error"} (with a Content-Length, or sent chunked),
  * one under it is served. */
-Test(inference_protocol, body_over_the_cap_is_413, .init = setup, .timeout = 300)
+Test(inference_protocol, body_over_the_cap_is_413, .init = setup, .timeout = 900)
 {
 	expected e = { 0 };
 	node n;
@@ -600,7 +602,7 @@ static void *q_client(void *arg)
 	return NULL;
 }
 
-Test(inference_protocol, full_queue_is_503_with_retry_after, .init = setup, .timeout = 300)
+Test(inference_protocol, full_queue_is_503_with_retry_after, .init = setup, .timeout = 900)
 {
 	enum { CLIENTS = 24 };
 	expected e = { 0 };
@@ -626,6 +628,65 @@ Test(inference_protocol, full_queue_is_503_with_retry_after, .init = setup, .tim
 	cr_assert_gt(atomic_load(&q.ok), 0, "no request was served");
 	cr_assert_eq(atomic_load(&q.ok) + atomic_load(&q.full), CLIENTS);
 	expect_correct(port, &e, 9);
+	hf_testnode_stop(&n);
+	hf_testnode_fini(&n);
+	expected_free(&e);
+}
+
+/* A model that fails to load (a truncated safetensors file beside the good model) is reported
+ * (its ready 503 with the reason, /v1/status "failed" with it, infer 503) and never crashes the
+ * node: the good model serves. */
+Test(inference_protocol, a_broken_model_is_reported_and_the_others_serve, .init = setup, .timeout = 900)
+{
+	expected e = { 0 };
+	node n;
+	char path[2048];
+	hf_ti_reply r = { 0 };
+
+	expected_load(&e);
+	hf_ti_node_init(&n, "oip-broken", "idle", NULL, NULL, 30000);
+	snprintf(path, sizeof path, "%s/models/broken", n.dir);
+	cr_assert_eq(mkdir(path, 0755), 0);
+	snprintf(path, sizeof path, "%s/models/broken/model.safetensors", n.dir);
+	FILE *f = fopen(path, "wb");
+	cr_assert_not_null(f);
+	fwrite("\x40\0\0\0\0\0\0\0{\"w\":{\"dtype\":\"F32\",\"shape\":[4]", 1, 36, f);   /* cut short */
+	fclose(f);
+	hf_testnode_trust(&n);
+	hf_testnode_start(&n, NULL);
+	int port = hf_ti_port(&n);
+	hf_ti_switch(&n, "inference", hf_ti_seq(&n), NULL);
+
+	cr_assert_eq(get(port, "/v2/models/broken/ready", &r), 503, "%s", r.body);
+	json_t *j = json_loads(r.body, 0, NULL);
+	cr_assert(json_is_false(json_object_get(j, "ready")), "%s", r.body);
+	const char *why = json_string_value(json_object_get(j, "reason"));
+	cr_assert(why && strstr(why, "model.safetensors"), "the reason names the file: %s", r.body);
+	fprintf(stderr, "# broken model: ready 503, reason: %s\n", why);
+	json_decref(j);
+	char *in = input_json("input", "[1,784]", "FP32", "[]"), *s = request(in, NULL);
+	hf_ti_client *c = hf_ti_client_new();
+	cr_assert(hf_ti_post_infer(c, port, "broken", s, strlen(s), 0, REQ_MS, &r), "%s", r.error);
+	cr_assert_eq(r.status, 503, "infer on a broken model: %ld %s", r.status, r.body);
+	hf_ti_client_free(c);
+	free(s), free(in);
+	json_t *st = hf_testnode_get(&n, "/v1/status");
+	size_t i;
+	json_t *m;
+	bool seen = false;
+	json_array_foreach(json_object_get(json_object_get(st, "inference"), "models"), i, m) {
+		const char *name = json_string_value(json_object_get(m, "name"));
+		if (name && strcmp(name, "broken") == 0) {
+			seen = true;
+			cr_assert_str_eq(json_string_value(json_object_get(m, "state")), "failed");
+			cr_assert_str_neq(json_string_value(json_object_get(m, "reason")), "");
+		}
+	}
+	cr_assert(seen, "the broken model is not in /v1/status");
+	json_decref(st);
+	cr_assert_eq(get(port, "/v2/models/" HF_TI_MODEL "/ready", &r), 200, "%s", r.body);
+	hf_ti_reply_clear(&r);
+	expect_correct(port, &e, 12);
 	hf_testnode_stop(&n);
 	hf_testnode_fini(&n);
 	expected_free(&e);
