@@ -270,6 +270,8 @@ static void serve(hf_batcher *b, instance *in)
 			continue;
 		}
 		n = take_batch(b, in, &items);
+		if (b->head)
+			pthread_cond_signal(&b->work); /* the rest may be due for another instance */
 		b->busy++;
 		run_batch(b, in, n, items);
 		b->busy--;
@@ -450,7 +452,12 @@ int hf_batcher_submit(hf_batcher *b, hf_batcher_req *req, hf_errbuf *eb)
 		b->depth++;
 		b->items += req->items;
 		b->st.submitted_total++;
-		pthread_cond_signal(&b->work);
+		/* Wake an instance only when this can change its decision: the queue was empty
+		 * (idle instances wait without a deadline) or a batch is full now. Otherwise the
+		 * idle ones already wait for the head's delay, and one wake-up per request would
+		 * cost a context switch each. */
+		if (b->depth == 1 || b->items >= b->o.max_batch || !b->o.max_delay_us)
+			pthread_cond_signal(&b->work);
 	}
 	pthread_mutex_unlock(&b->lock);
 	answer_list(b, &expired, HF_ETIMEOUT, "queued past the request timeout");
