@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # gpu-check.sh: the device checks for a machine with a GPU, in one run: the OpenCL platforms it
 # sees, the GEMM and SHA-256d correctness tests on the GPU, `hashflop-bench gemm` (untuned and
-# tuned, with the share of the FP32 peak) and `hashflop-bench hash` on the GPU. Every step has
-# its own time limit, so one hang costs that step only; results go under OUT.
+# tuned, with the share of the FP32 peak), `hashflop-bench hash` on the GPU, and the inference
+# executor's tests and `hashflop-bench infer --no-torch`. Every step has its own time limit,
+# so one hang costs that step only; results go under OUT.
 #
 # Usage: benchmarks/gpu-check.sh [--build DIR] [--device SEL] [--out DIR] [--quick]
 #        benchmarks/gpu-check.sh --collect-libs [--build DIR]
@@ -28,7 +29,7 @@ while [ $# -gt 0 ]; do
 	--out) out=$2; shift 2 ;;
 	--quick) quick=1; shift ;;
 	--collect-libs) collect=1; shift ;;
-	-h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "gpu-check.sh: unknown argument \"$1\" (see --help)" >&2; exit 2 ;;
 	esac
 done
@@ -41,7 +42,7 @@ done
 if [ $collect -eq 1 ]; then
 	mkdir -p "$build/carry/lib" || exit 2
 	for f in runtime/ctl/hashflopctl benchmarks/hashflop-bench tests/unit/test_gemm \
-		 tests/unit/test_sha256d_cl tests/unit/test_cl /usr/lib/x86_64-linux-gnu/libclblast.so.1; do
+		 tests/unit/test_sha256d_cl tests/unit/test_cl tests/unit/test_exec /usr/lib/x86_64-linux-gnu/libclblast.so.1; do
 		[ -e "$f" ] || f=$build/$f
 		[ -e "$f" ] || continue
 		[ "${f#/usr/lib}" != "$f" ] && cp -L "$f" "$build/carry/lib/"
@@ -140,6 +141,12 @@ else
 		--no-first-call --no-clblast -s 4096x4096x4096,8192x8192x8192 --json "${peak_arg[@]}"
 fi
 step bench-hash 120 "$build/benchmarks/hashflop-bench" hash --device "$device" --seconds 5
+# Inference: the executor against the reference on the GPU, then `hashflop-bench infer` on the
+# Fashion-MNIST model (no PyTorch on GPU machines; the server sections start a node on it too).
+[ -x "$build/tests/unit/test_exec" ] && step test-exec 300 "$build/tests/unit/test_exec" --tap=-
+model=$(dirname "$0")/../runtime/infer/models/fashion-mnist
+step bench-infer 600 "$build/benchmarks/hashflop-bench" infer --device "$device" --model "$model" \
+	--no-torch --seconds $([ $quick -eq 1 ] && echo 1 || echo 3) --json "$out/infer.json"
 
 note "results in $out"
 exit $failed

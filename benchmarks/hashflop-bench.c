@@ -22,6 +22,8 @@ static const subcommand subcommands[] = {
 	{ "hash", "SHA-256d scanners (reference, SHA-NI, AVX2, AVX-512, OpenCL): MH/s",
 	  hf_bench_hash_main },
 	{ "gemm", "OpenCL SGEMM vs OpenBLAS and CLBlast: GFLOP/s", hf_bench_gemm_main },
+	{ "infer", "a model on the OpenCL executor vs PyTorch, then the OIP server: samples/s, "
+		   "latency", hf_bench_infer_main },
 };
 
 static void usage(FILE *f)

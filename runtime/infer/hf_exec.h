@@ -28,6 +28,9 @@ typedef struct hf_exec_opts {
 	size_t max_batch;        /* 0: 1 */
 	bool no_fusion;          /* one kernel per op (benchmarks, tests) */
 	bool no_warmup;          /* skip the warm-up runs (tests of the lowering) */
+	const char *chain_kernel; /* NULL: the device's defaults for the fused chain kernel; else
+				   * parameters as hf_exec_describe shows them, e.g. "vw=4 nv=1
+				   * mr=4 ls=64 rows" (tests, tuning; HF_EINVAL when bad) */
 } hf_exec_opts;
 
 /* Where the time of the runs went (hf_cl opened with profiling for the *_ns fields; 0 else). */

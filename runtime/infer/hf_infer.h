@@ -16,6 +16,29 @@
  * models were asked for by name, or the device cannot be opened.
  * Routes: GET /v2, /v2/health/live, /v2/health/ready, /v2/models/NAME (metadata),
  * /v2/models/NAME/ready, POST /v2/models/NAME/infer (also /v2/models/NAME/versions/V/...).
+ * Bodies (what clients and the integration tests can rely on):
+ *   GET /v2                  200 {"name": "hashflop", "version", "extensions": ["binary_tensor_data"]}
+ *   GET /v2/health/live      200 {"live": true}
+ *   GET /v2/health/ready     200 {"ready": true, "state": "ready"} or 503 {"ready": false,
+ *                            "state": "stopped" | "loading" | "draining"}
+ *   GET /v2/models/NAME      200 {"name", "versions": ["1"], "platform": "hashflop", "inputs":
+ *                            [{"name", "datatype": "FP32", "shape": [-1, ...]}], "outputs": [...],
+ *                            "max_batch_size"}; 503 {"error"} for a model that did not load;
+ *                            404 unknown model (503 while the server is stopped: nothing known)
+ *   GET /v2/models/NAME/ready 200 {"name", "ready": true} or 503 {"name", "ready": false,
+ *                            "reason"} (loading, draining, load failure, instances failed)
+ *   POST .../infer           200 hf_oip response (model_version "1", id echoed); with any binary
+ *                            output Content-Type application/octet-stream and
+ *                            Inference-Header-Content-Length, else application/json.
+ * A version other than "1" is 404. Errors are {"error": "..."}: 400 malformed body (any
+ * hf_oip violation, its tensor caps included: an overflowing shape is 400), unknown or
+ * missing input, datatype other than FP32, shape not [n, per-sample dims of the graph], inputs
+ * with different n, n > the model's max_batch_size, unknown requested output; 404 unknown model;
+ * 413 body over max_body_mb (the listener) or a JSON part over HF_OIP_DEFAULT_MAX_JSON; 500 the executor failed;
+ * 503 + Retry-After (retry_after_s): stopped, loading, model failed to load, draining, queue
+ * full (max_queue), queued longer than request_timeout_ms, drained before it ran.
+ * The server is ready once every model asked for has been started (loaded or failed); a model
+ * is ready while its batcher has a running instance.
  * Threading: hf_infer_new/free on the owner thread; start/drain/release/health on one thread
  * at a time (the node's switcher); status/metrics from any thread; HTTP handlers on the
  * listener's threads; each model instance runs its batches on its own thread.
@@ -56,6 +79,8 @@ typedef struct hf_infer_config {
 	uint64_t header_timeout_s;     /* header_timeout_s (10) */
 	uint64_t timeout_s;            /* timeout_s (30): idle connections */
 	uint64_t threads;              /* threads (4): listener threads */
+	/* not a key: hf_cl's program cache, <state_dir>/cl-cache ("" = none) */
+	char cl_cache_dir[PATH_MAX];
 } hf_infer_config;
 
 /* Defaults; model_dir from state_dir. */
@@ -77,11 +102,22 @@ int hf_infer_drain(hf_infer *s, uint64_t deadline_ms, hf_errbuf *eb);
 void hf_infer_release(hf_infer *s);
 /* 0 while serving; an error once every instance of every model has failed. */
 int hf_infer_health(hf_infer *s, hf_errbuf *eb);
-/* Adds "inference": {"state", "listen", "port", "models": [{"name", "state", "reason",
- * "max_batch_size", "queue_depth", "requests_total", "inferences_per_second", ...}]} to obj. */
+/* Adds "inference": {"state" (stopped | loading | ready | draining), "listen", "port", "device",
+ * "model_dir", "memory_budget_mb", "memory_used_bytes"?, "problem"? (model_dir unreadable),
+ * "last_error"? (the last failed start), "models": [{"name", "state" (loading | ready |
+ * failed), "reason" ("" or why it failed), "max_batch_size", "max_queue_delay_us",
+ * "max_queue", "instances", "instances_ready", "memory_bytes", "queue_depth",
+ * "requests_total", "inferences_per_second", "batches_total"?, "inferences_total"?,
+ * "avg_batch_size"?, "last_error"?}]} to obj ("models" is [] while stopped). */
 void hf_infer_status_json(hf_infer *s, json_t *obj);
-/* hashflop_infer_* families: requests and failures by model and reason, batch size, queue
- * time and compute time histograms, inferences per second, queue depth, model state. */
+/* hashflop_infer_* families: state{state}, connections, deferred_requests,
+ * requests_total{model,code} (code 200 400 404 413 500 503), failures_total{model,reason}
+ * (reason bad_request too_large queue_full not_ready draining timeout canceled compute
+ * client_gone), unknown_model_requests_total, and for the running models model_state{model,
+ * state}, queue_depth{model}, instances_ready{model}, inferences_per_second{model},
+ * batch_size{model} (histogram, le 1 2 4 ... 4096), queue_time_seconds{model} and
+ * compute_time_seconds{model} (histograms, le 50us ... 10s). Counters live as long as the
+ * object; the histograms and gauges restart with each start. */
 void hf_infer_metrics(hf_infer *s, hf_buf *b);
 /* Drains (if needed), stops the listener (deferred requests answered 503), frees. NULL ok. */
 void hf_infer_free(hf_infer *s);

@@ -16,11 +16,14 @@
  * "binary_data_output": true.
  * Every violation is HF_EPARSE (or HF_ETOOBIG over a cap) with a message naming the input and
  * the field, fit to return as {"error": ...} with HTTP 400 (413 for HF_ETOOBIG): malformed
- * JSON (with line and column), a missing or mistyped field, duplicate input or output names,
- * negative or overflowing shapes, an element count that does not match the shape, a lying
- * binary_data_size, a header length past the body.
+ * JSON (with line and column), a missing or mistyped field, a key the protocol does not list
+ * (at the top, in an input, in an output; "parameters" objects are open but their values must
+ * be strings, numbers or booleans), duplicate input or output names, negative or overflowing
+ * shapes, an element count that does not match the shape, a lying binary_data_size, a header
+ * length past the body.
  * Caps (hf_oip_limits, 0 fields take the defaults): inputs and outputs per request, dims per
- * tensor, elements per tensor and per request, the id length.
+ * tensor, elements per tensor and per request, bytes of JSON (jansson holds ~40 bytes per JSON
+ * element, so the JSON part is capped before it is parsed), the id length.
  * Response: {"model_name", "model_version"?, "id"? (echoed), "parameters"?, "outputs": [{"name",
  * "datatype": "FP32", "shape", "data"}]} (floats written with 9 significant digits, which
  * round-trip; non-finite values as the strings above), or with binary outputs the JSON
@@ -45,6 +48,7 @@
 #define HF_OIP_DEFAULT_MAX_TENSORS 16
 #define HF_OIP_DEFAULT_MAX_ELEMENTS (1u << 24)  /* per tensor */
 #define HF_OIP_DEFAULT_MAX_TOTAL (1u << 25)     /* per request, all inputs */
+#define HF_OIP_DEFAULT_MAX_JSON (16u << 20)     /* bytes of JSON per request */
 
 typedef enum hf_oip_dtype {
 	HF_OIP_BOOL = 0, HF_OIP_UINT8, HF_OIP_UINT16, HF_OIP_UINT32, HF_OIP_UINT64,
@@ -61,6 +65,7 @@ typedef struct hf_oip_limits {
 	size_t max_tensors;   /* inputs, and requested outputs, per request */
 	uint64_t max_elements; /* per tensor */
 	uint64_t max_total;   /* per request */
+	size_t max_json;      /* bytes of the JSON part of the body */
 } hf_oip_limits;
 
 typedef struct hf_oip_tensor {
@@ -105,9 +110,11 @@ typedef struct hf_oip_out_tensor {
 	bool binary;
 } hf_oip_out_tensor;
 
-/* Writes the response body into out (appended). model_version and id may be NULL (left out).
- * *json_len: bytes of JSON at the start of out (equal to the whole body without binary
- * outputs). HF_ENOMEM only. */
+/* Writes the response body into out (appended). model_version and id may be NULL (left out);
+ * the strings pass hf_text_clean. *json_len: bytes of JSON from where the body starts in out
+ * (equal to the whole body without binary outputs). HF_ENOMEM, HF_ETOOBIG past out's cap, or
+ * HF_EINVAL for a caller error (NULL name or data, a negative dim, a count overflowing size_t);
+ * on failure out is left as it was. */
 int hf_oip_build_response(const char *model_name, const char *model_version, const char *id,
 			  const hf_oip_out_tensor *outs, size_t n, hf_buf *out, size_t *json_len,
 			  hf_errbuf *eb);

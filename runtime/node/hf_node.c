@@ -22,6 +22,7 @@
 #include "hf_control.h"
 #include "hf_file.h"
 #include "hf_httpd.h"
+#include "hf_inference.h"
 #include "hf_log.h"
 #include "hf_mining.h"
 #include "hf_node_api.h"
@@ -40,6 +41,8 @@ struct hf_node {
 	hf_node_state st;
 	hf_modes *modes;
 	hf_mining *mining;
+	hf_inference *inference;      /* NULL: not built in, or its listener could not start */
+	char inference_problem[HF_ERRBUF_SIZE];
 	hf_httpd *api;
 	hf_node_api *api_ctx;   /* the routes' context: deferred instruction answers */
 	int lock_fd;
@@ -106,7 +109,13 @@ static int write_api_file(hf_node *n, hf_errbuf *eb)
 {
 	json_t *j = json_pack("{s:s, s:i, s:I}", "listen", n->cfg->api_listen,
 			      "port", (int)hf_httpd_port(n->api), "pid", (json_int_t)getpid());
-	char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	char *text;
+
+	if (j && n->inference) {
+		json_object_set_new(j, "inference_listen", json_string(hf_inference_listen(n->inference)));
+		json_object_set_new(j, "inference_port", json_integer(hf_inference_port(n->inference)));
+	}
+	text = j ? json_dumps(j, JSON_COMPACT) : NULL;
 	int r;
 
 	json_decref(j);
@@ -185,6 +194,31 @@ static int register_mining(hf_node *n, hf_errbuf *eb)
 	return hf_modes_register(n->modes, &w, eb);
 }
 
+/* The inference worker, when built in (OpenCL). Its listener starts now and serves (503 until
+ * the mode runs) for the node's life; when it cannot start (the port is taken) the node runs
+ * without the mode and says why in /v1/status. */
+static int register_inference(hf_node *n, hf_errbuf *eb)
+{
+	hf_mode_worker w;
+	hf_errbuf e2;
+	int r = hf_inference_new(n->cfg->inference, n->cfg->state_dir, &n->inference, &e2);
+
+	if (r == HF_EUNSUPPORTED) {
+		hf_strlcpy(n->inference_problem, e2.msg, sizeof n->inference_problem);
+		hf_log_info("%s", e2.msg);
+		return 0;
+	}
+	if (r < 0) {
+		hf_text_clean(n->inference_problem, sizeof n->inference_problem, e2.msg, strlen(e2.msg));
+		hf_log_err("inference mode unavailable: %s", n->inference_problem);
+		return 0;
+	}
+	hf_log_info("inference listener on %s port %u", hf_inference_listen(n->inference),
+		    (unsigned)hf_inference_port(n->inference));
+	hf_inference_worker(n->inference, &w);
+	return hf_modes_register(n->modes, &w, eb);
+}
+
 int hf_node_new(const hf_node_config *cfg, hf_node **out, hf_errbuf *eb)
 {
 	hf_httpd_opts ho = { .host = cfg->api_listen, .port = cfg->api_port,
@@ -223,6 +257,8 @@ int hf_node_new(const hf_node_config *cfg, hf_node **out, hf_errbuf *eb)
 	if ((r = hf_modes_new(&mo, &n->modes, eb)) < 0)
 		goto fail;
 	if ((r = register_mining(n, eb)) < 0)
+		goto fail;
+	if ((r = register_inference(n, eb)) < 0)
 		goto fail;
 	start_mode = n->st.desired_mode;
 	if (!hf_modes_available(n->modes, start_mode)) {
@@ -284,6 +320,11 @@ json_t *hf_node_status_json(hf_node *n)
 	}
 	json_object_set_new(j, "control", control_status(n));
 	pthread_mutex_unlock(&n->lock);
+	if (n->inference)
+		hf_inference_status(n->inference, j);
+	else
+		json_object_set_new(j, "inference", json_pack("{s:s, s:s}", "state", "unavailable",
+							      "reason", n->inference_problem));
 	return j;
 }
 
@@ -327,6 +368,8 @@ void hf_node_metrics(hf_node *n, hf_buf *b)
 	api_metrics(n, b);
 	hf_modes_metrics(n->modes, b);
 	instruction_metrics(n, b);
+	if (n->inference)
+		hf_inference_metrics(n->inference, b);
 }
 
 void hf_node_free(hf_node *n)
@@ -342,6 +385,7 @@ void hf_node_free(hf_node *n)
 	if (n->api_file[0])
 		unlink(n->api_file);
 	hf_modes_free(n->modes);
+	hf_inference_free(n->inference); /* after the mode machine released it */
 	hf_mining_free(n->mining);
 	hf_node_state_clear(&n->st);
 	hf_trust_free(n->trust);

@@ -9,6 +9,7 @@
 
 #include "hf_config.h"
 #include "hf_control.h"
+#include "hf_infer.h"
 #include "hf_mining_config.h"
 #include "hf_util.h"
 
@@ -204,9 +205,11 @@ int hf_node_config_from_json(hf_node_config *cfg, const json_t *root, hf_errbuf 
 		if ((r = hf_mining_config_from_json(&mc, mining, "mining", eb)) < 0)
 			return r;
 	}
-	/* Placeholder until the inference worker defines its keys. */
-	if (inference && (r = hf_cfg_read(inference, "inference", NULL, 0, eb)) < 0)
-		return r;
+	if (inference) {
+		hf_infer_config ic;
+		if ((r = hf_infer_config_from_json(&ic, inference, state_dir, eb)) < 0)
+			return r;
+	}
 	hf_strlcpy(cfg->node_id, node_id, sizeof cfg->node_id);
 	hf_strlcpy(cfg->fleet_id, fleet_id, sizeof cfg->fleet_id);
 	hf_strlcpy(cfg->state_dir, state_dir, sizeof cfg->state_dir);
@@ -310,8 +313,18 @@ int hf_node_config_to_json(const hf_node_config *cfg, bool mask_secrets, json_t 
 		r = hf_fail(eb, HF_EINVAL, "mining: not representable as JSON");
 		goto fail;
 	}
-	json_object_set_new(root, "inference", cfg->inference ? json_deep_copy(cfg->inference)
-							     : json_object());
+	{
+		hf_infer_config ic;
+		json_t *inf;
+		if ((r = hf_infer_config_from_json(&ic, cfg->inference, cfg->state_dir, eb)) < 0)
+			goto fail;
+		inf = hf_infer_config_to_json(&ic);
+		if (!inf || json_object_set_new(root, "inference", inf) < 0) {
+			r = hf_fail(eb, HF_EINVAL, "inference: not representable as JSON (a model_dir "
+				    "that is not UTF-8?)");
+			goto fail;
+		}
+	}
 	*out = root;
 	return 0;
 fail:
