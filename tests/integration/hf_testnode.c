@@ -37,6 +37,7 @@ void hf_testnode_init(hf_testnode *n, const char *name, const char *initial, con
 	snprintf(text, 16384,
 		 "{\"node_id\": \"n1\", \"fleet_id\": \"lab\", \"state_dir\": \"%s\",\n"
 		 " \"api\": {\"listen\": \"127.0.0.1\", \"port\": 0},\n"
+		 " \"inference\": {\"port\": 0},\n"
 		 " \"modes\": {\"initial\": \"%s\", \"drain_timeout_ms\": %u},\n"
 		 " \"control\": {\"trust_file\": \"%s\"}%s%s}\n",
 		 n->state, initial, drain_timeout_ms, n->trust, mining ? ",\n \"mining\": " : "",

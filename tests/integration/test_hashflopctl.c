@@ -233,7 +233,7 @@ static hf_testproc *start_node(int *port)
 	snprintf(state, sizeof state, "%s/state", dir);
 	snprintf(text, sizeof text,
 		 "{\"node_id\":\"n1\",\"fleet_id\":\"f1\",\"state_dir\":\"%s\","
-		 "\"api\":{\"listen\":\"127.0.0.1\",\"port\":0},"
+		 "\"api\":{\"listen\":\"127.0.0.1\",\"port\":0},\"inference\":{\"port\":0},"
 		 "\"control\":{\"trust_file\":\"%s/trust.json\"}}", state, dir);
 	FILE *f = fopen(cfg, "w");
 	cr_assert_not_null(f);

@@ -49,7 +49,8 @@ static void node_prepare(node *n, const char *name, const char *extra)
 	snprintf(n->apifile, sizeof n->apifile, "%s/state/api.json", n->dir);
 	snprintf(text, sizeof text,
 		 "{\"node_id\": \"n1\", \"fleet_id\": \"lab\", \"state_dir\": \"%s\",\n"
-		 " \"api\": {\"listen\": \"127.0.0.1\", \"port\": 0}%s}\n",
+		 " \"api\": {\"listen\": \"127.0.0.1\", \"port\": 0},\n"
+		 " \"inference\": {\"port\": 0}%s}\n",
 		 n->state, extra ? extra : "");
 	write_file(n->cfg, text);
 }

@@ -43,7 +43,8 @@ static void node_start(node *n, const char *name, const char *api)
 	snprintf(n->state, sizeof n->state, "%s/state", n->dir);
 	snprintf(text, sizeof text,
 		 "{\"node_id\": \"n1\", \"fleet_id\": \"lab\", \"state_dir\": \"%s\",\n"
-		 " \"api\": {\"listen\": \"127.0.0.1\", \"port\": 0, %s}}\n", n->state, api);
+		 " \"api\": {\"listen\": \"127.0.0.1\", \"port\": 0, %s},\n"
+		 " \"inference\": {\"port\": 0}}\n", n->state, api);
 	f = fopen(n->cfg, "w");
 	cr_assert_not_null(f);
 	fputs(text, f);

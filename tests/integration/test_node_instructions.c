@@ -79,6 +79,7 @@ static void fixture_init_top(fixture *f, const char *name, bool with_trust, cons
 	snprintf(text, sizeof text,
 		 "{\"node_id\": \"n1\", \"fleet_id\": \"lab\", \"state_dir\": \"%s\",\n"
 		 " \"api\": {\"listen\": \"127.0.0.1\", \"port\": 0},\n"
+		 " \"inference\": {\"port\": 0},\n"
 		 " \"control\": {\"trust_file\": \"%s\"%s}%s}\n",
 		 f->state, f->trust, control_extra ? control_extra : "", top_extra ? top_extra : "");
 	write_file(f->cfg, text);
