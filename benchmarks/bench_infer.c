@@ -557,6 +557,27 @@ static void print_tables(const iopts *o, const brow *rows, double rt_us)
 	       "trip takes %.1f us on this device)\n", rt_us);
 }
 
+/* The per-batch rows of the report. */
+static json_t *rows_json(const iopts *o, const brow *rows)
+{
+	json_t *arr = json_array();
+	for (size_t i = 0; i < o->nb; i++) {
+		json_t *row = json_pack("{s:I, s:o, s:o}", "batch", (json_int_t)rows[i].batch,
+					"ours", meas_json(&rows[i].ours), "where",
+					where_json(&rows[i].w));
+		if (o->unfused) {
+			json_object_set_new(row, "no_fusion", meas_json(&rows[i].unfused));
+			json_object_set_new(row, "no_fusion_where", where_json(&rows[i].wu));
+		}
+		if (rows[i].have_torch) {
+			json_object_set_new(row, "torch", meas_json(&rows[i].torch));
+			json_object_set_new(row, "ratio", json_real(rows[i].ours.sps / rows[i].torch.sps));
+		}
+		json_array_append_new(arr, row);
+	}
+	return arr;
+}
+
 static void bin_dir_default(char *out, size_t sz)
 {
 	char exe[PATH_MAX];
@@ -648,22 +669,7 @@ static int run_all(iopts *o, json_t *report)
 		}
 	}
 	print_tables(o, rows, rt);
-	json_t *arr = json_array();
-	for (size_t i = 0; i < o->nb; i++) {
-		json_t *row = json_pack("{s:I, s:o, s:o}", "batch", (json_int_t)rows[i].batch,
-					"ours", meas_json(&rows[i].ours), "where",
-					where_json(&rows[i].w));
-		if (o->unfused) {
-			json_object_set_new(row, "no_fusion", meas_json(&rows[i].unfused));
-			json_object_set_new(row, "no_fusion_where", where_json(&rows[i].wu));
-		}
-		if (rows[i].have_torch) {
-			json_object_set_new(row, "torch", meas_json(&rows[i].torch));
-			json_object_set_new(row, "ratio", json_real(rows[i].ours.sps / rows[i].torch.sps));
-		}
-		json_array_append_new(arr, row);
-	}
-	json_object_set_new(report, "batches", arr);
+	json_object_set_new(report, "batches", rows_json(o, rows));
 	r = 0;
 out:
 	io_free(&io);
