@@ -93,6 +93,7 @@ def main(argv=None):
                 description="Benchmark a hashflop model file (safetensors + hashflop.graph) in "
                             "PyTorch; prints one JSON object per batch size, then "
                             '{"torch": ..., "threads": N, "done": true}.')
+    ap.add_argument("--version", action="version", version="bench_infer_torch.py (hashflop model format: graph version 1)")
     ap.add_argument("--model", required=True, metavar="PATH", help="model.safetensors")
     ap.add_argument("--threads", type=int, required=True, metavar="N",
                     help="torch.set_num_threads(N)")

@@ -339,8 +339,8 @@ static int layernorm_parse(const hf_st *st, json_t *j, hf_graph_op *op, op_tmp *
 	op->eps = 1e-5f;
 	if (v) {
 		double e = json_number_value(v);
-		if (!json_is_number(v) || !(e > 0.0) || e > 1.0)
-			return hf_fail(eb, HF_EPARSE, "eps: expected a number in (0, 1]");
+		if (!json_is_number(v) || !(e > 0.0) || !((float)e > 0.0f) || !isfinite((float)e))
+			return hf_fail(eb, HF_EPARSE, "eps: expected a positive number (as FP32)");
 		op->eps = (float)e;
 	}
 	rc = attr_tensor(st, j, "weight", false, &op->weight, eb);
@@ -515,7 +515,7 @@ static int check_keys(json_t *obj, const char *const *base, const char *const *e
 	return 0;
 }
 
-/* A value shape [-1, d1, ...]: 1..HF_GRAPH_MAX_DIMS dims, the batch -1, the others >= 1,
+/* A value shape [-1, d1, ...]: 2..HF_GRAPH_MAX_DIMS dims, the batch -1, the others >= 1,
  * at most GRAPH_MAX_PER_SAMPLE elements per sample. */
 static int parse_dims(json_t *v, const char *what, size_t *ndim, int64_t *shape,
 		      hf_errbuf *eb)
@@ -523,8 +523,9 @@ static int parse_dims(json_t *v, const char *what, size_t *ndim, int64_t *shape,
 	size_t n = json_array_size(v);
 	uint64_t per = 1;
 
-	if (!json_is_array(v) || n == 0)
-		return hf_fail(eb, HF_EPARSE, "%s: expected an array [-1, d1, ...]", what);
+	if (!json_is_array(v) || n < 2)
+		return hf_fail(eb, HF_EPARSE, "%s: expected an array [-1, d1, ...] (the batch and at "
+			       "least one dim)", what);
 	if (n > HF_GRAPH_MAX_DIMS)
 		return hf_fail(eb, HF_ETOOBIG, "%s: %zu dims, at most %d", what, n,
 			       HF_GRAPH_MAX_DIMS);

@@ -351,7 +351,10 @@ static int parse_entries(hf_st *st, st_entry **out, size_t *nout, uint64_t max_t
 	int rc;
 
 	st->meta = json_object_get(st->root, ST_META_KEY);
-	if (st->meta) {
+	if (json_is_null(st->meta)) {
+		st->meta = NULL; /* the reference reads null as no metadata */
+		n--;
+	} else if (st->meta) {
 		rc = parse_metadata(st->meta, eb);
 		if (rc)
 			return rc;

@@ -285,6 +285,7 @@ Test(safetensors, zero_dim_and_empty_tensors)
 
 	accepted("{}", 0);
 	accepted("{\"__metadata__\":{}}", 0);
+	accepted("{\"__metadata__\":null}", 0); /* the reference reads it as no metadata */
 }
 
 Test(safetensors, offsets_out_of_order_but_tiling)

@@ -297,6 +297,7 @@ def main(argv=None):
         prog="export.py", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Export a PyTorch MLP (nn.Sequential) to a hashflop model file "
                     "(safetensors + the hashflop.graph layer graph).", epilog=EPILOG)
+    ap.add_argument("--version", action="version", version="export.py (hashflop model format: graph version 1)")
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--arch", metavar="SPEC", help="architecture spec, e.g. "
                      "784-256-128-10:relu:softmax")

@@ -71,6 +71,7 @@ def build(torch):
 def main():
     ap = argparse.ArgumentParser(description="Train the Fashion-MNIST MLP 784-256-128-10 and "
                                  "export it with its expected outputs.")
+    ap.add_argument("--version", action="version", version="train_fashion_mnist.py (hashflop model format: graph version 1)")
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--data", default=DATA, help=f"idx .gz directory (default {DATA})")
     ap.add_argument("--out-model", default=os.path.join(ROOT, "runtime/infer/models/fashion-mnist"))
