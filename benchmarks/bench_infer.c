@@ -8,7 +8,7 @@
  * pass: device time in linear layers vs other kernels, launches per run, and the host-side
  * overhead per run (wall minus device busy time); an empty launch's round trip. PyTorch runs
  * benchmarks/bench_infer_torch.py under Debian's /usr/bin/python3 with --threads equal to our
- * device's compute units (PoCL: its worker threads; --threads sets POCL_CPU_MAX_CU_NUM).
+ * device's compute units (PoCL: its worker threads; --threads sets POCL_MAX_PTHREAD_COUNT).
  * Threading: the caller's thread only (PyTorch is a child process).
  */
 #include <errno.h>
@@ -74,7 +74,7 @@ static void usage(FILE *f)
 		"Options:\n"
 		"  -m, --model PATH     a model directory (PATH/model.safetensors) or the file\n"
 		"  -d, --device SEL     OpenCL device: auto (default), P:D, pocl, nvidia, a name part\n"
-		"  -t, --threads N      PoCL worker threads (POCL_CPU_MAX_CU_NUM; default: PoCL's,\n"
+		"  -t, --threads N      PoCL worker threads (POCL_MAX_PTHREAD_COUNT; default: PoCL's,\n"
 		"                       one per core); PyTorch gets the device's compute units\n"
 		"  -b, --batches LIST   comma-separated batch sizes (default 1,8,32,128)\n"
 		"  -s, --seconds S      timed seconds per batch size and engine (default 2)\n"
@@ -557,6 +557,27 @@ static void print_tables(const iopts *o, const brow *rows, double rt_us)
 	       "trip takes %.1f us on this device)\n", rt_us);
 }
 
+/* The per-batch rows of the report. */
+static json_t *rows_json(const iopts *o, const brow *rows)
+{
+	json_t *arr = json_array();
+	for (size_t i = 0; i < o->nb; i++) {
+		json_t *row = json_pack("{s:I, s:o, s:o}", "batch", (json_int_t)rows[i].batch,
+					"ours", meas_json(&rows[i].ours), "where",
+					where_json(&rows[i].w));
+		if (o->unfused) {
+			json_object_set_new(row, "no_fusion", meas_json(&rows[i].unfused));
+			json_object_set_new(row, "no_fusion_where", where_json(&rows[i].wu));
+		}
+		if (rows[i].have_torch) {
+			json_object_set_new(row, "torch", meas_json(&rows[i].torch));
+			json_object_set_new(row, "ratio", json_real(rows[i].ours.sps / rows[i].torch.sps));
+		}
+		json_array_append_new(arr, row);
+	}
+	return arr;
+}
+
 static void bin_dir_default(char *out, size_t sz)
 {
 	char exe[PATH_MAX];
@@ -612,7 +633,7 @@ static int run_all(iopts *o, json_t *report)
 	       dev->platform, dev->driver_version, dev->compute_units, threads, threads);
 	if (o->threads && o->threads != threads)
 		printf("note: --threads %u asked, the device reports %u compute units (PoCL only "
-		       "reads POCL_CPU_MAX_CU_NUM; other devices keep theirs)\n", o->threads, threads);
+		       "reads POCL_MAX_PTHREAD_COUNT; other devices keep theirs)\n", o->threads, threads);
 	json_object_set_new(report, "model", json_string(o->model_file));
 	json_object_set_new(report, "device", json_pack("{s:s, s:s, s:s, s:i, s:b}", "name",
 							dev->name, "platform", dev->platform,
@@ -648,22 +669,7 @@ static int run_all(iopts *o, json_t *report)
 		}
 	}
 	print_tables(o, rows, rt);
-	json_t *arr = json_array();
-	for (size_t i = 0; i < o->nb; i++) {
-		json_t *row = json_pack("{s:I, s:o, s:o}", "batch", (json_int_t)rows[i].batch,
-					"ours", meas_json(&rows[i].ours), "where",
-					where_json(&rows[i].w));
-		if (o->unfused) {
-			json_object_set_new(row, "no_fusion", meas_json(&rows[i].unfused));
-			json_object_set_new(row, "no_fusion_where", where_json(&rows[i].wu));
-		}
-		if (rows[i].have_torch) {
-			json_object_set_new(row, "torch", meas_json(&rows[i].torch));
-			json_object_set_new(row, "ratio", json_real(rows[i].ours.sps / rows[i].torch.sps));
-		}
-		json_array_append_new(arr, row);
-	}
-	json_object_set_new(report, "batches", arr);
+	json_object_set_new(report, "batches", rows_json(o, rows));
 	r = 0;
 out:
 	io_free(&io);
@@ -688,7 +694,7 @@ int hf_bench_infer_main(int argc, char **argv)
 		 * thread exists yet. */
 		char t[16];
 		snprintf(t, sizeof t, "%u", o.threads);
-		setenv("POCL_CPU_MAX_CU_NUM", t, 1);
+		setenv("POCL_MAX_PTHREAD_COUNT", t, 1);
 	}
 	json_t *report = json_object();
 	r = run_all(&o, report) ? 1 : 0;

@@ -4,7 +4,8 @@
  * FP16 weights; chains broken by a value read twice or served as an output; a model whose
  * activations do not fit the device's local memory (sized from the device's own limit); a
  * linear large enough for the GEMM engine with a fused residual epilogue; multi-dimensional
- * values; batch bounds; statistics with profiling.
+ * values; batch bounds; statistics with profiling; the committed Fashion-MNIST model against
+ * torch's probabilities on the real test images.
  * The device is HF_TEST_CL_DEVICE or "auto" (PoCL in CI, a GPU in benchmarks/gpu-check.sh);
  * limits come from that device. With no OpenCL platform or device at all the tests are
  * reported skipped; any other failure fails them. */
@@ -13,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 #include "hf_exec.h"
 #include "hf_graph.h"
@@ -608,4 +610,79 @@ Test(exec, chain_kernel_variants)
 	cr_assert_eq(hf_exec_new(cl, m.g, &unknown, &e, &eb), HF_EINVAL);
 	cr_assert_not_null(strstr(eb.msg, "zz"), "%s", eb.msg);
 	model_free(&m);
+}
+
+/* The committed Fashion-MNIST model on the 10,000 test images (Debian's dataset-fashion-mnist)
+ * against torch's probabilities (tests/data/fashion-mnist/expected.safetensors): every
+ * probability within 1e-4, both lowerings, batches of up to 128 and an odd tail. */
+static unsigned char *read_gz(const char *path, size_t want)
+{
+	gzFile f = gzopen(path, "rb");
+	cr_assert_not_null(f, "%s: cannot open (install dataset-fashion-mnist)", path);
+	unsigned char *buf = malloc(want);
+	cr_assert_not_null(buf);
+	int n = gzread(f, buf, (unsigned)want);
+	gzclose(f);
+	cr_assert_eq(n, (int)want, "%s: %d bytes, expected %zu", path, n, want);
+	return buf;
+}
+
+Test(exec, fashion_mnist_matches_torch)
+{
+	const char *root = getenv("HF_SOURCE_ROOT");
+	char path[1024];
+	hf_errbuf eb;
+	hf_st *st = NULL, *ex = NULL;
+	hf_graph *g = NULL;
+	snprintf(path, sizeof path, "%s/runtime/infer/models/fashion-mnist/model.safetensors",
+		 root ? root : ".");
+	cr_assert_eq(hf_st_open(path, NULL, &st, &eb), 0, "%s", eb.msg);
+	cr_assert_eq(hf_graph_new(st, &g, &eb), 0, "%s", eb.msg);
+	snprintf(path, sizeof path, "%s/tests/data/fashion-mnist/expected.safetensors",
+		 root ? root : ".");
+	cr_assert_eq(hf_st_open(path, NULL, &ex, &eb), 0, "%s", eb.msg);
+	const hf_st_tensor *probs = hf_st_find(ex, "probs");
+	cr_assert(probs && probs->count == 100000, "expected.safetensors: no probs [10000, 10]");
+	float *want = malloc(100000 * sizeof *want), *got = malloc(100000 * sizeof *got);
+	float *x = malloc((size_t)10000 * 784 * sizeof *x);
+	cr_assert(want && got && x);
+	hf_st_read_f32(probs, want);
+	unsigned char *img = read_gz("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz",
+				     16 + (size_t)10000 * 784);
+	for (size_t i = 0; i < (size_t)10000 * 784; i++)
+		x[i] = (float)img[16 + i] / 255.0f;
+	free(img);
+	for (int nf = 0; nf < 2; nf++) {
+		hf_exec_opts o = { .max_batch = 128, .no_fusion = nf };
+		hf_exec *e = NULL;
+		cr_assert_eq(hf_exec_new(cl, g, &o, &e, &eb), 0, "%s", eb.msg);
+		size_t agree = 0;
+		for (size_t at = 0; at < 10000;) {
+			size_t b = 10000 - at < 128 ? 10000 - at : (at / 128) % 2 ? 128 : 97;
+			const float *in[1] = { x + at * 784 };
+			float *out[1] = { got + at * 10 };
+			cr_assert_eq(hf_exec_run(e, b, in, out, &eb), 0, "%s", eb.msg);
+			at += b;
+		}
+		for (size_t i = 0; i < 10000; i++) {
+			size_t bg = 0, bw = 0;
+			for (size_t k = 0; k < 10; k++) {
+				float d = fabsf(got[i * 10 + k] - want[i * 10 + k]);
+				cr_assert(d <= 1e-4f, "%s: image %zu class %zu: %g, torch %g",
+					  nf ? "no_fusion" : "fused", i, k, got[i * 10 + k],
+					  want[i * 10 + k]);
+				bg = got[i * 10 + k] > got[i * 10 + bg] ? k : bg;
+				bw = want[i * 10 + k] > want[i * 10 + bw] ? k : bw;
+			}
+			agree += bg == bw;
+		}
+		cr_assert_geq(agree, 9990, "top-1 agrees with torch on %zu of 10000", agree);
+		hf_exec_free(e);
+	}
+	free(want);
+	free(got);
+	free(x);
+	hf_graph_free(g);
+	hf_st_free(ex);
+	hf_st_free(st);
 }
