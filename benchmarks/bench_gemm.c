@@ -116,19 +116,6 @@ static int parse_shapes(const char *list, bopts *o)
 	return o->nshapes ? 0 : -1;
 }
 
-static void default_cache_dir(bopts *o)
-{
-	const char *e = getenv("HASHFLOP_CACHE_DIR"), *x = getenv("XDG_CACHE_HOME");
-	const char *home = getenv("HOME");
-	if (e && *e)
-		snprintf(o->cache_buf, sizeof o->cache_buf, "%s", e);
-	else if (x && *x)
-		snprintf(o->cache_buf, sizeof o->cache_buf, "%s/hashflop", x);
-	else
-		snprintf(o->cache_buf, sizeof o->cache_buf, "%s/.cache/hashflop",
-			 home && *home ? home : "/tmp");
-	o->cache_dir = o->cache_buf;
-}
 
 /* A finite number > 0 with nothing after it, else 0. */
 static double positive(const char *s)
@@ -162,7 +149,7 @@ static int parse_args(int argc, char **argv, bopts *o)
 	int c;
 	*o = (bopts){ .reps = 5, .budget_s = 3.0, .clblast = true, .openblas = true,
 		      .first_call = true };
-	default_cache_dir(o);
+	o->cache_dir = hf_bench_default_cache_dir(o->cache_buf, sizeof o->cache_buf);
 	parse_shapes(quick_shapes, o);
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "d:s:r:h", lo, NULL)) != -1) {

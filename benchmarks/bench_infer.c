@@ -108,19 +108,6 @@ static int parse_batches(const char *s, iopts *o)
 	return o->nb ? 0 : -1;
 }
 
-static void default_cache_dir(iopts *o)
-{
-	const char *e = getenv("HASHFLOP_CACHE_DIR"), *x = getenv("XDG_CACHE_HOME");
-	const char *home = getenv("HOME");
-	if (e && *e)
-		snprintf(o->cache_buf, sizeof o->cache_buf, "%s", e);
-	else if (x && *x)
-		snprintf(o->cache_buf, sizeof o->cache_buf, "%s/hashflop", x);
-	else
-		snprintf(o->cache_buf, sizeof o->cache_buf, "%s/.cache/hashflop",
-			 home && *home ? home : "/tmp");
-	o->cache_dir = o->cache_buf;
-}
 
 static int parse_args(int argc, char **argv, iopts *o)
 {
@@ -142,7 +129,7 @@ static int parse_args(int argc, char **argv, iopts *o)
 	};
 	*o = (iopts){ .seconds = 2.0, .torch = true, .server = true, .unfused = true,
 		      .clients = 64, .switches = 5 };
-	default_cache_dir(o);
+	o->cache_dir = hf_bench_default_cache_dir(o->cache_buf, sizeof o->cache_buf);
 	parse_batches("1,8,32,128", o);
 	optind = 1;
 	uint64_t v;

@@ -5,6 +5,7 @@
  * Threading: each subcommand owns its threads.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "hf_bench.h"
@@ -25,6 +26,20 @@ static const subcommand subcommands[] = {
 	{ "infer", "a model on the OpenCL executor vs PyTorch, then the OIP server: samples/s, "
 		   "latency", hf_bench_infer_main },
 };
+
+const char *hf_bench_default_cache_dir(char *buf, size_t size)
+{
+	const char *e = getenv("HASHFLOP_CACHE_DIR"), *x = getenv("XDG_CACHE_HOME");
+	const char *home = getenv("HOME");
+
+	if (e && *e)
+		snprintf(buf, size, "%s", e);
+	else if (x && *x)
+		snprintf(buf, size, "%s/hashflop", x);
+	else
+		snprintf(buf, size, "%s/.cache/hashflop", home && *home ? home : "/tmp");
+	return buf;
+}
 
 static void usage(FILE *f)
 {

@@ -2,6 +2,13 @@
 #ifndef HF_BENCH_H
 #define HF_BENCH_H
 
+#include <stddef.h>
+
+/* The program cache directory when --cache-dir is not given: $HASHFLOP_CACHE_DIR, else
+ * $XDG_CACHE_HOME/hashflop, else ~/.cache/hashflop (/tmp/.cache/hashflop without a home).
+ * Written into buf; returns buf. */
+const char *hf_bench_default_cache_dir(char *buf, size_t size);
+
 int hf_bench_hash_main(int argc, char **argv);
 int hf_bench_gemm_main(int argc, char **argv);
 /* bench_infer.c: `hashflop-bench infer` (executor vs PyTorch, then the server sections). */
