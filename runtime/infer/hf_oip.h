@@ -15,12 +15,13 @@
  * for binary with "binary_data": true on the output, or for all with the request parameter
  * "binary_data_output": true.
  * Every violation is HF_EPARSE (or HF_ETOOBIG over a cap) with a message naming the input and
- * the field, fit to return as {"error": ...} with HTTP 400 (413 for HF_ETOOBIG): malformed
- * JSON (with line and column), a missing or mistyped field, a key the protocol does not list
- * (at the top, in an input, in an output; "parameters" objects are open but their values must
- * be strings, numbers or booleans), duplicate input or output names, negative or overflowing
- * shapes, an element count that does not match the shape, a lying binary_data_size, a header
- * length past the body.
+ * the field, fit to return as {"error": ...}. The server answers both with 400 (a tensor over a
+ * cap is the client's error) and 413 only for a body or JSON part over its byte cap. They
+ * cover: malformed JSON (with line and column), a missing or mistyped field, a key the protocol
+ * does not list (at the top, in an input, in an output; "parameters" objects are open but their
+ * values must be strings, numbers or booleans), duplicate input or output names, negative or
+ * overflowing shapes, an element count that does not match the shape, a lying binary_data_size,
+ * a header length past the body.
  * Caps (hf_oip_limits, 0 fields take the defaults): inputs and outputs per request, dims per
  * tensor, elements per tensor and per request, bytes of JSON (jansson holds ~40 bytes per JSON
  * element, so the JSON part is capped before it is parsed), the id length.
