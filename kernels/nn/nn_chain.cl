@@ -209,20 +209,6 @@ __kernel void hf_nn_chain(int M, int nlayers, __global const int *desc, __global
 	}
 	if (!softmax_last)
 		return;
-	for (int r = lid; r < rows; r += ls) {
-		__local const float *xr = prev + r * lastn;
-		__global float *yr = yg + (size_t)r * ldy;
-		float mx = -INFINITY;
-		for (int j = 0; j < lastn; j++)
-			mx = fmax(mx, xr[j]);
-		float s = 0.0f;
-		for (int j = 0; j < lastn; j++) {
-			float e = exp(xr[j] - mx);
-			yr[j] = e;
-			s += e;
-		}
-		float inv = 1.0f / s;
-		for (int j = 0; j < lastn; j++)
-			yr[j] *= inv;
-	}
+	for (int r = lid; r < rows; r += ls)
+		nn_softmax_row_local(lastn, prev + r * lastn, yg + (size_t)r * ldy);
 }

@@ -28,6 +28,27 @@ static float nn_act1(int code, float x)
 	}
 }
 
+/* Softmax of one row of n (max subtracted first) from x into y; one copy per address space of
+ * x (OpenCL 1.2 has no generic pointers): nn_softmax_row_global, nn_softmax_row_local. */
+#define NN_SOFTMAX_ROW(AS)                                                               \
+	static void nn_softmax_row_##AS(int n, __##AS const float *x, __global float *y) \
+	{                                                                                \
+		float mx = -INFINITY;                                                    \
+		for (int j = 0; j < n; j++)                                              \
+			mx = fmax(mx, x[j]);                                             \
+		float s = 0.0f;                                                          \
+		for (int j = 0; j < n; j++) {                                            \
+			float e = exp(x[j] - mx);                                        \
+			y[j] = e;                                                        \
+			s += e;                                                          \
+		}                                                                        \
+		float inv = 1.0f / s;                                                    \
+		for (int j = 0; j < n; j++)                                              \
+			y[j] *= inv;                                                     \
+	}
+NN_SOFTMAX_ROW(global)
+NN_SOFTMAX_ROW(local)
+
 static float nn_acts(int acts, float x)
 {
 	for (int i = 0; i < NN_MAX_ACTS && (acts & 15); i++, acts >>= 4)

@@ -31,22 +31,8 @@ __kernel void hf_nn_eltwise(int count, int n, __global const float *x, __global 
 __kernel void hf_nn_softmax(int m, int n, __global const float *x, __global float *y)
 {
 	int step = get_global_size(0);
-	for (int r = get_global_id(0); r < m; r += step) {
-		__global const float *xr = x + (size_t)r * n;
-		__global float *yr = y + (size_t)r * n;
-		float mx = -INFINITY;
-		for (int j = 0; j < n; j++)
-			mx = fmax(mx, xr[j]);
-		float s = 0.0f;
-		for (int j = 0; j < n; j++) {
-			float e = exp(xr[j] - mx);
-			yr[j] = e;
-			s += e;
-		}
-		float inv = 1.0f / s;
-		for (int j = 0; j < n; j++)
-			yr[j] *= inv;
-	}
+	for (int r = get_global_id(0); r < m; r += step)
+		nn_softmax_row_global(n, x + (size_t)r * n, y + (size_t)r * n);
 }
 
 __kernel void hf_nn_layernorm(int m, int n, __global const float *x, __global const float *w,
