@@ -84,7 +84,18 @@ typedef struct hf_mode_worker {
 	 * failed and restarts it (release, start) with backoff. Called on the switcher thread,
 	 * only while the worker is running; must not block. */
 	int (*health)(void *impl, hf_errbuf *eb);
+	/* Optional: the work done over the worker object's life (monotonic counters, never reset
+	 * by a switch), for the node's telemetry (hf_telemetry.h). From any thread; must not block
+	 * beyond a short lock. */
+	void (*counters)(void *impl, struct hf_work_counters *out);
 } hf_mode_worker;
+
+/* Work counters of a mode worker (hf_mode_worker.counters). */
+typedef struct hf_work_counters {
+	uint64_t hashes;       /* mining: nonces hashed */
+	double flops;          /* inference: floating-point operations of the batches run */
+	uint64_t inferences;   /* inference: items (rows of a batch) answered */
+} hf_work_counters;
 
 /* What caused a switch. */
 typedef enum hf_switch_trigger {
@@ -167,6 +178,9 @@ bool hf_modes_wait_settled(hf_modes *m, uint64_t timeout_ms);
 /* Waits until converged; false on timeout. */
 bool hf_modes_wait_converged(hf_modes *m, uint64_t timeout_ms);
 void hf_modes_snapshot(hf_modes *m, hf_modes_info *out);
+/* The mode whose worker is current and that worker's counters (zero for a worker without the
+ * callback). From any thread. */
+void hf_modes_counters(hf_modes *m, hf_mode *mode, hf_work_counters *out);
 /* Adds "mode", "phase", "desired_mode", "converged", "convergence", "last_switch" ... and the
  * worker's status. */
 void hf_modes_status_json(hf_modes *m, json_t *obj);
