@@ -62,6 +62,13 @@ typedef enum hf_modes_conv {
 /* "converged", "switching", "retrying", "failed". */
 const char *hf_modes_conv_name(hf_modes_conv c);
 
+/* Work counters of a mode worker (hf_mode_worker.counters). */
+typedef struct hf_work_counters {
+	uint64_t hashes;       /* mining: nonces hashed */
+	double flops;          /* inference: floating-point operations of the batches run */
+	uint64_t inferences;   /* inference: items (rows of a batch) answered */
+} hf_work_counters;
+
 /* A mode worker. Callbacks run on the switcher thread and must not block beyond what they say. */
 typedef struct hf_mode_worker {
 	hf_mode mode;
@@ -87,15 +94,8 @@ typedef struct hf_mode_worker {
 	/* Optional: the work done over the worker object's life (monotonic counters, never reset
 	 * by a switch), for the node's telemetry (hf_telemetry.h). From any thread; must not block
 	 * beyond a short lock. */
-	void (*counters)(void *impl, struct hf_work_counters *out);
+	void (*counters)(void *impl, hf_work_counters *out);
 } hf_mode_worker;
-
-/* Work counters of a mode worker (hf_mode_worker.counters). */
-typedef struct hf_work_counters {
-	uint64_t hashes;       /* mining: nonces hashed */
-	double flops;          /* inference: floating-point operations of the batches run */
-	uint64_t inferences;   /* inference: items (rows of a batch) answered */
-} hf_work_counters;
 
 /* What caused a switch. */
 typedef enum hf_switch_trigger {
