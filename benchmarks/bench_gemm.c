@@ -1,7 +1,10 @@
 /* bench_gemm: `hashflop-bench gemm`: our OpenCL SGEMM side by side with CLBlast (same OpenCL
  * device) and OpenBLAS (1 thread and all threads, best kernel) in one run: GFLOP/s (medians),
  * ratios, correctness against OpenBLAS, first-call latency with a cold and a warm cache, and
- * `--tune` to search kernel parameters per shape class into the tuning database.
+ * `--tune` to search kernel parameters per shape class into the tuning database. After the
+ * medians, each engine runs a steady-state window per shape (--warmup, then --seconds back to
+ * back) whose energy is the difference of two readings of the run's power source: sustained
+ * GFLOP/s and GFLOP/J from the same window (bench_energy.h).
  *
  * Threading: single-threaded except inside OpenBLAS and the OpenCL runtime. The first-call
  * measurements run in forked children before the parent touches OpenCL, so each child is a
@@ -20,6 +23,7 @@
 #include <cblas.h>
 #include <dlfcn.h>
 
+#include "bench_energy.h"
 #include "hf_bench.h"
 #include "hf_cpu.h"
 #include "hf_file.h"
@@ -43,7 +47,8 @@ typedef struct bopts {
 	size_t nshapes;
 	unsigned reps;
 	double budget_s;
-	bool trans_b, half, json, tune, clblast, openblas, first_call, first_call_clblast;
+	bool trans_b, half, tune, clblast, openblas, first_call, first_call_clblast;
+	hf_bench_common c;    /* --seconds (energy windows), --warmup, --json, power */
 	bool prepack;
 	bool forced;          /* --kernel: every shape runs with these parameters */
 	hf_gemm_params kernel;
@@ -60,6 +65,7 @@ typedef struct bresult {
 	char params[128];
 	bool tuned;
 	char note[160];
+	hf_bench_window w_ours, w_clblast, w_ob1, w_obn, w_gemv; /* energy windows */
 } bresult;
 
 static void usage(FILE *f)
@@ -90,12 +96,15 @@ static void usage(FILE *f)
 		"                       choice, e.g. \"tiled lx=16 ly=16 wm=8 wn=8 kc=16\" (the\n"
 		"                       kernel column's format; fields left out take defaults)\n"
 		"      --peak GFLOPS    the device's FP32 peak: adds ours as a percentage of it\n"
+		"      --seconds S      each engine's energy window per shape (default 1), after\n"
+		"                       --warmup S (default 0.25) not counted\n"
 		"      --json           print one JSON document instead of the table\n"
-		"  -h, --help           show this help and exit\n\n"
+		"      --json FILE      write the run document (windows, time series) to FILE\n"
+		"  -h, --help           show this help and exit\n%s\n"
 		"OpenBLAS: when OPENBLAS_CORETYPE is unset the benchmark re-executes itself with the\n"
 		"best kernel for this CPU (SkylakeX with AVX-512, Haswell with AVX2) and prints the\n"
 		"kernel it used (openblas_get_corename). Set OPENBLAS_CORETYPE to force another.\n",
-		quick_shapes, full_shapes);
+		quick_shapes, full_shapes, hf_bench_common_help);
 }
 
 static int parse_shapes(const char *list, bopts *o)
@@ -128,7 +137,7 @@ static double positive(const char *s)
 static int parse_args(int argc, char **argv, bopts *o)
 {
 	enum { O_FULL = 256, O_BUDGET, O_TRANSB, O_HALF, O_CACHE, O_NOCLB, O_NOOB, O_NOFIRST,
-	       O_FIRSTCLB, O_TUNE, O_JSON, O_PREPACK, O_KERNEL, O_PEAK };
+	       O_FIRSTCLB, O_TUNE, O_JSON, O_PREPACK, O_KERNEL, O_PEAK, O_SECONDS };
 	static const struct option lo[] = {
 		{ "device", required_argument, NULL, 'd' }, { "shapes", required_argument, NULL, 's' },
 		{ "full", no_argument, NULL, O_FULL }, { "reps", required_argument, NULL, 'r' },
@@ -139,20 +148,29 @@ static int parse_args(int argc, char **argv, bopts *o)
 		{ "no-openblas", no_argument, NULL, O_NOOB },
 		{ "no-first-call", no_argument, NULL, O_NOFIRST },
 		{ "first-call-clblast", no_argument, NULL, O_FIRSTCLB },
-		{ "tune", no_argument, NULL, O_TUNE }, { "json", no_argument, NULL, O_JSON },
+		{ "tune", no_argument, NULL, O_TUNE }, { "json", optional_argument, NULL, O_JSON },
 		{ "prepacked-b", no_argument, NULL, O_PREPACK },
 		{ "kernel", required_argument, NULL, O_KERNEL },
 		{ "peak", required_argument, NULL, O_PEAK },
-		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
+		{ "seconds", required_argument, NULL, O_SECONDS },
+		{ "help", no_argument, NULL, 'h' }, HF_BENCH_COMMON_LONGOPTS, { NULL, 0, NULL, 0 },
 	};
 	uint64_t v;
 	int c;
+	bool bad = false;
 	*o = (bopts){ .reps = 5, .budget_s = 3.0, .clblast = true, .openblas = true,
 		      .first_call = true };
 	o->cache_dir = hf_bench_default_cache_dir(o->cache_buf, sizeof o->cache_buf);
+	hf_bench_common_init(&o->c);
+	o->c.seconds = 1;
 	parse_shapes(quick_shapes, o);
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "d:s:r:h", lo, NULL)) != -1) {
+		if (hf_bench_common_option("gemm", c, optarg, &o->c, &bad)) {
+			if (bad)
+				return 2;
+			continue;
+		}
 		switch (c) {
 		case 'd': o->device = optarg; break;
 		case 's':
@@ -185,7 +203,11 @@ static int parse_args(int argc, char **argv, bopts *o)
 		case O_NOFIRST: o->first_call = false; break;
 		case O_FIRSTCLB: o->first_call_clblast = true; break;
 		case O_TUNE: o->tune = true; break;
-		case O_JSON: o->json = true; break;
+		case O_JSON: hf_bench_json_option(argc, argv, optarg, &o->c); break;
+		case O_SECONDS:
+			if (!hf_bench_parse_seconds("gemm", "--seconds", optarg, &o->c.seconds))
+				return 2;
+			break;
 		case O_PREPACK: o->prepack = true; break;
 		case O_KERNEL: {
 			hf_errbuf eb;
@@ -211,11 +233,13 @@ static int parse_args(int argc, char **argv, bopts *o)
 		fprintf(stderr, "hashflop-bench gemm: unexpected argument \"%s\"\n", argv[optind]);
 		return 2;
 	}
+	if (o->c.warmup < 0)
+		o->c.warmup = 0.25;
 	return 0;
 }
 
 /* Re-executes with the best OpenBLAS kernel for this CPU unless the user chose one. */
-static void pick_openblas_kernel(char **argv_full)
+void hf_bench_gemm_pick_openblas(char **argv_full)
 {
 	const char *best = NULL;
 	hf_cpu_features cpu;
@@ -447,6 +471,8 @@ typedef struct engine {
 	run_fn fn;
 	void *ctx;
 	double *gflops; /* where the median goes */
+	const char *name;
+	hf_bench_window *win; /* where its energy window goes */
 	double t[1000], spent;
 	unsigned n;
 	int err;
@@ -477,6 +503,45 @@ static void time_interleaved(engine *e, size_t ne, const bshape *s, const bopts 
 			*e[i].gflops = gflops(s, median(e[i].t, e[i].n));
 }
 
+/* Each engine's energy window: --warmup seconds (at least one run) not counted, then runs back
+ * to back for --seconds (at least one); the work is the runs' FLOPs. */
+static void energy_windows(engine *e, size_t ne, const bshape *s, const bopts *o,
+			   hf_bench_meter *meter)
+{
+	char shape[48];
+	double flops = 2.0 * (double)s->m * (double)s->n * (double)s->k;
+	snprintf(shape, sizeof shape, "%zux%zux%zu", s->m, s->k, s->n);
+	for (size_t i = 0; i < ne; i++) {
+		if (e[i].err)
+			continue;
+		hf_bench_phase ph = { .section = "gemm", .impl = e[i].name, .shape = shape,
+				      .reference = strcmp(e[i].name, "ours") != 0, .scale = 1e-9,
+				      .rate_unit = "GFLOP/s", .eff_unit = "GFLOP/J" };
+		hf_bench_phase_warmup(meter, &ph);
+		double end = now_s() + o->c.warmup;
+		int err;
+		do {
+			err = e[i].fn(e[i].ctx);
+			hf_bench_phase_add(meter, flops);
+		} while (!err && now_s() < end);
+		hf_bench_phase_measure(meter);
+		end = now_s() + o->c.seconds;
+		double runs = 0;
+		while (!err) {
+			if ((err = e[i].fn(e[i].ctx)))
+				break;
+			runs++;
+			hf_bench_phase_add(meter, flops);
+			if (now_s() >= end)
+				break;
+		}
+		if (err)
+			hf_bench_phase_abort(meter);
+		else
+			hf_bench_phase_end(meter, runs * flops, e[i].win);
+	}
+}
+
 /* Without OpenBLAS the correctness check uses a plain loop (slow on big shapes). */
 static void plain_reference(const bopts *o, bufs *b, const bshape *s)
 {
@@ -490,7 +555,7 @@ static void plain_reference(const bopts *o, bufs *b, const bshape *s)
 		}
 }
 
-static void bench_shape(hf_cl *cl, const bopts *o, bufs *b, bresult *r)
+static void bench_shape(hf_cl *cl, const bopts *o, bufs *b, bresult *r, hf_bench_meter *meter)
 {
 	hf_gemm_shape gs = { .m = r->s.m, .n = r->s.n, .k = r->s.k, .trans_b = o->trans_b,
 			     .b_type = o->half ? HF_GEMM_B_F16 : HF_GEMM_B_F32 };
@@ -511,22 +576,28 @@ static void bench_shape(hf_cl *cl, const bopts *o, bufs *b, bresult *r)
 		hf_gemm_params_describe(hf_gemm_plan_params(plan), r->params, sizeof r->params);
 		r->tuned = hf_gemm_plan_tuned(plan);
 		c.plan = plan;
-		e[ne++] = (engine){ .fn = run_ours, .ctx = &c, .gflops = &r->ours };
+		e[ne++] = (engine){ .fn = run_ours, .ctx = &c, .gflops = &r->ours, .name = "ours",
+				    .win = &r->w_ours };
 	}
 	ob_ctx ob1 = { r->s, o->trans_b, false, 1, b->a, b->b, b->ref };
 	ob_ctx obn = ob1, gv = ob1;
 	obn.threads = gv.threads = openblas_get_num_threads();
 	gv.gemv = true;
 	if (o->openblas) {
-		e[ne++] = (engine){ .fn = run_openblas, .ctx = &ob1, .gflops = &r->ob1 };
-		e[ne++] = (engine){ .fn = run_openblas, .ctx = &obn, .gflops = &r->obn };
+		e[ne++] = (engine){ .fn = run_openblas, .ctx = &ob1, .gflops = &r->ob1,
+				    .name = "openblas-1t", .win = &r->w_ob1 };
+		e[ne++] = (engine){ .fn = run_openblas, .ctx = &obn, .gflops = &r->obn,
+				    .name = "openblas", .win = &r->w_obn };
 		if (r->s.m == 1)
-			e[ne++] = (engine){ .fn = run_openblas, .ctx = &gv, .gflops = &r->ob_gemv };
+			e[ne++] = (engine){ .fn = run_openblas, .ctx = &gv, .gflops = &r->ob_gemv,
+					    .name = "openblas-sgemv", .win = &r->w_gemv };
 	}
 	clb_ctx cc = { r->s, o->trans_b, hf_cl_queue(cl), b->da, b->db32, b->dc };
 	if (o->clblast)
-		e[ne++] = (engine){ .fn = run_clblast, .ctx = &cc, .gflops = &r->clblast };
+		e[ne++] = (engine){ .fn = run_clblast, .ctx = &cc, .gflops = &r->clblast,
+				    .name = "clblast", .win = &r->w_clblast };
 	time_interleaved(e, ne, &r->s, o);
+	energy_windows(e, ne, &r->s, o, meter);
 	/* CLBlast wrote C last (or not at all): the check needs our result, so run ours once
 	 * more; the reference is OpenBLAS's (all threads) output or the plain loop's. */
 	if (plan && e[0].err == 0 && run_ours(&c) == 0) {
@@ -759,7 +830,7 @@ static int tune_shape(hf_cl *cl, const bopts *o, const bshape *s)
 static double ratio(double a, double b) { return a > 0 && b > 0 ? a / b : 0; }
 
 static void print_table(const bopts *o, const hf_cl_device_info *dev, const bresult *r,
-			size_t n, const first_call *fc)
+			size_t n, const first_call *fc, const hf_bench_meter *meter)
 {
 	printf("device: %s [%s] (%s, %s), %u compute units\n", dev->name, dev->selector,
 	       dev->platform, dev->driver_version, dev->compute_units);
@@ -805,12 +876,28 @@ static void print_table(const bopts *o, const hf_cl_device_info *dev, const bres
 		printf("\n");
 	}
 	printf("0.0 = not run. ours/OB is against OpenBLAS with all threads.\n");
+	hf_bench_print_windows(meter, "gemm", stdout);
+	printf("(each engine alone for %.2f s after %.2f s of warm-up: sustained GFLOP/s and GFLOP/J "
+	       "from the same window)\n", o->c.seconds, o->c.warmup);
 }
 
-static void print_json(const bopts *o, const hf_cl_device_info *dev, const bresult *r,
-		       size_t n, const first_call *fc)
+static json_t *energy_json(const hf_bench_meter *meter, const bresult *r)
 {
-	json_t *root = json_object(), *arr = json_array();
+	json_t *e = json_object();
+	json_object_set_new(e, "ours", hf_bench_window_json(meter, &r->w_ours));
+	json_object_set_new(e, "clblast", hf_bench_window_json(meter, &r->w_clblast));
+	json_object_set_new(e, "openblas_1t", hf_bench_window_json(meter, &r->w_ob1));
+	json_object_set_new(e, "openblas", hf_bench_window_json(meter, &r->w_obn));
+	json_object_set_new(e, "openblas_sgemv", hf_bench_window_json(meter, &r->w_gemv));
+	return e;
+}
+
+/* The section (the legacy --json document plus power and energy windows). */
+static void fill_json(json_t *root, const bopts *o, const hf_cl_device_info *dev,
+		      const bresult *r, size_t n, const first_call *fc,
+		      const hf_bench_meter *meter)
+{
+	json_t *arr = json_array();
 	json_object_set_new(root, "device", json_pack("{s:s,s:s,s:s,s:s,s:i}", "selector",
 						      dev->selector, "name", dev->name, "platform",
 						      dev->platform, "driver", dev->driver_version,
@@ -839,32 +926,72 @@ static void print_json(const bopts *o, const hf_cl_device_info *dev, const bresu
 	for (size_t i = 0; o->peak_gflops > 0 && i < n; i++)
 		json_object_set_new(json_array_get(arr, i), "fraction_of_peak",
 				    json_real(r[i].ours / o->peak_gflops));
+	for (size_t i = 0; i < n; i++) {
+		json_t *x = json_array_get(arr, i);
+		json_object_set_new(x, "energy", energy_json(meter, &r[i]));
+		json_object_set_new(x, "ours_gflop_per_j", r[i].w_ours.valid ?
+				    json_real(r[i].w_ours.per_j) : json_null());
+	}
 	json_object_set_new(root, "results", arr);
+	json_object_set_new(root, "power", hf_bench_meter_power_json(meter));
+	json_object_set_new(root, "energy_window_s", json_real(o->c.seconds));
+	json_object_set_new(root, "warmup_s", json_real(o->c.warmup));
 	if (fc->ran)
 		json_object_set_new(root, "first_call_ms",
 				    json_pack("{s:f,s:f,s:f,s:f}", "ours_cold", fc->ours_cold_ms,
 					      "ours_warm", fc->ours_warm_ms, "clblast_cold",
 					      fc->clb_cold_ms, "clblast_warm", fc->clb_warm_ms));
-	char *s = json_dumps(root, JSON_INDENT(2));
-	if (s)
-		printf("%s\n", s);
-	free(s);
-	json_decref(root);
 }
 
-int hf_bench_gemm_main(int argc, char **argv)
+typedef struct gemm_ctx {
+	bopts *o;
+	hf_cl *cl;
+	first_call fc;
+} gemm_ctx;
+
+static int gemm_body(hf_bench_meter *meter, void *ctx, json_t *section)
+{
+	gemm_ctx *g = ctx;
+	bopts *o = g->o;
+	bresult res[MAX_SHAPES];
+	int failed = 0;
+	for (size_t i = 0; i < o->nshapes; i++) {
+		bufs b;
+		memset(&res[i], 0, sizeof res[i]);
+		res[i].s = o->shapes[i];
+		if (make_bufs(g->cl, &o->shapes[i], o, &b)) {
+			snprintf(res[i].note, sizeof res[i].note, "out of memory");
+			free_bufs(&b);
+			failed = 1;
+			continue;
+		}
+		if (!o->c.json_stdout)
+			fprintf(stderr, "running %zux%zux%zu ...\n", res[i].s.m, res[i].s.k,
+				res[i].s.n);
+		bench_shape(g->cl, o, &b, &res[i], meter);
+		check(o, &b, &res[i]);
+		failed |= !res[i].ok;
+		free_bufs(&b);
+	}
+	fill_json(section, o, hf_cl_info(g->cl), res, o->nshapes, &g->fc, meter);
+	if (!o->c.json_stdout)
+		print_table(o, hf_cl_info(g->cl), res, o->nshapes, &g->fc, meter);
+	return failed;
+}
+
+int hf_bench_gemm_run(int argc, char **argv, hf_bench_meter *shared,
+		      const hf_bench_common *shared_c, json_t *sections)
 {
 	bopts o;
-	first_call fc = { 0 };
-	bresult res[MAX_SHAPES];
-	hf_cl *cl;
+	gemm_ctx g = { .o = &o };
 	hf_errbuf eb;
+	hf_bench_meter *meter = shared;
 	int r = parse_args(argc, argv, &o);
 	if (r)
 		return r == 1 ? 0 : r;
-	if (o.openblas) {
+	if (o.openblas && !shared) {
 		/* argv is the subcommand's view: argv[-1] is the program name. */
-		pick_openblas_kernel(argv - 1);
+		hf_bench_gemm_pick_openblas(argv - 1);
 	}
 	if (o.clblast && !load_clblast(o.clblast_why, sizeof o.clblast_why))
 		o.clblast = false;
@@ -872,43 +999,56 @@ int hf_bench_gemm_main(int argc, char **argv)
 		fprintf(stderr, "hashflop-bench gemm: cache dir: %s\n", eb.msg);
 		return 1;
 	}
+	/* Forked children, before this process touches OpenCL (the meter's PCI look-up does). */
 	if (o.first_call && !o.tune)
-		measure_first_call(&o, &fc);
+		measure_first_call(&o, &g.fc);
+	if (!shared) {
+		char pci[32] = "";
+		if (o.c.power_kind == HF_POWER_AUTO || o.c.power_kind == HF_POWER_NVML)
+			hf_bench_cl_pci_bus_id(o.device, pci, sizeof pci);
+		meter = hf_bench_meter_open("gemm", &o.c, pci, o.c.json_stdout ? stderr : stdout);
+		if (!meter)
+			return o.c.nlimits ? 2 : 1;
+	} else {
+		o.c.nlimits = shared_c->nlimits;
+		memcpy(o.c.limits, shared_c->limits, sizeof o.c.limits);
+	}
 	hf_cl_opts co = { .cache_dir = o.cache_dir };
-	if ((r = hf_cl_open(o.device, &co, &cl, &eb))) {
+	if ((r = hf_cl_open(o.device, &co, &g.cl, &eb))) {
 		fprintf(stderr, "hashflop-bench gemm: %s: %s\n", hf_strerror(r), eb.msg);
+		if (!shared)
+			hf_bench_meter_free(meter);
 		return 1;
 	}
 	if (o.tune) {
 		int bad = 0;
 		for (size_t i = 0; i < o.nshapes; i++)
-			bad |= tune_shape(cl, &o, &o.shapes[i]);
-		hf_cl_free(cl);
+			bad |= tune_shape(g.cl, &o, &o.shapes[i]);
+		hf_cl_free(g.cl);
+		if (!shared)
+			hf_bench_meter_free(meter);
 		return bad;
 	}
-	int failed = 0;
-	for (size_t i = 0; i < o.nshapes; i++) {
-		bufs b;
-		memset(&res[i], 0, sizeof res[i]);
-		res[i].s = o.shapes[i];
-		if (make_bufs(cl, &o.shapes[i], &o, &b)) {
-			snprintf(res[i].note, sizeof res[i].note, "out of memory");
-			free_bufs(&b);
-			failed = 1;
-			continue;
-		}
-		if (!o.json)
-			fprintf(stderr, "running %zux%zux%zu ...\n", res[i].s.m, res[i].s.k,
-				res[i].s.n);
-		bench_shape(cl, &o, &b, &res[i]);
-		check(&o, &b, &res[i]);
-		failed |= !res[i].ok;
-		free_bufs(&b);
+	json_t *secs = shared ? sections : json_object();
+	int failed = hf_bench_sweep("gemm", meter, &o.c, "gemm", gemm_body, &g, secs);
+	hf_cl_free(g.cl);
+	if (shared)
+		return failed;
+	if (o.c.json_stdout) {
+		char *s = json_dumps(json_object_get(secs, "gemm"), JSON_INDENT(2));
+		if (s)
+			printf("%s\n", s);
+		free(s);
 	}
-	if (o.json)
-		print_json(&o, hf_cl_info(cl), res, o.nshapes, &fc);
-	else
-		print_table(&o, hf_cl_info(cl), res, o.nshapes, &fc);
-	hf_cl_free(cl);
+	json_t *doc = hf_bench_meter_document(meter, "gemm", secs);
+	if (hf_bench_write_document("gemm", &o.c, doc))
+		failed = 1;
+	json_decref(doc);
+	hf_bench_meter_free(meter);
 	return failed;
+}
+
+int hf_bench_gemm_main(int argc, char **argv)
+{
+	return hf_bench_gemm_run(argc, argv, NULL, NULL, NULL);
 }

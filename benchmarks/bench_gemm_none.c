@@ -11,3 +11,17 @@ int hf_bench_gemm_main(int argc, char **argv)
 			"ocl-icd-opencl-dev and libopenblas-dev, then reconfigure)\n");
 	return 2;
 }
+
+int hf_bench_gemm_run(int argc, char **argv, hf_bench_meter *shared,
+		      const hf_bench_common *shared_c, json_t *sections)
+{
+	(void)shared;
+	(void)shared_c;
+	(void)sections;
+	return hf_bench_gemm_main(argc, argv);
+}
+
+void hf_bench_gemm_pick_openblas(char **argv_full)
+{
+	(void)argv_full;
+}

@@ -9,6 +9,9 @@
  * overhead per run (wall minus device busy time); an empty launch's round trip. PyTorch runs
  * benchmarks/bench_infer_torch.py under Debian's /usr/bin/python3 with --threads equal to our
  * device's compute units (PoCL: its worker threads; --threads sets POCL_MAX_PTHREAD_COUNT).
+ * Energy: every timed loop (ours fused, ours no_fusion, PyTorch's, per batch) is a window of
+ * the run's power source after a --warmup not counted (bench_energy.h); PyTorch's window runs
+ * from its {"start": B} line to its result line, and its CPU time counts towards an estimate.
  * Threading: the caller's thread only (PyTorch is a child process).
  */
 #include <errno.h>
@@ -21,9 +24,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_energy.h"
 #include "hf_bench.h"
 #include "hf_exec.h"
 #include "hf_graph.h"
@@ -39,7 +44,8 @@
 #define MAX_LAT (1u << 21)
 
 typedef struct iopts {
-	const char *model, *device, *json, *bin_dir, *cache_dir;
+	const char *model, *device, *bin_dir, *cache_dir;
+	hf_bench_common c;
 	unsigned threads, clients, switches;
 	size_t batches[MAX_BATCHES], nb;
 	double seconds;
@@ -60,6 +66,7 @@ typedef struct where {
 typedef struct brow {
 	size_t batch;
 	meas ours, unfused, torch;
+	hf_bench_window w_ours, w_unfused, w_torch;
 	where w, wu;
 	bool have_torch;
 } brow;
@@ -77,8 +84,9 @@ static void usage(FILE *f)
 		"  -t, --threads N      PoCL worker threads (POCL_MAX_PTHREAD_COUNT; default: PoCL's,\n"
 		"                       one per core); PyTorch gets the device's compute units\n"
 		"  -b, --batches LIST   comma-separated batch sizes (default 1,8,32,128)\n"
-		"  -s, --seconds S      timed seconds per batch size and engine (default 2)\n"
-		"      --json FILE      also write the results as JSON to FILE\n"
+		"  -s, --seconds S      timed seconds per batch size and engine (default 2), after\n"
+		"                       --warmup S (default 0.25, at least 3 runs) not counted\n"
+		"      --json FILE      also write the run document (results, windows, series)\n"
 		"      --no-torch       skip PyTorch (machines without python3-torch)\n"
 		"      --no-unfused     skip the one-kernel-per-op comparison\n"
 		"      --no-server      skip the server sections (OIP over loopback, mode switch)\n"
@@ -88,9 +96,10 @@ static void usage(FILE *f)
 		"                       program's build tree or directory)\n"
 		"      --cache-dir DIR  program cache (default $HASHFLOP_CACHE_DIR, else\n"
 		"                       $XDG_CACHE_HOME/hashflop, else ~/.cache/hashflop)\n"
-		"  -h, --help           show this help and exit\n\n"
+		"  -h, --help           show this help and exit\n%s\n"
 		"PyTorch: /usr/bin/python3 $HF_SOURCE_ROOT/benchmarks/bench_infer_torch.py (the source\n"
-		"tree this program was built from when HF_SOURCE_ROOT is unset), Debian's python3-torch.\n");
+		"tree this program was built from when HF_SOURCE_ROOT is unset), Debian's python3-torch.\n",
+		hf_bench_common_help);
 }
 
 static int parse_batches(const char *s, iopts *o)
@@ -125,10 +134,12 @@ static int parse_args(int argc, char **argv, iopts *o)
 		{ "switches", required_argument, NULL, O_SWITCHES },
 		{ "bin-dir", required_argument, NULL, O_BIN },
 		{ "cache-dir", required_argument, NULL, O_CACHE },
-		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
+		{ "help", no_argument, NULL, 'h' }, HF_BENCH_COMMON_LONGOPTS, { NULL, 0, NULL, 0 },
 	};
 	*o = (iopts){ .seconds = 2.0, .torch = true, .server = true, .unfused = true,
 		      .clients = 64, .switches = 5 };
+	hf_bench_common_init(&o->c);
+	bool bad = false;
 	o->cache_dir = hf_bench_default_cache_dir(o->cache_buf, sizeof o->cache_buf);
 	parse_batches("1,8,32,128", o);
 	optind = 1;
@@ -136,6 +147,11 @@ static int parse_args(int argc, char **argv, iopts *o)
 	int c;
 	char *end;
 	while ((c = getopt_long(argc, argv, "m:d:t:b:s:h", lo, NULL)) != -1) {
+		if (c != O_JSON && hf_bench_common_option("infer", c, optarg, &o->c, &bad)) {
+			if (bad)
+				return 2;
+			continue;
+		}
 		switch (c) {
 		case 'm': o->model = optarg; break;
 		case 'd': o->device = optarg; break;
@@ -164,7 +180,7 @@ static int parse_args(int argc, char **argv, iopts *o)
 				return 2;
 			}
 			break;
-		case O_JSON: o->json = optarg; break;
+		case O_JSON: o->c.json_file = optarg; break;
 		case O_NOTORCH: o->torch = false; break;
 		case O_NOSERVER: o->server = false; break;
 		case O_NOUNFUSED: o->unfused = false; break;
@@ -191,6 +207,8 @@ static int parse_args(int argc, char **argv, iopts *o)
 		fprintf(stderr, "hashflop-bench infer: --model is required (see --help)\n");
 		return 2;
 	}
+	if (o->c.warmup < 0)
+		o->c.warmup = 0.25;
 	return 0;
 }
 
@@ -269,16 +287,33 @@ static void io_free(io_bufs *b)
 	}
 }
 
-/* Back-to-back runs of batch for seconds (after a short warm-up). */
-static int measure(hf_exec *e, size_t batch, double seconds, io_bufs *io, uint64_t *lat,
-		   meas *m)
+static const hf_bench_phase infer_phase = { .section = "infer", .scale = 1,
+					     .rate_unit = "inferences/s",
+					     .eff_unit = "inferences/J" };
+
+/* Back-to-back runs of batch for seconds (after a warm-up of --warmup seconds, at least 3
+ * runs): the energy window of impl at this batch. */
+static int measure(hf_exec *e, size_t batch, const iopts *o, io_bufs *io, uint64_t *lat,
+		   meas *m, hf_bench_meter *meter, const char *impl, hf_bench_window *win)
 {
 	hf_errbuf eb;
-	for (int i = 0; i < 3; i++)
+	char shape[32];
+	double seconds = o->seconds;
+	snprintf(shape, sizeof shape, "batch %zu", batch);
+	hf_bench_phase ph = infer_phase;
+	ph.impl = impl;
+	ph.shape = shape;
+	hf_bench_phase_warmup(meter, &ph);
+	uint64_t warm_end = hf_clock_ns(CLOCK_MONOTONIC) + (uint64_t)(o->c.warmup * 1e9);
+	for (int i = 0; i < 3 || hf_clock_ns(CLOCK_MONOTONIC) < warm_end; i++) {
 		if (hf_exec_run(e, batch, (const float *const *)io->in, io->out, &eb)) {
 			fprintf(stderr, "hashflop-bench infer: batch %zu: %s\n", batch, eb.msg);
+			hf_bench_phase_abort(meter);
 			return -1;
 		}
+		hf_bench_phase_add(meter, (double)batch);
+	}
+	hf_bench_phase_measure(meter);
 	uint64_t start = hf_clock_ns(CLOCK_MONOTONIC), end = start + (uint64_t)(seconds * 1e9);
 	uint64_t now = start;
 	size_t n = 0;
@@ -286,11 +321,14 @@ static int measure(hf_exec *e, size_t batch, double seconds, io_bufs *io, uint64
 		uint64_t t0 = now;
 		if (hf_exec_run(e, batch, (const float *const *)io->in, io->out, &eb)) {
 			fprintf(stderr, "hashflop-bench infer: batch %zu: %s\n", batch, eb.msg);
+			hf_bench_phase_abort(meter);
 			return -1;
 		}
+		hf_bench_phase_add(meter, (double)batch);
 		now = hf_clock_ns(CLOCK_MONOTONIC);
 		lat[n++] = now - t0;
 	}
+	hf_bench_phase_end(meter, (double)(n * batch), win);
 	double wall = (double)(now - start) / 1e9, sum = 0;
 	for (size_t i = 0; i < n; i++)
 		sum += (double)lat[i];
@@ -367,30 +405,51 @@ static double launch_roundtrip_us(hf_cl *cl)
 
 /* ---- PyTorch ---- */
 
-static void shell_quote(const char *s, char *out, size_t sz)
+/* One line of the script: the markers start the window, a result line ends it. */
+static void torch_line(const iopts *o, json_t *j, brow *rows, hf_bench_meter *meter,
+		       char *ver, size_t vsz, char *blas, size_t bsz, bool *done)
 {
-	size_t n = 0;
-	if (sz < 3)
-		return;
-	out[n++] = '\'';
-	for (; *s && n + 5 < sz; s++) {
-		if (*s == '\'') {
-			memcpy(out + n, "'\\''", 4);
-			n += 4;
-		} else {
-			out[n++] = *s;
+	char shape[32];
+	json_t *b = json_object_get(j, "batch");
+	if (json_is_integer(json_object_get(j, "warmup"))) {
+		snprintf(shape, sizeof shape, "batch %lld",
+			 (long long)json_integer_value(json_object_get(j, "warmup")));
+		hf_bench_phase ph = infer_phase;
+		ph.impl = "torch";
+		ph.shape = shape;
+		ph.reference = true;
+		hf_bench_phase_warmup(meter, &ph);
+	} else if (json_is_integer(json_object_get(j, "start"))) {
+		hf_bench_phase_measure(meter);
+	} else if (json_is_integer(b)) {
+		for (size_t i = 0; i < o->nb; i++) {
+			if ((json_int_t)rows[i].batch != json_integer_value(b))
+				continue;
+			rows[i].torch.sps = json_number_value(json_object_get(j, "samples_per_s"));
+			rows[i].torch.p50_us = json_number_value(json_object_get(j, "p50_us"));
+			rows[i].torch.p99_us = json_number_value(json_object_get(j, "p99_us"));
+			rows[i].torch.mean_us = json_number_value(json_object_get(j, "mean_us"));
+			rows[i].torch.runs = (uint64_t)json_integer_value(json_object_get(j, "runs"));
+			rows[i].have_torch = true;
+			hf_bench_phase_end(meter, (double)(rows[i].torch.runs * rows[i].batch),
+					   &rows[i].w_torch);
 		}
+	} else if (json_is_true(json_object_get(j, "done"))) {
+		const char *v = json_string_value(json_object_get(j, "torch"));
+		const char *bs = json_string_value(json_object_get(j, "blas"));
+		snprintf(ver, vsz, "%s", v ? v : "?");
+		snprintf(blas, bsz, "%s", bs ? bs : "?");
+		*done = true;
 	}
-	out[n++] = '\'';
-	out[n] = '\0';
 }
 
-/* Runs the PyTorch script; fills rows (have_torch) and the version strings. */
+/* Runs the PyTorch script (fork and exec, no shell); fills rows (have_torch, their windows)
+ * and the version strings. Its CPU time counts towards an estimated power source. */
 static int run_torch(const iopts *o, unsigned threads, brow *rows, char *ver, size_t vsz,
-		     char *blas, size_t bsz)
+		     char *blas, size_t bsz, hf_bench_meter *meter)
 {
 	const char *root = getenv("HF_SOURCE_ROOT");
-	char script[PATH_MAX], qs[2 * PATH_MAX], qm[2 * PATH_MAX], cmd[6 * PATH_MAX], bl[256] = "";
+	char script[PATH_MAX], bl[256] = "", th[16], sec[32], warm[32];
 	snprintf(script, sizeof script, "%s/benchmarks/bench_infer_torch.py",
 		 root && *root ? root : HF_BENCH_SOURCE_ROOT);
 	if (access(script, R_OK) != 0) {
@@ -402,50 +461,56 @@ static int run_torch(const iopts *o, unsigned threads, brow *rows, char *ver, si
 		size_t l = strlen(bl);
 		snprintf(bl + l, sizeof bl - l, "%s%zu", i ? "," : "", o->batches[i]);
 	}
-	shell_quote(script, qs, sizeof qs);
-	shell_quote(o->model_file, qm, sizeof qm);
-	snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s --model %s --threads %u --batches %s "
-		 "--seconds %g", qs, qm, threads, bl, o->seconds);
+	snprintf(th, sizeof th, "%u", threads);
+	snprintf(sec, sizeof sec, "%g", o->seconds);
+	snprintf(warm, sizeof warm, "%g", o->c.warmup);
+	char *const argv[] = { "/usr/bin/python3", script, "--model", (char *)o->model_file,
+			       "--threads", th, "--batches", bl, "--seconds", sec,
+			       "--warmup-seconds", warm, "--markers", NULL };
+	int fd[2];
 	fflush(stdout);
-	FILE *p = popen(cmd, "r");
-	if (!p) {
-		fprintf(stderr, "hashflop-bench infer: cannot run %s: %s\n", cmd, strerror(errno));
+	if (pipe(fd) != 0) {
+		fprintf(stderr, "hashflop-bench infer: pipe: %s\n", strerror(errno));
 		return -1;
 	}
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(fd[1], 1);
+		close(fd[0]);
+		close(fd[1]);
+		execv(argv[0], argv);
+		fprintf(stderr, "hashflop-bench infer: cannot run %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	close(fd[1]);
+	if (pid < 0) {
+		close(fd[0]);
+		fprintf(stderr, "hashflop-bench infer: fork: %s\n", strerror(errno));
+		return -1;
+	}
+	hf_bench_meter_set_child(meter, pid);
+	FILE *p = fdopen(fd[0], "r");
 	char line[4096];
 	bool done = false;
-	while (fgets(line, sizeof line, p)) {
+	while (p && fgets(line, sizeof line, p)) {
 		json_error_t je;
 		json_t *j = json_loads(line, 0, &je);
-		if (!json_is_object(j)) {
-			json_decref(j);
-			continue;
-		}
-		json_t *b = json_object_get(j, "batch");
-		if (json_is_integer(b)) {
-			for (size_t i = 0; i < o->nb; i++) {
-				if ((json_int_t)rows[i].batch != json_integer_value(b))
-					continue;
-				rows[i].torch.sps = json_number_value(json_object_get(j, "samples_per_s"));
-				rows[i].torch.p50_us = json_number_value(json_object_get(j, "p50_us"));
-				rows[i].torch.p99_us = json_number_value(json_object_get(j, "p99_us"));
-				rows[i].torch.mean_us = json_number_value(json_object_get(j, "mean_us"));
-				rows[i].torch.runs = (uint64_t)json_integer_value(json_object_get(j, "runs"));
-				rows[i].have_torch = true;
-			}
-		} else if (json_is_true(json_object_get(j, "done"))) {
-			const char *v = json_string_value(json_object_get(j, "torch"));
-			const char *bs = json_string_value(json_object_get(j, "blas"));
-			snprintf(ver, vsz, "%s", v ? v : "?");
-			snprintf(blas, bsz, "%s", bs ? bs : "?");
-			done = true;
-		}
+		if (json_is_object(j))
+			torch_line(o, j, rows, meter, ver, vsz, blas, bsz, &done);
 		json_decref(j);
 	}
-	int st = pclose(p);
-	if (st != 0 || !done) {
-		fprintf(stderr, "hashflop-bench infer: PyTorch run failed (exit status %d): %s\n", st,
-			cmd);
+	if (p)
+		fclose(p);
+	else
+		close(fd[0]);
+	int st = 0;
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	hf_bench_meter_set_child(meter, 0);
+	hf_bench_phase_abort(meter); /* a window the script left open */
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || !done) {
+		fprintf(stderr, "hashflop-bench infer: PyTorch run failed (status %d): %s %s\n", st,
+			argv[0], script);
 		return -1;
 	}
 	return 0;
@@ -455,7 +520,7 @@ static int run_torch(const iopts *o, unsigned threads, brow *rows, char *ver, si
 
 static int bench_lowering(hf_cl *cl, hf_cl *pcl, const hf_graph *g, const iopts *o,
 			  bool no_fusion, size_t maxb, io_bufs *io, uint64_t *lat, brow *rows,
-			  json_t *info)
+			  json_t *info, hf_bench_meter *meter)
 {
 	hf_errbuf eb;
 	hf_exec_opts eo = { .max_batch = maxb, .no_fusion = no_fusion };
@@ -479,7 +544,9 @@ static int bench_lowering(hf_cl *cl, hf_cl *pcl, const hf_graph *g, const iopts 
 	for (size_t i = 0; !r && i < o->nb; i++) {
 		meas *m = no_fusion ? &rows[i].unfused : &rows[i].ours;
 		where *w = no_fusion ? &rows[i].wu : &rows[i].w;
-		r = measure(e, rows[i].batch, o->seconds, io, lat, m);
+		r = measure(e, rows[i].batch, o, io, lat, m, meter,
+			    no_fusion ? "ours-no-fusion" : "ours",
+			    no_fusion ? &rows[i].w_unfused : &rows[i].w_ours);
 		if (!r)
 			r = profile(pe, rows[i].batch, o->seconds / 4 > 0.5 ? 0.5 : o->seconds / 4,
 				    io, w);
@@ -492,10 +559,14 @@ static int bench_lowering(hf_cl *cl, hf_cl *pcl, const hf_graph *g, const iopts 
 	return r;
 }
 
-static json_t *meas_json(const meas *m)
+static json_t *meas_json(const meas *m, const hf_bench_meter *meter, const hf_bench_window *w)
 {
-	return json_pack("{s:f, s:f, s:f, s:f, s:I}", "samples_per_s", m->sps, "p50_us", m->p50_us,
-			 "p99_us", m->p99_us, "mean_us", m->mean_us, "runs", (json_int_t)m->runs);
+	json_t *o = json_pack("{s:f, s:f, s:f, s:f, s:I}", "samples_per_s", m->sps, "p50_us",
+			      m->p50_us, "p99_us", m->p99_us, "mean_us", m->mean_us, "runs",
+			      (json_int_t)m->runs);
+	json_object_set_new(o, "energy", hf_bench_window_json(meter, w));
+	json_object_set_new(o, "inferences_per_j", w->valid ? json_real(w->per_j) : json_null());
+	return o;
 }
 
 static json_t *where_json(const where *w)
@@ -545,19 +616,22 @@ static void print_tables(const iopts *o, const brow *rows, double rt_us)
 }
 
 /* The per-batch rows of the report. */
-static json_t *rows_json(const iopts *o, const brow *rows)
+static json_t *rows_json(const iopts *o, const brow *rows, const hf_bench_meter *meter)
 {
 	json_t *arr = json_array();
 	for (size_t i = 0; i < o->nb; i++) {
 		json_t *row = json_pack("{s:I, s:o, s:o}", "batch", (json_int_t)rows[i].batch,
-					"ours", meas_json(&rows[i].ours), "where",
+					"ours", meas_json(&rows[i].ours, meter, &rows[i].w_ours),
+					"where",
 					where_json(&rows[i].w));
 		if (o->unfused) {
-			json_object_set_new(row, "no_fusion", meas_json(&rows[i].unfused));
+			json_object_set_new(row, "no_fusion",
+					    meas_json(&rows[i].unfused, meter, &rows[i].w_unfused));
 			json_object_set_new(row, "no_fusion_where", where_json(&rows[i].wu));
 		}
 		if (rows[i].have_torch) {
-			json_object_set_new(row, "torch", meas_json(&rows[i].torch));
+			json_object_set_new(row, "torch",
+					    meas_json(&rows[i].torch, meter, &rows[i].w_torch));
 			json_object_set_new(row, "ratio", json_real(rows[i].ours.sps / rows[i].torch.sps));
 		}
 		json_array_append_new(arr, row);
@@ -581,7 +655,7 @@ static void bin_dir_default(char *out, size_t sz)
 	snprintf(out, sz, "%s", d);
 }
 
-static int run_all(iopts *o, json_t *report)
+static int run_all(iopts *o, json_t *report, hf_bench_meter *meter)
 {
 	hf_errbuf eb;
 	hf_st *st = NULL;
@@ -639,8 +713,8 @@ static int run_all(iopts *o, json_t *report)
 		json_object_set_new(report, "no_fusion", unf);
 	else
 		json_decref(unf);
-	if (bench_lowering(cl, pcl, g, o, false, maxb, &io, lat, rows, fused) ||
-	    (o->unfused && bench_lowering(cl, pcl, g, o, true, maxb, &io, lat, rows, unf)))
+	if (bench_lowering(cl, pcl, g, o, false, maxb, &io, lat, rows, fused, meter) ||
+	    (o->unfused && bench_lowering(cl, pcl, g, o, true, maxb, &io, lat, rows, unf, meter)))
 		goto out;
 	double rt = launch_roundtrip_us(cl);
 	json_object_set_new(report, "launch_roundtrip_us", json_real(rt));
@@ -648,7 +722,7 @@ static int run_all(iopts *o, json_t *report)
 	if (o->torch) {
 		hf_cl_free(pcl); /* nothing of ours runs while torch does */
 		pcl = NULL;
-		if (run_torch(o, threads, rows, tv, sizeof tv, blas, sizeof blas) == 0) {
+		if (run_torch(o, threads, rows, tv, sizeof tv, blas, sizeof blas, meter) == 0) {
 			printf("torch %s, %u threads, BLAS: %s\n", tv, threads, blas);
 			json_object_set_new(report, "torch", json_pack("{s:s, s:s, s:i}", "version",
 								       tv, "blas", blas, "threads",
@@ -656,7 +730,10 @@ static int run_all(iopts *o, json_t *report)
 		}
 	}
 	print_tables(o, rows, rt);
-	json_object_set_new(report, "batches", rows_json(o, rows));
+	hf_bench_print_windows(meter, "infer", stdout);
+	json_object_set_new(report, "batches", rows_json(o, rows, meter));
+	json_object_set_new(report, "power", hf_bench_meter_power_json(meter));
+	json_object_set_new(report, "warmup_s", json_real(o->c.warmup));
 	r = 0;
 out:
 	io_free(&io);
@@ -668,30 +745,17 @@ out:
 	return r;
 }
 
-int hf_bench_infer_main(int argc, char **argv)
+static int infer_body(hf_bench_meter *meter, void *ctx, json_t *report)
 {
-	iopts o;
-	int r = parse_args(argc, argv, &o);
-	if (r)
-		return r == 1 ? 0 : r;
-	if (resolve_model(&o))
-		return 1;
-	if (o.threads) {
-		/* Before the first OpenCL call of the process, which is when PoCL reads it; no
-		 * thread exists yet. */
-		char t[16];
-		snprintf(t, sizeof t, "%u", o.threads);
-		setenv("POCL_MAX_PTHREAD_COUNT", t, 1);
-	}
-	json_t *report = json_object();
-	r = run_all(&o, report) ? 1 : 0;
-	if (!r && o.server) {
+	iopts *o = ctx;
+	int r = run_all(o, report, meter) ? 1 : 0;
+	if (!r && o->server) {
 		char bin[PATH_MAX];
 		bin_dir_default(bin, sizeof bin);
-		hf_bench_infer_server_opts so = { .bin_dir = o.bin_dir ? o.bin_dir : bin,
-						  .model_dir = o.model_dir, .model = o.model_name,
-						  .device = o.device, .clients = o.clients,
-						  .seconds = o.seconds, .switches = o.switches };
+		hf_bench_infer_server_opts so = { .bin_dir = o->bin_dir ? o->bin_dir : bin,
+						  .model_dir = o->model_dir, .model = o->model_name,
+						  .device = o->device, .clients = o->clients,
+						  .seconds = o->seconds, .switches = o->switches };
 		printf("\n");
 		fflush(stdout);
 		if (hf_bench_infer_server(&so, report) != 0) {
@@ -699,10 +763,47 @@ int hf_bench_infer_main(int argc, char **argv)
 			r = 1;
 		}
 	}
-	if (o.json && json_dump_file(report, o.json, JSON_INDENT(2) | JSON_SORT_KEYS) != 0) {
-		fprintf(stderr, "hashflop-bench infer: cannot write %s\n", o.json);
-		r = 1;
-	}
-	json_decref(report);
 	return r;
+}
+
+int hf_bench_infer_run(int argc, char **argv, hf_bench_meter *shared,
+		       const hf_bench_common *shared_c, json_t *sections)
+{
+	iopts o;
+	int r = parse_args(argc, argv, &o);
+	if (r)
+		return r == 1 ? 0 : r;
+	if (resolve_model(&o))
+		return 1;
+	if (shared) {
+		o.c.nlimits = shared_c->nlimits;
+		memcpy(o.c.limits, shared_c->limits, sizeof o.c.limits);
+		return hf_bench_sweep("infer", shared, &o.c, "infer", infer_body, &o, sections);
+	}
+	if (o.threads) {
+		/* Before the first OpenCL call of the process, which is when PoCL reads it; no
+		 * thread exists yet. */
+		char t[16];
+		snprintf(t, sizeof t, "%u", o.threads);
+		setenv("POCL_MAX_PTHREAD_COUNT", t, 1);
+	}
+	char pci[32] = "";
+	if (o.c.power_kind == HF_POWER_AUTO || o.c.power_kind == HF_POWER_NVML)
+		hf_bench_cl_pci_bus_id(o.device, pci, sizeof pci);
+	hf_bench_meter *meter = hf_bench_meter_open("infer", &o.c, pci, stdout);
+	if (!meter)
+		return o.c.nlimits ? 2 : 1;
+	json_t *secs = json_object();
+	r = hf_bench_sweep("infer", meter, &o.c, "infer", infer_body, &o, secs);
+	json_t *doc = hf_bench_meter_document(meter, "infer", secs);
+	if (hf_bench_write_document("infer", &o.c, doc))
+		r = 1;
+	json_decref(doc);
+	hf_bench_meter_free(meter);
+	return r;
+}
+
+int hf_bench_infer_main(int argc, char **argv)
+{
+	return hf_bench_infer_run(argc, argv, NULL, NULL, NULL);
 }

@@ -13,3 +13,12 @@ int hf_bench_infer_main(int argc, char **argv)
 			"ocl-icd-opencl-dev and pocl-opencl-icd, then reconfigure)\n");
 	return 2;
 }
+
+int hf_bench_infer_run(int argc, char **argv, hf_bench_meter *shared,
+		       const hf_bench_common *shared_c, json_t *sections)
+{
+	(void)shared;
+	(void)shared_c;
+	(void)sections;
+	return hf_bench_infer_main(argc, argv);
+}

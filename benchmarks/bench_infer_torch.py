@@ -4,6 +4,8 @@
 back to back on random inputs for each batch size and prints the figures as JSON lines.
 
 Output (stdout, one JSON object per line, flushed per line; hashflop-bench parses it):
+  {"warmup": B} then {"start": B}  with --markers: when batch B's warm-up, then its timed
+                                   calls begin (hashflop-bench reads its power source there)
   {"batch": B, "runs": R, "samples_per_s": X, "p50_us": P, "p99_us": Q, "mean_us": M}  per batch
   {"torch": "1.13.0", "threads": N, "done": true, "blas": "OpenBLAS 0.3.21 ... Zen ..."} last
 Invariants: inputs are uniform [0, 1) from a fixed seed; every timed call is one forward of
@@ -64,12 +66,18 @@ def openblas(threads):
         return None
 
 
-def bench_one(torch, model, shapes, batch, seconds, warmup, gen):
+def bench_one(torch, model, shapes, batch, seconds, warmup, gen, markers=False):
     xs = [torch.rand([batch] + s, generator=gen) for s in shapes]
+    # hashflop-bench reads the power source at these two lines: the energy window is the
+    # timed loop only.
+    if markers:
+        print(json.dumps({"warmup": batch}), flush=True)
     t_end = time.perf_counter() + warmup
     model(*xs)
     while time.perf_counter() < t_end:
         model(*xs)
+    if markers:
+        print(json.dumps({"start": batch}), flush=True)
     lat = []
     start = time.perf_counter_ns()
     deadline = start + int(seconds * 1e9)
@@ -104,6 +112,8 @@ def main(argv=None):
     ap.add_argument("--warmup-seconds", type=float, default=0.5, metavar="W",
                     help="untimed seconds per batch size first (default 0.5)")
     ap.add_argument("--seed", type=int, default=1, help="input seed (default 1)")
+    ap.add_argument("--markers", action="store_true",
+                    help='also print {"warmup": B} and {"start": B} lines (hashflop-bench)')
     try:
         a = ap.parse_args(argv)
         if a.threads < 1 or a.threads > 1024:
@@ -139,7 +149,8 @@ def main(argv=None):
     try:
         with torch.inference_mode():
             for b in a.batches:
-                r = bench_one(torch, model, shapes, b, a.seconds, a.warmup_seconds, gen)
+                r = bench_one(torch, model, shapes, b, a.seconds, a.warmup_seconds, gen,
+                              a.markers)
                 print(json.dumps(r), flush=True)
     except RuntimeError as e:  # e.g. out of memory
         print(f"bench_infer_torch: batch {b}: {e}", file=sys.stderr)

@@ -14,6 +14,25 @@ int hf_bench_gemm_main(int argc, char **argv);
 /* bench_infer.c: `hashflop-bench infer` (executor vs PyTorch, then the server sections). */
 int hf_bench_infer_main(int argc, char **argv);
 
+/* The subcommands inside `hashflop-bench all` (bench_all.c): argv is the subcommand's own
+ * (argv[0] its name); they measure with the run's shared meter (bench_energy.h) and the run's
+ * --power-limits, and put their section into sections. shared NULL: the subcommand alone. */
+#include <jansson.h>
+typedef struct hf_bench_meter hf_bench_meter;
+typedef struct hf_bench_common hf_bench_common;
+int hf_bench_hash_run(int argc, char **argv, hf_bench_meter *shared,
+		      const hf_bench_common *shared_c, json_t *sections);
+int hf_bench_gemm_run(int argc, char **argv, hf_bench_meter *shared,
+		      const hf_bench_common *shared_c, json_t *sections);
+int hf_bench_infer_run(int argc, char **argv, hf_bench_meter *shared,
+		       const hf_bench_common *shared_c, json_t *sections);
+/* Re-executes the program with the best OpenBLAS kernel (bench_gemm.c; argv_full is main's). */
+void hf_bench_gemm_pick_openblas(char **argv_full);
+/* bench_all.c: `hashflop-bench all` (hash, gemm and infer into one run document). */
+int hf_bench_all_main(int argc, char **argv);
+/* bench_report.c: `hashflop-bench report RUN.json... --out DIR` (report.md, gnuplot PNGs). */
+int hf_bench_report_main(int argc, char **argv);
+
 /* bench_infer_server.c: the sections of `hashflop-bench infer` that need a running node: the
  * OIP endpoint over loopback (N concurrent clients, batching on and off) and the mining ->
  * inference switch. It starts its own hashflopd (and hashflop-pool for mining) from bin_dir
