@@ -11,7 +11,6 @@
  */
 #include "bench_energy.h"
 
-#include <CL/cl.h>
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
@@ -207,8 +206,6 @@ struct hf_bench_meter {
 	uint64_t util_ns;
 	unsigned ncpus;
 };
-
-static double mono_s(void) { return (double)hf_clock_ns(CLOCK_MONOTONIC) / 1e9; }
 
 /* CPU seconds of a process from /proc/PID/stat (utime + stime), -1 when gone. */
 static double proc_cpu_s(pid_t pid)

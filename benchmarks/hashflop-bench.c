@@ -1,6 +1,6 @@
 /* hashflop-bench: benchmarks of the kernels a node runs (hash/s, FLOP/s), always side by side
- * with the reference they compete with, in one run, as a ratio. Energy (H/J, FLOP/J) is not
- * measured yet: see benchmarks/README.md, kernels/sha256d/README.md and kernels/gemm/README.md.
+ * with the reference they compete with, in one run, as a ratio, and energy (MH/J, GFLOP/J,
+ * inferences/J) from the same windows with the power source named (bench_energy.h).
  * Subcommands live in bench_<name>.c, one per kernel family.
  * Threading: each subcommand owns its threads.
  */
@@ -25,6 +25,10 @@ static const subcommand subcommands[] = {
 	{ "gemm", "OpenCL SGEMM vs OpenBLAS and CLBlast: GFLOP/s", hf_bench_gemm_main },
 	{ "infer", "a model on the OpenCL executor vs PyTorch, then the OIP server: samples/s, "
 		   "latency", hf_bench_infer_main },
+	{ "all", "hash, gemm and infer in one run with one power source, into one run document",
+	  hf_bench_all_main },
+	{ "report", "RUN.json... --out DIR: report.md with tables and gnuplot PNGs",
+	  hf_bench_report_main },
 };
 
 const char *hf_bench_default_cache_dir(char *buf, size_t size)
@@ -45,7 +49,7 @@ static void usage(FILE *f)
 {
 	fprintf(f, "Usage: hashflop-bench COMMAND [options]\n\nCommands:\n");
 	for (size_t i = 0; i < HF_ARRAY_SIZE(subcommands); i++)
-		fprintf(f, "  %-6s %s\n", subcommands[i].name, subcommands[i].summary);
+		fprintf(f, "  %-7s %s\n", subcommands[i].name, subcommands[i].summary);
 	fprintf(f, "\n`hashflop-bench COMMAND --help` describes each command's options.\n"
 		   "  -h, --help     show this help and exit\n"
 		   "  -V, --version  show the version and exit\n");
