@@ -290,8 +290,9 @@ static void sample_locked(hf_bench_meter *m)
 		json_object_set_new(s, "impl", json_string(m->impl));
 		json_object_set_new(s, "shape", json_string(m->shape));
 		json_object_set_new(s, "warmup", json_boolean(m->warm));
-		json_object_set_new(s, "rate", json_real(pdt > 0 ? (double)(u - m->base_units) *
-								   m->ph.scale / pdt : 0));
+		json_object_set_new(s, "rate", m->ph.no_live_rate ? json_null() :
+				    json_real(pdt > 0 ? (double)(u - m->base_units) * m->ph.scale /
+							pdt : 0));
 		json_object_set_new(s, "rate_unit", json_string(m->rate_unit));
 		m->base_units = u;
 		m->base_ns = r.mono_ns;

@@ -98,6 +98,7 @@ void hf_bench_meter_set_limit(hf_bench_meter *m, double watts);
 typedef struct hf_bench_phase {
 	const char *section, *impl, *shape;
 	bool reference;
+	bool no_live_rate;   /* the work is only known at the end (a child's): series rate null */
 	double scale;
 	const char *rate_unit, *eff_unit;
 } hf_bench_phase;

@@ -482,7 +482,7 @@ static void print_table(const measurement *ms, size_t n, const opts *o, double m
 	for (size_t i = 0; i < n; i++)
 		if (strcmp(ms[i].name, "ref") == 0 && ms[i].nonces)
 			ref_cpu = mhs(ms[i].nonces, ms[i].cpu_s);
-	printf("SHA-256d scan: %u thread(s), %.1f s per implementation after %.1f s of warm-up\n",
+	printf("SHA-256d scan: %u thread(s), %g s per implementation after %g s of warm-up\n",
 	       o->threads, o->seconds, o->c.warmup);
 	printf("CPU: %s, %.0f MHz per /proc/cpuinfo; dispatch picks: %s\n", model[0] ? model : "?",
 	       mhz, chosen);

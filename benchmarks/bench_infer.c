@@ -418,6 +418,7 @@ static void torch_line(const iopts *o, json_t *j, brow *rows, hf_bench_meter *me
 		ph.impl = "torch";
 		ph.shape = shape;
 		ph.reference = true;
+		ph.no_live_rate = true;
 		hf_bench_phase_warmup(meter, &ph);
 	} else if (json_is_integer(json_object_get(j, "start"))) {
 		hf_bench_phase_measure(meter);

@@ -338,7 +338,7 @@ static void ratio_cell(FILE *f, const report *r, const row *w, const char *ref, 
 {
 	const json_t *a = w->w[i], *b = find(r, w, ref, i);
 	char x[32], y[32];
-	if (!a || !b || strcmp(w->impl, ref) == 0) {
+	if (!a || !b || w->reference) { /* ratios of ours only */
 		fprintf(f, " - |");
 		return;
 	}
@@ -356,8 +356,8 @@ static void write_section(FILE *f, const report *r, const char *s)
 	fprintf(f, "Rate (%s) and efficiency (%s) from the same steady-state window (warm-up "
 		   "excluded); W = mean power over that window.", ru, eu);
 	if (k < HF_ARRAY_SIZE(known) && known[k].refs[0])
-		fprintf(f, " `x REF` = rate ratio / efficiency ratio against the reference %s%s%s "
-			   "in the same run and shape.", known[k].refs[0],
+		fprintf(f, " `x REF` = rate ratio / efficiency ratio of ours against the reference "
+			   "%s%s%s in the same run and shape.", known[k].refs[0],
 			known[k].refs[1] ? " and " : "", known[k].refs[1] ? known[k].refs[1] : "");
 	fprintf(f, "\n\n| shape | implementation |");
 	for (size_t i = 0; i < r->nruns; i++) {
@@ -562,12 +562,20 @@ static void series(report *r, FILE *gp, size_t i)
 	for (size_t s = 0; s < r->nsections; s++)
 		fprintf(d, " rate_%s", r->sections[s]);
 	fprintf(d, "\n");
+	double t0[8], t1[8];
+	for (size_t s = 0; s < 8; s++)
+		t0[s] = INFINITY, t1[s] = -INFINITY;
 	json_array_foreach(x->series, j, p) {
 		double t = jnum(p, "t"), w = jnum(p, "watts"), rate = jnum(p, "rate");
 		char sec[32];
 		if (!isfinite(t) || !isfinite(w))
 			continue;
 		jstr(p, "section", sec, sizeof sec);
+		for (size_t s = 0; s < r->nsections; s++)
+			if (strcmp(sec, r->sections[s]) == 0) {
+				t0[s] = t < t0[s] ? t : t0[s];
+				t1[s] = t > t1[s] ? t : t1[s];
+			}
 		fprintf(d, "%.3f %.4g", t, w);
 		for (size_t s = 0; s < r->nsections; s++)
 			fprintf(d, strcmp(sec, r->sections[s]) == 0 && isfinite(rate) ? " %.6g" : " NaN",
@@ -584,14 +592,18 @@ static void series(report *r, FILE *gp, size_t i)
 	snprintf(cap, sizeof cap, "%s: power over the run", x->label);
 	add_plot(r, png, cap);
 	for (size_t s = 0; s < r->nsections; s++) {
+		if (!(t1[s] > t0[s]))
+			continue; /* no samples of this section in this run */
 		units_of(r, r->sections[s], unit, l, sizeof unit);
+		fprintf(gp, "set xrange [%.3f:%.3f]\n", t0[s], t1[s]);
 		plot_label(unit, l, sizeof l);
 		snprintf(png, sizeof png, "%s-%s-series.png", x->label, r->sections[s]);
 		fprintf(gp, "set output '%s'\nset title '%s %s: rate and power over the run'\n"
 			    "set ylabel '%s'\nset y2label 'W'\nset y2tics\nset ytics nomirror\n"
 			    "plot '%s' using 1:%zu with points pt 7 ps 0.5 title '%s', "
 			    "'%s' using 1:2 axes x1y2 with lines title 'W%s'\n"
-			    "unset y2tics\nunset y2label\nset ytics mirror\n", png, x->label,
+			    "unset y2tics\nunset y2label\nset ytics mirror\nunset xrange\n", png,
+			x->label,
 			r->sections[s], l, dat, s + 3, l, dat, x->estimated ? " (estimated)" : "");
 		snprintf(cap, sizeof cap, "%s, %s: rate and power over the run", x->label,
 			 r->sections[s]);
@@ -710,7 +722,7 @@ static void plots(report *r)
 		    "if (strstrt(GPVAL_TERMINALS, 'pngcairo') > 0) {\n"
 		    "  set terminal pngcairo noenhanced size 1000,560 font ',10'\n"
 		    "} else {\n  set terminal png noenhanced size 1000,560\n}\n"
-		    "set grid ytics\n");
+		    "set grid ytics\nset bmargin 9\nset rmargin 8\n");
 	for (size_t s = 0; s < r->nsections; s++) {
 		char ru[24], eu[24];
 		units_of(r, r->sections[s], ru, eu, sizeof ru);
