@@ -25,7 +25,7 @@
 
 typedef struct aopts {
 	hf_bench_common c;
-	const char *device, *model, *shapes, *batches, *threads;
+	const char *device, *model, *shapes, *batches, *threads, *cache_dir;
 	char seconds[32], warmup[32], model_buf[PATH_MAX];
 	bool hash, gemm, infer, torch, clblast;
 } aopts;
@@ -50,6 +50,7 @@ static void usage(FILE *f)
 		"                       source tree, $HF_SOURCE_ROOT when set)\n"
 		"      --no-hash, --no-gemm, --no-infer   leave a section out\n"
 		"      --no-torch       infer without PyTorch;  --no-clblast  gemm without CLBlast\n"
+		"      --cache-dir DIR  gemm's and infer's program cache (default theirs)\n"
 		"  -h, --help           show this help and exit\n%s\n"
 		"Not run: cpuminer-opt (not ours to run: compare with its own benchmark), gemm's\n"
 		"first-call latency and infer's server sections (run those subcommands for them).\n",
@@ -59,7 +60,7 @@ static void usage(FILE *f)
 static int parse(int argc, char **argv, aopts *o)
 {
 	enum { O_JSON = 256, O_SECONDS, O_THREADS, O_SHAPES, O_BATCHES, O_MODEL, O_NOHASH,
-	       O_NOGEMM, O_NOINFER, O_NOTORCH, O_NOCLB };
+	       O_NOGEMM, O_NOINFER, O_NOTORCH, O_NOCLB, O_CACHE };
 	static const struct option lo[] = {
 		{ "seconds", required_argument, NULL, 's' }, { "json", required_argument, NULL, O_JSON },
 		{ "device", required_argument, NULL, 'd' },
@@ -71,6 +72,7 @@ static int parse(int argc, char **argv, aopts *o)
 		{ "no-infer", no_argument, NULL, O_NOINFER },
 		{ "no-torch", no_argument, NULL, O_NOTORCH },
 		{ "no-clblast", no_argument, NULL, O_NOCLB },
+		{ "cache-dir", required_argument, NULL, O_CACHE },
 		{ "help", no_argument, NULL, 'h' }, HF_BENCH_COMMON_LONGOPTS, { NULL, 0, NULL, 0 },
 	};
 	bool bad = false;
@@ -102,6 +104,7 @@ static int parse(int argc, char **argv, aopts *o)
 		case O_NOINFER: o->infer = false; break;
 		case O_NOTORCH: o->torch = false; break;
 		case O_NOCLB: o->clblast = false; break;
+		case O_CACHE: o->cache_dir = optarg; break;
 		case 'h': usage(stdout); return 1;
 		default: usage(stderr); return 2;
 		}
@@ -144,6 +147,10 @@ static int section(const aopts *o, const char *name, hf_bench_meter *m, json_t *
 	if (o->device) {
 		arg(v, &n, strcmp(name, "hash") == 0 ? "--device" : "-d");
 		arg(v, &n, o->device);
+	}
+	if (o->cache_dir && strcmp(name, "hash") != 0) {
+		arg(v, &n, "--cache-dir");
+		arg(v, &n, o->cache_dir);
 	}
 	printf("\n===== %s =====\n", name);
 	fflush(stdout);
