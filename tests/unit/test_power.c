@@ -492,10 +492,19 @@ Test(power, estimate_defaults)
 	cr_assert_not_null(strstr(why, "H100/H200 SXM"));
 	hf_power_estimate_default("NVIDIA h200", 64, &idle, &full, NULL);
 	cr_assert_float_eq(full, 700.0, EPS);
+	/* The lower-limit cards are told apart by name. */
+	hf_power_estimate_default("NVIDIA H100 PCIe", 64, &idle, &full, &why);
+	cr_assert_float_eq(full, 350.0, EPS);
+	cr_assert_float_eq(idle, 35.0, EPS);
+	cr_assert_not_null(strstr(why, "H100 PCIe"));
+	hf_power_estimate_default("NVIDIA H100 NVL", 64, &idle, &full, NULL);
+	cr_assert_float_eq(full, 400.0, EPS);
+	hf_power_estimate_default("NVIDIA H200 NVL", 64, &idle, &full, NULL);
+	cr_assert_float_eq(full, 600.0, EPS);
 	hf_power_estimate_default("pthread-AMD EPYC 7763 64-Core Processor", 128, &idle, &full,
 				  &why);
 	cr_assert_float_eq(full, 280.0, EPS);
-	cr_assert_float_eq(idle, 280.0 * 0.30, EPS);
+	cr_assert_float_eq(idle, 280.0 * 0.35, EPS);
 	cr_assert_not_null(strstr(why, "EPYC 7763"));
 	hf_power_estimate_default(NULL, 0, &idle, &full, NULL);
 	cr_assert_float_eq(full, 280.0 / 128, EPS, "0 CPUs counts as 1");
