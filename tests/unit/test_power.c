@@ -335,6 +335,10 @@ Test(power, hwmon_energy_counters_and_reset)
 	hf_power_read(p, &r);
 	cr_assert_float_eq(r.energy_j, 3.75, EPS, "%.9f", r.energy_j);
 	cr_assert_not(r.degraded);
+	cr_assert_not_null(strstr(hf_power_detail(p), "; counter went backwards (counted as a "
+						      "reset from 0) since open: hwmon1 myenergy "
+						      "energy2_input (energy counter)"),
+			   "%s", hf_power_detail(p));
 	hf_power_free(p);
 }
 
