@@ -7,8 +7,9 @@
  * Invariants: a domain's energy never decreases: a counter that went backwards either wrapped
  * (it has a known maximum) or was reset (counted), a failed read adds nothing (the domain
  * keeps its last energy), a power-only domain is not integrated across a failed read. The
- * detail string only ever grows (a new copy per domain that starts failing, at most one per
- * domain, all freed at hf_power_free), so a pointer from hf_power_detail() stays valid.
+ * detail string only ever grows (a new copy when a domain first fails or first resets, so at
+ * most two per domain, all freed at hf_power_free), so a pointer from hf_power_detail()
+ * stays valid until hf_power_free.
  * Threading: one mutex guards everything mutable; the sampler thread and every caller of
  * hf_power_read/limit take it; backends run under it. kind, boundary and problems are fixed
  * at open; detail is published through an atomic pointer.
