@@ -2,18 +2,26 @@
 # gpu-check.sh: the device checks for a machine with a GPU, in one run: the OpenCL platforms it
 # sees, the GEMM and SHA-256d correctness tests on the GPU, `hashflop-bench gemm` (untuned and
 # tuned, with the share of the FP32 peak), `hashflop-bench hash` on the GPU, and the inference
-# executor's tests and `hashflop-bench infer --no-torch`. Every step has its own time limit,
-# so one hang costs that step only; results go under OUT.
+# executor's tests and `hashflop-bench infer --no-torch`, then `hashflop-bench all` with the
+# GPU's power measured by NVML (OUT/all.json) and `hashflop-bench report` on it (OUT/report/).
+# Every step has its own time limit, so one hang costs that step only; results go under OUT.
 #
 # Usage: benchmarks/gpu-check.sh [--build DIR] [--device SEL] [--out DIR] [--quick]
+#                                [--power-limits W1,W2,...]
 #        benchmarks/gpu-check.sh --collect-libs [--build DIR]
 #   --build DIR   a meson build of this tree (default: build); it is not rebuilt here
 #   --device SEL  the OpenCL device (hf_cl selector, default: nvidia)
 #   --out DIR     where results go (default: $OUT, else gpu-check-out)
 #   --quick       small shapes and no tuning (to try the script on PoCL: --device pocl --quick)
+#   --power-limits LIST  also sweep these GPU board limits (NVML, as root; the limit in force is
+#                 restored after): OUT/limits.json, in the report. Off by default: it changes
+#                 the GPU's settings while it runs
 #   --collect-libs  (on the build machine) copy the shared libraries the programs use, except
 #                 the C library's own, into DIR/carry/lib (about 64 MB, OpenBLAS 36 of it), for a
-#                 GPU machine that has no package registry
+#                 GPU machine that has no package registry. NVML (libnvidia-ml.so.1) comes with
+#                 the driver and is never carried; gnuplot is not carried either (its libraries
+#                 are ~57 MB): without it the report is written with its plots skipped, and
+#                 `hashflop-bench report OUT/all.json --out DIR` on the build machine draws them
 #
 # The machine needs the NVIDIA driver with its OpenCL library (libnvidia-opencl.so.1); when no
 # ICD file names it, one is written under OUT and OCL_ICD_VENDORS points there. Libraries the
@@ -21,15 +29,16 @@
 # it goes first on LD_LIBRARY_PATH. Exit status: 0 when every test and check passed.
 set -u
 
-build=build device=nvidia out=${OUT:-gpu-check-out} quick=0 collect=0
+build=build device=nvidia out=${OUT:-gpu-check-out} quick=0 collect=0 limits=
 while [ $# -gt 0 ]; do
 	case $1 in
 	--build) build=$2; shift 2 ;;
 	--device) device=$2; shift 2 ;;
 	--out) out=$2; shift 2 ;;
 	--quick) quick=1; shift ;;
+	--power-limits) limits=$2; shift 2 ;;
 	--collect-libs) collect=1; shift ;;
-	-h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "gpu-check.sh: unknown argument \"$1\" (see --help)" >&2; exit 2 ;;
 	esac
 done
@@ -147,6 +156,26 @@ step bench-hash 120 "$build/benchmarks/hashflop-bench" hash --device "$device" -
 model=$(dirname "$0")/../runtime/infer/models/fashion-mnist
 step bench-infer 600 "$build/benchmarks/hashflop-bench" infer --device "$device" --model "$model" \
 	--no-torch --seconds $([ $quick -eq 1 ] && echo 1 || echo 3) --json "$out/infer.json"
+
+# Energy: everything in one run with the GPU's board power from NVML (the GPU matched by the
+# OpenCL device's PCI bus id), then the report (tables, and PNGs where gnuplot is installed).
+secs=$([ $quick -eq 1 ] && echo 0.5 || echo 2)
+all_shapes=()
+[ $quick -eq 1 ] && all_shapes=(--shapes 256x256x256,1x1024x1024)
+if ! step bench-all 600 "$build/benchmarks/hashflop-bench" all --device "$device" --power-source nvml \
+	--no-torch --seconds "$secs" "${all_shapes[@]}" --model "$model" --json "$out/all.json"; then
+	# no NVML (or no GPU it can match): the same run with whatever power source there is
+	step bench-all-auto 600 "$build/benchmarks/hashflop-bench" all --device "$device" \
+		--no-torch --seconds "$secs" "${all_shapes[@]}" --model "$model" --json "$out/all.json"
+fi
+runs=("$out/all.json")
+if [ -n "$limits" ]; then
+	step bench-power-limits 600 "$build/benchmarks/hashflop-bench" gemm -d "$device" \
+		--power-source nvml --power-limits "$limits" --no-first-call --no-openblas --no-clblast \
+		-s 4096x4096x4096 --seconds "$secs" --json "$out/limits.json" && runs+=("$out/limits.json")
+fi
+[ -s "$out/all.json" ] && step report 120 "$build/benchmarks/hashflop-bench" report "${runs[@]}" \
+	--out "$out/report"
 
 note "results in $out"
 exit $failed
