@@ -96,8 +96,9 @@ static void usage(FILE *f)
 		"                       choice, e.g. \"tiled lx=16 ly=16 wm=8 wn=8 kc=16\" (the\n"
 		"                       kernel column's format; fields left out take defaults)\n"
 		"      --peak GFLOPS    the device's FP32 peak: adds ours as a percentage of it\n"
-		"      --seconds S      each engine's energy window per shape (default 1), after\n"
-		"                       --warmup S (default 0.25) not counted\n"
+		"      --seconds S      each engine's energy window per shape (default 1, or\n"
+		"                       --budget when shorter), after --warmup S (default a\n"
+		"                       quarter of it) not counted\n"
 		"      --json           print one JSON document instead of the table\n"
 		"      --json FILE      write the run document (windows, time series) to FILE\n"
 		"  -h, --help           show this help and exit\n%s\n"
@@ -162,7 +163,6 @@ static int parse_args(int argc, char **argv, bopts *o)
 		      .first_call = true };
 	o->cache_dir = hf_bench_default_cache_dir(o->cache_buf, sizeof o->cache_buf);
 	hf_bench_common_init(&o->c);
-	o->c.seconds = 1;
 	parse_shapes(quick_shapes, o);
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "d:s:r:h", lo, NULL)) != -1) {
@@ -233,8 +233,10 @@ static int parse_args(int argc, char **argv, bopts *o)
 		fprintf(stderr, "hashflop-bench gemm: unexpected argument \"%s\"\n", argv[optind]);
 		return 2;
 	}
+	if (!(o->c.seconds > 0)) /* 1 s, or the engines' --budget when shorter */
+		o->c.seconds = o->budget_s < 1 ? o->budget_s : 1;
 	if (o->c.warmup < 0)
-		o->c.warmup = 0.25;
+		o->c.warmup = o->c.seconds / 4;
 	return 0;
 }
 
