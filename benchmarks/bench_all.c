@@ -25,9 +25,9 @@
 
 typedef struct aopts {
 	hf_bench_common c;
-	const char *device, *model, *shapes, *batches, *threads, *cache_dir;
+	const char *device, *hash_device, *model, *shapes, *batches, *threads, *cache_dir;
 	char seconds[32], warmup[32], model_buf[PATH_MAX];
-	bool hash, gemm, infer, torch, clblast;
+	bool hash, gemm, infer, torch, clblast, unfused;
 } aopts;
 
 static void usage(FILE *f)
@@ -41,8 +41,8 @@ static void usage(FILE *f)
 		"Options:\n"
 		"  -s, --seconds S      each measured window (default 1)\n"
 		"      --json FILE      the run document\n"
-		"  -d, --device SEL     OpenCL device of gemm and infer (default auto); hash also\n"
-		"                       runs its OpenCL kernel there when given\n"
+		"  -d, --device SEL     OpenCL device of gemm and infer (default auto)\n"
+		"      --hash-device SEL  hash also runs its OpenCL kernel on SEL\n"
 		"      --threads N      hash worker threads (default 1)\n"
 		"      --shapes LIST    gemm shapes MxKxN,... (default gemm's quick shapes)\n"
 		"      --batches LIST   infer batch sizes (default 1,32)\n"
@@ -50,6 +50,7 @@ static void usage(FILE *f)
 		"                       source tree, $HF_SOURCE_ROOT when set)\n"
 		"      --no-hash, --no-gemm, --no-infer   leave a section out\n"
 		"      --no-torch       infer without PyTorch;  --no-clblast  gemm without CLBlast\n"
+		"      --no-unfused     infer without its one-kernel-per-op comparison\n"
 		"      --cache-dir DIR  gemm's and infer's program cache (default theirs)\n"
 		"  -h, --help           show this help and exit\n%s\n"
 		"Not run: cpuminer-opt (not ours to run: compare with its own benchmark), gemm's\n"
@@ -60,7 +61,7 @@ static void usage(FILE *f)
 static int parse(int argc, char **argv, aopts *o)
 {
 	enum { O_JSON = 256, O_SECONDS, O_THREADS, O_SHAPES, O_BATCHES, O_MODEL, O_NOHASH,
-	       O_NOGEMM, O_NOINFER, O_NOTORCH, O_NOCLB, O_CACHE };
+	       O_NOGEMM, O_NOINFER, O_NOTORCH, O_NOCLB, O_CACHE, O_HASHDEV, O_NOUNFUSED };
 	static const struct option lo[] = {
 		{ "seconds", required_argument, NULL, 's' }, { "json", required_argument, NULL, O_JSON },
 		{ "device", required_argument, NULL, 'd' },
@@ -73,12 +74,14 @@ static int parse(int argc, char **argv, aopts *o)
 		{ "no-torch", no_argument, NULL, O_NOTORCH },
 		{ "no-clblast", no_argument, NULL, O_NOCLB },
 		{ "cache-dir", required_argument, NULL, O_CACHE },
+		{ "hash-device", required_argument, NULL, O_HASHDEV },
+		{ "no-unfused", no_argument, NULL, O_NOUNFUSED },
 		{ "help", no_argument, NULL, 'h' }, HF_BENCH_COMMON_LONGOPTS, { NULL, 0, NULL, 0 },
 	};
 	bool bad = false;
 	int ch;
 	*o = (aopts){ .hash = true, .gemm = true, .infer = true, .torch = true, .clblast = true,
-		      .batches = "1,32" };
+		      .unfused = true, .batches = "1,32" };
 	hf_bench_common_init(&o->c);
 	o->c.seconds = 1;
 	optind = 1;
@@ -105,6 +108,8 @@ static int parse(int argc, char **argv, aopts *o)
 		case O_NOTORCH: o->torch = false; break;
 		case O_NOCLB: o->clblast = false; break;
 		case O_CACHE: o->cache_dir = optarg; break;
+		case O_HASHDEV: o->hash_device = optarg; break;
+		case O_NOUNFUSED: o->unfused = false; break;
 		case 'h': usage(stdout); return 1;
 		default: usage(stderr); return 2;
 		}
@@ -144,15 +149,18 @@ static int section(const aopts *o, const char *name, hf_bench_meter *m, json_t *
 	arg(v, &n, o->seconds);
 	arg(v, &n, "--warmup");
 	arg(v, &n, o->warmup);
-	if (o->device) {
-		arg(v, &n, strcmp(name, "hash") == 0 ? "--device" : "-d");
-		arg(v, &n, o->device);
+	bool hash = strcmp(name, "hash") == 0;
+	if (hash ? o->hash_device != NULL : o->device != NULL) {
+		arg(v, &n, hash ? "--device" : "-d");
+		arg(v, &n, hash ? o->hash_device : o->device);
 	}
 	if (o->cache_dir && strcmp(name, "hash") != 0) {
 		arg(v, &n, "--cache-dir");
 		arg(v, &n, o->cache_dir);
 	}
-	printf("\n===== %s =====\n", name);
+	fputs("\n===== ", stdout); /* (printf: a false format-overflow under -fsanitize) */
+	fputs(name, stdout);
+	fputs(" =====\n", stdout);
 	fflush(stdout);
 	if (strcmp(name, "hash") == 0) {
 		if (o->threads) {
@@ -182,6 +190,8 @@ static int section(const aopts *o, const char *name, hf_bench_meter *m, json_t *
 	arg(v, &n, "--no-server");
 	if (!o->torch)
 		arg(v, &n, "--no-torch");
+	if (!o->unfused)
+		arg(v, &n, "--no-unfused");
 	return hf_bench_infer_run(n, v, m, &o->c, sections);
 }
 
@@ -194,9 +204,9 @@ int hf_bench_all_main(int argc, char **argv)
 	if (o.gemm)
 		hf_bench_gemm_pick_openblas(argv - 1); /* argv[-1]: the program name */
 	char pci[32] = "";
-	if ((o.gemm || o.infer || o.device) &&
+	if ((o.gemm || o.infer || o.hash_device) &&
 	    (o.c.power_kind == HF_POWER_AUTO || o.c.power_kind == HF_POWER_NVML))
-		hf_bench_cl_pci_bus_id(o.device, pci, sizeof pci);
+		hf_bench_cl_pci_bus_id(o.device ? o.device : o.hash_device, pci, sizeof pci);
 	hf_bench_meter *m = hf_bench_meter_open("all", &o.c, pci, stdout);
 	if (!m)
 		return o.c.nlimits ? 2 : 1;

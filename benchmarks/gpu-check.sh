@@ -162,10 +162,10 @@ step bench-infer 600 "$build/benchmarks/hashflop-bench" infer --device "$device"
 secs=$([ $quick -eq 1 ] && echo 0.5 || echo 2)
 all_shapes=()
 [ $quick -eq 1 ] && all_shapes=(--shapes 256x256x256,1x1024x1024)
-if ! step bench-all 600 "$build/benchmarks/hashflop-bench" all --device "$device" --power-source nvml \
+if ! step bench-all 600 "$build/benchmarks/hashflop-bench" all --device "$device" --hash-device "$device" --power-source nvml \
 	--no-torch --seconds "$secs" "${all_shapes[@]}" --model "$model" --json "$out/all.json"; then
 	# no NVML (or no GPU it can match): the same run with whatever power source there is
-	step bench-all-auto 600 "$build/benchmarks/hashflop-bench" all --device "$device" \
+	step bench-all-auto 600 "$build/benchmarks/hashflop-bench" all --device "$device" --hash-device "$device" \
 		--no-torch --seconds "$secs" "${all_shapes[@]}" --model "$model" --json "$out/all.json"
 fi
 runs=("$out/all.json")
