@@ -359,9 +359,14 @@ static int check_limits(const char *cmd, hf_bench_meter *m, const hf_bench_commo
 hf_bench_meter *hf_bench_meter_open(const char *cmd, const hf_bench_common *c,
 				    const char *pci_bus_id, FILE *f)
 {
-	hf_bench_meter *m = calloc(1, sizeof *m);
+	hf_bench_meter *m = NULL;
 	hf_errbuf eb;
-	if (!m)
+	if ((c->idle_w > 0) != (c->full_w > 0) || c->idle_w > c->full_w) {
+		fprintf(stderr, "hashflop-bench %s: --idle-w and --full-w go together, idle <= "
+				"full (got %g and %g W)\n", cmd, c->idle_w, c->full_w);
+		return NULL;
+	}
+	if (!(m = calloc(1, sizeof *m)))
 		return NULL;
 	hf_strlcpy(m->cmd, cmd, sizeof m->cmd);
 	pthread_mutex_init(&m->lock, NULL);
