@@ -633,8 +633,9 @@ int hf_bench_sweep(const char *cmd, hf_bench_meter *m, const hf_bench_common *c,
 			rc = 1;
 			break;
 		}
-		printf("\n== power limit %g W (board range %g-%g W, was %g W)\n", c->limits[i], lo,
-		       hi, orig);
+		fflush(stdout); /* stderr: stdout may be the legacy JSON document */
+		fprintf(stderr, "\n== power limit %g W (board range %g-%g W, was %g W)\n",
+			c->limits[i], lo, hi, orig);
 		hf_bench_meter_set_limit(m, c->limits[i]);
 		json_t *s = json_pack("{s:f}", "power_limit_w", c->limits[i]);
 		rc = body(m, ctx, s);
@@ -646,7 +647,7 @@ int hf_bench_sweep(const char *cmd, hf_bench_meter *m, const hf_bench_common *c,
 			cmd, orig, eb.msg);
 		rc = 1;
 	} else {
-		printf("power limit restored to %g W\n", orig);
+		fprintf(stderr, "power limit restored to %g W\n", orig);
 	}
 	json_object_set_new(sections, name, arr);
 	return rc;
