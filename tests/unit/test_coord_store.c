@@ -991,3 +991,91 @@ Test(coord_store, kill_9_mid_writes_loses_no_answered_decision_and_no_floor)
 	cr_log_info("kill -9: %zu answered decisions checked over 8 rounds", nrec);
 	free(recs);
 }
+
+/* ---- threads and a second handle ---- */
+
+struct thr_arg {
+	hf_coord_store *s;
+	int idx;
+	int rc;
+	uint64_t seqs[50];
+};
+
+static void *reporter_thread(void *p)
+{
+	struct thr_arg *a = p;
+	hf_errbuf eb;
+	char id[16];
+	snprintf(id, sizeof id, "t%d", a->idx);
+	for (int i = 0; i < 2000 && a->rc == 0; i++) {
+		json_t *r = json_pack("{s:i}", "seq", i);
+		a->rc = hf_coord_store_report_put(a->s, id, hf_wall_ms(), r, &eb);
+		json_decref(r);
+		if (i % 40 == 0 && a->rc == 0) {
+			hf_coord_decision_rec d = mk_dec(id, 1000 + (uint64_t)i, "{}");
+			a->rc = hf_coord_store_decision_add(a->s, &d, &eb);
+			a->seqs[i / 40] = d.seq;
+		}
+		if (i % 100 == 0 && a->rc == 0) {
+			json_t *got = NULL;
+			a->rc = hf_coord_store_report_latest(a->s, id, &got, NULL, &eb);
+			/* the one just put, or a newer one: never none */
+			if (a->rc == 0 && json_integer_value(json_object_get(got, "seq")) < i)
+				a->rc = -100;
+			json_decref(got);
+		}
+	}
+	return NULL;
+}
+
+Test(coord_store, threads_report_decide_and_read_at_once)
+{
+	hf_coord_store_opts o = { .path = dbpath, .report_flush_ms = 2 };
+	hf_coord_store *s = open_opts(&o);
+	struct thr_arg a[4];
+	pthread_t t[4];
+	hf_errbuf eb;
+
+	for (int i = 0; i < 4; i++) {
+		char id[16];
+		snprintf(id, sizeof id, "t%d", i);
+		add_node(s, id);
+	}
+	/* Another handle on the same file (hashflop-coord node add while the coordinator runs)
+	 * adds nodes while the first one commits batches. */
+	hf_coord_store *other = open_opts(&o);
+	for (int i = 0; i < 4; i++) {
+		memset(&a[i], 0, sizeof a[i]);
+		a[i].s = s;
+		a[i].idx = i;
+		cr_assert_eq(pthread_create(&t[i], NULL, reporter_thread, &a[i]), 0);
+	}
+	for (int i = 0; i < 20; i++) {
+		char id[16];
+		snprintf(id, sizeof id, "late%d", i);
+		add_node(other, id);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		cr_assert_eq(a[i].rc, 0, "thread %d: %d %s", i, a[i].rc, hf_strerror(a[i].rc));
+	}
+	cr_assert_eq(hf_coord_store_report_flush(s, &eb), 0, "%s", eb.msg);
+	hf_coord_store_stats st;
+	hf_coord_store_stats_get(s, &st);
+	cr_assert_eq(st.reports_queued, 8000);
+	cr_assert_eq(st.entries_written, 8000);
+	cr_assert_eq(st.entries_lost + st.entries_dropped, 0);
+	hf_coord_decision_rec *list;
+	size_t n;
+	cr_assert_eq(hf_coord_store_decision_list(s, 0, 0, 0, &list, &n, &eb), 0, "%s", eb.msg);
+	cr_assert_eq(n, 200);
+	for (size_t i = 0; i < n; i++)
+		cr_assert_eq(list[i].seq, i + 1);
+	free_decs(list, n);
+	hf_coord_node_rec *nodes;
+	cr_assert_eq(hf_coord_store_node_list(s, &nodes, &n, &eb), 0, "%s", eb.msg);
+	cr_assert_eq(n, 24);
+	free(nodes);
+	hf_coord_store_free(other);
+	hf_coord_store_free(s);
+}
