@@ -144,7 +144,7 @@ static int flush_once(hf_coord_store *s, hf_errbuf *eb)
 	if (rc != 0) {
 		s->st.batch_failures++;
 		s->st.entries_lost += lost;
-		if (!s->bg_failed) {
+		if (!eb && !s->bg_failed) { /* a caller's flush returns its own failure */
 			s->bg_failed = true;
 			snprintf(s->bg_err, sizeof s->bg_err, "%zu of %zu reports/acks lost: %s",
 				 lost, n, local.msg);

@@ -54,7 +54,7 @@ typedef enum hf_coord_authority {
 
 typedef struct hf_coord_decision_rec {
 	uint64_t seq;                /* assigned by decision_add: 1, 2, ... never reused */
-	uint64_t wall_ms;            /* when recorded */
+	uint64_t wall_ms;            /* when recorded (0 on add: the store's clock, set) */
 	char node[HF_COORD_NODE_ID_MAX + 1]; /* a node id or "*" */
 	uint64_t issued_ms, expires_ms;
 	char mode[16];
@@ -118,7 +118,8 @@ int hf_coord_store_decision_add_many(hf_coord_store *s, hf_coord_decision_rec *d
  * malloc'ed array (free each with hf_coord_decision_rec_clear, then free()). */
 int hf_coord_store_decision_list(hf_coord_store *s, uint64_t after_seq, uint64_t since_ms,
 				 size_t max, hf_coord_decision_rec **out, size_t *n, hf_errbuf *eb);
-/* The latest decision for each node id and for "*" (what a restarted coordinator serves). */
+/* The latest decision (highest seq) for each node id and for "*" (what a restarted coordinator
+ * serves), ordered by seq; removed nodes' decisions included (the caller filters). */
 int hf_coord_store_decision_current(hf_coord_store *s, hf_coord_decision_rec **out, size_t *n,
 				    hf_errbuf *eb);
 void hf_coord_decision_rec_clear(hf_coord_decision_rec *d);

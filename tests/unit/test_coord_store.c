@@ -605,6 +605,14 @@ Test(coord_store, decision_seq_increases_and_is_never_reused_across_reopen)
 		}
 		hf_coord_store_free(s);
 		s = open_db();
+		/* What a restarted coordinator serves: the last one. */
+		hf_coord_decision_rec *cur;
+		size_t n;
+		cr_assert_eq(hf_coord_store_decision_current(s, &cur, &n, &eb), 0, "%s", eb.msg);
+		cr_assert_eq(n, 1);
+		cr_assert_eq(cur[0].seq, last);
+		cr_assert_eq(cur[0].issued_ms, 1000 + (uint64_t)round * 10 + 3);
+		free_decs(cur, n);
 	}
 	cr_assert_eq(last, 12);
 	hf_coord_store_free(s);
@@ -808,6 +816,7 @@ Test(coord_store, a_damaged_table_page_fails_its_queries_only)
 	rc = hf_coord_store_open_sqlite(&o, &s, &eb);
 	if (rc != 0) { /* refusing at open is fine too, as long as it says why */
 		cr_assert(strstr(eb.msg, "malformed") || strstr(eb.msg, "damaged"), "%s", eb.msg);
+		cr_log_info("damaged page: refused at open: %s", eb.msg);
 		return;
 	}
 	hf_coord_decision_rec *list = NULL;
@@ -815,6 +824,7 @@ Test(coord_store, a_damaged_table_page_fails_its_queries_only)
 	rc = hf_coord_store_decision_list(s, 0, 0, 0, &list, &n, &eb);
 	cr_assert_eq(rc, HF_EIO, "%s", hf_strerror(rc));
 	cr_assert(strstr(eb.msg, "listing decisions") && strstr(eb.msg, "damaged"), "%s", eb.msg);
+	cr_log_info("damaged page: %s", eb.msg);
 	hf_coord_decision_rec d = mk_dec("n1", 99999, "{}");
 	rc = hf_coord_store_decision_add(s, &d, &eb);
 	cr_assert_eq(rc, HF_EIO, "%s", hf_strerror(rc));
@@ -1077,5 +1087,62 @@ Test(coord_store, threads_report_decide_and_read_at_once)
 	cr_assert_eq(n, 24);
 	free(nodes);
 	hf_coord_store_free(other);
+	hf_coord_store_free(s);
+}
+
+/* ---- a commit that fails ---- */
+
+Test(coord_store, a_failed_report_commit_is_reported_and_counted)
+{
+	/* A test migration adds a trigger that fails any report of node "boom" (as a full disk
+	 * would fail the whole transaction). */
+	hf_coord_sqlite_migration m[2] = { hf_coord_sqlite_migrations[0],
+		{ 2, "test: failure injection",
+		  "CREATE TRIGGER boom BEFORE INSERT ON reports_latest WHEN NEW.node = 'boom' "
+		  "BEGIN SELECT RAISE(ABORT, 'injected failure'); END" } };
+	hf_coord_store_opts o = { .path = dbpath, .report_flush_ms = 60000 };
+	hf_coord_store *s = NULL;
+	hf_coord_store_stats st;
+	json_t *got;
+	hf_errbuf eb;
+
+	cr_assert_eq(hf_coord_sqlite_open_with(&o, m, 2, &s, &eb), 0, "%s", eb.msg);
+	add_node(s, "ok1");
+	add_node(s, "boom");
+	put_report(s, "ok1", hf_wall_ms(), 1);
+	put_report(s, "boom", hf_wall_ms(), 2);
+	cr_assert_eq(hf_coord_store_report_flush(s, &eb), HF_ESTATE);
+	cr_assert(strstr(eb.msg, "injected failure") && strstr(eb.msg, "recording a report"), "%s",
+		  eb.msg);
+	/* The whole transaction was rolled back: ok1's report is lost with it, and counted. */
+	cr_assert_eq(hf_coord_store_report_latest(s, "ok1", &got, NULL, &eb), HF_ENOTFOUND);
+	hf_coord_store_stats_get(s, &st);
+	cr_assert_eq(st.entries_lost, 2);
+	cr_assert_eq(st.batch_failures, 1);
+	/* That failure was returned to its caller: not reported a second time. */
+	cr_assert_eq(hf_coord_store_report_flush(s, &eb), 0, "%s", eb.msg);
+	hf_coord_store_free(s);
+
+	/* A background commit that fails is reported by the next report_flush, once. */
+	o.report_flush_ms = 5;
+	cr_assert_eq(hf_coord_sqlite_open_with(&o, m, 2, &s, &eb), 0, "%s", eb.msg);
+	put_report(s, "boom", hf_wall_ms(), 3);
+	uint64_t deadline = hf_mono_ms() + 10000;
+	do {
+		hf_coord_store_stats_get(s, &st);
+		if (st.batch_failures > 0)
+			break;
+		hf_sleep_ms(5);
+	} while (hf_mono_ms() < deadline);
+	cr_assert_eq(st.batch_failures, 1);
+	cr_assert_eq(hf_coord_store_report_flush(s, &eb), HF_EIO);
+	cr_assert(strstr(eb.msg, "1 of 1 reports/acks lost") && strstr(eb.msg, "injected failure"),
+		  "%s", eb.msg);
+	cr_assert_eq(hf_coord_store_report_flush(s, &eb), 0, "%s", eb.msg);
+	/* The store goes on: a good report commits. */
+	put_report(s, "ok1", hf_wall_ms(), 4);
+	cr_assert_eq(hf_coord_store_report_flush(s, &eb), 0, "%s", eb.msg);
+	cr_assert_eq(hf_coord_store_report_latest(s, "ok1", &got, NULL, &eb), 0, "%s", eb.msg);
+	json_decref(got);
 	hf_coord_store_free(s);
 }
