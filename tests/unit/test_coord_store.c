@@ -293,10 +293,17 @@ Test(coord_store, reports_are_committed_by_the_writer_within_flush_ms)
 	       hf_mono_ms() < deadline)
 		hf_sleep_ms(5);
 	cr_assert_eq(n, 1);
+	/* The writer counts the batch just after its commit is visible. */
 	hf_coord_store_stats st;
-	hf_coord_store_stats_get(s, &st);
+	do {
+		hf_coord_store_stats_get(s, &st);
+		if (st.entries_written == 1)
+			break;
+		hf_sleep_ms(5);
+	} while (hf_mono_ms() < deadline);
 	cr_assert_geq(st.batches, 1);
 	cr_assert_eq(st.entries_written, 1);
+	cr_assert_eq(st.queue_len, 0);
 	hf_coord_store_free(s);
 }
 
@@ -911,8 +918,9 @@ static void check_after_kill(const struct kill_rec *recs, size_t nrec)
 	}
 	free_decs(list, n);
 	cr_assert_eq(hf_coord_store_floor_get(s, &floor, &eb), 0, "%s", eb.msg);
-	cr_assert_geq(floor, max_issued + 1, "floor %llu below %llu", (unsigned long long)floor,
-		      (unsigned long long)max_issued + 1);
+	if (nrec > 0) /* every answered floor_set(issued + 1) is there */
+		cr_assert_geq(floor, max_issued + 1, "floor %llu below %llu",
+			      (unsigned long long)floor, (unsigned long long)max_issued + 1);
 	hf_coord_decision_rec d = mk_dec("n1", floor + 1, "{\"after\":1}");
 	cr_assert_eq(hf_coord_store_decision_add(s, &d, &eb), 0, "%s", eb.msg);
 	cr_assert_gt(d.seq, max_seq, "seq %llu reused (max answered %llu)",
