@@ -1154,3 +1154,23 @@ Test(coord_store, a_failed_report_commit_is_reported_and_counted)
 	json_decref(got);
 	hf_coord_store_free(s);
 }
+
+Test(coord_store, a_path_that_cannot_be_a_database_is_refused_clearly)
+{
+	hf_errbuf eb;
+	int rc;
+	/* its directory is a file */
+	snprintf(dbpath, sizeof dbpath, "%s/plain", dir);
+	write_file(dbpath, "x", 1);
+	snprintf(dbpath, sizeof dbpath, "%s/plain/coord.db", dir);
+	rc = try_open(&eb);
+	cr_assert_eq(rc, HF_EIO, "%s", hf_strerror(rc));
+	cr_assert(strstr(eb.msg, "plain") && strstr(eb.msg, "not a directory"), "%s", eb.msg);
+	/* it is a directory */
+	snprintf(dbpath, sizeof dbpath, "%s/adir", dir);
+	cr_assert_eq(mkdir(dbpath, 0700), 0);
+	rc = try_open(&eb);
+	cr_assert_eq(rc, HF_EIO, "%s", hf_strerror(rc));
+	cr_assert(strstr(eb.msg, dbpath) && strstr(eb.msg, "opening"), "%s", eb.msg);
+	cr_log_info("%s", eb.msg);
+}
