@@ -773,11 +773,11 @@ Test(coord_store, a_damaged_database_gives_errors_not_a_crash)
 	hf_coord_store *s = open_db();
 	hf_errbuf eb;
 	add_node(s, "n1");
-	for (int i = 0; i < 200; i++) {
-		hf_coord_decision_rec d = mk_dec("n1", 1000 + (uint64_t)i,
-			"{\"payload\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}");
-		cr_assert_eq(hf_coord_store_decision_add(s, &d, &eb), 0, "%s", eb.msg);
-	}
+	static hf_coord_decision_rec d[200];
+	for (int i = 0; i < 200; i++)
+		d[i] = mk_dec("n1", 1000 + (uint64_t)i,
+			      "{\"payload\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}");
+	cr_assert_eq(hf_coord_store_decision_add_many(s, d, 200, &eb), 0, "%s", eb.msg);
 	hf_coord_store_free(s); /* checkpoints: everything is in the main file */
 
 	/* Scribble over everything after page 1's 100-byte header: the schema is gone. */
@@ -802,11 +802,11 @@ Test(coord_store, a_damaged_table_page_fails_its_queries_only)
 	hf_errbuf eb;
 	int rc;
 	add_node(s, "n1");
-	for (int i = 0; i < 300; i++) {
-		hf_coord_decision_rec d = mk_dec("n1", 1000 + (uint64_t)i,
-			"{\"payload\":\"yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy\"}");
-		cr_assert_eq(hf_coord_store_decision_add(s, &d, &eb), 0, "%s", eb.msg);
-	}
+	static hf_coord_decision_rec many[300];
+	for (int i = 0; i < 300; i++)
+		many[i] = mk_dec("n1", 1000 + (uint64_t)i,
+			      "{\"payload\":\"yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy\"}");
+	cr_assert_eq(hf_coord_store_decision_add_many(s, many, 300, &eb), 0, "%s", eb.msg);
 	hf_coord_store_free(s);
 	long long page = raw_sql(dbpath, "SELECT rootpage FROM sqlite_master WHERE name = "
 				 "'decisions'", &rc);
