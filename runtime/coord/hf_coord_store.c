@@ -396,6 +396,26 @@ int hf_coord_store_report_put(hf_coord_store *s, const char *id, uint64_t wall_m
 	return enqueue(s, &e, eb);
 }
 
+int hf_coord_store_report_put_text(hf_coord_store *s, const char *id, uint64_t wall_ms,
+				   const char *json, size_t len, hf_errbuf *eb)
+{
+	hf_coord_qentry e;
+	int rc = check_id(id, "report", eb);
+	if (rc != 0)
+		return rc;
+	if ((rc = check_u64(wall_ms, "report: wall_ms", eb)) != 0)
+		return rc;
+	if (!json || len == 0 || memchr(json, '\0', len))
+		return hf_fail(eb, HF_EINVAL, "report of %s: empty JSON text or a NUL inside", id);
+	memset(&e, 0, sizeof e);
+	hf_strlcpy(e.node, id, sizeof e.node);
+	e.wall_ms = wall_ms;
+	e.json = strndup(json, len);
+	if (!e.json)
+		return hf_fail(eb, HF_ENOMEM, "report of %s: out of memory", id);
+	return enqueue(s, &e, eb);
+}
+
 /* The newest queued or in-flight report of id: *json malloc'ed copy; false when none. */
 static bool queued_latest(hf_coord_store *s, const char *id, char **json, uint64_t *wall_ms)
 {

@@ -1174,3 +1174,24 @@ Test(coord_store, a_path_that_cannot_be_a_database_is_refused_clearly)
 	cr_assert(strstr(eb.msg, dbpath) && strstr(eb.msg, "opening"), "%s", eb.msg);
 	cr_log_info("%s", eb.msg);
 }
+
+Test(coord_store, report_put_text_stores_the_text_given)
+{
+	hf_coord_store *s = open_db();
+	const char body[] = "{\"v\": 1, \"seq\": 9, \"mode\": \"idle\"}trailing";
+	json_t *got = NULL;
+	uint64_t w = 0;
+	hf_errbuf eb;
+	add_node(s, "n1");
+	cr_assert_eq(hf_coord_store_report_put_text(s, "n1", 4242, body, strlen(body) - 8, &eb), 0,
+		     "%s", eb.msg);
+	cr_assert_eq(hf_coord_store_report_put_text(s, "n1", 1, "", 0, &eb), HF_EINVAL);
+	cr_assert_eq(hf_coord_store_report_put_text(s, "n1", 1, "{}\0{}", 5, &eb), HF_EINVAL);
+	cr_assert_eq(hf_coord_store_report_flush(s, &eb), 0, "%s", eb.msg);
+	cr_assert_eq(hf_coord_store_report_latest(s, "n1", &got, &w, &eb), 0, "%s", eb.msg);
+	cr_assert_eq(w, 4242);
+	cr_assert_eq(json_integer_value(json_object_get(got, "seq")), 9);
+	cr_assert_str_eq(json_string_value(json_object_get(got, "mode")), "idle");
+	json_decref(got);
+	hf_coord_store_free(s);
+}
