@@ -4,7 +4,8 @@
  * Invariants: the connection runs in WAL mode with synchronous=FULL (a commit is on disk, WAL
  * fsync'ed, before it returns: a decision survives a power cut, not only a crash of this
  * process; NORMAL would only survive the latter), foreign_keys=ON, a busy timeout (other
- * processes, hashflop-coord node add, may write between our transactions), defensive mode.
+ * processes, hashflop-coord node add, may write between our transactions: a 1 ms retry for
+ * 5 s), defensive mode.
  * Checkpoints run on a second connection from the report writer's thread (maintain), never
  * inside a caller's commit (wal_autocheckpoint=0 on the main connection): PASSIVE checkpoints
  * do not block writers, so a decision does not wait for 4 MB of WAL to be copied and synced.
@@ -158,6 +159,8 @@ typedef struct hf_sqlite {
 	sqlite3 *ckpt;               /* WAL checkpoints only, from the report writer's thread */
 	pthread_cond_t turn;         /* the report writer waits here while callers wait for mu */
 	atomic_int callers_waiting;  /* callers (not the report writer) waiting for mu */
+	uint64_t busy_since_ms;      /* busy_wait's clock for db (under mu) */
+	uint64_t ckpt_busy_since_ms; /* and for ckpt (the writer's thread) */
 	sqlite3_stmt *st[S_COUNT];
 	int version;
 	char path[PATH_MAX];
@@ -213,6 +216,20 @@ static int sq_fail(hf_sqlite *q, int rc, hf_errbuf *eb, const char *fmt, ...)
 	va_end(ap);
 	return hf_fail(eb, map_rc(rc), "%s: %s: %s%s", q->path, what,
 		       q->db ? sqlite3_errmsg(q->db) : sqlite3_errstr(rc), rc_hint(rc));
+}
+
+/* SQLite's busy handler: retries every millisecond for BUSY_TIMEOUT_MS. SQLite's own
+ * (sqlite3_busy_timeout) sleeps up to 100 ms between tries and can miss, for the whole timeout,
+ * the short gaps another process (the coordinator between its report transactions) leaves. */
+static int busy_wait(void *arg, int n)
+{
+	uint64_t *since = arg, now = hf_mono_ms();
+	if (n == 0)
+		*since = now;
+	if (now - *since >= BUSY_TIMEOUT_MS)
+		return 0;
+	hf_sleep_ms(1);
+	return 1;
 }
 
 /* ---- the connection's lock ---- */
@@ -391,7 +408,7 @@ static int set_pragmas(hf_sqlite *q, hf_errbuf *eb)
 	int rc;
 
 	sqlite3_extended_result_codes(q->db, 1);
-	sqlite3_busy_timeout(q->db, BUSY_TIMEOUT_MS);
+	sqlite3_busy_handler(q->db, busy_wait, &q->busy_since_ms);
 	sqlite3_db_config(q->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
 	/* The first read of the file: a non-SQLite file fails here. */
 	rc = sqlite3_prepare_v2(q->db, "PRAGMA journal_mode=WAL", -1, &st, NULL);
@@ -996,7 +1013,7 @@ static int open_ckpt(hf_sqlite *q, hf_errbuf *eb)
 	int rc = sqlite3_open_v2(q->path, &q->ckpt, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
 				 NULL);
 	if (rc == SQLITE_OK) {
-		sqlite3_busy_timeout(q->ckpt, BUSY_TIMEOUT_MS);
+		sqlite3_busy_handler(q->ckpt, busy_wait, &q->ckpt_busy_since_ms);
 		rc = sqlite3_exec(q->ckpt, "PRAGMA synchronous=FULL; PRAGMA wal_autocheckpoint=0",
 				  NULL, NULL, NULL);
 	}
