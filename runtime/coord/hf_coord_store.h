@@ -11,8 +11,12 @@
  * cut. Reports may be batched (committed within report_flush_ms); a crash loses at most that
  * much report history, never a decision, an acknowledgment older than report_flush_ms, or a
  * node.
- * Strings handed in are stored as given (the caller validates and cleans them); JSON texts are
- * stored as text and returned as new references.
+ * Strings handed in are stored as given (the caller validates and cleans them; one longer
+ * than its record field is refused with HF_ETOOBIG, an integer over INT64_MAX with HF_ERANGE);
+ * JSON texts are stored as text and returned as new references. Failures: HF_EIO (the
+ * database, with SQLite's message and what was being done), HF_ESTATE (exists already, a
+ * database newer than this code or not ours), HF_ENOTFOUND, HF_EBUSY (locked by another
+ * process past the busy timeout).
  * Threading: one hf_coord_store may be used from any thread (it serialises internally);
  * hf_coord_store_free from the owner once every caller is done.
  */
@@ -54,7 +58,7 @@ typedef enum hf_coord_authority {
 
 typedef struct hf_coord_decision_rec {
 	uint64_t seq;                /* assigned by decision_add: 1, 2, ... never reused */
-	uint64_t wall_ms;            /* when recorded */
+	uint64_t wall_ms;            /* when recorded (0 on add: the store's clock, set) */
 	char node[HF_COORD_NODE_ID_MAX + 1]; /* a node id or "*" */
 	uint64_t issued_ms, expires_ms;
 	char mode[16];
@@ -94,9 +98,15 @@ int hf_coord_store_node_list(hf_coord_store *s, hf_coord_node_rec **out, size_t 
 
 /* ---- reports ---- */
 /* The node's latest report (report: the validated JSON, borrowed) at wall_ms; history keeps
- * one per history_interval_s. */
+ * one per history_interval_s. Queued: no SQL in the caller's thread (it waits only while
+ * 65,536 entries are waiting for the writer); committed within report_flush_ms. */
 int hf_coord_store_report_put(hf_coord_store *s, const char *id, uint64_t wall_ms,
 			      const json_t *report, hf_errbuf *eb);
+/* The same for a report the caller already holds as JSON text (the validated request body:
+ * saves the ~15 us json_dumps of a 700-byte report in the caller's thread); json must be the
+ * complete JSON text of len bytes (no NUL inside), stored as given. */
+int hf_coord_store_report_put_text(hf_coord_store *s, const char *id, uint64_t wall_ms,
+				   const char *json, size_t len, hf_errbuf *eb);
 /* *report (new reference) and *wall_ms of the latest; HF_ENOTFOUND when none. */
 int hf_coord_store_report_latest(hf_coord_store *s, const char *id, json_t **report,
 				 uint64_t *wall_ms, hf_errbuf *eb);
@@ -106,19 +116,27 @@ int hf_coord_store_report_history(hf_coord_store *s, const char *id, uint64_t si
 				  size_t max, json_t **out, hf_errbuf *eb);
 
 /* ---- decisions, the audit log ---- */
-/* Records a decision and its envelope durably; d->seq is set. */
+/* Records a decision and its envelope durably; d->seq is set. Also raises the floor to
+ * d->issued_ms in the same transaction. */
 int hf_coord_store_decision_add(hf_coord_store *s, hf_coord_decision_rec *d, hf_errbuf *eb);
-/* Decisions with seq > after_seq and wall_ms >= since_ms, oldest first, at most max: *out
- * malloc'ed array (free each with hf_coord_decision_rec_clear, then free()). */
+/* Records n decisions in one transaction (all or none, one sync to disk: a "*" decision
+ * expanded to every node); each d[i].seq is set, in array order. */
+int hf_coord_store_decision_add_many(hf_coord_store *s, hf_coord_decision_rec *d, size_t n,
+				     hf_errbuf *eb);
+/* Decisions with seq > after_seq and wall_ms >= since_ms, oldest first, at most max (0: no
+ * limit): *out malloc'ed array (free each with hf_coord_decision_rec_clear, then free()). */
 int hf_coord_store_decision_list(hf_coord_store *s, uint64_t after_seq, uint64_t since_ms,
 				 size_t max, hf_coord_decision_rec **out, size_t *n, hf_errbuf *eb);
-/* The latest decision for each node id and for "*" (what a restarted coordinator serves). */
+/* The latest decision (highest seq) for each node id and for "*" (what a restarted coordinator
+ * serves), ordered by seq; removed nodes' decisions included (the caller filters). */
 int hf_coord_store_decision_current(hf_coord_store *s, hf_coord_decision_rec **out, size_t *n,
 				    hf_errbuf *eb);
 void hf_coord_decision_rec_clear(hf_coord_decision_rec *d);
 
 /* ---- acknowledgments ---- */
-/* Records that node applied issued_ms (the first time it says so; repeats are ignored). */
+/* Records that node applied issued_ms (the first time it says so; repeats are ignored).
+ * Queued and committed with the reports (within report_flush_ms); an ack or report for a node
+ * unknown when it is committed is dropped and counted (hf_coord_store_stats). */
 int hf_coord_store_ack_put(hf_coord_store *s, const hf_coord_ack_rec *a, hf_errbuf *eb);
 /* Acks of the decisions with issued_ms in [from, to]: *out malloc'ed array. */
 int hf_coord_store_ack_list(hf_coord_store *s, uint64_t from_issued_ms, uint64_t to_issued_ms,
@@ -129,6 +147,22 @@ int hf_coord_store_ack_list(hf_coord_store *s, uint64_t from_issued_ms, uint64_t
 int hf_coord_store_floor_get(hf_coord_store *s, uint64_t *issued_ms, hf_errbuf *eb);
 /* Raises the floor (never lowers it) durably. */
 int hf_coord_store_floor_set(hf_coord_store *s, uint64_t issued_ms, hf_errbuf *eb);
+
+/* ---- the report queue ---- */
+/* Commits the queued reports and acks now; HF_EIO also when a background commit failed since
+ * the last call (that batch is lost; eb says why). */
+int hf_coord_store_report_flush(hf_coord_store *s, hf_errbuf *eb);
+
+typedef struct hf_coord_store_stats {
+	uint64_t reports_queued;     /* report_put + ack_put calls accepted */
+	uint64_t entries_written;    /* committed */
+	uint64_t entries_dropped;    /* node unknown at commit */
+	uint64_t entries_lost;       /* in batches whose commit failed */
+	uint64_t batches, batch_failures;
+	uint64_t last_batch_us;      /* how long the last commit took */
+	size_t queue_len;            /* waiting now */
+} hf_coord_store_stats;
+void hf_coord_store_stats_get(hf_coord_store *s, hf_coord_store_stats *out);
 
 /* Commits pending reports, closes. NULL accepted. */
 void hf_coord_store_free(hf_coord_store *s);
