@@ -365,7 +365,7 @@ Test(node_config, power_section_bad_fields_name_their_path)
 		"power.source: expected one of \"auto\", \"rapl\", \"hwmon\", \"nvml\", \"estimate\"");
 	refused(NF "\"power\":{\"source\":3}}", "power.source: expected");
 	refused(NF "\"power\":{\"sysfs_root\":\"sys\"}}", "power.sysfs_root: expected an absolute path, got \"sys\"");
-	refused(NF "\"power\":{\"sysfs_root\":\"\"}}", "power.sysfs_root: expected");
+	refused(NF "\"power\":{\"sysfs_root\":\"\"}}", "power.sysfs_root: string too short");
 	refused(NF "\"power\":{\"nvml_library\":\"lib/libnvidia-ml.so.1\"}}",
 		"power.nvml_library: expected a library name");
 	refused(NF "\"power\":{\"pci_bus_id\":\"gpu0\"}}", "power.pci_bus_id: expected \"\" or a PCI bus id");
