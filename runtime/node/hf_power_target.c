@@ -191,7 +191,7 @@ static void move(hf_power_target *pt, double w)
 	double t = pt->o.target_w, e = t * (1 - SETPOINT_MARGIN) - w, du, nu;
 	double slope = pt->have_slope ? pt->slope : w / pt->u;   /* never below the true slope */
 
-	if (fabs(e) <= DEADBAND * t)
+	if (pt->o.observe || fabs(e) <= DEADBAND * t)
 		return;
 	if (!(slope > 1e-9))
 		slope = t / pt->umax;

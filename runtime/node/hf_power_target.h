@@ -58,6 +58,8 @@ typedef struct hf_power_target_opts {
 	double min_duty;        /* (0, 1]; 0: 0.05 */
 	unsigned max_lag_steps; /* steps a measurement may lag the actuators (0..8) */
 	double gain;            /* share of the modelled error corrected per decision, (0, 1]; 0: 0.8 */
+	bool observe;           /* the actuators are not ours (a board power limit holds the
+				 * target): stay at full load, only measure and classify */
 } hf_power_target_opts;
 
 /* target_w, max_threads given; min_duty 0.05, max_lag_steps 1, gain 0.8. */
