@@ -263,7 +263,7 @@ static int start_telemetry(hf_node *n, hf_errbuf *eb)
 static int register_mining(hf_node *n, hf_errbuf *eb)
 {
 	hf_mode_worker w;
-	int r = hf_mining_new(n->cfg->mining, n->cfg->state_dir, &n->mining, eb);
+	int r = hf_mining_new(n->cfg->mining, n->cfg->state_dir, n->power, &n->mining, eb);
 
 	if (r < 0)
 		return r;
