@@ -257,9 +257,21 @@ static int start_telemetry(hf_node *n, hf_errbuf *eb)
 	hf_telemetry_opts o = { .power = n->power, .modes = n->modes,
 				.interval_ms = (unsigned)n->cfg->telemetry_interval_ms };
 
+	hf_mining_config mc;
+	hf_errbuf e2;
+	int r;
+
 	if (!n->power)
 		return 0;
-	return hf_telemetry_new(&o, &n->telemetry, eb);
+	if ((r = hf_telemetry_new(&o, &n->telemetry, eb)) < 0)
+		return r;
+	/* The configured mining target is shown with the power figures (instructions do not
+	 * change it). */
+	hf_mining_config_defaults(&mc);
+	if (n->cfg->mining && hf_mining_config_from_json(&mc, n->cfg->mining, "mining", &e2) == 0 &&
+	    mc.power_target_w > 0)
+		hf_telemetry_set_target(n->telemetry, mc.power_target_w);
+	return 0;
 }
 
 /* The mining worker: always built in (the CPU backend needs no device). */
