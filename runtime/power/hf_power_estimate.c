@@ -20,14 +20,35 @@
 
 #include "hf_util.h"
 
-/* NVIDIA H100/H200 SXM: 700 W maximum board power (datasheets); idle as nvidia-smi reports
- * it on idle SXM boards (about 70 W; see the README for how sure that is). */
-#define GPU_SXM_FULL_W 700.0
-#define GPU_SXM_IDLE_W 70.0
-/* Server CPUs, per logical CPU: AMD EPYC 7763, 280 W default TDP over 128 threads; idle a
- * share of that (the README gives the source and the share). */
+/* NVIDIA H100/H200 SXM: 700 W maximum board power (NVIDIA's product pages); idle about 70 W
+ * (public nvidia-smi / BMC readings of idle boards). PCIe and NVL cards have lower limits
+ * (H100 PCIe 350 W, H100 NVL 400 W, H200 NVL 600 W); their idle is taken as the same 10% of the
+ * limit. Sources and how sure: runtime/power/README.md. */
+#define GPU_IDLE_SHARE 0.10
+/* Server CPUs, per logical CPU: AMD EPYC 7763, 280 W default TDP over 128 threads; idle 35% of
+ * that (a Milan package idles near 100 W of its 280 W). */
 #define CPU_FULL_W_PER_THREAD (280.0 / 128.0)
-#define CPU_IDLE_SHARE 0.30
+#define CPU_IDLE_SHARE 0.35
+
+typedef struct gpu_default {
+	const char *family, *variant; /* both in the device name; variant NULL: the SXM default */
+	double full_w;
+	const char *why;
+} gpu_default;
+
+/* First match wins: the variants before the SXM default of their family. */
+static const gpu_default gpu_defaults[] = {
+	{ "H100", "PCIe", 350, "default for an H100 PCIe: 350 W board limit, 10% of it idle "
+			       "(see runtime/power/README.md)" },
+	{ "H100", "NVL", 400, "default for an H100 NVL: 400 W board limit, 10% of it idle "
+			      "(see runtime/power/README.md)" },
+	{ "H200", "NVL", 600, "default for an H200 NVL: 600 W board limit, 10% of it idle "
+			      "(see runtime/power/README.md)" },
+	{ "H100", NULL, 700, "default for an H100/H200 SXM GPU: 700 W board limit, 70 W idle "
+			     "(see runtime/power/README.md)" },
+	{ "H200", NULL, 700, "default for an H100/H200 SXM GPU: 700 W board limit, 70 W idle "
+			     "(see runtime/power/README.md)" },
+};
 
 typedef struct estimate {
 	double idle_w, full_w;
@@ -54,12 +75,15 @@ static bool contains_ci(const char *hay, const char *needle)
 void hf_power_estimate_default(const char *device_name, unsigned ncpus, double *idle_w,
 			       double *full_w, const char **why)
 {
-	if (device_name && (contains_ci(device_name, "H100") || contains_ci(device_name, "H200"))) {
-		*idle_w = GPU_SXM_IDLE_W;
-		*full_w = GPU_SXM_FULL_W;
+	for (size_t i = 0; device_name && i < HF_ARRAY_SIZE(gpu_defaults); i++) {
+		const gpu_default *g = &gpu_defaults[i];
+		if (!contains_ci(device_name, g->family) ||
+		    (g->variant && !contains_ci(device_name, g->variant)))
+			continue;
+		*full_w = g->full_w;
+		*idle_w = g->full_w * GPU_IDLE_SHARE;
 		if (why)
-			*why = "default for an H100/H200 SXM GPU: 700 W board limit, 70 W idle "
-			       "(see runtime/power/README.md)";
+			*why = g->why;
 		return;
 	}
 	if (ncpus == 0)
@@ -68,7 +92,7 @@ void hf_power_estimate_default(const char *device_name, unsigned ncpus, double *
 	*idle_w = *full_w * CPU_IDLE_SHARE;
 	if (why)
 		*why = "default for server CPUs: 2.19 W per logical CPU at full load (AMD EPYC "
-		       "7763: 280 W over 128 threads), 30% of it idle (see runtime/power/README.md)";
+		       "7763: 280 W over 128 threads), 35% of it idle (see runtime/power/README.md)";
 }
 
 static unsigned online_cpus(void)

@@ -60,8 +60,8 @@ static int hwmon_read(void *state, size_t bidx, hf_power_sample *s, hf_errbuf *e
 {
 	hwmon *h = state;
 	int err = 0;
-	if (bidx >= h->n)
-		return hf_fail(eb, HF_EINVAL, "hwmon: no channel %zu", bidx);
+	if (bidx >= HF_POWER_MAX_DOMAINS)
+		return hf_fail(eb, HF_EINVAL, "no channel %zu", bidx);
 	uint64_t v = 0;
 	int rc = hf_power_priv_read_u64(h->path[bidx], &v, &err, eb);
 	if (rc)

@@ -342,7 +342,7 @@ static int nvml_read(void *state, size_t bidx, hf_power_sample *s, hf_errbuf *eb
 	nvml *v = state;
 	char why[160];
 	if (bidx >= v->n)
-		return hf_fail(eb, HF_EINVAL, "nvml: no GPU %zu", bidx);
+		return hf_fail(eb, HF_EINVAL, "no GPU %zu", bidx);
 	nvml_gpu *g = &v->gpu[bidx];
 	if (g->energy) {
 		unsigned long long mj = 0;
@@ -391,7 +391,7 @@ static int nvml_limit_get(void *state, double *min_w, double *max_w, double *cur
 {
 	nvml *v = state;
 	if (!v->api.lim_range || !v->api.lim_get)
-		return hf_fail(eb, HF_EUNSUPPORTED, "nvml: this library has no power limit calls");
+		return hf_fail(eb, HF_EUNSUPPORTED, "nvml: the library has no power limit calls");
 	unsigned lo_all = 0, hi_all = ~0u, cur_all = 0;
 	for (size_t i = 0; i < v->n; i++) {
 		unsigned lo = 0, hi = 0, cur = 0;
@@ -416,7 +416,7 @@ static int nvml_limit_set(void *state, double watts, hf_errbuf *eb)
 {
 	nvml *v = state;
 	if (!v->api.lim_range || !v->api.lim_set)
-		return hf_fail(eb, HF_EUNSUPPORTED, "nvml: this library has no power limit calls");
+		return hf_fail(eb, HF_EUNSUPPORTED, "nvml: the library has no power limit calls");
 	unsigned mw = (unsigned)llround(watts * 1000.0);
 	if (watts * 1000.0 > 4e9)
 		return hf_fail(eb, HF_ERANGE, "nvml: limit %g W is out of range", watts);

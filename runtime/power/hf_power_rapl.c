@@ -47,8 +47,8 @@ static int rapl_read(void *state, size_t bidx, hf_power_sample *s, hf_errbuf *eb
 {
 	rapl *r = state;
 	int err = 0;
-	if (bidx >= r->n)
-		return hf_fail(eb, HF_EINVAL, "rapl: no domain %zu", bidx);
+	if (bidx >= HF_POWER_MAX_DOMAINS)
+		return hf_fail(eb, HF_EINVAL, "no domain %zu", bidx);
 	int rc = hf_power_priv_read_u64(r->path[bidx], &s->raw, &err, eb);
 	if (rc && (err == EACCES || err == EPERM)) {
 		char cp[512];
