@@ -98,8 +98,9 @@ typedef struct duty_clock {
 	uint64_t busy_us;
 } duty_clock;
 
-/* Sleeps on wcond until the slot is active again (until_us == 0) or until_us passes or the duty
- * changes, and always when new work is published, hashing stops or the runner is retired. */
+/* Sleeps on wcond until the slot is active again (until_us == 0), or until until_us passes or
+ * the actuators change (until_us != 0), and always when new work is published, hashing stops
+ * or the runner is retired. */
 static void rest(hf_mrunner *r, uint64_t my_gen, uint64_t until_us)
 {
 	hf_mthread *t = r->t;
@@ -113,7 +114,8 @@ static void rest(hf_mrunner *r, uint64_t my_gen, uint64_t until_us)
 		uint64_t now = hf_mono_us(), wait_us = 1000000;
 		struct timespec ts;
 		if (until_us) {
-			if (now >= until_us || atomic_load(&m->act_duty_ppm) != ppm0)
+			if (now >= until_us || atomic_load(&m->act_duty_ppm) != ppm0 ||
+			    t->idx >= atomic_load(&m->act_threads))
 				break;
 			if (until_us - now < wait_us)
 				wait_us = until_us - now;
