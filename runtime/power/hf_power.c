@@ -7,8 +7,9 @@
  * Invariants: a domain's energy never decreases: a counter that went backwards either wrapped
  * (it has a known maximum) or was reset (counted), a failed read adds nothing (the domain
  * keeps its last energy), a power-only domain is not integrated across a failed read. The
- * detail string only ever grows (a new copy per domain that starts failing, at most one per
- * domain, all freed at hf_power_free), so a pointer from hf_power_detail() stays valid.
+ * detail string only ever grows (a new copy when a domain first fails or first resets, so at
+ * most two per domain, all freed at hf_power_free), so a pointer from hf_power_detail()
+ * stays valid until hf_power_free.
  * Threading: one mutex guards everything mutable; the sampler thread and every caller of
  * hf_power_read/limit take it; backends run under it. kind, boundary and problems are fixed
  * at open; detail is published through an atomic pointer.
@@ -41,7 +42,7 @@ typedef struct dom {
 	double prev_w;
 	uint64_t prev_ns;
 	uint64_t errors, wraps, resets;
-	bool failing, ever_failed;
+	bool failing, ever_failed, reset_noted;
 } dom;
 
 struct hf_power {
@@ -65,7 +66,7 @@ struct hf_power {
 	uint64_t read_errors;
 
 	_Atomic(const char *) detail;
-	char *detail_versions[HF_POWER_MAX_DOMAINS + 1];
+	char *detail_versions[2 * HF_POWER_MAX_DOMAINS + 1]; /* open + a failure, a reset each */
 	size_t nversions;
 	char problems[HF_POWER_LINE_MAX];
 };
@@ -308,8 +309,9 @@ static double total_energy(const hf_power *p)
 	return e;
 }
 
-/* A new copy of the detail naming a domain that started failing (under the lock). */
-static void detail_note_failure(hf_power *p, const dom *d, const char *why)
+/* A new copy of the detail with "; WHAT: LABEL[: WHY]" (under the lock; once per domain and
+ * event, so the copies are bounded). */
+static void detail_note(hf_power *p, const dom *d, const char *what, const char *why)
 {
 	if (p->nversions >= HF_ARRAY_SIZE(p->detail_versions))
 		return;
@@ -318,14 +320,15 @@ static void detail_note_failure(hf_power *p, const dom *d, const char *why)
 		return;
 	hf_strlcpy(nv, atomic_load(&p->detail), HF_POWER_LINE_MAX);
 	char piece[HF_POWER_LABEL_MAX + DOM_WHY_MAX + 40];
-	snprintf(piece, sizeof(piece), "read failing since open: %s: %s", d->d.label, why);
+	snprintf(piece, sizeof(piece), "%s: %s%s%s", what, d->d.label, why ? ": " : "",
+		 why ? why : "");
 	hf_utf8_trim(piece);
 	line_add(nv, HF_POWER_LINE_MAX, "; ", piece);
 	p->detail_versions[p->nversions++] = nv;
 	atomic_store(&p->detail, nv);
 }
 
-static uint64_t counter_delta(dom *d, uint64_t cur)
+static uint64_t counter_delta(hf_power *p, dom *d, uint64_t cur)
 {
 	uint64_t prev = d->prev_raw;
 	if (cur >= prev)
@@ -335,6 +338,11 @@ static uint64_t counter_delta(dom *d, uint64_t cur)
 		return (d->d.wrap - prev) + 1 + cur;
 	}
 	d->resets++; /* counted from zero again (driver reload, hwmon reset) */
+	if (!d->reset_noted) {
+		d->reset_noted = true;
+		detail_note(p, d, "counter went backwards (counted as a reset from 0) since open",
+			    NULL);
+	}
 	return cur;
 }
 
@@ -353,7 +361,7 @@ static int dom_sample(hf_power *p, dom *d, uint64_t now, bool first, hf_errbuf *
 		p->read_errors++;
 		if (!d->ever_failed) {
 			d->ever_failed = true;
-			detail_note_failure(p, d, eb ? eb->msg : "read failed");
+			detail_note(p, d, "read failing since open", eb ? eb->msg : "read failed");
 		}
 		d->failing = true;
 		return rc;
@@ -363,7 +371,7 @@ static int dom_sample(hf_power *p, dom *d, uint64_t now, bool first, hf_errbuf *
 	switch (d->d.type) {
 	case HF_POWER_DOM_COUNTER:
 		if (!first)
-			d->acc_raw += counter_delta(d, s.raw);
+			d->acc_raw += counter_delta(p, d, s.raw);
 		d->prev_raw = s.raw;
 		break;
 	case HF_POWER_DOM_POWER:

@@ -68,7 +68,9 @@ typedef struct hf_power_opts {
 	unsigned sample_interval_ms; /* sampler period (0: 100) */
 	/* estimate */
 	double idle_w, full_w;       /* both 0: hf_power_estimate_default() for this machine */
-	double (*utilisation)(void *ctx); /* 0..1 (NULL: this process's CPU share) */
+	double (*utilisation)(void *ctx); /* 0..1 (NULL: this process's CPU share); called from
+					   * the sampler thread and from readers, under the
+					   * source's lock: thread-safe, never calls hf_power */
 	void *utilisation_ctx;
 } hf_power_opts;
 
@@ -109,10 +111,11 @@ typedef struct hf_power_window {
 void hf_power_window_of(const hf_power_reading *a, const hf_power_reading *b, hf_power_window *w);
 
 /* ---- power limits (NVML as root; every other kind answers HF_EUNSUPPORTED) ---- */
-/* The board limit range and the limit in force, in watts. */
+/* The board limit range and the limit in force, in watts, per GPU (with several GPUs: the
+ * range every one accepts and the highest limit in force). */
 int hf_power_limit_get(hf_power *p, double *min_w, double *max_w, double *cur_w, hf_errbuf *eb);
-/* Sets the limit of every GPU of the source. HF_EREFUSED without the permission (not root),
- * HF_ERANGE outside [min, max]. */
+/* Sets the limit of every GPU of the source to watts (per GPU). HF_EREFUSED without the
+ * permission (not root), HF_ERANGE outside [min, max] (nothing set then). */
 int hf_power_limit_set(hf_power *p, double watts, hf_errbuf *eb);
 
 /* ---- estimate defaults (their sources are in runtime/power/README.md) ---- */

@@ -104,6 +104,10 @@ Test(power_nvml, total_energy_counters)
 	fake.set_energy(0, 250);
 	hf_power_read(p, &r1);
 	cr_assert_float_eq(r1.energy_j, 3.25, EPS, "%.9f", r1.energy_j);
+	cr_assert_not_null(strstr(hf_power_detail(p), "; counter went backwards (counted as a reset "
+						      "from 0) since open: nvml GPU 0 "),
+			   "%s", hf_power_detail(p));
+	cr_assert_not(r1.degraded, "a reset is not a failure");
 	cr_assert_eq(fake.get("init"), 1);
 	hf_power_free(p);
 	cr_assert_eq(fake.get("shutdown"), 1, "nvmlShutdown once at free");
