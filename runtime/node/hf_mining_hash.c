@@ -98,8 +98,9 @@ typedef struct duty_clock {
 	uint64_t busy_us;
 } duty_clock;
 
-/* Sleeps on wcond until the slot is active again (until_us == 0) or until_us passes or the duty
- * changes, and always when new work is published, hashing stops or the runner is retired. */
+/* Sleeps on wcond until the slot is active again (until_us == 0), or until until_us passes or
+ * the actuators change (until_us != 0), and always when new work is published, hashing stops
+ * or the runner is retired. */
 static void rest(hf_mrunner *r, uint64_t my_gen, uint64_t until_us)
 {
 	hf_mthread *t = r->t;
@@ -113,7 +114,8 @@ static void rest(hf_mrunner *r, uint64_t my_gen, uint64_t until_us)
 		uint64_t now = hf_mono_us(), wait_us = 1000000;
 		struct timespec ts;
 		if (until_us) {
-			if (now >= until_us || atomic_load(&m->act_duty_ppm) != ppm0)
+			if (now >= until_us || atomic_load(&m->act_duty_ppm) != ppm0 ||
+			    t->idx >= atomic_load(&m->act_threads))
 				break;
 			if (until_us - now < wait_us)
 				wait_us = until_us - now;
@@ -137,7 +139,8 @@ static void rest(hf_mrunner *r, uint64_t my_gen, uint64_t until_us)
 /* The power target's gate before each chunk: a slot at or past the active thread count parks;
  * with a duty under 1, a runner that hashed its share of the period rests until the period
  * ends (an overshoot by a long chunk is carried into the next period, so the mean duty holds
- * whatever the chunk length). True when the runner may hash now. */
+ * whatever the chunk length; the slots' periods are staggered). True when the runner may hash
+ * now. */
 static bool duty_gate(hf_mrunner *r, uint64_t my_gen, duty_clock *dc)
 {
 	hf_mthread *t = r->t;
@@ -157,8 +160,17 @@ static bool duty_gate(hf_mrunner *r, uint64_t my_gen, duty_clock *dc)
 	}
 	now = hf_mono_us();
 	allow = (uint64_t)ppm * HF_MINING_DUTY_PERIOD_US / 1000000u;
+	if (!dc->period_end_us) {
+		/* A fresh start: slot i of n waits i/n of a period first, so the active slots' hashing
+		 * windows are staggered and the total draw ripples less (a power-only source samples
+		 * it). */
+		unsigned n = atomic_load(&m->act_threads);
+		n = n < m->nth ? n : m->nth;
+		dc->period_end_us = now + (n > 1 ? HF_MINING_DUTY_PERIOD_US * (t->idx % n) / n : 0);
+		dc->busy_us = allow;
+	}
 	if (now >= dc->period_end_us) {
-		bool contiguous = dc->period_end_us && now < dc->period_end_us + HF_MINING_DUTY_PERIOD_US;
+		bool contiguous = now < dc->period_end_us + HF_MINING_DUTY_PERIOD_US;
 		uint64_t carry = contiguous && dc->busy_us > allow ? dc->busy_us - allow : 0;
 		dc->busy_us = carry > HF_MINING_DUTY_PERIOD_US ? HF_MINING_DUTY_PERIOD_US : carry;
 		dc->period_end_us = now + HF_MINING_DUTY_PERIOD_US;

@@ -77,7 +77,7 @@ static double per_cpu_s(const hf_mining *m)
 
 void hf_mining_status_line(hf_mining *m)
 {
-	char rate[32];
+	char rate[96];
 	uint64_t acc, rej;
 	double diff;
 	int a;
@@ -91,6 +91,11 @@ void hf_mining_status_line(hf_mining *m)
 	a = m->active_pool;
 	hf_mining_fmt_rate(hf_mining_rate_avg(&m->total_rate, hf_mono_ms() / 1000, 10), rate,
 			   sizeof rate);
+	if (m->ptr.on && m->ptr.info.achieved_s > 0) {   /* "51.3 MH/s · 88.9/90 W" */
+		size_t len = strlen(rate);
+		snprintf(rate + len, sizeof rate - len, " · %.1f/%.0f W%s", m->ptr.info.achieved_w,
+			 m->ptr.info.target_w, m->ptr.estimated ? " (est.)" : "");
+	}
 	pthread_mutex_unlock(&m->slock);
 	if (a >= 0)
 		hf_log_notice("mining: accepted %llu/%llu (%.0f%%) · %s · diff %g · pool %d/%zu",
