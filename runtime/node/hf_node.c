@@ -25,9 +25,13 @@
 #include "hf_inference.h"
 #include "hf_log.h"
 #include "hf_mining.h"
+#include "hf_mining_config.h"
 #include "hf_node_api.h"
+#include "hf_node_cl.h"
 #include "hf_node_state.h"
+#include "hf_power.h"
 #include "hf_prom.h"
+#include "hf_telemetry.h"
 #include "hf_text.h"
 #include "hf_util.h"
 #include "hf_version.h"
@@ -42,6 +46,9 @@ struct hf_node {
 	hf_modes *modes;
 	hf_mining *mining;
 	hf_inference *inference;      /* NULL: not built in, or its listener could not start */
+	hf_power *power;              /* NULL: no source could be opened (power_problem says why) */
+	hf_telemetry *telemetry;      /* NULL without a power source */
+	char power_problem[HF_ERRBUF_SIZE];
 	char inference_problem[HF_ERRBUF_SIZE];
 	hf_httpd *api;
 	hf_node_api *api_ctx;   /* the routes' context: deferred instruction answers */
@@ -182,11 +189,96 @@ static int start_control(hf_node *n, hf_errbuf *eb)
 	return hf_control_start(&o, &ops, &n->control, eb);
 }
 
+/* The estimate's default watts for the mining OpenCL device when the mining section uses one
+ * and it resolves (an H100/H200 has its board figure); otherwise o is left at 0/0 and
+ * hf_power picks this machine's CPU figure itself (and labels it a default). */
+static void estimate_defaults(hf_node *n, hf_power_opts *o, const char **why)
+{
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	char name[128] = "";
+	hf_mining_config mc;
+	hf_errbuf eb;
+
+	hf_mining_config_defaults(&mc);
+	if (!n->cfg->mining || hf_mining_config_from_json(&mc, n->cfg->mining, "mining", &eb) < 0 ||
+	    mc.backend != HF_MINING_OPENCL)
+		return;
+	if (hf_node_cl_device_name(mc.device, name, sizeof name, &eb) < 0) {
+		hf_log_info("power: the mining OpenCL device did not resolve for the estimate (%s); "
+			    "using the CPU figure", eb.msg);
+		return;
+	}
+	hf_text_clean_inplace(name); /* the driver's text */
+	hf_power_estimate_default(name, ncpu > 0 ? (unsigned)ncpu : 1, &o->idle_w, &o->full_w, why);
+	hf_log_info("power: estimate defaults from the mining device \"%s\"", name);
+}
+
+/* Opens the power source power.* names and logs once where the node's watts come from. An
+ * explicit source that cannot be opened stops the start; "auto" falls back to the estimate
+ * inside hf_power, and if even that fails the node runs without power telemetry. */
+static int open_power(hf_node *n, hf_errbuf *eb)
+{
+	const hf_node_config *c = n->cfg;
+	hf_power_opts o = { .kind = c->power_source, .sysfs_root = c->power_sysfs_root,
+			    .nvml_library = c->power_nvml_library, .pci_bus_id = c->power_pci_bus_id,
+			    .sample_interval_ms = (unsigned)c->power_sample_interval_ms,
+			    .idle_w = c->power_idle_w, .full_w = c->power_full_w };
+	const char *why = NULL, *problems;
+	hf_errbuf e2;
+	int r;
+
+	if ((o.kind == HF_POWER_AUTO || o.kind == HF_POWER_ESTIMATE) && o.idle_w == 0 && o.full_w == 0)
+		estimate_defaults(n, &o, &why);
+	hf_errbuf_clear(&e2);
+	r = hf_power_open(&o, &n->power, &e2);
+	if (r < 0 && c->power_source != HF_POWER_AUTO)
+		return hf_fail(eb, r, "power.source \"%s\": %s", hf_power_kind_name(c->power_source), e2.msg);
+	if (r < 0) {
+		n->power = NULL;
+		hf_text_clean(n->power_problem, sizeof n->power_problem, e2.msg, strlen(e2.msg));
+		hf_log_err("power: no source could be opened (%s): the node runs without power telemetry",
+			   n->power_problem);
+		return 0;
+	}
+	hf_log_info("power: source %s, boundary %s%s: %s", hf_power_kind_name(hf_power_kind_of(n->power)),
+		    hf_power_boundary(n->power),
+		    hf_power_kind_of(n->power) == HF_POWER_ESTIMATE ? " (estimated)" : "",
+		    hf_power_detail(n->power));
+	if (hf_power_kind_of(n->power) == HF_POWER_ESTIMATE && why)
+		hf_log_info("power: estimate defaults: %s", why);
+	problems = hf_power_problems(n->power);
+	if (problems && problems[0])
+		hf_log_notice("power: measured sources passed over: %s", problems);
+	return 0;
+}
+
+static int start_telemetry(hf_node *n, hf_errbuf *eb)
+{
+	hf_telemetry_opts o = { .power = n->power, .modes = n->modes,
+				.interval_ms = (unsigned)n->cfg->telemetry_interval_ms };
+
+	hf_mining_config mc;
+	hf_errbuf e2;
+	int r;
+
+	if (!n->power)
+		return 0;
+	if ((r = hf_telemetry_new(&o, &n->telemetry, eb)) < 0)
+		return r;
+	/* The configured mining target is shown with the power figures (instructions do not
+	 * change it). */
+	hf_mining_config_defaults(&mc);
+	if (n->cfg->mining && hf_mining_config_from_json(&mc, n->cfg->mining, "mining", &e2) == 0 &&
+	    mc.power_target_w > 0)
+		hf_telemetry_set_target(n->telemetry, mc.power_target_w);
+	return 0;
+}
+
 /* The mining worker: always built in (the CPU backend needs no device). */
 static int register_mining(hf_node *n, hf_errbuf *eb)
 {
 	hf_mode_worker w;
-	int r = hf_mining_new(n->cfg->mining, n->cfg->state_dir, &n->mining, eb);
+	int r = hf_mining_new(n->cfg->mining, n->cfg->state_dir, n->power, &n->mining, eb);
 
 	if (r < 0)
 		return r;
@@ -254,11 +346,15 @@ int hf_node_new(const hf_node_config *cfg, hf_node **out, hf_errbuf *eb)
 	hf_modes_opts mo = { .drain_timeout_ms = cfg->drain_timeout_ms,
 			     .retry_min_ms = cfg->mode_retry_min_ms, .retry_max_ms = cfg->mode_retry_max_ms,
 			     .health_interval_ms = cfg->health_interval_ms };
+	if ((r = open_power(n, eb)) < 0)
+		goto fail;
 	if ((r = hf_modes_new(&mo, &n->modes, eb)) < 0)
 		goto fail;
 	if ((r = register_mining(n, eb)) < 0)
 		goto fail;
 	if ((r = register_inference(n, eb)) < 0)
+		goto fail;
+	if ((r = start_telemetry(n, eb)) < 0)
 		goto fail;
 	start_mode = n->st.desired_mode;
 	if (!hf_modes_available(n->modes, start_mode)) {
@@ -290,6 +386,33 @@ fail:
 uint16_t hf_node_api_port(const hf_node *n)
 {
 	return hf_httpd_port(n->api);
+}
+
+/* "power" and "efficiency" (hf_telemetry), in every mode. */
+static void power_status(hf_node *n, json_t *j)
+{
+	hf_telemetry_snapshot s;
+
+	if (!n->telemetry) {
+		json_object_set_new(j, "power", json_pack("{s:s, s:s}", "state", "unavailable",
+							  "reason", n->power_problem));
+		return;
+	}
+	hf_telemetry_snapshot_get(n->telemetry, &s);
+	hf_telemetry_status_json(&s, j);
+}
+
+hf_power *hf_node_power(hf_node *n)
+{
+	return n->power;
+}
+
+void hf_node_telemetry(hf_node *n, hf_telemetry_snapshot *out)
+{
+	if (n->telemetry)
+		hf_telemetry_snapshot_get(n->telemetry, out);
+	else
+		memset(out, 0, sizeof *out);
 }
 
 json_t *hf_node_status_json(hf_node *n)
@@ -325,6 +448,7 @@ json_t *hf_node_status_json(hf_node *n)
 	else
 		json_object_set_new(j, "inference", json_pack("{s:s, s:s}", "state", "unavailable",
 							      "reason", n->inference_problem));
+	power_status(n, j);
 	return j;
 }
 
@@ -370,6 +494,11 @@ void hf_node_metrics(hf_node *n, hf_buf *b)
 	instruction_metrics(n, b);
 	if (n->inference)
 		hf_inference_metrics(n->inference, b);
+	if (n->telemetry) {
+		hf_telemetry_snapshot s;
+		hf_telemetry_snapshot_get(n->telemetry, &s);
+		hf_telemetry_metrics(&s, b);
+	}
 }
 
 void hf_node_free(hf_node *n)
@@ -384,9 +513,11 @@ void hf_node_free(hf_node *n)
 	hf_node_api_free(n->api_ctx);
 	if (n->api_file[0])
 		unlink(n->api_file);
+	hf_telemetry_free(n->telemetry); /* it reads the mode machine */
 	hf_modes_free(n->modes);
 	hf_inference_free(n->inference); /* after the mode machine released it */
 	hf_mining_free(n->mining);
+	hf_power_free(n->power);         /* after the workers that borrow it */
 	hf_node_state_clear(&n->st);
 	hf_trust_free(n->trust);
 	if (n->lock_fd >= 0)
