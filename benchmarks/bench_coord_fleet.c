@@ -237,15 +237,20 @@ static void send_report(bc_fleet *f, unsigned idx, unsigned nd)
 	conn *c = &f->c[idx];
 	node *n = &f->n[nd];
 	char body[1024], req[1536];
+	n->seq++;
 	int bl = snprintf(body, sizeof body,
 			  "{\"v\":1,\"node\":\"%s\",\"fleet\":\"%s\",\"wall_ms\":%llu,\"seq\":%llu,"
 			  "\"version\":\"%s\",\"applied_issued_ms\":%llu,\"mode\":\"mining\","
 			  "\"desired_mode\":\"mining\",\"phase\":\"running\",\"converged\":true,"
 			  "\"convergence\":\"converged\",\"hashrate_hs\":%u000000,\"flops\":0,"
-			  "\"inferences_per_s\":0,\"power\":null,\"last_switch\":null}",
+			  "\"inferences_per_s\":0,\"power\":{\"watts\":%u.5,\"joules_total\":%llu,"
+			  "\"source\":\"estimate\",\"boundary\":\"node\",\"estimated\":true,"
+			  "\"window_s\":60,\"window_watts\":%u.25,\"mh_per_j\":%u.125,"
+			  "\"gflop_per_j\":null,\"inferences_per_j\":null},\"last_switch\":null}",
 			  f->o.ids[nd], f->o.fleet_id, (unsigned long long)hf_wall_ms(),
-			  (unsigned long long)++n->seq, f->o.version, (unsigned long long)n->held,
-			  1000u + nd % 977u);
+			  (unsigned long long)n->seq, f->o.version, (unsigned long long)n->held,
+			  1000u + nd % 977u, 3000u + nd % 500u,
+			  (unsigned long long)(n->seq * 32500u), 3000u + nd % 500u, 300u + nd % 17u);
 	int rl = snprintf(req, sizeof req,
 			  "POST /v1/nodes/%s/report HTTP/1.1\r\nHost: 127.0.0.1\r\n"
 			  "Authorization: Bearer %s\r\nContent-Type: application/json\r\n"

@@ -134,7 +134,7 @@ ssize_t bc_http_parse(const char *buf, size_t len, char *scratch, bc_http_resp *
 	bool over;
 	if (parse_num(buf + 9, hend, 10, 999, &code, &over) != 3 || over || code < 100)
 		return HF_EPROTO;
-	const char *eol = memchr(buf, '\r', (size_t)(hend - buf));
+	const char *eol = memchr(buf, '\r', (size_t)(hend - buf) + 1); /* found: hend at worst */
 	bool has_len = false, chunked = false, close = false, keep_alive = false;
 	size_t clen = 0;
 	int rc = parse_headers(eol + 2, hend, &has_len, &clen, &chunked, &close, &keep_alive);
