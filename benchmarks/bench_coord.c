@@ -615,10 +615,11 @@ static json_t *errors_json(const bench *b)
 {
 	bc_fleet_stats st;
 	bc_fleet_stats_get(b->f, &st);
-	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:i, s:s}", "polls_sent",
+	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:i, s:s}", "polls_sent",
 			 (json_int_t)st.polls_sent, "polls_200", (json_int_t)st.polls_200, "polls_204",
 			 (json_int_t)st.polls_204, "polls_other", (json_int_t)st.polls_other,
-			 "poll_reconnects", (json_int_t)st.poll_reconnects, "reports_refused",
+			 "poll_reconnects", (json_int_t)st.poll_reconnects, "report_resends",
+			 (json_int_t)st.report_resends, "reports_refused",
 			 (json_int_t)st.reports_other, "connect_errors", (json_int_t)st.connect_errors,
 			 "io_errors", (json_int_t)st.io_errors, "parse_errors",
 			 (json_int_t)st.parse_errors, "last_bad_status", st.last_bad_status,

@@ -59,7 +59,7 @@ typedef enum bc_report_mode { BC_REPORTS_OFF, BC_REPORTS_INTERVAL, BC_REPORTS_SA
 
 typedef struct bc_fleet_stats {
 	uint64_t polls_sent, polls_200, polls_204, polls_other, poll_reconnects;
-	uint64_t reports_sent, reports_ok, reports_other, reports_late;
+	uint64_t reports_sent, reports_ok, reports_other, reports_late, report_resends;
 	uint64_t connect_errors, io_errors, parse_errors;
 	unsigned polling_connected;  /* poll connections established now */
 	unsigned polls_outstanding;  /* poll requests sent and not answered */

@@ -47,6 +47,8 @@ typedef struct conn {
 	int fd;
 	uint8_t kind, state;
 	bool want_out;     /* EPOLLOUT registered */
+	bool resend;       /* report: re-send node's report once reconnected */
+	bool resend_used;  /* report: this report was re-sent already */
 	uint16_t src;
 	uint32_t node;     /* poll: its node; report: the node whose report is in flight */
 	char *out;         /* unsent request bytes (malloc'ed) or NULL */
@@ -292,21 +294,33 @@ static void conn_ready(bc_fleet *f, unsigned idx)
 	if (c->kind == K_POLL) {
 		f->st.polling_connected++;
 		send_poll(f, idx);
+	} else if (c->kind == K_REPORT && c->resend) {
+		c->resend = false;
+		send_report(f, idx, c->node);
 	} else if (c->kind == K_REPORT) {
 		f->idle_rep[f->nidle_rep++] = idx;
 	}
 }
 
-/* A connection closed or failed: a poll is re-sent on a new connection, a report is lost
- * (counted), the admin request fails. */
+/* A connection closed or failed: a poll is re-sent on a new connection, and so is a report
+ * that got no answer byte yet (once: the server may close an idle kept-alive connection just as
+ * a request leaves, as curl also assumes); a report that fails again is lost (counted); the
+ * admin request fails. */
 static void conn_failed(bc_fleet *f, unsigned idx)
 {
 	conn *c = &f->c[idx];
 	bool busy = c->state == S_BUSY;
 	if (c->kind == K_POLL && busy && f->st.polls_outstanding)
 		f->st.polls_outstanding--;
-	if (c->kind == K_REPORT && busy)
-		f->st.reports_other++;
+	if (c->kind == K_REPORT && busy) {
+		if (!c->in && !c->resend_used) {
+			c->resend = c->resend_used = true;
+			f->st.report_resends++;
+		} else {
+			f->st.reports_other++;
+			c->resend_used = false;
+		}
+	}
 	if (c->kind == K_REPORT && c->state == S_IDLE) {
 		for (unsigned i = 0; i < f->nidle_rep; i++)
 			if (f->idle_rep[i] == idx) {
@@ -400,6 +414,7 @@ static void on_answer(bc_fleet *f, unsigned idx, const bc_http_resp *r)
 	}
 	c->state = S_IDLE;
 	if (c->kind == K_REPORT) {
+		c->resend_used = false;
 		if (r->status == 200) {
 			f->st.reports_ok++;
 		} else {
@@ -707,7 +722,9 @@ int bc_fleet_admin_post(bc_fleet *f, const char *path, const char *body, const c
 
 	if (!req)
 		return HF_ENOMEM;
-	if (c->fd < 0 && admin_connect(f, c) < 0) {
+	if (c->fd >= 0)
+		conn_reset(f, c); /* a fresh connection each time: an idle one may be closing */
+	if (admin_connect(f, c) < 0) {
 		free(req);
 		set_err(err, errsz, "cannot connect to the coordinator: %s", strerror(errno));
 		return HF_ENET;
