@@ -445,3 +445,549 @@ Test(coord_store, acks_first_one_counts_and_list_by_issued_range)
 	cr_assert_eq(st.entries_written, 4);
 	hf_coord_store_free(s);
 }
+
+/* ---- history ---- */
+
+static void put_report(hf_coord_store *s, const char *id, uint64_t wall, int seq)
+{
+	hf_errbuf eb;
+	json_t *r = json_pack("{s:i}", "seq", seq);
+	cr_assert_eq(hf_coord_store_report_put(s, id, wall, r, &eb), 0, "%s", eb.msg);
+	json_decref(r);
+}
+
+Test(coord_store, history_keeps_one_row_per_node_per_interval)
+{
+	hf_coord_store_opts o = { .path = dbpath, .history_interval_s = 60,
+				  .report_flush_ms = 60000 };
+	hf_coord_store *s = open_opts(&o);
+	uint64_t base = hf_wall_ms() - 3600 * 1000; /* within the default 7 days */
+	json_t *h = NULL;
+	hf_errbuf eb;
+
+	add_node(s, "n1");
+	add_node(s, "n2");
+	/* 100 reports 10 s apart (990 s): rows at 0, 60, ..., 960 s = 17; n2 reports too. */
+	for (int i = 0; i < 100; i++) {
+		put_report(s, "n1", base + (uint64_t)i * 10000, i);
+		if (i % 2 == 0)
+			put_report(s, "n2", base + (uint64_t)i * 10000, 1000 + i);
+		if (i == 50) /* across two batches: the rule holds over commits */
+			cr_assert_eq(hf_coord_store_report_flush(s, &eb), 0, "%s", eb.msg);
+	}
+	cr_assert_eq(hf_coord_store_report_history(s, "n1", 0, 0, &h, &eb), 0, "%s", eb.msg);
+	cr_assert_eq(json_array_size(h), 17, "%zu rows", json_array_size(h));
+	for (size_t i = 0; i < json_array_size(h); i++) {
+		json_t *row = json_array_get(h, i);
+		uint64_t w = (uint64_t)json_integer_value(json_object_get(row, "wall_ms"));
+		cr_assert_eq(w, base + i * 60000, "row %zu at %llu", i, (unsigned long long)(w - base));
+		cr_assert_eq(json_integer_value(json_object_get(json_object_get(row, "report"),
+								"seq")), (json_int_t)(i * 6));
+	}
+	json_decref(h);
+	/* since and max */
+	cr_assert_eq(hf_coord_store_report_history(s, "n1", base + 125000, 3, &h, &eb), 0, "%s",
+		     eb.msg);
+	cr_assert_eq(json_array_size(h), 3);
+	cr_assert_eq(json_integer_value(json_object_get(json_array_get(h, 0), "wall_ms")),
+		     (json_int_t)(base + 180000));
+	json_decref(h);
+	cr_assert_eq(hf_coord_store_report_history(s, "n2", 0, 0, &h, &eb), 0, "%s", eb.msg);
+	cr_assert_eq(json_array_size(h), 17);
+	json_decref(h);
+	cr_assert_eq(hf_coord_store_report_history(s, "nobody", 0, 0, &h, &eb), 0, "%s", eb.msg);
+	cr_assert_eq(json_array_size(h), 0);
+	json_decref(h);
+	hf_coord_store_free(s);
+}
+
+Test(coord_store, history_older_than_keep_is_pruned)
+{
+	hf_coord_store_opts o = { .path = dbpath, .history_interval_s = 60,
+				  .history_keep_s = 86400 };
+	hf_coord_store *s = open_opts(&o);
+	uint64_t now = hf_wall_ms();
+	json_t *h = NULL;
+	hf_errbuf eb;
+
+	add_node(s, "n1");
+	put_report(s, "n1", now - 3 * 3600 * 1000, 1);
+	put_report(s, "n1", now - 2 * 3600 * 1000, 2);
+	put_report(s, "n1", now - 30 * 60 * 1000, 3);
+	put_report(s, "n1", now - 2 * 86400 * 1000ull, 0); /* already past keep: never kept */
+	cr_assert_eq(hf_coord_store_report_history(s, "n1", 0, 0, &h, &eb), 0, "%s", eb.msg);
+	cr_assert_eq(json_array_size(h), 3);
+	json_decref(h);
+	hf_coord_store_free(s);
+
+	/* Keep one hour now: the next commit deletes the two older rows. */
+	o.history_keep_s = 3600;
+	s = open_opts(&o);
+	put_report(s, "n1", now, 4);
+	cr_assert_eq(hf_coord_store_report_history(s, "n1", 0, 0, &h, &eb), 0, "%s", eb.msg);
+	cr_assert_eq(json_array_size(h), 2, "%zu rows", json_array_size(h));
+	cr_assert_eq(json_integer_value(json_object_get(json_object_get(json_array_get(h, 0),
+									"report"), "seq")), 3);
+	cr_assert_eq(json_integer_value(json_object_get(json_object_get(json_array_get(h, 1),
+									"report"), "seq")), 4);
+	json_decref(h);
+	hf_coord_store_free(s);
+}
+
+/* ---- node removal ---- */
+
+Test(coord_store, node_remove_drops_reports_and_acks_keeps_decisions)
+{
+	hf_coord_store_opts o = { .path = dbpath, .report_flush_ms = 60000 };
+	hf_coord_store *s = open_opts(&o);
+	hf_coord_decision_rec d, *list;
+	hf_coord_ack_rec a, *acks;
+	size_t n;
+	json_t *got = NULL;
+	hf_errbuf eb;
+	int rc;
+
+	uint64_t now = hf_wall_ms(); /* history older than 7 days would be pruned */
+	add_node(s, "n1");
+	add_node(s, "n2");
+	put_report(s, "n1", now, 1);
+	put_report(s, "n2", now, 1);
+	cr_assert_eq(hf_coord_store_report_flush(s, &eb), 0, "%s", eb.msg);
+	put_report(s, "n1", now + 1000, 2); /* still queued when the node goes */
+	memset(&a, 0, sizeof a);
+	strcpy(a.node, "n1");
+	a.issued_ms = 500;
+	a.wall_ms = 600;
+	cr_assert_eq(hf_coord_store_ack_put(s, &a, &eb), 0, "%s", eb.msg);
+	d = mk_dec("n1", 500, "{\"e\":1}");
+	cr_assert_eq(hf_coord_store_decision_add(s, &d, &eb), 0, "%s", eb.msg);
+
+	cr_assert_eq(hf_coord_store_node_remove(s, "n1", &eb), 0, "%s", eb.msg);
+	cr_assert_eq(hf_coord_store_report_latest(s, "n1", &got, NULL, &eb), HF_ENOTFOUND);
+	cr_assert_eq(hf_coord_store_report_latest(s, "n2", &got, NULL, &eb), 0, "%s", eb.msg);
+	json_decref(got);
+	cr_assert_eq(hf_coord_store_ack_list(s, 0, 10000, &acks, &n, &eb), 0, "%s", eb.msg);
+	cr_assert_eq(n, 0);
+	free(acks);
+	cr_assert_eq(hf_coord_store_decision_list(s, 0, 0, 0, &list, &n, &eb), 0, "%s", eb.msg);
+	cr_assert_eq(n, 1);
+	cr_assert_str_eq(list[0].node, "n1");
+	cr_assert_str_eq(list[0].envelope, "{\"e\":1}");
+	free_decs(list, n);
+	hf_coord_store_free(s);
+	cr_assert_eq(raw_sql(dbpath, "SELECT count(*) FROM reports_history WHERE node = 'n1'", &rc),
+		     0);
+	cr_assert_eq(raw_sql(dbpath, "SELECT count(*) FROM reports_history WHERE node = 'n2'", &rc),
+		     1);
+	/* The audit log is append-only even for a hand with the sqlite3 CLI. */
+	raw_sql(dbpath, "DELETE FROM decisions", &rc);
+	cr_assert_neq(rc, SQLITE_OK);
+	raw_sql(dbpath, "UPDATE decisions SET mode = 'idle'", &rc);
+	cr_assert_neq(rc, SQLITE_OK);
+	cr_assert_eq(raw_sql(dbpath, "SELECT count(*) FROM decisions", &rc), 1);
+}
+
+/* ---- seq ---- */
+
+Test(coord_store, decision_seq_increases_and_is_never_reused_across_reopen)
+{
+	hf_coord_store *s = open_db();
+	hf_coord_decision_rec d;
+	hf_errbuf eb;
+	uint64_t last = 0;
+
+	for (int round = 0; round < 3; round++) {
+		for (int i = 0; i < 4; i++) {
+			d = mk_dec("n1", 1000 + (uint64_t)round * 10 + (uint64_t)i, "{}");
+			cr_assert_eq(hf_coord_store_decision_add(s, &d, &eb), 0, "%s", eb.msg);
+			cr_assert_gt(d.seq, last);
+			last = d.seq;
+		}
+		hf_coord_store_free(s);
+		s = open_db();
+	}
+	cr_assert_eq(last, 12);
+	hf_coord_store_free(s);
+}
+
+Test(coord_store, decision_add_many_is_one_transaction)
+{
+	hf_coord_store *s = open_db();
+	hf_coord_decision_rec d[50], *list;
+	char env[50][32];
+	size_t n;
+	uint64_t f;
+	hf_errbuf eb;
+
+	for (int i = 0; i < 50; i++) {
+		char id[16];
+		snprintf(id, sizeof id, "n%02d", i);
+		snprintf(env[i], sizeof env[i], "{\"n\":%d}", i);
+		d[i] = mk_dec(id, 7000 + (uint64_t)i, env[i]);
+	}
+	cr_assert_eq(hf_coord_store_decision_add_many(s, d, 50, &eb), 0, "%s", eb.msg);
+	for (int i = 0; i < 50; i++)
+		cr_assert_eq(d[i].seq, (uint64_t)i + 1);
+	cr_assert_eq(hf_coord_store_floor_get(s, &f, &eb), 0, "%s", eb.msg);
+	cr_assert_eq(f, 7049);
+	/* One bad record: nothing of the batch is recorded. */
+	for (int i = 0; i < 50; i++)
+		d[i].seq = 0;
+	d[30].authority = (hf_coord_authority)7;
+	cr_assert_eq(hf_coord_store_decision_add_many(s, d, 50, &eb), HF_EINVAL);
+	cr_assert_eq(hf_coord_store_decision_list(s, 0, 0, 0, &list, &n, &eb), 0, "%s", eb.msg);
+	cr_assert_eq(n, 50);
+	free_decs(list, n);
+	cr_assert_eq(hf_coord_store_decision_current(s, &list, &n, &eb), 0, "%s", eb.msg);
+	cr_assert_eq(n, 50);
+	free_decs(list, n);
+	hf_coord_store_free(s);
+}
+
+/* ---- migrations ---- */
+
+static const hf_coord_sqlite_migration *v2_list(const char *sql2)
+{
+	static hf_coord_sqlite_migration m[2];
+	m[0] = hf_coord_sqlite_migrations[0];
+	m[1].version = 2;
+	m[1].what = "test: node labels";
+	m[1].sql = sql2;
+	return m;
+}
+
+Test(coord_store, migration_from_version_1_applies_in_one_transaction)
+{
+	hf_coord_store *s = open_db();
+	hf_coord_decision_rec d = mk_dec("n1", 42, "{\"v1\":true}");
+	hf_coord_store_opts o = { .path = dbpath };
+	hf_errbuf eb;
+	int rc;
+
+	cr_assert_eq(hf_coord_sqlite_n_migrations, 1);
+	add_node(s, "n1");
+	cr_assert_eq(hf_coord_store_decision_add(s, &d, &eb), 0, "%s", eb.msg);
+	hf_coord_store_free(s);
+
+	/* A version 2 whose second statement fails: nothing of it stays, still version 1. */
+	s = NULL;
+	rc = hf_coord_sqlite_open_with(&o, v2_list("CREATE TABLE labels(node TEXT, label TEXT);"
+						   "ALTER TABLE nosuch ADD COLUMN x INTEGER"),
+				       2, &s, &eb);
+	cr_assert_eq(rc, HF_EIO, "%s", hf_strerror(rc));
+	cr_assert_null(s);
+	cr_assert(strstr(eb.msg, "schema version 2") && strstr(eb.msg, "nosuch") &&
+		  strstr(eb.msg, "stays at version 1"), "%s", eb.msg);
+	cr_assert_eq(raw_sql(dbpath, "PRAGMA user_version", &rc), 1);
+	cr_assert_eq(raw_sql(dbpath, "SELECT count(*) FROM sqlite_master WHERE name = 'labels'",
+			     &rc), 0);
+
+	/* A good version 2: data kept, the new column there. */
+	rc = hf_coord_sqlite_open_with(&o, v2_list("ALTER TABLE nodes ADD COLUMN label TEXT NOT "
+						   "NULL DEFAULT 'none'"), 2, &s, &eb);
+	cr_assert_eq(rc, 0, "%s", eb.msg);
+	cr_assert_eq(hf_coord_store_schema_version(s), 2);
+	hf_coord_decision_rec *list;
+	size_t n;
+	cr_assert_eq(hf_coord_store_decision_list(s, 0, 0, 0, &list, &n, &eb), 0, "%s", eb.msg);
+	cr_assert_eq(n, 1);
+	cr_assert_str_eq(list[0].envelope, "{\"v1\":true}");
+	free_decs(list, n);
+	hf_coord_store_free(s);
+	cr_assert_eq(raw_sql(dbpath, "PRAGMA user_version", &rc), 2);
+	cr_assert_eq(raw_sql(dbpath, "SELECT count(*) FROM nodes WHERE label = 'none'", &rc), 1);
+
+	/* This program knows version 1 only: the version 2 database is refused, untouched. */
+	s = NULL;
+	rc = hf_coord_store_open_sqlite(&o, &s, &eb);
+	cr_assert_eq(rc, HF_ESTATE);
+	cr_assert_null(s);
+	cr_assert(strstr(eb.msg, "version 2 is newer") && strstr(eb.msg, "knows (1)"), "%s",
+		  eb.msg);
+	cr_assert_eq(raw_sql(dbpath, "PRAGMA user_version", &rc), 2);
+}
+
+Test(coord_store, migration_list_out_of_order_is_refused)
+{
+	hf_coord_sqlite_migration m[2] = { hf_coord_sqlite_migrations[0],
+					   { 3, "skips 2", "SELECT 1" } };
+	hf_coord_store_opts o = { .path = dbpath };
+	hf_coord_store *s = NULL;
+	hf_errbuf eb;
+	cr_assert_eq(hf_coord_sqlite_open_with(&o, m, 2, &s, &eb), HF_EINVAL);
+	cr_assert(strstr(eb.msg, "expected 2"), "%s", eb.msg);
+}
+
+/* ---- files that are not ours ---- */
+
+static void write_file(const char *path, const void *data, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, data, len), (ssize_t)len);
+	close(fd);
+}
+
+static int try_open(hf_errbuf *eb)
+{
+	hf_coord_store_opts o = { .path = dbpath };
+	hf_coord_store *s = NULL;
+	int rc = hf_coord_store_open_sqlite(&o, &s, eb);
+	if (rc == 0)
+		hf_coord_store_free(s);
+	else
+		cr_assert_null(s);
+	return rc;
+}
+
+Test(coord_store, a_file_that_is_not_sqlite_is_refused_clearly)
+{
+	char junk[8192];
+	hf_errbuf eb;
+	snprintf(dbpath, sizeof dbpath, "%s/coord.db", dir);
+	for (size_t i = 0; i < sizeof junk; i++)
+		junk[i] = (char)("{\"fleet\": 1}\n"[i % 13]);
+	write_file(dbpath, junk, sizeof junk);
+	int rc = try_open(&eb);
+	cr_assert_eq(rc, HF_EIO, "%s", hf_strerror(rc));
+	cr_assert(strstr(eb.msg, dbpath) && strstr(eb.msg, "not an SQLite database"), "%s", eb.msg);
+}
+
+Test(coord_store, a_damaged_database_gives_errors_not_a_crash)
+{
+	hf_coord_store *s = open_db();
+	hf_errbuf eb;
+	add_node(s, "n1");
+	for (int i = 0; i < 200; i++) {
+		hf_coord_decision_rec d = mk_dec("n1", 1000 + (uint64_t)i,
+			"{\"payload\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}");
+		cr_assert_eq(hf_coord_store_decision_add(s, &d, &eb), 0, "%s", eb.msg);
+	}
+	hf_coord_store_free(s); /* checkpoints: everything is in the main file */
+
+	/* Scribble over everything after page 1's 100-byte header: the schema is gone. */
+	struct stat st;
+	cr_assert_eq(stat(dbpath, &st), 0);
+	cr_assert_gt(st.st_size, 8192);
+	char *junk = malloc((size_t)st.st_size);
+	memset(junk, 0xa5, (size_t)st.st_size);
+	int fd = open(dbpath, O_WRONLY);
+	cr_assert_eq(pwrite(fd, junk, (size_t)st.st_size - 100, 100), st.st_size - 100);
+	close(fd);
+	free(junk);
+	int rc = try_open(&eb);
+	cr_assert_eq(rc, HF_EIO, "%s", hf_strerror(rc));
+	cr_assert(strstr(eb.msg, dbpath) && (strstr(eb.msg, "malformed") ||
+					     strstr(eb.msg, "damaged")), "%s", eb.msg);
+}
+
+Test(coord_store, a_damaged_table_page_fails_its_queries_only)
+{
+	hf_coord_store *s = open_db();
+	hf_errbuf eb;
+	int rc;
+	add_node(s, "n1");
+	for (int i = 0; i < 300; i++) {
+		hf_coord_decision_rec d = mk_dec("n1", 1000 + (uint64_t)i,
+			"{\"payload\":\"yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy\"}");
+		cr_assert_eq(hf_coord_store_decision_add(s, &d, &eb), 0, "%s", eb.msg);
+	}
+	hf_coord_store_free(s);
+	long long page = raw_sql(dbpath, "SELECT rootpage FROM sqlite_master WHERE name = "
+				 "'decisions'", &rc);
+	long long psize = raw_sql(dbpath, "PRAGMA page_size", &rc);
+	cr_assert_gt(page, 1);
+	/* The decisions table's root page becomes garbage. */
+	char junk[65536];
+	memset(junk, 0x5a, sizeof junk);
+	int fd = open(dbpath, O_WRONLY);
+	cr_assert_eq(pwrite(fd, junk, (size_t)psize, (off_t)((page - 1) * psize)), psize);
+	close(fd);
+	s = NULL;
+	hf_coord_store_opts o = { .path = dbpath };
+	rc = hf_coord_store_open_sqlite(&o, &s, &eb);
+	if (rc != 0) { /* refusing at open is fine too, as long as it says why */
+		cr_assert(strstr(eb.msg, "malformed") || strstr(eb.msg, "damaged"), "%s", eb.msg);
+		return;
+	}
+	hf_coord_decision_rec *list = NULL;
+	size_t n = 0;
+	rc = hf_coord_store_decision_list(s, 0, 0, 0, &list, &n, &eb);
+	cr_assert_eq(rc, HF_EIO, "%s", hf_strerror(rc));
+	cr_assert(strstr(eb.msg, "listing decisions") && strstr(eb.msg, "damaged"), "%s", eb.msg);
+	hf_coord_decision_rec d = mk_dec("n1", 99999, "{}");
+	rc = hf_coord_store_decision_add(s, &d, &eb);
+	cr_assert_eq(rc, HF_EIO, "%s", hf_strerror(rc));
+	cr_assert_eq(d.seq, 0);
+	hf_coord_store_free(s);
+}
+
+Test(coord_store, another_applications_database_is_refused)
+{
+	int rc;
+	snprintf(dbpath, sizeof dbpath, "%s/other.db", dir);
+	write_file(dbpath, "", 0);
+	raw_sql(dbpath, "CREATE TABLE t(x)", &rc);
+	cr_assert_eq(rc, SQLITE_OK);
+	hf_errbuf eb;
+	cr_assert_eq(try_open(&eb), HF_ESTATE);
+	cr_assert(strstr(eb.msg, "not a hashflop-coord database"), "%s", eb.msg);
+	cr_assert_eq(raw_sql(dbpath, "SELECT count(*) FROM sqlite_master", &rc), 1);
+
+	snprintf(dbpath, sizeof dbpath, "%s/other2.db", dir);
+	write_file(dbpath, "", 0);
+	raw_sql(dbpath, "PRAGMA application_id = 1234", &rc);
+	cr_assert_eq(try_open(&eb), HF_ESTATE);
+	cr_assert(strstr(eb.msg, "application_id"), "%s", eb.msg);
+}
+
+/* ---- kill -9 ---- */
+
+struct kill_rec {
+	uint64_t seq, issued_ms;
+};
+
+/* The child: decisions and floor raises (and reports, for a busy WAL) until killed; every
+ * answered call goes to the pipe only after it returned. */
+static void __attribute__((noreturn)) writer_child(int wfd, uint64_t first_issued)
+{
+	hf_coord_store_opts o = { .path = dbpath, .report_flush_ms = 5 };
+	hf_coord_store *s = NULL;
+	hf_errbuf eb;
+	char env[64];
+
+	if (hf_coord_store_open_sqlite(&o, &s, &eb) != 0)
+		_exit(2);
+	for (uint64_t i = 0;; i++) {
+		uint64_t issued = first_issued + 2 * i;
+		snprintf(env, sizeof env, "{\"issued\":%llu}", (unsigned long long)issued);
+		hf_coord_decision_rec d = mk_dec("n1", issued, env);
+		json_t *r = json_pack("{s:I}", "issued", (json_int_t)issued);
+		if (hf_coord_store_report_put(s, "n1", hf_wall_ms(), r, &eb) != 0)
+			_exit(5);
+		json_decref(r);
+		if (hf_coord_store_decision_add(s, &d, &eb) != 0)
+			_exit(3);
+		if (hf_coord_store_floor_set(s, issued + 1, &eb) != 0)
+			_exit(4);
+		struct kill_rec rec = { d.seq, issued };
+		if (write(wfd, &rec, sizeof rec) != (ssize_t)sizeof rec)
+			_exit(6);
+	}
+}
+
+static void check_after_kill(const struct kill_rec *recs, size_t nrec)
+{
+	hf_coord_store *s = open_db();
+	hf_coord_decision_rec *list = NULL;
+	size_t n = 0, j = 0;
+	uint64_t floor = 0, max_seq = 0, max_issued = 0;
+	hf_errbuf eb;
+	char env[64];
+
+	cr_assert_eq(hf_coord_store_decision_list(s, 0, 0, 0, &list, &n, &eb), 0, "%s", eb.msg);
+	for (size_t i = 0; i < nrec; i++) {
+		while (j < n && list[j].seq < recs[i].seq)
+			j++;
+		cr_assert(j < n && list[j].seq == recs[i].seq, "seq %llu answered but lost",
+			  (unsigned long long)recs[i].seq);
+		snprintf(env, sizeof env, "{\"issued\":%llu}", (unsigned long long)recs[i].issued_ms);
+		cr_assert_str_eq(list[j].envelope, env);
+		cr_assert_eq(list[j].issued_ms, recs[i].issued_ms);
+		if (recs[i].seq > max_seq)
+			max_seq = recs[i].seq;
+		if (recs[i].issued_ms > max_issued)
+			max_issued = recs[i].issued_ms;
+	}
+	free_decs(list, n);
+	cr_assert_eq(hf_coord_store_floor_get(s, &floor, &eb), 0, "%s", eb.msg);
+	cr_assert_geq(floor, max_issued + 1, "floor %llu below %llu", (unsigned long long)floor,
+		      (unsigned long long)max_issued + 1);
+	hf_coord_decision_rec d = mk_dec("n1", floor + 1, "{\"after\":1}");
+	cr_assert_eq(hf_coord_store_decision_add(s, &d, &eb), 0, "%s", eb.msg);
+	cr_assert_gt(d.seq, max_seq, "seq %llu reused (max answered %llu)",
+		     (unsigned long long)d.seq, (unsigned long long)max_seq);
+	cr_assert_eq(hf_coord_store_floor_set(s, floor + 1, &eb), 0, "%s", eb.msg);
+	hf_coord_store_free(s);
+
+	sqlite3 *db;
+	sqlite3_stmt *q;
+	cr_assert_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
+	cr_assert_eq(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &q, NULL), SQLITE_OK);
+	cr_assert_eq(sqlite3_step(q), SQLITE_ROW);
+	cr_assert_str_eq((const char *)sqlite3_column_text(q, 0), "ok");
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+}
+
+Test(coord_store, kill_9_mid_writes_loses_no_answered_decision_and_no_floor)
+{
+	struct kill_rec *recs = NULL;
+	size_t nrec = 0, cap = 0;
+	hf_errbuf eb;
+
+	hf_coord_store *s = open_db();
+	add_node(s, "n1");
+	hf_coord_store_free(s);
+	srand((unsigned)(hf_mono_us() ^ (uint64_t)getpid()));
+	for (int round = 0; round < 8; round++) {
+		uint64_t floor = 0;
+		s = open_db();
+		cr_assert_eq(hf_coord_store_floor_get(s, &floor, &eb), 0, "%s", eb.msg);
+		hf_coord_store_free(s);
+
+		int p[2];
+		cr_assert_eq(pipe(p), 0);
+		pid_t pid = fork();
+		cr_assert_geq(pid, 0);
+		if (pid == 0) {
+			close(p[0]);
+			writer_child(p[1], floor + 1);
+		}
+		close(p[1]);
+		/* Kill after a random number of answered calls (0: before the first answer). */
+		size_t target = (size_t)(rand() % 60), got = 0;
+		uint64_t deadline = hf_mono_ms() + 30000;
+		while (got < target && hf_mono_ms() < deadline) {
+			struct pollfd pfd = { .fd = p[0], .events = POLLIN };
+			if (poll(&pfd, 1, 100) <= 0)
+				continue;
+			struct kill_rec r;
+			ssize_t k = read(p[0], &r, sizeof r);
+			if (k <= 0)
+				break; /* the child died: waitpid below says why */
+			cr_assert_eq(k, (ssize_t)sizeof r);
+			if (nrec == cap) {
+				cap = cap ? cap * 2 : 64;
+				recs = realloc(recs, cap * sizeof *recs);
+			}
+			recs[nrec++] = r;
+			got++;
+		}
+		/* A random point inside the next call, not only between calls. */
+		usleep((useconds_t)(rand() % 3000));
+		kill(pid, SIGKILL);
+		int status = 0;
+		cr_assert_eq(waitpid(pid, &status, 0), pid);
+		cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
+			  "the writer child ended on its own (status 0x%x)", status);
+		/* Everything still in the pipe was answered before the kill, too. */
+		for (;;) {
+			struct kill_rec r;
+			ssize_t k = read(p[0], &r, sizeof r);
+			if (k <= 0)
+				break;
+			cr_assert_eq(k, (ssize_t)sizeof r);
+			if (nrec == cap) {
+				cap = cap ? cap * 2 : 64;
+				recs = realloc(recs, cap * sizeof *recs);
+			}
+			recs[nrec++] = r;
+		}
+		close(p[0]);
+		cr_assert_eq(got, target, "round %d: only %zu of %zu answers", round, got, target);
+		check_after_kill(recs, nrec);
+	}
+	cr_log_info("kill -9: %zu answered decisions checked over 8 rounds", nrec);
+	free(recs);
+}
