@@ -53,7 +53,7 @@ typedef struct copts {
 	unsigned nodes, addresses, decisions, report_conns, wait_s, threads, max_connecting;
 	double interval_s, seconds;
 	const char *coord_bin, *url, *json, *dir;
-	bool pin, keep, prepare;
+	bool pin, keep, prepare, no_relay, no_api;
 	pid_t coord_pid;
 } copts;
 
@@ -64,6 +64,7 @@ typedef struct fan {
 	uint32_t *lat;           /* decisions x polling */
 	double answer_ms[MAX_DECISIONS], p50_ms[MAX_DECISIONS], p99_ms[MAX_DECISIONS],
 		max_ms[MAX_DECISIONS];
+	double coord_cpu_ms[MAX_DECISIONS], client_cpu_ms[MAX_DECISIONS];
 	unsigned got[MAX_DECISIONS];
 	char skipped[256];
 	int bad_status;
@@ -102,6 +103,7 @@ static void usage(FILE *f)
 		"      --wait-s W            the long polls' wait= (60)\n"
 		"      --threads T           the coordinator's limits.threads (2)\n"
 		"      --pin                 coordinator on CPU 0, this client on CPU 1\n"
+		"      --kinds LIST          decisions measured: relay,api (both)\n"
 		"      --json FILE           write the figures as JSON\n"
 		"  -h, --help                this help\n");
 }
@@ -127,7 +129,7 @@ static bool parse_pos(const char *s, double *out)
 }
 
 enum { O_BIN = 1000, O_URL, O_PID, O_DIR, O_PREP, O_KEEP, O_RPN, O_RCONN, O_WAIT, O_THR, O_PIN,
-       O_JSON };
+       O_JSON, O_KINDS };
 
 static int parse_opts(int argc, char **argv, copts *o)
 {
@@ -141,6 +143,7 @@ static int parse_opts(int argc, char **argv, copts *o)
 		{ "decisions", required_argument, NULL, 'd' }, { "seconds", required_argument, NULL, 's' },
 		{ "wait-s", required_argument, NULL, O_WAIT }, { "threads", required_argument, NULL, O_THR },
 		{ "pin", no_argument, NULL, O_PIN }, { "json", required_argument, NULL, O_JSON },
+		{ "kinds", required_argument, NULL, O_KINDS },
 		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
 	};
 	unsigned pid = 0;
@@ -168,6 +171,11 @@ static int parse_opts(int argc, char **argv, copts *o)
 		case O_THR: ok = parse_uint(optarg, 1, 64, &o->threads); break;
 		case O_PIN: o->pin = true; break;
 		case O_JSON: o->json = optarg; break;
+		case O_KINDS:
+			o->no_relay = !strstr(optarg, "relay");
+			o->no_api = !strstr(optarg, "api");
+			ok = strspn(optarg, "relaypi,") == strlen(optarg) && !(o->no_relay && o->no_api);
+			break;
 		case 'h': usage(stdout); exit(0);
 		default:
 			fprintf(stderr, "hashflop-bench coord: unknown option or missing value: %s\n",
@@ -340,6 +348,9 @@ static int one_decision(bench *b, fan *fn, bool relay, unsigned k, uint32_t *lat
 		return -1;
 	}
 	uint64_t floor = bc_fleet_max_held(b->f);
+	bc_proc p0, p1;
+	bool have = sample(b, &p0);
+	double c0 = client_cpu_s();
 	int rc = bc_fleet_admin_post(b->f, path, body, b->s.admin_token, &t0, b->err, sizeof b->err);
 	free(body);
 	if (rc < 0)
@@ -370,6 +381,8 @@ static int one_decision(bench *b, fan *fn, bool relay, unsigned k, uint32_t *lat
 			  sizeof b->err);
 	fn->got[k] = bc_fleet_tracked_done(b->f);
 	bc_fleet_track(b->f, 0, 0, NULL);
+	fn->client_cpu_ms[k] = (client_cpu_s() - c0) * 1000;
+	fn->coord_cpu_ms[k] = have && sample(b, &p1) ? (p1.cpu_s - p0.cpu_s) * 1000 : -1;
 	return rc < 0 ? rc : 1;
 }
 
@@ -395,8 +408,9 @@ static int fanout(bench *b, fan *fn, bool relay)
 		fn->count += fn->got[k];
 		pctl(lat, b->polling, &fn->p50_ms[k], &fn->p99_ms[k], &fn->max_ms[k]);
 		printf("  %-5s decision %u: %u/%u nodes, POST answered in %.1f ms, p50 %.1f ms, "
-		       "p99 %.1f ms, max %.1f ms\n", fn->name, k + 1, fn->got[k], b->polling,
-		       fn->answer_ms[k], fn->p50_ms[k], fn->p99_ms[k], fn->max_ms[k]);
+		       "p99 %.1f ms, max %.1f ms; CPU coordinator %.0f ms, client %.0f ms\n", fn->name,
+		       k + 1, fn->got[k], b->polling, fn->answer_ms[k], fn->p50_ms[k], fn->p99_ms[k],
+		       fn->max_ms[k], fn->coord_cpu_ms[k], fn->client_cpu_ms[k]);
 		fflush(stdout);
 	}
 	fn->expected = (uint64_t)D * b->polling;
@@ -411,10 +425,12 @@ static json_t *fan_json(const bench *b, const fan *fn)
 	pctl(fn->lat, (size_t)fn->done_decisions * b->polling, &p50, &p99, &max);
 	json_t *per = json_array();
 	for (unsigned k = 0; k < fn->done_decisions; k++)
-		json_array_append_new(per, json_pack("{s:i, s:f, s:f, s:f, s:f}", "nodes",
+		json_array_append_new(per, json_pack("{s:i, s:f, s:f, s:f, s:f, s:f, s:f}", "nodes",
 						     (int)fn->got[k], "answer_ms", fn->answer_ms[k],
 						     "p50_ms", fn->p50_ms[k], "p99_ms", fn->p99_ms[k],
-						     "max_ms", fn->max_ms[k]));
+						     "max_ms", fn->max_ms[k], "coord_cpu_ms",
+						     fn->coord_cpu_ms[k], "client_cpu_ms",
+						     fn->client_cpu_ms[k]));
 	json_t *j = json_pack("{s:i, s:I, s:I, s:I, s:f, s:f, s:f, s:o}", "decisions",
 			      (int)fn->done_decisions, "count", (json_int_t)fn->count, "expected",
 			      (json_int_t)fn->expected, "missing", (json_int_t)(fn->expected - fn->count),
@@ -642,7 +658,12 @@ static int measure(bench *b, json_t *out, fan *relay, fan *api)
 	}
 	if (warm.got[0] < b->polling)
 		printf("  note: %u of %u nodes got the warm-up relay\n", warm.got[0], b->polling);
-	if (fanout(b, relay, true) < 0 || fanout(b, api, false) < 0)
+	if (b->o.no_relay)
+		snprintf(relay->skipped, sizeof relay->skipped, "not measured (--kinds)");
+	if (b->o.no_api)
+		snprintf(api->skipped, sizeof api->skipped, "not measured (--kinds)");
+	if ((!b->o.no_relay && fanout(b, relay, true) < 0) ||
+	    (!b->o.no_api && fanout(b, api, false) < 0))
 		return -1;
 	if (api->skipped[0])
 		printf("  api decisions: %s\n", api->skipped);
@@ -681,10 +702,11 @@ static bool complete(const bench *b, const fan *relay, const fan *api)
 {
 	bc_fleet_stats st;
 	bc_fleet_stats_get(b->f, &st);
-	bool ok = relay->count == relay->expected && relay->expected > 0 && st.polls_other == 0 &&
-		  st.reports_other == 0 && st.parse_errors == 0;
-	if (!api->skipped[0] || api->done_decisions > 0)
-		ok = ok && api->count == api->expected;
+	bool ok = st.polls_other == 0 && st.reports_other == 0 && st.parse_errors == 0;
+	if (!b->o.no_relay)
+		ok = ok && relay->expected > 0 && relay->count == relay->expected;
+	if (!b->o.no_api)
+		ok = ok && api->expected > 0 && api->count == api->expected;
 	return ok;
 }
 
