@@ -45,8 +45,9 @@
 
 #define FLEET_ID "bench"
 #define MAX_DECISIONS 1000
-#define FD_RESERVE 64          /* descriptors kept for everything but connections, per side */
-#define FANOUT_DEADLINE_MS 60000
+#define FD_RESERVE 128         /* descriptors kept for everything but connections, per side
+                                * (hashflop-coord keeps about 80 for itself) */
+#define FANOUT_DEADLINE_MS 60000 /* plus 1 ms per registered node (b->deadline_ms) */
 #define QUIET_CPU_SHARE 0.3    /* the coordinator counts as quiet below this share of a core */
 
 typedef struct copts {
@@ -78,6 +79,7 @@ typedef struct bench {
 	unsigned polling;
 	pid_t coord;             /* the process sampled (ours or --coord-pid; -1: none) */
 	uint64_t last_issued;
+	uint64_t deadline_ms;    /* for one decision's answer and fan-out */
 	char err[1024];
 } bench;
 
@@ -231,6 +233,19 @@ static double client_cpu_s(void)
 	       ru.ru_stime.tv_usec / 1e6;
 }
 
+/* The 1-minute load average (what else ran on the machine), -1 when unknown. */
+static double loadavg1(void)
+{
+	double l = -1;
+	FILE *f = fopen("/proc/loadavg", "r");
+	if (f) {
+		if (fscanf(f, "%lf", &l) != 1)
+			l = -1;
+		fclose(f);
+	}
+	return l;
+}
+
 static bool sample(const bench *b, bc_proc *p)
 {
 	memset(p, 0, sizeof *p);
@@ -357,12 +372,13 @@ static int one_decision(bench *b, fan *fn, bool relay, unsigned k, uint32_t *lat
 		return rc;
 	bc_fleet_track(b->f, floor, t0, lat);
 	/* the answer first: a refusal means nothing will arrive */
-	rc = bc_fleet_run(b->f, FANOUT_DEADLINE_MS, BC_UNTIL_ADMIN, b->err, sizeof b->err);
+	rc = bc_fleet_run(b->f, b->deadline_ms, BC_UNTIL_ADMIN, b->err, sizeof b->err);
 	if (rc < 0)
 		return rc;
 	if (!bc_fleet_admin_result(b->f, &st, &rb, &rl, &at)) {
-		snprintf(fn->skipped, sizeof fn->skipped, "no answer to POST %s in %d s", path,
-			 FANOUT_DEADLINE_MS / 1000);
+		snprintf(fn->skipped, sizeof fn->skipped, "no answer to POST %s in %.0f s", path,
+			 b->deadline_ms / 1000.0);
+		bc_fleet_track(b->f, 0, 0, NULL);
 		return 0;
 	}
 	if (st != 200) {
@@ -376,9 +392,9 @@ static int one_decision(bench *b, fan *fn, bool relay, unsigned k, uint32_t *lat
 	}
 	if (k < MAX_DECISIONS)
 		fn->answer_ms[k] = (double)(at - t0) / 1000.0;
-	uint64_t left = FANOUT_DEADLINE_MS - (hf_mono_us() - t0) / 1000;
-	rc = bc_fleet_run(b->f, left > FANOUT_DEADLINE_MS ? 0 : left, BC_UNTIL_TRACKED, b->err,
-			  sizeof b->err);
+	uint64_t spent = (hf_mono_us() - t0) / 1000;
+	rc = bc_fleet_run(b->f, spent < b->deadline_ms ? b->deadline_ms - spent : 0,
+			  BC_UNTIL_TRACKED, b->err, sizeof b->err);
 	fn->got[k] = bc_fleet_tracked_done(b->f);
 	bc_fleet_track(b->f, 0, 0, NULL);
 	fn->client_cpu_ms[k] = (client_cpu_s() - c0) * 1000;
@@ -400,6 +416,10 @@ static int fanout(bench *b, fan *fn, bool relay)
 		if (rc < 0)
 			return rc;
 		if (rc == 0) {
+			if (!fn->skipped[0])
+				snprintf(fn->skipped, sizeof fn->skipped, "decision %u refused: %d %s",
+					 k + 1, fn->bad_status, fn->bad_body);
+			printf("  %-5s decision %u: %s\n", fn->name, k + 1, fn->skipped);
 			for (size_t i = 0; i < (size_t)(D - k) * b->polling; i++)
 				lat[i] = UINT32_MAX;
 			break;
@@ -665,8 +685,6 @@ static int measure(bench *b, json_t *out, fan *relay, fan *api)
 	if ((!b->o.no_relay && fanout(b, relay, true) < 0) ||
 	    (!b->o.no_api && fanout(b, api, false) < 0))
 		return -1;
-	if (api->skipped[0])
-		printf("  api decisions: %s\n", api->skipped);
 	json_object_set_new(out, "fanout", json_pack("{s:o, s:o}", "relay", fan_json(b, relay), "api",
 						     fan_json(b, api)));
 	json_t *ri = report_phase(b, BC_REPORTS_INTERVAL);
@@ -682,6 +700,8 @@ static int measure(bench *b, json_t *out, fan *relay, fan *api)
 				    (json_int_t)p.rss_kib, "cpu_s", p.cpu_s, "threads",
 				    (int)p.threads));
 	json_object_set_new(out, "client_cpu_s", json_real(client_cpu_s() - c0));
+	json_object_set_new(out, "loadavg_end", json_real(loadavg1()));
+	printf("  load average %.2f after the run\n", loadavg1());
 	json_object_set_new(out, "errors", errors_json(b));
 	return 0;
 }
@@ -722,6 +742,8 @@ static int run(bench *b, json_t *out)
 		b->o.pin = false;
 	}
 	json_object_set_new(out, "config", config_json(b, after));
+	json_object_set_new(out, "loadavg_start", json_real(loadavg1()));
+	printf("  load average %.2f on %d CPUs before the run\n", loadavg1(), cpus);
 	if (start(b, after) < 0)
 		return -1;
 	if (b->o.prepare) {
@@ -766,6 +788,7 @@ int hf_bench_coord_main(int argc, char **argv)
 	bench b = { .coord = -1 };
 	if (parse_opts(argc, argv, &b.o) < 0)
 		return 2;
+	b.deadline_ms = FANOUT_DEADLINE_MS + b.o.nodes;
 	signal(SIGPIPE, SIG_IGN);
 	json_t *out = json_pack("{s:s}", "bench", "coord");
 	printf("hashflop-bench coord: %u nodes\n", b.o.nodes);
