@@ -156,6 +156,10 @@ static int parse_opts(int argc, char **argv, copts *o)
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "n:a:d:s:h", lo, NULL)) != -1) {
 		bool ok = true;
+		const char *name = "?";
+		for (size_t i = 0; lo[i].name; i++)
+			if (lo[i].val == c)
+				name = lo[i].name;
 		switch (c) {
 		case 'n': ok = parse_uint(optarg, 1, 10000000, &o->nodes); break;
 		case 'a': ok = parse_uint(optarg, 1, 254, &o->addresses); break;
@@ -185,8 +189,7 @@ static int parse_opts(int argc, char **argv, copts *o)
 			return -1;
 		}
 		if (!ok) {
-			fprintf(stderr, "hashflop-bench coord: bad value \"%s\" for %s\n", optarg,
-				argv[optind - 1]);
+			fprintf(stderr, "hashflop-bench coord: bad value \"%s\" for --%s\n", optarg, name);
 			return -1;
 		}
 	}
