@@ -55,6 +55,7 @@ typedef struct copts {
 	double interval_s, seconds;
 	const char *coord_bin, *url, *json, *dir;
 	bool pin, keep, prepare, no_relay, no_api;
+	double deadline_s;
 	pid_t coord_pid;
 } copts;
 
@@ -106,6 +107,8 @@ static void usage(FILE *f)
 		"      --threads T           the coordinator's limits.threads (2)\n"
 		"      --pin                 coordinator on CPU 0, this client on CPU 1\n"
 		"      --kinds LIST          decisions measured: relay,api (both)\n"
+		"      --deadline-s S        per decision, for its answer and fan-out\n"
+		"                            (60 + 0.001 per node)\n"
 		"      --json FILE           write the figures as JSON\n"
 		"  -h, --help                this help\n");
 }
@@ -131,7 +134,7 @@ static bool parse_pos(const char *s, double *out)
 }
 
 enum { O_BIN = 1000, O_URL, O_PID, O_DIR, O_PREP, O_KEEP, O_RPN, O_RCONN, O_WAIT, O_THR, O_PIN,
-       O_JSON, O_KINDS };
+       O_JSON, O_KINDS, O_DEADLINE };
 
 static int parse_opts(int argc, char **argv, copts *o)
 {
@@ -146,6 +149,7 @@ static int parse_opts(int argc, char **argv, copts *o)
 		{ "wait-s", required_argument, NULL, O_WAIT }, { "threads", required_argument, NULL, O_THR },
 		{ "pin", no_argument, NULL, O_PIN }, { "json", required_argument, NULL, O_JSON },
 		{ "kinds", required_argument, NULL, O_KINDS },
+		{ "deadline-s", required_argument, NULL, O_DEADLINE },
 		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
 	};
 	unsigned pid = 0;
@@ -177,6 +181,7 @@ static int parse_opts(int argc, char **argv, copts *o)
 		case O_THR: ok = parse_uint(optarg, 1, 64, &o->threads); break;
 		case O_PIN: o->pin = true; break;
 		case O_JSON: o->json = optarg; break;
+		case O_DEADLINE: ok = parse_pos(optarg, &o->deadline_s); break;
 		case O_KINDS:
 			o->no_relay = !strstr(optarg, "relay");
 			o->no_api = !strstr(optarg, "api");
@@ -435,6 +440,15 @@ static int fanout(bench *b, fan *fn, bool relay)
 		       k + 1, fn->got[k], b->polling, fn->answer_ms[k], fn->p50_ms[k], fn->p99_ms[k],
 		       fn->max_ms[k], fn->coord_cpu_ms[k], fn->client_cpu_ms[k]);
 		fflush(stdout);
+		if (fn->got[k] < b->polling) {
+			snprintf(fn->skipped, sizeof fn->skipped, "decision %u: only %u of %u nodes got "
+				 "their envelope in %.0f s; the rest of this kind not run", k + 1,
+				 fn->got[k], b->polling, b->deadline_ms / 1000.0);
+			printf("  %-5s %s\n", fn->name, fn->skipped);
+			for (size_t i = 0; i < (size_t)(D - k - 1) * b->polling; i++)
+				lat[b->polling + i] = UINT32_MAX;
+			break;
+		}
 	}
 	fn->expected = (uint64_t)D * b->polling;
 	return 0;
@@ -791,7 +805,8 @@ int hf_bench_coord_main(int argc, char **argv)
 	bench b = { .coord = -1 };
 	if (parse_opts(argc, argv, &b.o) < 0)
 		return 2;
-	b.deadline_ms = FANOUT_DEADLINE_MS + b.o.nodes;
+	b.deadline_ms = b.o.deadline_s > 0 ? (uint64_t)(b.o.deadline_s * 1000) :
+					      FANOUT_DEADLINE_MS + b.o.nodes;
 	signal(SIGPIPE, SIG_IGN);
 	json_t *out = json_pack("{s:s}", "bench", "coord");
 	printf("hashflop-bench coord: %u nodes\n", b.o.nodes);

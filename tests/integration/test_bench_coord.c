@@ -101,8 +101,8 @@ Test(bench_coord, every_node_gets_every_envelope_and_reports_are_costed)
 	char json[4096], *out;
 	snprintf(json, sizeof json, "%s/coord.json", dir);
 	const char *args[] = { "--nodes", "200", "--decisions", "2", "--seconds", "3",
-			       "--reports-per-node-s", "1", "--report-conns", "4", "--json", json,
-			       NULL };
+			       "--reports-per-node-s", "1", "--report-conns", "4", "--deadline-s", "20",
+			       "--json", json, NULL };
 	int rc = bench(&out, "run", args);
 	cr_assert_eq(rc, 0, "exit %d: %s", rc, out);
 	char *text = hf_test_read_file(json);
