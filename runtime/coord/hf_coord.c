@@ -438,7 +438,7 @@ static int req_nodes(hf_coord *c, const char *node, char (**ids)[HF_COORD_NODE_I
 		}
 		return 0;
 	}
-	if (!hf_coord_fleet_has_node(c->fleet, node))
+	if (!hf_coord_known_node(c, node))
 		return hf_fail(eb, HF_ENOTFOUND, "unknown node \"%s\"", node);
 	*ids = malloc(sizeof **ids);
 	if (!*ids)
@@ -549,6 +549,8 @@ static int relay_verify(hf_coord *c, const char *target, const char *body, size_
 
 	if (len > c->cfg.max_body)
 		return refuse(c, why, HF_REFUSE_OVERSIZE, eb, "envelope over limits.max_body");
+	if (!star && !hf_coord_known_node(c, target))
+		return hf_fail(eb, HF_ENOTFOUND, "unknown node \"%s\"", target);
 	if (!hf_coord_fleet_current(c->fleet, target, &cur, &hold))
 		return hf_fail(eb, HF_ENOTFOUND, "unknown node \"%s\"", target);
 	pol.last_issued_ms = cur ? cur->issued_ms : 0;
@@ -668,22 +670,33 @@ out:
 
 /* ---- node auth ---- */
 
+/* Re-reads the node set at most once a second (a miss may be a node just added by the CLI). */
+static bool refresh_due(hf_coord *c)
+{
+	uint64_t now = hf_mono_ms();
+	bool due;
+
+	pthread_mutex_lock(&c->mu);
+	due = now >= c->last_refresh_ms + AUTH_REFRESH_MS;
+	if (due)
+		c->last_refresh_ms = now;
+	pthread_mutex_unlock(&c->mu);
+	return due && hf_coord_refresh_nodes(c, NULL) >= 0;
+}
+
+bool hf_coord_known_node(hf_coord *c, const char *id)
+{
+	return hf_coord_fleet_has_node(c->fleet, id) ||
+	       (refresh_due(c) && hf_coord_fleet_has_node(c->fleet, id));
+}
+
 int hf_coord_node_auth(hf_coord *c, const char *id, const char *token, size_t len)
 {
 	char hash[HF_COORD_TOKEN_HASH_LEN + 1];
-	uint64_t now = hf_mono_ms();
-	bool refresh;
 	int r;
 
 	hf_coord_token_hash(token, len, hash);
-	if ((r = hf_coord_fleet_auth(c->fleet, id, hash)) == 0)
-		return 0;
-	pthread_mutex_lock(&c->mu);
-	refresh = now >= c->last_refresh_ms + AUTH_REFRESH_MS;
-	if (refresh)
-		c->last_refresh_ms = now;
-	pthread_mutex_unlock(&c->mu);
-	if (refresh && hf_coord_refresh_nodes(c, NULL) >= 0)
+	if ((r = hf_coord_fleet_auth(c->fleet, id, hash)) != 0 && refresh_due(c))
 		r = hf_coord_fleet_auth(c->fleet, id, hash);
 	return r;
 }

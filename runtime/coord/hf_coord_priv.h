@@ -62,6 +62,8 @@ int hf_coord_relay(hf_coord *c, const char *target, const char *body, size_t len
 /* 0 when token is id's; HF_ENOTFOUND / HF_EREFUSED (the node set is re-read from the store,
  * at most once a second, before a refusal). */
 int hf_coord_node_auth(hf_coord *c, const char *id, const char *token, size_t len);
+/* id is a registered node (the node set re-read, at most once a second, before a no). */
+bool hf_coord_known_node(hf_coord *c, const char *id);
 /* Re-reads the node set from the store (node add/remove by the CLI). */
 int hf_coord_refresh_nodes(hf_coord *c, hf_errbuf *eb);
 /* The coordinator's own counters in the Prometheus text format. */
