@@ -245,14 +245,18 @@ Test(coord_fleet, a_thousand_parked_polls_woken_by_one_publish, .timeout = 60)
 {
 	enum { N = 1000 };
 	static int fds[N];
-	hf_coord_fleet *f = fleet_new(30);
-	hf_httpd *h = server(f);
-	uint16_t port = hf_httpd_port(h);
+	hf_coord_fleet *f;
+	hf_httpd *h;
+	uint16_t port;
 	char buf[2048];
 	size_t nodes, woken;
 	uint64_t t0;
 
+	/* Before the server starts: it sizes its connection cap from RLIMIT_NOFILE. */
 	cr_assert_geq(hf_test_conns_that_fit(N + 8, 2), N + 8, "not enough descriptors");
+	f = fleet_new(30);
+	h = server(f);
+	port = hf_httpd_port(h);
 	sync_ids(f, 10, HASH_A);
 	for (int i = 0; i < N; i++)
 		fds[i] = poll_fd(port, i % 2 ? "n1" : "n2", 0, 30);
