@@ -26,6 +26,7 @@
 #include "hf_util.h"
 
 #define RESIGN_BATCH 1000
+#define DECIDE_CHUNK 512       /* "*" decisions: nodes signed, recorded and published at a time */
 #define MAINT_TICK_MS 1000
 #define REFRESH_TICKS 5
 #define AUTH_REFRESH_MS 1000
@@ -486,9 +487,14 @@ int hf_coord_decide(hf_coord *c, const hf_coord_decision_req *q, hf_coord_decisi
 					.reason = q->reason, .issued_ms = issued,
 					.expires_ms = issued + ttl_ms };
 	}
-	if (k && (r = decide_batch(c, a, k, res->seq, eb)) < 0)
-		goto out;
-	res->nseq = k;
+	/* In chunks: the first nodes hold their envelopes while the next are signed (one
+	 * transaction per chunk). */
+	for (size_t i = 0; i < k; i += DECIDE_CHUNK) {
+		size_t m = k - i < DECIDE_CHUNK ? k - i : DECIDE_CHUNK;
+		if ((r = decide_batch(c, a + i, m, res->seq + i, eb)) < 0)
+			goto out;
+		res->nseq += m;
+	}
 	if (res->nheld) {
 		pthread_mutex_lock(&c->mu);
 		c->decisions_held_total += res->nheld;

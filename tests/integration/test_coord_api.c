@@ -34,6 +34,7 @@ typedef struct coord {
 	hf_testproc *proc;
 	int port;
 	hf_key *op, *stranger;
+	char ca[512];                /* set: HTTPS, verified with this CA file */
 } coord;
 
 static size_t on_body(char *p, size_t sz, size_t n, void *arg)
@@ -59,8 +60,10 @@ static void http(const coord *c, const char *method, const char *path, const cha
 	CURLcode cc;
 
 	memset(r, 0, sizeof *r);
-	snprintf(url, sizeof url, "http://127.0.0.1:%d%s", c->port, path);
+	snprintf(url, sizeof url, "%s://127.0.0.1:%d%s", c->ca[0] ? "https" : "http", c->port, path);
 	curl_easy_setopt(curl, CURLOPT_URL, url);
+	if (c->ca[0])
+		curl_easy_setopt(curl, CURLOPT_CAINFO, c->ca);
 	curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
 	curl_easy_setopt(curl, CURLOPT_TIMEOUT, 60L);
 	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
@@ -116,8 +119,9 @@ static void add_key(json_t *keys, hf_key *k, const char *role)
 }
 
 /* Keys, trust file (one operator, threshold 1), admin token and coord.json; limits_extra is
- * spliced into "limits". */
-static void coord_init(coord *c, const char *name, const char *limits_extra)
+ * spliced into "limits", listen_extra into "listen". */
+static void coord_init_listen(coord *c, const char *name, const char *limits_extra,
+			      const char *listen_extra)
 {
 	char text[4096], admin[512];
 	hf_key *ck;
@@ -147,11 +151,17 @@ static void coord_init(coord *c, const char *name, const char *limits_extra)
 	write_text(admin, ADMIN "\n");
 	snprintf(text, sizeof text,
 		 "{\"fleet_id\": \"lab\", \"listen\": {\"address\": \"127.0.0.1\", \"port\": 0, "
-		 "\"port_file\": \"%s\"}, \"signing_key\": \"%s\", \"trust_file\": \"%s\", "
+		 "\"port_file\": \"%s\"%s}, \"signing_key\": \"%s\", \"trust_file\": \"%s\", "
 		 "\"admin_token_file\": \"%s\", \"database\": \"%s\", \"instruction_ttl_s\": 600, "
 		 "\"limits\": {\"threads\": 2%s}}",
-		 c->port_file, c->key, c->trust, admin, c->db, limits_extra ? limits_extra : "");
+		 c->port_file, listen_extra ? listen_extra : "", c->key, c->trust, admin, c->db,
+		 limits_extra ? limits_extra : "");
 	write_text(c->cfg, text);
+}
+
+static void coord_init(coord *c, const char *name, const char *limits_extra)
+{
+	coord_init_listen(c, name, limits_extra, NULL);
 }
 
 static const char *coord_exe(void)
@@ -742,5 +752,40 @@ Test(coord_api, restart_keeps_decisions_and_ordering)
 	cr_assert_eq(hf_testproc_stop(c.proc, SIGTERM, WAIT_MS), 0, "SIGTERM: not a clean exit");
 	c.proc = NULL;
 	free(env);
+	coord_fini(&c);
+}
+
+Test(coord_api, https_with_a_certificate_and_key)
+{
+	coord c;
+	char tok[65], cmd[2048], cert[600], key[600], listen[1400], path[256], api[600], *text;
+	reply r;
+
+	c.dir = hf_test_tmpdir("coord_tls_keys");
+	snprintf(cert, sizeof cert, "%s/cert.pem", c.dir);
+	snprintf(key, sizeof key, "%s/key.pem", c.dir);
+	snprintf(cmd, sizeof cmd, "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 "
+		 "-nodes -days 1 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 "
+		 "-keyout '%s' -out '%s' 2>/dev/null", key, cert);
+	cr_assert_eq(system(cmd), 0, "openssl req failed");
+	free(c.dir);
+	snprintf(listen, sizeof listen, ", \"tls_cert\": \"%s\", \"tls_key\": \"%s\"", cert, key);
+	coord_init_listen(&c, "coord_tls", NULL, listen);
+	node_add(&c, "n1", tok);
+	coord_start(&c);
+	snprintf(c.ca, sizeof c.ca, "%s", cert);
+	poll_path(path, sizeof path, "n1", 0, "0");
+	http(&c, "GET", path, tok, NULL, 0, &r);
+	cr_assert_eq(r.status, 204, "poll over HTTPS: %ld %s", r.status, r.body);
+	free(r.body);
+	{
+		json_t *s = status_of(&c);
+		cr_assert(json_is_true(json_object_get(s, "tls")));
+		json_decref(s);
+	}
+	snprintf(api, sizeof api, "%s/db/coord-api.json", c.dir);
+	text = hf_test_read_file(api);
+	cr_assert(text && strstr(text, "\"url\": \"https://127.0.0.1:"), "%s", text ? text : "(none)");
+	free(text);
 	coord_fini(&c);
 }

@@ -309,8 +309,8 @@ Test(coord_fleet, deadlines_gone_clients_and_shutdown, .timeout = 60)
 		cr_assert_eq(status_of(fds[i], buf, sizeof buf), 204);
 	cr_assert_geq(hf_mono_ms() - t0, 990);
 	wait_parked(f, 0);
-	hf_coord_fleet_free(f);
 	hf_httpd_free(h);
+	hf_coord_fleet_free(f);
 	/* Clients that leave while parked are taken out; the rest get 503 when the server stops. */
 	f = fleet_new(300);
 	h = server(f);
