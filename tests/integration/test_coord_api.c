@@ -789,3 +789,65 @@ Test(coord_api, https_with_a_certificate_and_key)
 	free(text);
 	coord_fini(&c);
 }
+
+Test(coord_api, resign_at_half_ttl_and_holds, .timeout = 120)
+{
+	coord c;
+	char tok[65], tok2[65], path[256], *env;
+	long long issued, seq;
+	uint64_t now;
+	json_t *j, *d;
+	reply r;
+
+	coord_init(&c, "coord_resign", NULL);
+	node_add(&c, "n1", tok);
+	node_add(&c, "n2", tok2);
+	coord_start(&c);
+	/* A 10 s TTL: re-signed about 5 s later while it stands, recorded with resigned_from; a
+	 * poll parked with after = the first issued_ms gets the new envelope. */
+	j = http_json(&c, "POST", "/v1/decisions", ADMIN, "{\"node\":\"n1\",\"mode\":\"idle\","
+		      "\"ttl_s\":10,\"reason\":{\"why\":\"test\"}}", 200);
+	issued = num(j, "issued_ms");
+	seq = (long long)json_integer_value(json_array_get(json_object_get(j, "seq"), 0));
+	json_decref(j);
+	poll_path(path, sizeof path, "n1", (uint64_t)issued, "30");
+	http(&c, "GET", path, tok, NULL, 0, &r);
+	cr_assert_eq(r.status, 200, "no re-signed envelope within the poll: %ld", r.status);
+	free(r.body);
+	j = http_json(&c, "GET", "/v1/decisions?after=1", NULL, NULL, 200);
+	d = json_array_get(json_object_get(j, "decisions"), 0);
+	cr_assert_not_null(d, "no second decision recorded");
+	cr_assert_eq(num(d, "resigned_from"), seq);
+	cr_assert_gt(num(d, "issued_ms"), issued);
+	cr_assert_eq(num(d, "expires_ms") - num(d, "issued_ms"), 10000, "the TTL changed");
+	cr_assert_str_eq(json_string_value(json_object_get(d, "mode")), "idle");
+	cr_assert_str_eq(json_string_value(json_object_get(d, "source")), "api");
+	cr_assert_str_eq(json_string_value(json_object_get(json_object_get(d, "reason"), "why")), "test");
+	json_decref(j);
+	/* An operator hold on n2: automatic decisions for it are refused "held" (409), for "*"
+	 * it is skipped and listed. */
+	now = hf_wall_ms();
+	env = envelope(c.op, "lab", "n2", now, now + 60000, "mining",
+		       ",\"hold_until_ms\":9999999999999,\"mining\":{\"pools\":[{\"url\":\"stratum+tcp://127.0.0.1:3333\","
+		       "\"user\":\"u\",\"pass\":\"x\"}]}");
+	j = http_json(&c, "POST", "/v1/nodes/n2/instruction", NULL, env, 200);
+	json_decref(j);
+	free(env);
+	j = http_json(&c, "POST", "/v1/decisions", ADMIN, "{\"node\":\"n2\",\"mode\":\"idle\"}", 409);
+	cr_assert_str_eq(json_string_value(json_object_get(j, "reason")), "held");
+	json_decref(j);
+	j = http_json(&c, "POST", "/v1/decisions", ADMIN, "{\"node\":\"*\",\"mode\":\"idle\"}", 200);
+	cr_assert_eq(json_array_size(json_object_get(j, "seq")), 1, "only n1 decided");
+	cr_assert_str_eq(json_string_value(json_array_get(json_object_get(j, "held"), 0)), "n2");
+	json_decref(j);
+	j = http_json(&c, "GET", "/v1/nodes/n2", NULL, NULL, 200);
+	cr_assert_eq(num(j, "hold_until_ms"), 9999999999999LL);
+	cr_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "desired"), "by")), "operator");
+	json_decref(j);
+	/* The operator can still move a held node. */
+	env = envelope(c.op, "lab", "n2", now + 1, now + 60000, "idle", NULL);
+	j = http_json(&c, "POST", "/v1/nodes/n2/instruction", NULL, env, 200);
+	json_decref(j);
+	free(env);
+	coord_fini(&c);
+}
