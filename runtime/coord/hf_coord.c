@@ -26,6 +26,8 @@
 #include "hf_util.h"
 
 #define RESIGN_BATCH 1000
+#define DECIDE_CHUNK 512       /* "*" decisions: nodes signed, recorded and published at a time */
+#define SIGN_MIN_PER_THREAD 32
 #define MAINT_TICK_MS 1000
 #define REFRESH_TICKS 5
 #define AUTH_REFRESH_MS 1000
@@ -214,6 +216,10 @@ int hf_coord_new(const hf_coord_config *cfg, hf_coord **out, hf_errbuf *eb)
 		return hf_fail(eb, HF_ENOMEM, "out of memory");
 	c->cfg = *cfg;
 	c->start_ms = hf_wall_ms();
+	{
+		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+		c->sign_threads = cpus < 1 ? 1 : cpus > SIGN_THREADS ? SIGN_THREADS : (unsigned)cpus;
+	}
 	c->loopback = hf_coord_addr_is_loopback(cfg->listen_address);
 	atomic_init(&c->api_enabled, false);
 	pthread_mutex_init(&c->mu, NULL);
@@ -349,6 +355,61 @@ static void publish(hf_coord *c, const prepared *p, const hf_coord_decision_rec 
 	hf_coord_env_unref(e);
 }
 
+/* One signing thread's share of a batch. */
+typedef struct sign_job {
+	hf_coord *c;
+	const decide_args *a;
+	prepared *p;
+	hf_coord_decision_rec *d;
+	size_t lo, hi;
+	int r;
+	hf_errbuf eb;
+} sign_job;
+
+static void *sign_main(void *arg)
+{
+	sign_job *j = arg;
+	for (size_t i = j->lo; i < j->hi && j->r == 0; i++)
+		j->r = prepare(j->c, &j->a[i], &j->p[i], &j->d[i], &j->eb);
+	return NULL;
+}
+
+/* Signs a[0..n) into p and d on up to SIGN_THREADS threads (Ed25519 signing is most of a
+ * "*" decision's CPU: about 70 us a node on Zen 3). */
+static int sign_all(hf_coord *c, const decide_args *a, size_t n, prepared *p,
+		    hf_coord_decision_rec *d, hf_errbuf *eb)
+{
+	sign_job jobs[SIGN_THREADS];
+	pthread_t tid[SIGN_THREADS];
+	bool started[SIGN_THREADS] = { false };
+	size_t nt = c->sign_threads, per;
+	int r = 0;
+
+	if (nt > n / SIGN_MIN_PER_THREAD)
+		nt = n / SIGN_MIN_PER_THREAD;
+	if (nt < 1)
+		nt = 1;
+	per = (n + nt - 1) / nt;
+	for (size_t t = 0; t < nt; t++) {
+		jobs[t] = (sign_job){ .c = c, .a = a, .p = p, .d = d, .lo = t * per,
+				      .hi = (t + 1) * per < n ? (t + 1) * per : n };
+		hf_errbuf_clear(&jobs[t].eb);
+		if (t > 0)
+			started[t] = pthread_create(&tid[t], NULL, sign_main, &jobs[t]) == 0;
+	}
+	sign_main(&jobs[0]);
+	for (size_t t = 1; t < nt; t++) {
+		if (started[t])
+			pthread_join(tid[t], NULL);
+		else
+			sign_main(&jobs[t]); /* no thread: on this one */
+	}
+	for (size_t t = 0; t < nt && r == 0; t++)
+		if ((r = jobs[t].r) < 0)
+			hf_fail(eb, r, "%s", jobs[t].eb.msg);
+	return r;
+}
+
 /* Signs n automatic envelopes, records them in one transaction (durable; it raises the
  * floor too), then publishes each; seqs[i] their records. */
 static int decide_batch(hf_coord *c, const decide_args *a, size_t n, uint64_t *seqs,
@@ -363,8 +424,7 @@ static int decide_batch(hf_coord *c, const decide_args *a, size_t n, uint64_t *s
 		r = hf_fail(eb, HF_ENOMEM, "out of memory");
 		goto out;
 	}
-	for (size_t i = 0; i < n && r == 0; i++)
-		r = prepare(c, &a[i], &p[i], &d[i], eb);
+	r = sign_all(c, a, n, p, d, eb);
 	if (r == 0 && (r = hf_coord_store_decision_add_many(c->store, d, n, eb)) < 0) {
 		pthread_mutex_lock(&c->mu);
 		c->store_errors_total++;
@@ -438,7 +498,7 @@ static int req_nodes(hf_coord *c, const char *node, char (**ids)[HF_COORD_NODE_I
 		}
 		return 0;
 	}
-	if (!hf_coord_fleet_has_node(c->fleet, node))
+	if (!hf_coord_known_node(c, node))
 		return hf_fail(eb, HF_ENOTFOUND, "unknown node \"%s\"", node);
 	*ids = malloc(sizeof **ids);
 	if (!*ids)
@@ -486,9 +546,14 @@ int hf_coord_decide(hf_coord *c, const hf_coord_decision_req *q, hf_coord_decisi
 					.reason = q->reason, .issued_ms = issued,
 					.expires_ms = issued + ttl_ms };
 	}
-	if (k && (r = decide_batch(c, a, k, res->seq, eb)) < 0)
-		goto out;
-	res->nseq = k;
+	/* In chunks: the first nodes hold their envelopes while the next are signed (one
+	 * transaction per chunk). */
+	for (size_t i = 0; i < k; i += DECIDE_CHUNK) {
+		size_t m = k - i < DECIDE_CHUNK ? k - i : DECIDE_CHUNK;
+		if ((r = decide_batch(c, a + i, m, res->seq + i, eb)) < 0)
+			goto out;
+		res->nseq += m;
+	}
 	if (res->nheld) {
 		pthread_mutex_lock(&c->mu);
 		c->decisions_held_total += res->nheld;
@@ -549,6 +614,8 @@ static int relay_verify(hf_coord *c, const char *target, const char *body, size_
 
 	if (len > c->cfg.max_body)
 		return refuse(c, why, HF_REFUSE_OVERSIZE, eb, "envelope over limits.max_body");
+	if (!star && !hf_coord_known_node(c, target))
+		return hf_fail(eb, HF_ENOTFOUND, "unknown node \"%s\"", target);
 	if (!hf_coord_fleet_current(c->fleet, target, &cur, &hold))
 		return hf_fail(eb, HF_ENOTFOUND, "unknown node \"%s\"", target);
 	pol.last_issued_ms = cur ? cur->issued_ms : 0;
@@ -668,22 +735,33 @@ out:
 
 /* ---- node auth ---- */
 
+/* Re-reads the node set at most once a second (a miss may be a node just added by the CLI). */
+static bool refresh_due(hf_coord *c)
+{
+	uint64_t now = hf_mono_ms();
+	bool due;
+
+	pthread_mutex_lock(&c->mu);
+	due = now >= c->last_refresh_ms + AUTH_REFRESH_MS;
+	if (due)
+		c->last_refresh_ms = now;
+	pthread_mutex_unlock(&c->mu);
+	return due && hf_coord_refresh_nodes(c, NULL) >= 0;
+}
+
+bool hf_coord_known_node(hf_coord *c, const char *id)
+{
+	return hf_coord_fleet_has_node(c->fleet, id) ||
+	       (refresh_due(c) && hf_coord_fleet_has_node(c->fleet, id));
+}
+
 int hf_coord_node_auth(hf_coord *c, const char *id, const char *token, size_t len)
 {
 	char hash[HF_COORD_TOKEN_HASH_LEN + 1];
-	uint64_t now = hf_mono_ms();
-	bool refresh;
 	int r;
 
 	hf_coord_token_hash(token, len, hash);
-	if ((r = hf_coord_fleet_auth(c->fleet, id, hash)) == 0)
-		return 0;
-	pthread_mutex_lock(&c->mu);
-	refresh = now >= c->last_refresh_ms + AUTH_REFRESH_MS;
-	if (refresh)
-		c->last_refresh_ms = now;
-	pthread_mutex_unlock(&c->mu);
-	if (refresh && hf_coord_refresh_nodes(c, NULL) >= 0)
+	if ((r = hf_coord_fleet_auth(c->fleet, id, hash)) != 0 && refresh_due(c))
 		r = hf_coord_fleet_auth(c->fleet, id, hash);
 	return r;
 }

@@ -15,6 +15,7 @@
 #include "hf_instr.h"
 
 #define HF_COORD_MAX_SOURCES 8
+#define SIGN_THREADS 8          /* at most, for the envelopes of one batch */
 
 enum { REP_REFUSED_AUTH, REP_REFUSED_INVALID, REP_REFUSED_OVERSIZE, REP_REFUSED_STORE, REP_REFUSED_N };
 
@@ -31,6 +32,7 @@ struct hf_coord {
 	hf_httpd *http;
 	char *tls_cert, *tls_key;    /* PEM texts, when TLS */
 	uint64_t start_ms;
+	unsigned sign_threads;       /* online CPUs, 1 to SIGN_THREADS */
 	atomic_bool api_enabled;
 	pthread_mutex_t mu;
 	uint64_t floor_ms;
@@ -62,6 +64,8 @@ int hf_coord_relay(hf_coord *c, const char *target, const char *body, size_t len
 /* 0 when token is id's; HF_ENOTFOUND / HF_EREFUSED (the node set is re-read from the store,
  * at most once a second, before a refusal). */
 int hf_coord_node_auth(hf_coord *c, const char *id, const char *token, size_t len);
+/* id is a registered node (the node set re-read, at most once a second, before a no). */
+bool hf_coord_known_node(hf_coord *c, const char *id);
 /* Re-reads the node set from the store (node add/remove by the CLI). */
 int hf_coord_refresh_nodes(hf_coord *c, hf_errbuf *eb);
 /* The coordinator's own counters in the Prometheus text format. */
