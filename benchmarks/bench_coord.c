@@ -241,6 +241,20 @@ static double client_cpu_s(void)
 	       ru.ru_stime.tv_usec / 1e6;
 }
 
+/* This process's scheduling autogroup ("/autogroup-N nice K": its weight against the other
+ * sessions on the machine), "" when the kernel has none. */
+static void autogroup(char *out, size_t sz)
+{
+	FILE *f = fopen("/proc/self/autogroup", "r");
+	out[0] = '\0';
+	if (f) {
+		if (!fgets(out, (int)sz, f))
+			out[0] = '\0';
+		fclose(f);
+	}
+	out[strcspn(out, "\n")] = '\0';
+}
+
 /* The 1-minute load average (what else ran on the machine), -1 when unknown. */
 static double loadavg1(void)
 {
@@ -760,7 +774,11 @@ static int run(bench *b, json_t *out)
 	}
 	json_object_set_new(out, "config", config_json(b, after));
 	json_object_set_new(out, "loadavg_start", json_real(loadavg1()));
-	printf("  load average %.2f on %d CPUs before the run\n", loadavg1(), cpus);
+	char ag[128];
+	autogroup(ag, sizeof ag);
+	json_object_set_new(out, "autogroup", json_string(ag));
+	printf("  load average %.2f on %d CPUs before the run%s%s\n", loadavg1(), cpus,
+	       ag[0] ? "; scheduling group " : "", ag);
 	if (start(b, after) < 0)
 		return -1;
 	if (b->o.prepare) {
