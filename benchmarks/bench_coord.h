@@ -2,7 +2,8 @@
  * three parts: a sans-I/O HTTP/1.1 response parser (bench_coord_http.c), the simulated fleet on
  * one epoll loop (bench_coord_fleet.c) and the benchmark itself (bench_coord.c).
  *
- * Invariants: responses are capped (head BC_HTTP_HEAD_MAX, body BC_HTTP_BODY_MAX); every node
+ * Invariants: responses are capped (head BC_HTTP_HEAD_MAX, body BC_HTTP_BODY_MAX; the answers to
+ * admin requests BC_HTTP_ADMIN_BODY_MAX: {"seq": [...]} lists every node); every node
  * holds at most one long poll at a time on its own connection; reports share a small pool of
  * kept-alive connections (each request carries its node's token).
  * Threading: one bc_fleet is driven by one thread (its epoll loop); nothing here is shared.
@@ -19,6 +20,7 @@
 /* ---- HTTP/1.1 responses (bench_coord_http.c) ---- */
 #define BC_HTTP_HEAD_MAX 8192
 #define BC_HTTP_BODY_MAX 65536
+#define BC_HTTP_ADMIN_BODY_MAX (64u << 20)
 
 typedef struct bc_http_resp {
 	int status;
@@ -30,10 +32,11 @@ typedef struct bc_http_resp {
 /* Parses one response at the start of buf[0..len). Returns the bytes it spans (> 0) when it is
  * complete, 0 when more bytes are needed, HF_EPROTO for a malformed response (bad status line,
  * bad or duplicate Content-Length, bad chunk size, no length and no chunking on a keep-alive
- * response with a body), HF_ETOOBIG over the caps. A chunked body is decoded into scratch
- * (BC_HTTP_BODY_MAX bytes); a Content-Length body points into buf. Responses to HEAD and
- * 1xx/204/304 have no body. */
-ssize_t bc_http_parse(const char *buf, size_t len, char *scratch, bc_http_resp *out);
+ * response with a body), HF_ETOOBIG over BC_HTTP_HEAD_MAX or a body over max_body. A chunked
+ * body is decoded into scratch (max_body bytes); a Content-Length body points into buf.
+ * Responses to HEAD and 1xx/204/304 have no body. */
+ssize_t bc_http_parse(const char *buf, size_t len, size_t max_body, char *scratch,
+		      bc_http_resp *out);
 
 /* ---- the simulated fleet (bench_coord_fleet.c) ---- */
 typedef struct bc_fleet bc_fleet;

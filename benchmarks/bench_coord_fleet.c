@@ -35,6 +35,7 @@
 #endif
 
 #define IN_CAP_MAX (BC_HTTP_HEAD_MAX + BC_HTTP_BODY_MAX + 64)
+#define ADMIN_IN_CAP_MAX (BC_HTTP_HEAD_MAX + BC_HTTP_ADMIN_BODY_MAX + 64)
 #define READ_CHUNK 65536
 #define RETRY_MS 200
 #define MAX_EVENTS 1024
@@ -77,6 +78,7 @@ struct bc_fleet {
 	uint32_t *idle_rep; /* report conns in S_IDLE */
 	unsigned nidle_rep;
 	char *rbuf, *scratch, *payload;
+	char *admin_scratch; /* BC_HTTP_ADMIN_BODY_MAX, allocated at the first admin post */
 	bc_fleet_stats st;
 	/* reports */
 	bc_report_mode rmode;
@@ -449,7 +451,10 @@ static ssize_t parse_all(bc_fleet *f, unsigned idx, const char *buf, size_t len)
 	while (off < len) {
 		conn *c = &f->c[idx];
 		bc_http_resp r;
-		ssize_t n = bc_http_parse(buf + off, len - off, f->scratch, &r);
+		bool admin = c->kind == K_ADMIN;
+		ssize_t n = bc_http_parse(buf + off, len - off,
+					  admin ? BC_HTTP_ADMIN_BODY_MAX : BC_HTTP_BODY_MAX,
+					  admin ? f->admin_scratch : f->scratch, &r);
 		if (n == 0)
 			break;
 		if (n < 0 || c->state != S_BUSY) {
@@ -500,7 +505,7 @@ static void on_readable(bc_fleet *f, unsigned idx)
 		c->in_len = (uint32_t)rest;
 		return;
 	}
-	if (c->in_len + (size_t)got > IN_CAP_MAX) {
+	if (c->in_len + (size_t)got > (c->kind == K_ADMIN ? ADMIN_IN_CAP_MAX : IN_CAP_MAX)) {
 		f->st.parse_errors++;
 		conn_failed(f, idx);
 		return;
@@ -720,8 +725,12 @@ int bc_fleet_admin_post(bc_fleet *f, const char *path, const char *body, const c
 	size_t blen = strlen(body), cap = blen + 1024;
 	char *req = malloc(cap);
 
-	if (!req)
+	if (!f->admin_scratch)
+		f->admin_scratch = malloc(BC_HTTP_ADMIN_BODY_MAX);
+	if (!req || !f->admin_scratch) {
+		free(req);
 		return HF_ENOMEM;
+	}
 	if (c->fd >= 0)
 		conn_reset(f, c); /* a fresh connection each time: an idle one may be closing */
 	if (admin_connect(f, c) < 0) {
@@ -817,6 +826,7 @@ void bc_fleet_free(bc_fleet *f)
 	free(f->idle_rep);
 	free(f->rbuf);
 	free(f->scratch);
+	free(f->admin_scratch);
 	free(f->payload);
 	free(f->admin_body);
 	free(f);

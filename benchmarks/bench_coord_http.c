@@ -2,7 +2,7 @@
  * `hashflop-bench coord`: status line, Content-Length or chunked bodies, Connection: close.
  *
  * Invariants: never reads past len; the head is capped at BC_HTTP_HEAD_MAX and a body (or the
- * sum of its chunks) at BC_HTTP_BODY_MAX; a response that is neither fully here nor malformed
+ * sum of its chunks) at the caller's max_body; a response that is neither fully here nor malformed
  * returns 0 so the caller reads more and parses again from the start (responses here are small).
  * Threading: reentrant.
  */
@@ -39,8 +39,8 @@ static size_t parse_num(const char *p, const char *end, unsigned base, size_t ca
 }
 
 /* Header fields between the status line and the blank line. */
-static int parse_headers(const char *p, const char *end, bool *has_len, size_t *clen,
-			 bool *chunked, bool *close, bool *keep_alive)
+static int parse_headers(const char *p, const char *end, size_t max_body, bool *has_len,
+			 size_t *clen, bool *chunked, bool *close, bool *keep_alive)
 {
 	while (p < end) {
 		const char *eol = memchr(p, '\r', (size_t)(end - p));
@@ -56,10 +56,10 @@ static int parse_headers(const char *p, const char *end, bool *has_len, size_t *
 		size_t vlen = (size_t)(eol - v);
 		if (nlen == 14 && strncasecmp(p, "Content-Length", 14) == 0) {
 			bool over;
-			size_t n = parse_num(v, eol, 10, BC_HTTP_BODY_MAX + 1, clen, &over);
+			size_t n = parse_num(v, eol, 10, max_body + 1, clen, &over);
 			if (n == 0 || *has_len)
 				return HF_EPROTO;
-			if (over || *clen > BC_HTTP_BODY_MAX)
+			if (over || *clen > max_body)
 				return HF_ETOOBIG;
 			*has_len = true;
 		} else if (nlen == 17 && strncasecmp(p, "Transfer-Encoding", 17) == 0) {
@@ -76,19 +76,20 @@ static int parse_headers(const char *p, const char *end, bool *has_len, size_t *
 }
 
 /* Decodes the chunked body at p; bytes spanned through the final CRLF, 0 when incomplete. */
-static ssize_t parse_chunked(const char *p, const char *end, char *scratch, size_t *out_len)
+static ssize_t parse_chunked(const char *p, const char *end, size_t max_body, char *scratch,
+			     size_t *out_len)
 {
 	const char *start = p;
 	size_t total = 0;
 	for (;;) {
 		size_t sz;
 		bool over;
-		size_t n = parse_num(p, end, 16, BC_HTTP_BODY_MAX + 1, &sz, &over);
+		size_t n = parse_num(p, end, 16, max_body + 1, &sz, &over);
 		if (p + n >= end)
 			return 0;
 		if (n == 0)
 			return HF_EPROTO;
-		if (over || total + sz > BC_HTTP_BODY_MAX)
+		if (over || total + sz > max_body)
 			return HF_ETOOBIG;
 		const char *eol = memchr(p + n, '\n', (size_t)(end - p - n)); /* chunk extensions */
 		if (!eol)
@@ -118,7 +119,8 @@ static ssize_t parse_chunked(const char *p, const char *end, char *scratch, size
 	return p - start;
 }
 
-ssize_t bc_http_parse(const char *buf, size_t len, char *scratch, bc_http_resp *out)
+ssize_t bc_http_parse(const char *buf, size_t len, size_t max_body, char *scratch,
+		      bc_http_resp *out)
 {
 	const char *end = buf + len;
 	const char *hend = len >= 4 ? memmem(buf, len, "\r\n\r\n", 4) : NULL;
@@ -137,7 +139,7 @@ ssize_t bc_http_parse(const char *buf, size_t len, char *scratch, bc_http_resp *
 	const char *eol = memchr(buf, '\r', (size_t)(hend - buf) + 1); /* found: hend at worst */
 	bool has_len = false, chunked = false, close = false, keep_alive = false;
 	size_t clen = 0;
-	int rc = parse_headers(eol + 2, hend, &has_len, &clen, &chunked, &close, &keep_alive);
+	int rc = parse_headers(eol + 2, hend, max_body, &has_len, &clen, &chunked, &close, &keep_alive);
 	if (rc < 0)
 		return rc;
 	out->status = (int)code;
@@ -149,7 +151,7 @@ ssize_t bc_http_parse(const char *buf, size_t len, char *scratch, bc_http_resp *
 		return body - buf;
 	if (chunked) {
 		size_t blen = 0;
-		ssize_t n = parse_chunked(body, end, scratch, &blen);
+		ssize_t n = parse_chunked(body, end, max_body, scratch, &blen);
 		if (n <= 0)
 			return n;
 		out->body = scratch;
