@@ -731,6 +731,9 @@ static int measure(bench *b, json_t *out, fan *relay, fan *api)
 				    (json_int_t)p.rss_kib, "cpu_s", p.cpu_s, "threads",
 				    (int)p.threads));
 	json_object_set_new(out, "client_cpu_s", json_real(client_cpu_s() - c0));
+	bc_proc me;
+	if (bc_proc_sample(getpid(), &me))
+		json_object_set_new(out, "client_rss_kib", json_integer((json_int_t)me.rss_kib));
 	json_object_set_new(out, "loadavg_end", json_real(loadavg1()));
 	printf("  load average %.2f after the run\n", loadavg1());
 	json_object_set_new(out, "errors", errors_json(b));
