@@ -67,6 +67,7 @@ typedef struct fan {
 	double answer_ms[MAX_DECISIONS], p50_ms[MAX_DECISIONS], p99_ms[MAX_DECISIONS],
 		max_ms[MAX_DECISIONS];
 	double coord_cpu_ms[MAX_DECISIONS], client_cpu_ms[MAX_DECISIONS];
+	uint64_t coord_rss_kib[MAX_DECISIONS];
 	unsigned got[MAX_DECISIONS];
 	char skipped[256];
 	int bad_status;
@@ -420,7 +421,9 @@ static int one_decision(bench *b, fan *fn, bool relay, unsigned k, uint32_t *lat
 	fn->got[k] = bc_fleet_tracked_done(b->f);
 	bc_fleet_track(b->f, 0, 0, NULL);
 	fn->client_cpu_ms[k] = (client_cpu_s() - c0) * 1000;
-	fn->coord_cpu_ms[k] = have && sample(b, &p1) ? (p1.cpu_s - p0.cpu_s) * 1000 : -1;
+	have = have && sample(b, &p1);
+	fn->coord_cpu_ms[k] = have ? (p1.cpu_s - p0.cpu_s) * 1000 : -1;
+	fn->coord_rss_kib[k] = have ? p1.rss_kib : 0;
 	return rc < 0 ? rc : 1;
 }
 
@@ -450,9 +453,10 @@ static int fanout(bench *b, fan *fn, bool relay)
 		fn->count += fn->got[k];
 		pctl(lat, b->polling, &fn->p50_ms[k], &fn->p99_ms[k], &fn->max_ms[k]);
 		printf("  %-5s decision %u: %u/%u nodes, POST answered in %.1f ms, p50 %.1f ms, "
-		       "p99 %.1f ms, max %.1f ms; CPU coordinator %.0f ms, client %.0f ms\n", fn->name,
-		       k + 1, fn->got[k], b->polling, fn->answer_ms[k], fn->p50_ms[k], fn->p99_ms[k],
-		       fn->max_ms[k], fn->coord_cpu_ms[k], fn->client_cpu_ms[k]);
+		       "p99 %.1f ms, max %.1f ms; CPU coordinator %.0f ms, client %.0f ms; coordinator RSS "
+		       "%.1f MiB\n", fn->name, k + 1, fn->got[k], b->polling, fn->answer_ms[k],
+		       fn->p50_ms[k], fn->p99_ms[k], fn->max_ms[k], fn->coord_cpu_ms[k],
+		       fn->client_cpu_ms[k], fn->coord_rss_kib[k] / 1024.0);
 		fflush(stdout);
 		if (fn->got[k] < b->polling) {
 			snprintf(fn->skipped, sizeof fn->skipped, "decision %u: only %u of %u nodes got "
@@ -476,12 +480,13 @@ static json_t *fan_json(const bench *b, const fan *fn)
 	pctl(fn->lat, (size_t)fn->done_decisions * b->polling, &p50, &p99, &max);
 	json_t *per = json_array();
 	for (unsigned k = 0; k < fn->done_decisions; k++)
-		json_array_append_new(per, json_pack("{s:i, s:f, s:f, s:f, s:f, s:f, s:f}", "nodes",
+		json_array_append_new(per, json_pack("{s:i, s:f, s:f, s:f, s:f, s:f, s:f, s:I}", "nodes",
 						     (int)fn->got[k], "answer_ms", fn->answer_ms[k],
 						     "p50_ms", fn->p50_ms[k], "p99_ms", fn->p99_ms[k],
 						     "max_ms", fn->max_ms[k], "coord_cpu_ms",
 						     fn->coord_cpu_ms[k], "client_cpu_ms",
-						     fn->client_cpu_ms[k]));
+						     fn->client_cpu_ms[k], "coord_rss_kib",
+						     (json_int_t)fn->coord_rss_kib[k]));
 	json_t *j = json_pack("{s:i, s:I, s:I, s:I, s:f, s:f, s:f, s:o}", "decisions",
 			      (int)fn->done_decisions, "count", (json_int_t)fn->count, "expected",
 			      (json_int_t)fn->expected, "missing", (json_int_t)(fn->expected - fn->count),
@@ -525,6 +530,7 @@ static json_t *report_phase(bench *b, bc_report_mode mode)
 		json_object_set_new(j, "coord_cpu_s", json_real(ccpu));
 		json_object_set_new(j, "coord_cpu_share", json_real(ccpu / secs));
 		json_object_set_new(j, "coord_cpu_per_report_us", json_real(ok ? ccpu / ok * 1e6 : 0));
+		json_object_set_new(j, "coord_rss_kib", json_integer((json_int_t)p1.rss_kib));
 	}
 	printf("  reports %-9s %.0f/s answered (%llu refused, %llu late) over %.1f s; coordinator "
 	       "%.2f cores, %.1f us CPU per report; client %.2f cores\n",
@@ -709,6 +715,18 @@ static int measure(bench *b, json_t *out, fan *relay, fan *api)
 	}
 	if (warm.got[0] < b->polling)
 		printf("  note: %u of %u nodes got the warm-up relay\n", warm.got[0], b->polling);
+	/* libmicrohttpd touches a connection's whole memory pool once it has answered on it: the
+	 * RSS per node that counts is the one after a fan-out */
+	json_t *rss = json_object_get(out, "rss");
+	bc_proc pw;
+	if (rss && settle(b, 5000) == 0 && sample(b, &pw)) {
+		double reg = json_number_value(json_object_get(rss, "registered_kib"));
+		double per = ((double)pw.rss_kib - reg) / b->polling;
+		json_object_set_new(rss, "after_fanout_kib", json_integer((json_int_t)pw.rss_kib));
+		json_object_set_new(rss, "per_polling_node_after_fanout_kib", json_real(per));
+		printf("  coordinator RSS after the first fan-out %.1f MiB (%.2f KiB per polling node)\n",
+		       pw.rss_kib / 1024.0, per);
+	}
 	if (b->o.no_relay)
 		snprintf(relay->skipped, sizeof relay->skipped, "not measured (--kinds)");
 	if (b->o.no_api)
