@@ -355,22 +355,33 @@ static int exec(hf_sqlite *q, const char *sql, hf_errbuf *eb, const char *what)
 /* ---- open: file, pragmas, migrations, statements ---- */
 
 /* Creates the directory (0750) and an empty file (0600: SQLite gives its -wal and -shm files the
- * database's mode) when missing. */
+ * database's mode) when missing; a new file's directory entry is synced (SQLite syncs the
+ * directory for the WAL it creates, not for a database file created here). */
 static int make_file(const char *path, hf_errbuf *eb)
 {
-	char copy[PATH_MAX];
-	int fd;
+	char copy[PATH_MAX], dir[PATH_MAX];
+	int fd, dfd;
 
 	hf_strlcpy(copy, path, sizeof copy);
-	int rc = hf_mkdir_p(dirname(copy), 0750, eb);
+	hf_strlcpy(dir, dirname(copy), sizeof dir);
+	int rc = hf_mkdir_p(dir, 0750, eb);
 	if (rc != 0)
 		return hf_fail_prefix(eb, rc, "database %s", path);
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0 && errno == EEXIST)
+		return 0;
 	if (fd < 0)
 		return hf_fail(eb, errno == ENOENT ? HF_ENOTFOUND : HF_EIO, "database %s: %s", path,
 			       strerror(errno));
+	rc = fsync(fd);
 	close(fd);
-	return 0;
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (rc != 0 || dfd < 0 || fsync(dfd) != 0)
+		rc = hf_fail(eb, HF_EIO, "database %s: syncing the new file: %s", path,
+			     strerror(errno));
+	if (dfd >= 0)
+		close(dfd);
+	return rc;
 }
 
 static int set_pragmas(hf_sqlite *q, hf_errbuf *eb)

@@ -147,7 +147,7 @@ static void decide(hf_coord_store *s, size_t n, uint64_t *issued, struct lat *dl
 }
 
 struct figs {
-	unsigned nodes, secs;
+	unsigned nodes, secs, decisions;
 	double node_add_ms;
 	double rps, put_cpu_us, cpu_us, run_s, last_batch_ms;
 	uint64_t written, batches;
@@ -238,7 +238,7 @@ static void decide_under_load(hf_coord_store *s, uint64_t *issued, struct figs *
 
 	start_load(l, t, s, f->nodes, env_u("HF_PERF_RATE", 10000), &stop);
 	hf_sleep_ms(1500); /* into the steady state (a first batch committed) */
-	decide(s, 400, issued, &f->d_load, &f->f_load);
+	decide(s, 2 * f->decisions, issued, &f->d_load, &f->f_load);
 	double el_s = (double)(hf_mono_us() - t0) / 1e6;
 	f->paced_rps = (double)stop_load(l, t, s, &stop) / el_s;
 }
@@ -340,7 +340,8 @@ Test(perf, coord_store, .timeout = 300)
 	/* Under the sanitizers the figures mean nothing: a smaller run that still checks it works. */
 	bool san = strcmp(HF_PERF_SANITIZE, "none") != 0;
 	struct figs f = { .nodes = env_u("HF_PERF_NODES", san ? 1000 : 10000),
-			  .secs = env_u("HF_PERF_SECONDS", san ? 2 : 5) };
+			  .secs = env_u("HF_PERF_SECONDS", san ? 2 : 5),
+			  .decisions = san ? 40 : 200 };
 	hf_coord_store_opts o = { .report_flush_ms = 1000 };
 	hf_coord_store *s = NULL;
 	uint64_t issued = hf_wall_ms();
@@ -354,7 +355,7 @@ Test(perf, coord_store, .timeout = 300)
 	o.path = dbpath;
 	cr_assert_eq(hf_coord_store_open_sqlite(&o, &s, &eb), 0, "%s", eb.msg);
 	add_nodes(s, &f);
-	decide(s, 200, &issued, &f.d_idle, &f.f_idle);
+	decide(s, f.decisions, &issued, &f.d_idle, &f.f_idle);
 	saturate(s, &f);
 	decide_under_load(s, &issued, &f);
 	fleet_decision(s, &issued, &f);
