@@ -29,6 +29,8 @@ static const subcommand subcommands[] = {
 	  hf_bench_all_main },
 	{ "report", "RUN.json... --out DIR: report.md with tables and gnuplot PNGs",
 	  hf_bench_report_main },
+	{ "coord", "N simulated nodes vs a real hashflop-coord: fan-out p50/p99, RSS/node, "
+		   "CPU/report", hf_bench_coord_main },
 };
 
 const char *hf_bench_default_cache_dir(char *buf, size_t size)

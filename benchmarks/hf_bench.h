@@ -32,6 +32,9 @@ void hf_bench_gemm_pick_openblas(char **argv_full);
 int hf_bench_all_main(int argc, char **argv);
 /* bench_report.c: `hashflop-bench report RUN.json... --out DIR` (report.md, gnuplot PNGs). */
 int hf_bench_report_main(int argc, char **argv);
+/* bench_coord.c: `hashflop-bench coord`, the coordinator's scale benchmark (bench_coord_none.c
+ * in a build without the coordinator's store). */
+int hf_bench_coord_main(int argc, char **argv);
 
 /* bench_infer_server.c: the sections of `hashflop-bench infer` that need a running node: the
  * OIP endpoint over loopback (N concurrent clients, batching on and off) and the mining ->
