@@ -47,6 +47,8 @@ typedef struct hf_node_config {
 	uint64_t poll_wait_s;      /* long-poll wait asked of the coordinator */
 	uint64_t clock_skew_ms;    /* allowance for issued_ms in the future */
 	uint64_t retry_max_ms;     /* backoff ceiling after coordinator errors */
+	char token_file[PATH_MAX]; /* the node's coordinator token ("" = none: no reports) */
+	uint64_t report_interval_s; /* reports to the coordinator, 1..3600 */
 	json_t *mining;            /* the mining section as given (owned), NULL if absent */
 	json_t *inference;         /* the inference section as given (owned), NULL if absent */
 } hf_node_config;
