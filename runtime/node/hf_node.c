@@ -706,14 +706,15 @@ static void load_token(hf_node *n)
 
 static const char *const report_triggers[] = { "request", "retry", "health", "restart" };
 
-/* last_switch of the report: null before the first switch. */
+/* last_switch of the report: null before the first switch; the first switch after start
+ * comes "from" idle (no worker ran before it). */
 static json_t *report_last_switch(const hf_switch_record *r)
 {
 	if (r->seq == 0)
 		return json_null();
-	return json_pack("{s:I, s:o, s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:I}",
+	return json_pack("{s:I, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:I}",
 			 "seq", (json_int_t)r->seq,
-			 "from", r->from_none ? json_null() : json_string(hf_mode_name(r->from)),
+			 "from", hf_mode_name(r->from_none ? HF_MODE_IDLE : r->from),
 			 "to", hf_mode_name(r->to),
 			 "trigger", (unsigned)r->trigger < HF_ARRAY_SIZE(report_triggers) ?
 			 report_triggers[r->trigger] : "request",
