@@ -904,6 +904,40 @@ static void print_inference(const json_t *inf)
 	printf("\n");
 }
 
+/* "power        152.3 W from hwmon (boundary chip); mining over 1 min: 3.210 MH/J": the watts,
+ * where they came from, and the current mode's efficiency over the 1 min window. */
+static void print_power(const json_t *st)
+{
+	const json_t *p = json_object_get(st, "power"), *e = json_object_get(st, "efficiency");
+	const json_t *w1 = json_object_get(json_object_get(p, "windows"), "1m");
+	const char *mode = str_or(e, "mode", "?");
+	double covered = json_number_value(json_object_get(w1, "covered_s"));
+
+	if (!json_is_object(p))
+		return;
+	if (!json_object_get(p, "watts")) {
+		printf("power        %s: %s\n", str_or(p, "state", "unavailable"), str_or(p, "reason", "?"));
+		return;
+	}
+	printf("power        %.1f W from %s (boundary %s%s%s)", json_number_value(json_object_get(p, "watts")),
+	       str_or(p, "source", "?"), str_or(p, "boundary", "?"),
+	       json_is_true(json_object_get(p, "estimated")) ? ", estimated" : "",
+	       json_is_true(json_object_get(p, "degraded")) ? ", degraded" : "");
+	if (covered < 59.5)
+		printf("; %s over %.0f s of 1 min", mode, covered);
+	else
+		printf("; %s over 1 min", mode);
+	if (strcmp(mode, "mining") == 0)
+		printf(": %.3f MH/J", json_number_value(json_object_get(json_object_get(e, "mh_per_j"), "1m")));
+	else if (strcmp(mode, "inference") == 0)
+		printf(": %.3f GFLOP/J, %.2f inferences/J",
+		       json_number_value(json_object_get(json_object_get(e, "gflop_per_j"), "1m")),
+		       json_number_value(json_object_get(json_object_get(e, "inferences_per_j"), "1m")));
+	else
+		printf(": %.1f W idle", json_number_value(json_object_get(json_object_get(e, "idle_watts"), "1m")));
+	printf("\n");
+}
+
 /* Prints a node's status document as aligned lines a person reads at a glance. */
 static void print_status(const json_t *st)
 {
@@ -919,6 +953,7 @@ static void print_status(const json_t *st)
 	       (long long)json_integer_value(json_object_get(st, "switches")));
 	print_convergence(json_object_get(st, "convergence"));
 	print_inference(json_object_get(st, "inference"));
+	print_power(st);
 	if (json_is_object(sw)) {
 		const json_t *ph = json_object_get(sw, "phases_ms");
 		printf("last switch  %s -> %s in %lld ms (queued %lld, drain %lld, release %lld, start %lld)%s%s\n",

@@ -965,6 +965,42 @@ size_t hf_graph_noutputs(const hf_graph *g) { return g->nout; }
 uint64_t hf_graph_flops_per_sample(const hf_graph *g) { return g->flops; }
 uint64_t hf_graph_weight_bytes(const hf_graph *g) { return g->weight_bytes; }
 
+double hf_graph_work_flops_per_sample(const hf_graph *g)
+{
+	double f = 0;
+
+	for (size_t i = 0; i < g->nops; i++) {
+		const hf_graph_op *op = &g->ops[i];
+		double out = (double)g->values[op->outputs[0]].per_sample;
+		switch (op->kind) {
+		case HF_OP_LINEAR: {
+			double rows = (double)(g->values[op->inputs[0]].per_sample / op->in_features);
+			f += rows * (2.0 * (double)op->in_features * (double)op->out_features +
+				     (op->bias ? (double)op->out_features : 0));
+			break;
+		}
+		case HF_OP_RELU:
+		case HF_OP_GELU:
+		case HF_OP_TANH:
+		case HF_OP_SIGMOID:
+		case HF_OP_ADD:
+			f += out;
+			break;
+		case HF_OP_SOFTMAX:
+			f += HF_GRAPH_SOFTMAX_FLOPS * out;
+			break;
+		case HF_OP_LAYERNORM:
+			f += (HF_GRAPH_LAYERNORM_FLOPS + (op->weight ? 1 : 0) + (op->bias ? 1 : 0)) * out;
+			break;
+		case HF_OP_RESHAPE:
+		case HF_OP_FLATTEN:
+		case HF_OP_KIND_COUNT:
+			break;
+		}
+	}
+	return f;
+}
+
 const hf_graph_value *hf_graph_value_at(const hf_graph *g, size_t i)
 {
 	return i < g->nvalues ? &g->values[i] : NULL;

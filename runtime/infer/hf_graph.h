@@ -119,6 +119,16 @@ int hf_graph_find_input(const hf_graph *g, const char *name);
 int hf_graph_find_output(const hf_graph *g, const char *name);
 /* Multiply-adds * 2 per batch item (linear layers only): the FLOPs a benchmark counts. */
 uint64_t hf_graph_flops_per_sample(const hf_graph *g);
+/* Every floating-point operation of one batch item, as the node's telemetry counts it (GFLOP
+ * per joule; hf_graph_flops_per_sample counts the linear layers' multiply-adds only): a linear
+ * layer 2*in*out per row, + out with a bias; relu, gelu, tanh, sigmoid and add one per output
+ * element; softmax HF_GRAPH_SOFTMAX_FLOPS per element; layernorm HF_GRAPH_LAYERNORM_FLOPS per
+ * element, + 1 with a weight, + 1 with a bias; reshape and flatten none. A transcendental
+ * (exp, erf, tanh) counts as one operation, so the figure compares across devices, not
+ * against a device's peak. */
+#define HF_GRAPH_SOFTMAX_FLOPS 5   /* max, subtract, exp, sum, divide */
+#define HF_GRAPH_LAYERNORM_FLOPS 5 /* sum (mean), subtract, square, sum (variance), scale */
+double hf_graph_work_flops_per_sample(const hf_graph *g);
 /* Bytes of weights (as stored) the graph uses. */
 uint64_t hf_graph_weight_bytes(const hf_graph *g);
 

@@ -48,6 +48,7 @@ int hf_infer_new(const hf_infer_config *cfg, hf_infer **out, hf_errbuf *eb)
 	pthread_rwlock_init(&s->run_lock, &ra);
 	pthread_rwlockattr_destroy(&ra);
 	pthread_mutex_init(&s->counters_lock, NULL);
+	pthread_mutex_init(&s->work_lock, NULL);
 	atomic_store(&s->state, HF_INFER_STOPPED);
 	r = hf_httpd_new(&ho, hf_infer_routes, hf_infer_nroutes, s, &s->httpd, eb);
 	if (r < 0) {
@@ -222,6 +223,7 @@ static int make_run(hf_infer *s, const char (*names)[64], size_t nnames, hf_infe
 		slot->s = s;
 		slot->m = hf_model_repo_at(run->repo, i);
 		slot->cnt = counters_for(s, slot->m->name);
+		slot->flops_per_item = slot->m->graph ? hf_graph_work_flops_per_sample(slot->m->graph) : 0;
 		atomic_store(&slot->state, slot->m->loaded ? HF_SLOT_LOADING : HF_SLOT_FAILED);
 		hf_strlcpy(slot->reason, slot->m->reason, sizeof slot->reason);
 	}
@@ -357,6 +359,24 @@ void hf_infer_status_json(hf_infer *s, json_t *obj)
 	hf_infer_write_status(s, obj);
 }
 
+void hf_infer_work_add(hf_infer_slot *slot, size_t items)
+{
+	hf_infer *s = slot->s;
+
+	pthread_mutex_lock(&s->work_lock);
+	s->work_inferences += items;
+	s->work_flops += slot->flops_per_item * (double)items;
+	pthread_mutex_unlock(&s->work_lock);
+}
+
+void hf_infer_work(hf_infer *s, uint64_t *inferences, double *flops)
+{
+	pthread_mutex_lock(&s->work_lock);
+	*inferences = s->work_inferences;
+	*flops = s->work_flops;
+	pthread_mutex_unlock(&s->work_lock);
+}
+
 void hf_infer_metrics(hf_infer *s, hf_buf *b)
 {
 	hf_infer_write_metrics(s, b);
@@ -372,6 +392,7 @@ void hf_infer_free(hf_infer *s)
 	}
 	hf_httpd_free(s->httpd);
 	pthread_mutex_destroy(&s->counters_lock);
+	pthread_mutex_destroy(&s->work_lock);
 	pthread_rwlock_destroy(&s->run_lock);
 	free(s);
 }

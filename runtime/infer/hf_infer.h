@@ -119,6 +119,10 @@ void hf_infer_status_json(hf_infer *s, json_t *obj);
  * compute_time_seconds{model} (histograms, le 50us ... 10s). Counters live as long as the
  * object; the histograms and gauges restart with each start. */
 void hf_infer_metrics(hf_infer *s, hf_buf *b);
+/* The work done over the object's life, never reset by a stop or start: batch items the
+ * executors answered, and their floating-point operations (items * the model's
+ * hf_graph_work_flops_per_sample, fixed when the model loaded). Any thread; a short lock. */
+void hf_infer_work(hf_infer *s, uint64_t *inferences, double *flops);
 /* Drains (if needed), stops the listener (deferred requests answered 503), frees. NULL ok. */
 void hf_infer_free(hf_infer *s);
 

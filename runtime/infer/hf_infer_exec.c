@@ -109,7 +109,6 @@ int hf_infer_exec_run(void *ctx, void *inst, hf_batcher_req *const *reqs, size_t
 	const float *inputs[HF_GRAPH_MAX_IO];
 	int r;
 
-	(void)ctx;
 	for (size_t i = 0; i < in->nin; i++) {
 		if (n == 1) { /* one request: its own memory, no copy */
 			inputs[i] = hf_ireq_input(reqs[0]->user, i);
@@ -127,6 +126,7 @@ int hf_infer_exec_run(void *ctx, void *inst, hf_batcher_req *const *reqs, size_t
 	for (size_t j = 0; j < in->nout; j++)
 		for (size_t k = 0; k < n; k++)
 			hf_ireq_scatter(reqs[k]->user, j, in->out[j]);
+	hf_infer_work_add(ctx, items);
 	return 0;
 }
 

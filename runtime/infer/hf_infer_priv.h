@@ -64,6 +64,7 @@ typedef struct hf_infer_slot {
 	_Atomic hf_slot_state state;
 	char reason[HF_ERRBUF_SIZE];  /* the load or start failure (cleaned) */
 	hf_infer_counters *cnt;
+	double flops_per_item;        /* hf_graph_work_flops_per_sample, once at load (0: failed) */
 	uint64_t start_ms;            /* its instances' open: device, executor, warm-up */
 } hf_infer_slot;
 
@@ -85,8 +86,14 @@ struct hf_infer {
 	hf_infer_counters counters[HF_MODEL_REPO_MAX];
 	atomic_size_t ncounters;
 	atomic_uint_fast64_t unknown_model_total; /* requests for a model that is not there */
+	/* the work done over the object's life (hf_infer_work): items answered and their FLOPs */
+	pthread_mutex_t work_lock;
+	uint64_t work_inferences;
+	double work_flops;
 };
 
+/* Counts a batch the executor finished: items answered, items * the slot's FLOPs per item. */
+void hf_infer_work_add(hf_infer_slot *slot, size_t items);
 /* The slot named name in the current run (run_lock read side held), or NULL. */
 hf_infer_slot *hf_infer_find_slot(hf_infer *s, const char *name);
 void hf_infer_count(hf_infer_counters *c, int http_status);

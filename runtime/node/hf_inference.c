@@ -56,10 +56,20 @@ static int w_health(void *impl, hf_errbuf *eb)
 	return hf_infer_health(in->s, eb);
 }
 
+/* Items answered and their FLOPs over the hf_infer object's life (not reset by a switch). */
+static void w_counters(void *impl, hf_work_counters *out)
+{
+	hf_inference *in = impl;
+
+	out->hashes = 0;
+	hf_infer_work(in->s, &out->inferences, &out->flops);
+}
+
 void hf_inference_worker(hf_inference *in, hf_mode_worker *w)
 {
 	*w = (hf_mode_worker){ .mode = HF_MODE_INFERENCE, .impl = in, .start = w_start,
-			       .drain = w_drain, .release = w_release, .health = w_health };
+			       .drain = w_drain, .release = w_release, .health = w_health,
+			       .counters = w_counters };
 }
 
 uint16_t hf_inference_port(const hf_inference *in)

@@ -1,6 +1,7 @@
 /* hf_mining: the mining worker's lifecycle (start, drain, release, health) and its supervisor
  * thread: work publication, pool loss ("mining: no pool"), failed and stalled hashing threads
- * (restarts within a budget, then the run fails), rate sampling and the status line.
+ * (restarts within a budget, then the run fails), rate sampling, the power target's steps
+ * (hf_mining_power.c) and the status line.
  * Invariants: a published work is immutable and reference-counted; the generation counter
  * moves on every publication (new work, or withdrawal when no pool is left or the run
  * failed), and hashing threads compare it between chunks. drain() stops hashing before it
@@ -321,6 +322,7 @@ static void *sup_main(void *arg)
 		now = hf_mono_ms();
 		watch_pool(m, now, &seq, &next_log, &gap);
 		watch_threads(m, now);
+		hf_mining_power_tick(m, now);
 		if (now >= next_sample) {
 			hf_mining_sample(m, now);
 			next_sample += 1000;
@@ -509,8 +511,8 @@ static int mining_start(void *impl, const json_t *params, hf_errbuf *eb)
 	m->proc_cpu_ns0 = 0;
 	pthread_mutex_unlock(&m->slock);
 	hf_mining_set_state(m, ~0u, HF_MST_CONNECTING);
-	if ((r = open_backend(m, eb)) < 0 || (r = open_driver(m, eb)) < 0 ||
-	    (r = start_threads(m, eb)) < 0) {
+	if ((r = open_backend(m, eb)) < 0 || (r = hf_mining_power_start(m, eb)) < 0 ||
+	    (r = open_driver(m, eb)) < 0 || (r = start_threads(m, eb)) < 0) {
 		pthread_mutex_lock(&m->slock);
 		hf_strlcpy(m->last_error, eb && eb->msg[0] ? eb->msg : hf_strerror(r),
 			   sizeof m->last_error);
@@ -625,10 +627,13 @@ static void mining_release(void *impl)
 	if (m->th)
 		stop_hashing(m);
 	stop_helpers(m);
+	hf_mining_power_release(m);
 	pthread_mutex_lock(&m->life);
 	drv = m->drv;
 	th = m->th;
 	nth = m->nth;
+	for (unsigned i = 0; i < nth; i++)
+		m->hashes_done += atomic_load(&th[i].hashes);
 	m->drv = NULL;
 	m->th = NULL;
 	m->nth = 0;
@@ -676,7 +681,8 @@ static int mining_health(void *impl, hf_errbuf *eb)
 	return hf_fail(eb, code, "%s", why);
 }
 
-int hf_mining_new(const json_t *section, const char *state_dir, hf_mining **out, hf_errbuf *eb)
+int hf_mining_new(const json_t *section, const char *state_dir, hf_power *power, hf_mining **out,
+		  hf_errbuf *eb)
 {
 	hf_mining *m = calloc(1, sizeof *m);
 	int r;
@@ -703,9 +709,27 @@ int hf_mining_new(const json_t *section, const char *state_dir, hf_mining **out,
 	pthread_mutex_init(&m->slock, NULL);
 	hf_mining_rate_init(&m->total_rate);
 	m->active_pool = -1;
+	m->power = power;
+	atomic_store(&m->act_threads, HF_MINING_MAX_THREADS);
+	atomic_store(&m->act_duty_ppm, 1000000u);
 	atomic_store(&m->en2_next, (uint64_t)hf_wall_ms() << 8);
 	*out = m;
 	return 0;
+}
+
+/* Hashes over the worker's life: released runs plus the live threads' counters (exact, not
+ * the supervisor's once-a-second sample). */
+static void mining_counters(void *impl, hf_work_counters *out)
+{
+	hf_mining *m = impl;
+	uint64_t h;
+
+	pthread_mutex_lock(&m->life);
+	h = m->hashes_done;
+	for (unsigned i = 0; i < m->nth; i++)
+		h += atomic_load(&m->th[i].hashes);
+	pthread_mutex_unlock(&m->life);
+	*out = (hf_work_counters){ .hashes = h };
 }
 
 void hf_mining_worker(hf_mining *m, hf_mode_worker *w)
@@ -713,7 +737,7 @@ void hf_mining_worker(hf_mining *m, hf_mode_worker *w)
 	*w = (hf_mode_worker){ .mode = HF_MODE_MINING, .impl = m, .start = mining_start,
 			       .drain = mining_drain, .release = mining_release,
 			       .status = hf_mining_status, .metrics = hf_mining_metrics,
-			       .health = mining_health };
+			       .health = mining_health, .counters = mining_counters };
 }
 
 void hf_mining_free(hf_mining *m)
@@ -729,5 +753,6 @@ void hf_mining_free(hf_mining *m)
 	pthread_cond_destroy(&m->qcond);
 	pthread_mutex_destroy(&m->slock);
 	hf_share_ledger_free(m->ledger);
+	hf_power_target_free(m->pt);
 	free(m);
 }

@@ -147,6 +147,21 @@ static int read_opencl(hf_mining_config *c, const json_t *obj, const char *path,
 	return 0;
 }
 
+/* "power_target_w": null means no target: the key is taken out of a copy of *obj (in *owned)
+ * before the table sees it (the table would refuse null). */
+static int read_power_target_null(const json_t **obj, json_t **owned, hf_mining_config *t)
+{
+	if (!json_is_null(json_object_get(*obj, "power_target_w")))
+		return 0;
+	*owned = json_copy((json_t *)*obj);
+	if (!*owned)
+		return HF_ENOMEM;
+	json_object_del(*owned, "power_target_w");
+	t->power_target_w = 0;
+	*obj = *owned;
+	return 0;
+}
+
 /* Top-level scalar keys; the nested objects are handed back for their own tables. */
 static int read_top(hf_mining_config *c, const json_t *obj, const char *path,
 		    const json_t **pools, const json_t **cpu, const json_t **ocl, hf_errbuf *eb)
@@ -154,6 +169,9 @@ static int read_top(hf_mining_config *c, const json_t *obj, const char *path,
 	hf_mining_config t = *c;
 	int backend = (int)c->backend;
 	uint64_t range = c->range_bits, rmax = c->restart_max;
+	double target = c->power_target_w;
+	bool target_set = false;
+	json_t *owned = NULL;
 	const hf_cfg_field f[] = {
 		{ .key = "pools", .type = HF_CFG_ARRAY, .dst = pools, .min = 0, .max = HF_MINING_MAX_POOLS },
 		{ .key = "backend", .type = HF_CFG_ENUM, .dst = &backend, .choices = backend_choices },
@@ -186,12 +204,25 @@ static int read_top(hf_mining_config *c, const json_t *obj, const char *path,
 		  .min = 1000, .max = 86400000 },
 		{ .key = "restart_backoff_ms", .type = HF_CFG_UINT, .dst = &t.restart_backoff_ms,
 		  .min = 10, .max = 600000 },
+		{ .key = "power_target_w", .type = HF_CFG_NUMBER, .dst = &target, .min = 0,
+		  .max = HF_MINING_POWER_TARGET_MAX, .present = &target_set },
 	};
 	char fp[HF_CFG_PATH_MAX];
-	int r = hf_cfg_read(obj, path, f, HF_ARRAY_SIZE(f), eb);
+	int r;
 
+	if ((r = read_power_target_null(&obj, &owned, &t)) < 0)
+		return hf_fail(eb, r, "out of memory");
+	r = hf_cfg_read(obj, path, f, HF_ARRAY_SIZE(f), eb);
+	json_decref(owned);
 	if (r < 0)
 		return r;
+	if (target_set && !(target > 0)) {
+		hf_cfg_path_key(fp, sizeof fp, path, "power_target_w");
+		return hf_fail(eb, HF_ECONFIG, "%s: expected watts greater than 0 (up to %g), or null for "
+			       "no target, got %g", fp, HF_MINING_POWER_TARGET_MAX, target);
+	}
+	if (target_set)
+		t.power_target_w = target;
 	if (t.ca_file[0] && t.ca_file[0] != '/') {
 		hf_cfg_path_key(fp, sizeof fp, path, "ca_file");
 		return hf_fail(eb, HF_ECONFIG, "%s: expected an absolute path, got \"%s\"", fp, t.ca_file);
@@ -284,6 +315,8 @@ json_t *hf_mining_config_to_json(const hf_mining_config *c, bool mask_secrets)
 				       json_integer((json_int_t)c->restart_window_ms)) == 0;
 	ok = ok && json_object_set_new(o, "restart_backoff_ms",
 				       json_integer((json_int_t)c->restart_backoff_ms)) == 0;
+	ok = ok && json_object_set_new(o, "power_target_w", c->power_target_w > 0 ?
+				       json_real(c->power_target_w) : json_null()) == 0;
 	json_decref(pools);
 	json_decref(cpu);
 	json_decref(ocl);

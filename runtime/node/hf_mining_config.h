@@ -20,6 +20,7 @@
 #define HF_MINING_MAX_POOLS 8
 #define HF_MINING_MAX_THREADS 256
 #define HF_MINING_FIELD_MAX 256
+#define HF_MINING_POWER_TARGET_MAX 1e6   /* watts: a node, not a site */
 
 typedef enum hf_mining_backend {
 	HF_MINING_CPU = 0,
@@ -67,6 +68,8 @@ typedef struct hf_mining_config {
 	unsigned restart_max;          /* backend restarts allowed within restart_window_ms (0-16) */
 	uint64_t restart_window_ms;    /* the window of restart_max */
 	uint64_t restart_backoff_ms;   /* wait before the first restart; doubles per failure */
+	/* power target */
+	double power_target_w;         /* watts to hold the node at (0: none; JSON null) */
 } hf_mining_config;
 
 void hf_mining_config_defaults(hf_mining_config *c);

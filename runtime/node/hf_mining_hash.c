@@ -4,7 +4,9 @@
  * goes to the ledger.
  * Invariants: a runner never blocks on the network or the submit thread (a full queue drops
  * the share and counts it); with no work it sleeps on wcond, never spins; it checks the
- * published generation, the stop flag and its own retirement between chunks of about 2 ms. A
+ * published generation, the stop flag and its own retirement between chunks of about 2 ms, and
+ * the power target's actuators there too (a slot past the active thread count parks on wcond;
+ * under a duty cycle a runner rests on wcond for the rest of each 100 ms period). A
  * failed scan ends the runner (failed set, the reason in the slot) for the supervisor to act
  * on; a retired runner leaves after its scan without touching the slot's progress fields.
  * Threading: hash_main runs once per runner, hf_mining_submit_main once per run,
@@ -88,6 +90,83 @@ static hf_mwork *refresh(hf_mthread *t, hf_mwork *w, uint64_t *my_gen)
 	}
 	pthread_mutex_unlock(&m->wlock);
 	return w;
+}
+
+/* The power target's duty clock of one runner: the hashing time in the current period. */
+typedef struct duty_clock {
+	uint64_t period_end_us;   /* 0: no period running */
+	uint64_t busy_us;
+} duty_clock;
+
+/* Sleeps on wcond until the slot is active again (until_us == 0) or until_us passes or the duty
+ * changes, and always when new work is published, hashing stops or the runner is retired. */
+static void rest(hf_mrunner *r, uint64_t my_gen, uint64_t until_us)
+{
+	hf_mthread *t = r->t;
+	hf_mining *m = t->m;
+	unsigned ppm0 = atomic_load(&m->act_duty_ppm);
+
+	pthread_mutex_lock(&m->wlock);
+	atomic_store(&t->waiting, true);
+	while (!atomic_load(&m->stop_hash) && !atomic_load(&r->retired) &&
+	       atomic_load(&m->gen) == my_gen) {
+		uint64_t now = hf_mono_us(), wait_us = 1000000;
+		struct timespec ts;
+		if (until_us) {
+			if (now >= until_us || atomic_load(&m->act_duty_ppm) != ppm0)
+				break;
+			if (until_us - now < wait_us)
+				wait_us = until_us - now;
+		} else if (t->idx < atomic_load(&m->act_threads)) {
+			break;
+		}
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += (time_t)(wait_us / 1000000);
+		ts.tv_nsec += (long)(wait_us % 1000000) * 1000;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&m->wcond, &m->wlock, &ts);
+		atomic_store(&t->beat_ms, hf_mono_ms());
+	}
+	atomic_store(&t->waiting, false);
+	pthread_mutex_unlock(&m->wlock);
+}
+
+/* The power target's gate before each chunk: a slot at or past the active thread count parks;
+ * with a duty under 1, a runner that hashed its share of the period rests until the period
+ * ends (an overshoot by a long chunk is carried into the next period, so the mean duty holds
+ * whatever the chunk length). True when the runner may hash now. */
+static bool duty_gate(hf_mrunner *r, uint64_t my_gen, duty_clock *dc)
+{
+	hf_mthread *t = r->t;
+	hf_mining *m = t->m;
+	unsigned ppm;
+	uint64_t now, allow;
+
+	if (t->idx >= atomic_load(&m->act_threads)) {
+		rest(r, my_gen, 0);
+		dc->period_end_us = 0;
+		return false;
+	}
+	ppm = atomic_load(&m->act_duty_ppm);
+	if (ppm >= 1000000u) {
+		dc->period_end_us = 0;
+		return true;
+	}
+	now = hf_mono_us();
+	allow = (uint64_t)ppm * HF_MINING_DUTY_PERIOD_US / 1000000u;
+	if (now >= dc->period_end_us) {
+		bool contiguous = dc->period_end_us && now < dc->period_end_us + HF_MINING_DUTY_PERIOD_US;
+		uint64_t carry = contiguous && dc->busy_us > allow ? dc->busy_us - allow : 0;
+		dc->busy_us = carry > HF_MINING_DUTY_PERIOD_US ? HF_MINING_DUTY_PERIOD_US : carry;
+		dc->period_end_us = now + HF_MINING_DUTY_PERIOD_US;
+	}
+	if (dc->busy_us < allow)
+		return true;
+	rest(r, my_gen, dc->period_end_us);
+	return false;
 }
 
 /* One found share (already counted as queued by the ledger) into the submit queue. */
@@ -235,7 +314,8 @@ static void *hash_main(void *arg)
 	hf_mthread *t = r->t;
 	hf_mining *m = t->m;
 	hf_mwork *w = NULL;
-	uint64_t my_gen = 0;
+	uint64_t my_gen = 0, c0;
+	duty_clock dc = { 0, 0 };
 	slot s = { 0 };
 
 	/* Below the driver, supervisor and API threads, so a notify is read (and a job switch
@@ -251,6 +331,8 @@ static void *hash_main(void *arg)
 			w = nw;
 			continue;
 		}
+		if (!duty_gate(r, my_gen, &dc))
+			continue;   /* parked or rested: the work, stop flag and actuators again */
 		if (!s.valid && next_slot(t, w, &s) < 0) {
 			hf_log_err("mining: thread %u: job %s unusable; waiting for the next", t->idx,
 				   w->w.job.id);
@@ -258,8 +340,10 @@ static void *hash_main(void *arg)
 			w = NULL;
 			continue;
 		}
+		c0 = hf_mono_us();
 		if (!hash_chunk(r, w, &s) || atomic_load(&r->retired))
 			break;
+		dc.busy_us += hf_mono_us() - c0;
 		atomic_store(&t->beat_ms, hf_mono_ms());
 		atomic_store(&t->cpu_ns, r->cpu_base_ns + thread_cpu_ns());
 	}

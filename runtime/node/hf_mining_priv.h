@@ -26,6 +26,8 @@
 #include "hf_mining_rate.h"
 #include "hf_mining_retry.h"
 #include "hf_mining_testhook.h"
+#include "hf_power.h"
+#include "hf_power_target.h"
 #include "hf_sha256d.h"
 #include "hf_sha256d_cl.h"
 #include "hf_share_ledger.h"
@@ -82,6 +84,17 @@ typedef struct hf_mthread {
 	hf_mining_rate rate;
 	uint64_t seen_hashes;
 } hf_mthread;
+
+/* The power target's report (under slock; written by the supervisor after each step). */
+typedef struct hf_mining_ptreport {
+	bool on;                          /* a target is configured and this run applies it */
+	bool nvml_limit;                  /* method: the board power limit (else threads+duty) */
+	bool estimated;
+	char source[16];
+	char message[200];                /* why the method or state is what it is ("" = nothing to say) */
+	hf_power_target_info info;
+	double limit_w;                   /* nvml_limit: the limit set */
+} hf_mining_ptreport;
 
 typedef struct hf_mqueued {
 	hf_mwork *w;
@@ -145,6 +158,19 @@ struct hf_mining {
 	char last_error[200];             /* why the run failed ("" while it has not) */
 	int fail_code;
 	hf_mining_drain last_drain;
+	uint64_t hashes_done;             /* hashes of released runs (under life) */
+	/* power target (hf_mining_power.c) */
+	hf_power *power;                  /* borrowed; NULL: no source, so no target */
+	hf_power_target *pt;              /* supervisor only while a run is live; kept across runs */
+	atomic_uint act_threads;          /* slots with idx >= this park on wcond */
+	atomic_uint act_duty_ppm;         /* hashing share of each duty period, per million */
+	hf_power_reading pt_prev;         /* supervisor only: the previous step's reading */
+	bool pt_have_prev, pt_limit_set;
+	bool pt_observe, pt_run_live;     /* the controller only observes; this run has had work */
+	unsigned pt_nth;                  /* the threads the controller was made for */
+	uint64_t pt_next_ms;
+	double pt_limit_restore_w;        /* nvml_limit: the board limit before the run */
+	hf_mining_ptreport ptr;           /* under slock */
 };
 
 /* Moves state to `to` if it is one of the states in from_mask (HF_MST_BIT()s); false if not. */
@@ -167,6 +193,21 @@ void hf_mining_on_dropped(void *ctx, int pool, const hf_stratum_share *share,
  * around every OpenCL call. */
 void hf_mining_altstack_save(stack_t *saved);
 void hf_mining_altstack_restore(const stack_t *saved);
+
+/* hf_mining_power.c */
+#define HF_MINING_DUTY_PERIOD_US 100000
+/* At start (after open_backend): refuses a configured target without a power source, picks the
+ * method (NVML board limit for OpenCL when it can be set, else threads+duty) and sets the
+ * actuators. */
+int hf_mining_power_start(struct hf_mining *m, hf_errbuf *eb);
+/* Supervisor, every tick: one controller step every HF_MINING_PT_STEP_MS while mining. */
+void hf_mining_power_tick(struct hf_mining *m, uint64_t now_ms);
+/* At release: restores the board limit; actuators back to every thread at full duty. */
+void hf_mining_power_release(struct hf_mining *m);
+/* Status "power_target" (NULL when no target is configured); caller holds slock. */
+json_t *hf_mining_power_status(struct hf_mining *m, double hashes_per_s);
+/* Metric families; caller holds slock. */
+void hf_mining_power_metrics(struct hf_mining *m, hf_buf *b);
 
 /* hf_mining_stats.c */
 void hf_mining_sample(struct hf_mining *m, uint64_t now_ms);

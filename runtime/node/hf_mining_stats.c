@@ -1,5 +1,6 @@
 /* hf_mining_stats: the mining worker's accounting views: per-second rate sampling, the
- * `mining` object of /v1/status, the hashflop_mining_* metric families and the status line.
+ * `mining` object of /v1/status, the hashflop_mining_* metric families and the status line
+ * (the power target's part comes from hf_mining_power.c).
  * Invariants: readers take `life` (the run's threads and driver stay allocated) and then
  * `slock`; share counts come from one ledger snapshot per view, so they add up; every string
  * that came from a pool is cleaned before it is put in JSON or a metric label (the ledger's
@@ -129,6 +130,8 @@ static json_t *threads_json(hf_mining *m, uint64_t now_ms)
 			"restarts", (json_int_t)atomic_load(&t->restarts)));
 		json_object_set_new(json_array_get(a, i), "replaced_running",
 				    json_boolean(atomic_load(&t->replaced_running)));
+		json_object_set_new(json_array_get(a, i), "active",
+				    json_boolean(i < atomic_load(&m->act_threads)));
 	}
 	return a;
 }
@@ -232,6 +235,9 @@ void hf_mining_status(void *impl, json_t *obj)
 		"start_to_first_work_ms", (json_int_t)m->first_work_ms,
 		"start_to_first_accepted_ms", (json_int_t)m->first_accepted_ms,
 		"runs", (json_int_t)m->runs));
+	json_t *pt = hf_mining_power_status(m, hf_mining_rate_avg(&m->total_rate, now / 1000, 10));
+	if (pt)
+		json_object_set_new(o, "power_target", pt);
 	if (d->done)
 		json_object_set_new(o, "last_drain", json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:b}",
 			"hash_stop_ms", (json_int_t)d->hash_stop_ms, "flush_ms", (json_int_t)d->flush_ms,
@@ -366,6 +372,7 @@ void hf_mining_metrics(void *impl, hf_buf *b)
 	work_metrics(m, b);
 	share_metrics(m, &c, b);
 	pool_metrics(m, b, now);
+	hf_mining_power_metrics(m, b);
 	pthread_mutex_unlock(&m->slock);
 	pthread_mutex_unlock(&m->life);
 }

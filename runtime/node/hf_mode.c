@@ -635,6 +635,20 @@ void hf_modes_snapshot(hf_modes *m, hf_modes_info *out)
 	pthread_mutex_unlock(&m->lock);
 }
 
+void hf_modes_counters(hf_modes *m, hf_mode *mode, hf_work_counters *out)
+{
+	hf_mode_worker *w;
+
+	memset(out, 0, sizeof *out);
+	pthread_mutex_lock(&m->lock);
+	*mode = m->current;
+	w = &m->workers[m->current];
+	/* The worker's counters callback takes at most a short lock of its own. */
+	if (m->have_current && w->counters)
+		w->counters(w->impl, out);
+	pthread_mutex_unlock(&m->lock);
+}
+
 static json_t *record_json(const hf_switch_record *r)
 {
 	if (r->seq == 0)

@@ -25,10 +25,14 @@
 #include "hf_inference.h"
 #include "hf_log.h"
 #include "hf_mining.h"
+#include "hf_mining_config.h"
 #include "hf_node_api.h"
+#include "hf_node_cl.h"
 #include "hf_node_state.h"
+#include "hf_power.h"
 #include "hf_prom.h"
 #include "hf_report.h"
+#include "hf_telemetry.h"
 #include "hf_text.h"
 #include "hf_util.h"
 #include "hf_version.h"
@@ -46,6 +50,9 @@ struct hf_node {
 	hf_modes *modes;
 	hf_mining *mining;
 	hf_inference *inference;      /* NULL: not built in, or its listener could not start */
+	hf_power *power;              /* NULL: no source could be opened (power_problem says why) */
+	hf_telemetry *telemetry;      /* NULL without a power source */
+	char power_problem[HF_ERRBUF_SIZE];
 	char inference_problem[HF_ERRBUF_SIZE];
 	hf_httpd *api;
 	hf_node_api *api_ctx;   /* the routes' context: deferred instruction answers */
@@ -190,11 +197,81 @@ static int start_control(hf_node *n, hf_errbuf *eb)
 	return hf_control_start(&o, &ops, &n->control, eb);
 }
 
+/* The estimate's default watts: the mining OpenCL device's when the mining section uses one
+ * (an H100/H200 has its board figure), else this machine's CPUs. */
+static void estimate_defaults(hf_node *n, hf_power_opts *o, const char **why)
+{
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	char name[128] = "";
+	hf_mining_config mc;
+	hf_errbuf eb;
+
+	hf_mining_config_defaults(&mc);
+	if (n->cfg->mining && hf_mining_config_from_json(&mc, n->cfg->mining, "mining", &eb) == 0 &&
+	    mc.backend == HF_MINING_OPENCL &&
+	    hf_node_cl_device_name(mc.device, name, sizeof name, &eb) < 0) {
+		hf_log_info("power: mining.opencl.device not resolved for the estimate (%s); using the CPU figure",
+			    eb.msg);
+		name[0] = '\0';
+	}
+	hf_power_estimate_default(name[0] ? name : NULL, ncpu > 0 ? (unsigned)ncpu : 1, &o->idle_w,
+				  &o->full_w, why);
+}
+
+/* Opens the power source power.* names and logs once where the node's watts come from. An
+ * explicit source that cannot be opened stops the start; "auto" falls back to the estimate
+ * inside hf_power, and if even that fails the node runs without power telemetry. */
+static int open_power(hf_node *n, hf_errbuf *eb)
+{
+	const hf_node_config *c = n->cfg;
+	hf_power_opts o = { .kind = c->power_source, .sysfs_root = c->power_sysfs_root,
+			    .nvml_library = c->power_nvml_library, .pci_bus_id = c->power_pci_bus_id,
+			    .sample_interval_ms = (unsigned)c->power_sample_interval_ms,
+			    .idle_w = c->power_idle_w, .full_w = c->power_full_w };
+	const char *why = NULL, *problems;
+	hf_errbuf e2;
+	int r;
+
+	if ((o.kind == HF_POWER_AUTO || o.kind == HF_POWER_ESTIMATE) && o.idle_w == 0 && o.full_w == 0)
+		estimate_defaults(n, &o, &why);
+	hf_errbuf_clear(&e2);
+	r = hf_power_open(&o, &n->power, &e2);
+	if (r < 0 && c->power_source != HF_POWER_AUTO)
+		return hf_fail(eb, r, "power.source \"%s\": %s", hf_power_kind_name(c->power_source), e2.msg);
+	if (r < 0) {
+		n->power = NULL;
+		hf_text_clean(n->power_problem, sizeof n->power_problem, e2.msg, strlen(e2.msg));
+		hf_log_err("power: no source could be opened (%s): the node runs without power telemetry",
+			   n->power_problem);
+		return 0;
+	}
+	hf_log_info("power: source %s, boundary %s%s: %s", hf_power_kind_name(hf_power_kind_of(n->power)),
+		    hf_power_boundary(n->power),
+		    hf_power_kind_of(n->power) == HF_POWER_ESTIMATE ? " (estimated)" : "",
+		    hf_power_detail(n->power));
+	if (hf_power_kind_of(n->power) == HF_POWER_ESTIMATE && why)
+		hf_log_info("power: estimate defaults: %s", why);
+	problems = hf_power_problems(n->power);
+	if (problems && problems[0])
+		hf_log_notice("power: measured sources passed over: %s", problems);
+	return 0;
+}
+
+static int start_telemetry(hf_node *n, hf_errbuf *eb)
+{
+	hf_telemetry_opts o = { .power = n->power, .modes = n->modes,
+				.interval_ms = (unsigned)n->cfg->telemetry_interval_ms };
+
+	if (!n->power)
+		return 0;
+	return hf_telemetry_new(&o, &n->telemetry, eb);
+}
+
 /* The mining worker: always built in (the CPU backend needs no device). */
 static int register_mining(hf_node *n, hf_errbuf *eb)
 {
 	hf_mode_worker w;
-	int r = hf_mining_new(n->cfg->mining, n->cfg->state_dir, &n->mining, eb);
+	int r = hf_mining_new(n->cfg->mining, n->cfg->state_dir, n->power, &n->mining, eb);
 
 	if (r < 0)
 		return r;
@@ -262,11 +339,15 @@ int hf_node_new(const hf_node_config *cfg, hf_node **out, hf_errbuf *eb)
 	hf_modes_opts mo = { .drain_timeout_ms = cfg->drain_timeout_ms,
 			     .retry_min_ms = cfg->mode_retry_min_ms, .retry_max_ms = cfg->mode_retry_max_ms,
 			     .health_interval_ms = cfg->health_interval_ms };
+	if ((r = open_power(n, eb)) < 0)
+		goto fail;
 	if ((r = hf_modes_new(&mo, &n->modes, eb)) < 0)
 		goto fail;
 	if ((r = register_mining(n, eb)) < 0)
 		goto fail;
 	if ((r = register_inference(n, eb)) < 0)
+		goto fail;
+	if ((r = start_telemetry(n, eb)) < 0)
 		goto fail;
 	start_mode = n->st.desired_mode;
 	if (!hf_modes_available(n->modes, start_mode)) {
@@ -305,6 +386,33 @@ uint16_t hf_node_api_port(const hf_node *n)
 	return hf_httpd_port(n->api);
 }
 
+/* "power" and "efficiency" (hf_telemetry), in every mode. */
+static void power_status(hf_node *n, json_t *j)
+{
+	hf_telemetry_snapshot s;
+
+	if (!n->telemetry) {
+		json_object_set_new(j, "power", json_pack("{s:s, s:s}", "state", "unavailable",
+							  "reason", n->power_problem));
+		return;
+	}
+	hf_telemetry_snapshot_get(n->telemetry, &s);
+	hf_telemetry_status_json(&s, j);
+}
+
+hf_power *hf_node_power(hf_node *n)
+{
+	return n->power;
+}
+
+void hf_node_telemetry(hf_node *n, hf_telemetry_snapshot *out)
+{
+	if (n->telemetry)
+		hf_telemetry_snapshot_get(n->telemetry, out);
+	else
+		memset(out, 0, sizeof *out);
+}
+
 json_t *hf_node_status_json(hf_node *n)
 {
 	json_t *j = json_object();
@@ -338,6 +446,7 @@ json_t *hf_node_status_json(hf_node *n)
 	else
 		json_object_set_new(j, "inference", json_pack("{s:s, s:s}", "state", "unavailable",
 							      "reason", n->inference_problem));
+	power_status(n, j);
 	return j;
 }
 
@@ -383,6 +492,11 @@ void hf_node_metrics(hf_node *n, hf_buf *b)
 	instruction_metrics(n, b);
 	if (n->inference)
 		hf_inference_metrics(n->inference, b);
+	if (n->telemetry) {
+		hf_telemetry_snapshot s;
+		hf_telemetry_snapshot_get(n->telemetry, &s);
+		hf_telemetry_metrics(&s, b);
+	}
 }
 
 void hf_node_free(hf_node *n)
@@ -398,9 +512,11 @@ void hf_node_free(hf_node *n)
 	hf_node_api_free(n->api_ctx);
 	if (n->api_file[0])
 		unlink(n->api_file);
+	hf_telemetry_free(n->telemetry); /* it reads the mode machine */
 	hf_modes_free(n->modes);
 	hf_inference_free(n->inference); /* after the mode machine released it */
 	hf_mining_free(n->mining);
+	hf_power_free(n->power);         /* after the workers that borrow it */
 	hf_node_state_clear(&n->st);
 	hf_trust_free(n->trust);
 	if (n->lock_fd >= 0)
@@ -732,30 +848,51 @@ static double report_num(const json_t *obj, const char *a, const char *b, const 
 	return d >= 0 && d < 1e300 ? d : 0;
 }
 
-/* hashrate_hs, flops, inferences_per_s: the running mode's 60 s rates (0 for the others). */
-static void report_rates(hf_node *n, hf_mode mode, json_t *doc)
+/* hashrate_hs, flops, inferences_per_s from the status documents, for a node without power
+ * telemetry: mining's 1 min hash rate, inference's answered items per second (flops 0). */
+static void report_rates_status(hf_node *n, hf_mode mode, double *hs, double *ips)
 {
 	json_t *st = json_object();
-	double hs = 0, ips = 0;
+	size_t i;
+	const json_t *m;
 
 	if (mode == HF_MODE_MINING) {
 		hf_modes_status_json(n->modes, st);
-		hs = report_num(st, "mining", "hashrate", "1m");
+		*hs = report_num(st, "mining", "hashrate", "1m");
 	} else if (mode == HF_MODE_INFERENCE && n->inference) {
-		size_t i;
-		const json_t *m;
 		hf_inference_status(n->inference, st);
 		json_array_foreach(json_object_get(json_object_get(st, "inference"), "models"), i, m) {
 			const json_t *v = json_object_get(m, "inferences_per_second");
 			if (json_is_number(v) && json_number_value(v) > 0)
-				ips += json_number_value(v);
+				*ips += json_number_value(v);
 		}
 	}
 	json_decref(st);
-	json_object_set_new(doc, "hashrate_hs", json_real(hs));
-	json_object_set_new(doc, "flops", json_real(0));
-	json_object_set_new(doc, "inferences_per_s", json_real(ips));
-	json_object_set_new(doc, "power", json_null());
+}
+
+/* hashrate_hs, flops, inferences_per_s (the running mode's 60 s rates, 0 for the others) and
+ * power: from the telemetry snapshot (one window for work and energy), else null power. */
+static void report_rates(hf_node *n, hf_mode mode, json_t *doc)
+{
+	hf_telemetry_snapshot s;
+	double hs = 0, fl = 0, ips = 0;
+	json_t *power = NULL;
+
+	hf_node_telemetry(n, &s);
+	if (s.samples > 0 && s.mode == mode) {
+		const hf_telemetry_window *w = &s.win[1]; /* 60 s */
+		hs = mode == HF_MODE_MINING ? w->hashes_per_s : 0;
+		fl = mode == HF_MODE_INFERENCE ? w->flops_per_s : 0;
+		ips = mode == HF_MODE_INFERENCE ? w->inferences_per_s : 0;
+	} else if (s.samples == 0) {
+		report_rates_status(n, mode, &hs, &ips);
+	}
+	if (s.samples > 0)
+		power = hf_telemetry_report_json(&s);
+	json_object_set_new(doc, "hashrate_hs", json_real(hs >= 0 && hs < 1e300 ? hs : 0));
+	json_object_set_new(doc, "flops", json_real(fl >= 0 && fl < 1e300 ? fl : 0));
+	json_object_set_new(doc, "inferences_per_s", json_real(ips >= 0 && ips < 1e300 ? ips : 0));
+	json_object_set_new(doc, "power", power ? power : json_null());
 }
 
 static json_t *report_build(void *ctx, uint64_t seq)

@@ -2,8 +2,8 @@
  * machine and the local API, wired together.
  *
  * Start-up order: lock the state dir (one daemon per state dir) -> load the persisted desired
- * mode (corrupt files are moved aside, never trusted) -> start the mode machine in that mode ->
- * start the API -> write <state_dir>/api.json with the bound address. Shutdown runs it backwards
+ * mode (corrupt files are moved aside, never trusted) -> open the power source (power.*) ->
+ * start the mode machine in that mode -> start the telemetry sampler -> start the API -> write <state_dir>/api.json with the bound address. Shutdown runs it backwards
  * and drains the current mode within the configured drain timeout.
  * Threading: hf_node_new/free on the main thread; status, metrics and instructions from any
  * thread.
@@ -18,6 +18,8 @@
 #include "hf_instr.h"
 #include "hf_mode.h"
 #include "hf_node_config.h"
+#include "hf_power.h"
+#include "hf_telemetry.h"
 
 typedef struct hf_node hf_node;
 
@@ -70,6 +72,11 @@ void hf_node_instruction_finish(hf_node *n, const hf_modes_ticket *t, uint64_t w
 uint64_t hf_node_last_issued_ms(hf_node *n);
 const hf_node_config *hf_node_config_of(const hf_node *n);
 
+/* The node's power source (opened at start from node.json's power section; lives as long as
+ * the node), or NULL when none could be opened. */
+hf_power *hf_node_power(hf_node *n);
+/* The latest power and efficiency snapshot (all zero, samples 0, without a power source). */
+void hf_node_telemetry(hf_node *n, hf_telemetry_snapshot *out);
 /* The document behind GET /v1/status (new reference). */
 json_t *hf_node_status_json(hf_node *n);
 /* The text behind GET /metrics. */

@@ -16,6 +16,20 @@
 static const char *const level_choices[] = { "err", "warn", "notice", "info", "debug", NULL };
 static const char *const mode_choices[] = { "idle", "mining", "inference", NULL };
 
+static const char *const power_choices[] = { "auto", "rapl", "hwmon", "nvml", "estimate", NULL };
+
+/* The power section's defaults (hf_node_config_defaults). */
+static void power_defaults(hf_node_config *cfg)
+{
+	cfg->power_source = HF_POWER_AUTO;
+	hf_strlcpy(cfg->power_sysfs_root, "/sys", sizeof cfg->power_sysfs_root);
+	hf_strlcpy(cfg->power_nvml_library, "libnvidia-ml.so.1", sizeof cfg->power_nvml_library);
+	cfg->power_pci_bus_id[0] = '\0';
+	cfg->power_idle_w = cfg->power_full_w = 0;
+	cfg->power_sample_interval_ms = 100;
+	cfg->telemetry_interval_ms = 1000;
+}
+
 void hf_node_config_defaults(hf_node_config *cfg)
 {
 	char host[256] = "";
@@ -46,6 +60,7 @@ void hf_node_config_defaults(hf_node_config *cfg)
 	cfg->clock_skew_ms = 120000;
 	cfg->retry_max_ms = 60000;
 	cfg->report_interval_s = 10;
+	power_defaults(cfg);
 }
 
 static int read_control(hf_node_config *cfg, const json_t *ctl, hf_errbuf *eb)
@@ -168,11 +183,84 @@ static int read_modes(hf_node_config *cfg, const json_t *modes, hf_errbuf *eb)
 	return 0;
 }
 
+/* A PCI bus id as NVML and lspci write it: [[DDDDDDDD:]BB:]DD.F, hex digits. */
+static bool pci_bus_id_valid(const char *s)
+{
+	size_t n = strlen(s), colons = 0;
+
+	if (n < 4 || n > 16 || s[n - 2] != '.')
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (c == ':')
+			colons++;
+		else if (!(i == n - 2 && c == '.') && !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+							 (c >= 'A' && c <= 'F')))
+			return false;
+	}
+	return colons >= 1 && colons <= 2;
+}
+
+/* The power section: every check names power.KEY. */
+static int read_power(hf_node_config *cfg, const json_t *pw, hf_errbuf *eb)
+{
+	char root[PATH_MAX], lib[PATH_MAX], bus[64];
+	int source = (int)cfg->power_source;
+	double idle = cfg->power_idle_w, full = cfg->power_full_w;
+	uint64_t sample = cfg->power_sample_interval_ms, telem = cfg->telemetry_interval_ms;
+	hf_cfg_field f[] = {
+		{ .key = "source", .type = HF_CFG_ENUM, .dst = &source, .choices = power_choices },
+		{ .key = "sysfs_root", .type = HF_CFG_STRING, .dst = root, .dst_size = sizeof root, .min = 1 },
+		{ .key = "nvml_library", .type = HF_CFG_STRING, .dst = lib, .dst_size = sizeof lib, .min = 1 },
+		{ .key = "pci_bus_id", .type = HF_CFG_STRING, .dst = bus, .dst_size = sizeof bus },
+		{ .key = "idle_w", .type = HF_CFG_NUMBER, .dst = &idle, .min = 0, .max = 1000000 },
+		{ .key = "full_w", .type = HF_CFG_NUMBER, .dst = &full, .min = 0, .max = 1000000 },
+		{ .key = "sample_interval_ms", .type = HF_CFG_UINT, .dst = &sample, .min = 10, .max = 10000 },
+		{ .key = "telemetry_interval_ms", .type = HF_CFG_UINT, .dst = &telem, .min = 100,
+		  .max = 60000 },
+	};
+	int r;
+
+	hf_strlcpy(root, cfg->power_sysfs_root, sizeof root);
+	hf_strlcpy(lib, cfg->power_nvml_library, sizeof lib);
+	hf_strlcpy(bus, cfg->power_pci_bus_id, sizeof bus);
+	r = hf_cfg_read(pw, "power", f, HF_ARRAY_SIZE(f), eb);
+	if (r < 0)
+		return r;
+	if (root[0] != '/')
+		return hf_fail(eb, HF_ECONFIG, "power.sysfs_root: expected an absolute path, got \"%s\"", root);
+	if (strchr(lib, '/') && lib[0] != '/')
+		return hf_fail(eb, HF_ECONFIG, "power.nvml_library: expected a library name "
+			       "(\"libnvidia-ml.so.1\") or an absolute path, got \"%s\"", lib);
+	if (bus[0] && !pci_bus_id_valid(bus))
+		return hf_fail(eb, HF_ECONFIG, "power.pci_bus_id: expected \"\" or a PCI bus id such as "
+			       "\"00000000:19:00.0\", got \"%s\"", bus);
+	if ((idle > 0) != (full > 0))
+		return hf_fail(eb, HF_ECONFIG, "power.%s: expected idle_w and full_w both set (> 0) or "
+			       "both 0 (the defaults for this machine)", idle > 0 ? "full_w" : "idle_w");
+	if (full > 0 && full < idle)
+		return hf_fail(eb, HF_ECONFIG, "power.full_w: %g is less than power.idle_w (%g)", full, idle);
+	if (telem < sample)
+		return hf_fail(eb, HF_ECONFIG, "power.telemetry_interval_ms: %llu is less than "
+			       "power.sample_interval_ms (%llu)", (unsigned long long)telem,
+			       (unsigned long long)sample);
+	cfg->power_source = (hf_power_kind)source;
+	hf_strlcpy(cfg->power_sysfs_root, root, sizeof cfg->power_sysfs_root);
+	hf_strlcpy(cfg->power_nvml_library, lib, sizeof cfg->power_nvml_library);
+	hf_strlcpy(cfg->power_pci_bus_id, bus, sizeof cfg->power_pci_bus_id);
+	cfg->power_idle_w = idle;
+	cfg->power_full_w = full;
+	cfg->power_sample_interval_ms = sample;
+	cfg->telemetry_interval_ms = telem;
+	return 0;
+}
+
 int hf_node_config_from_json(hf_node_config *cfg, const json_t *root, hf_errbuf *eb)
 {
 	char node_id[64], fleet_id[64], state_dir[PATH_MAX];
 	int level = (int)cfg->log_level - HF_LOG_ERR;
 	const json_t *api = NULL, *modes = NULL, *control = NULL, *mining = NULL, *inference = NULL;
+	const json_t *power = NULL;
 	hf_cfg_field f[] = {
 		{ .key = "node_id", .type = HF_CFG_STRING, .required = true, .dst = node_id,
 		  .dst_size = sizeof node_id, .min = 1 },
@@ -186,6 +274,7 @@ int hf_node_config_from_json(hf_node_config *cfg, const json_t *root, hf_errbuf 
 		{ .key = "control", .type = HF_CFG_OBJECT, .dst = &control },
 		{ .key = "mining", .type = HF_CFG_OBJECT, .dst = &mining },
 		{ .key = "inference", .type = HF_CFG_OBJECT, .dst = &inference },
+		{ .key = "power", .type = HF_CFG_OBJECT, .dst = &power },
 	};
 	int r;
 
@@ -208,6 +297,8 @@ int hf_node_config_from_json(hf_node_config *cfg, const json_t *root, hf_errbuf 
 	if (modes && (r = read_modes(cfg, modes, eb)) < 0)
 		return r;
 	if (control && (r = read_control(cfg, control, eb)) < 0)
+		return r;
+	if (power && (r = read_power(cfg, power, eb)) < 0)
 		return r;
 	if (mining) {
 		hf_mining_config mc;
@@ -255,6 +346,32 @@ static bool put_str(json_t *obj, const char *key, const char *v)
 static bool put_uint(json_t *obj, const char *key, uint64_t v)
 {
 	return json_object_set_new(obj, key, json_integer((json_int_t)v)) == 0;
+}
+
+static bool put_num(json_t *obj, const char *key, double v)
+{
+	return json_object_set_new(obj, key, json_real(v)) == 0;
+}
+
+/* The power section (every key). */
+static json_t *power_json(const hf_node_config *cfg)
+{
+	json_t *p = json_object();
+	bool ok = p != NULL;
+
+	ok = ok && put_str(p, "source", power_choices[cfg->power_source]);
+	ok = ok && put_str(p, "sysfs_root", cfg->power_sysfs_root);
+	ok = ok && put_str(p, "nvml_library", cfg->power_nvml_library);
+	ok = ok && put_str(p, "pci_bus_id", cfg->power_pci_bus_id);
+	ok = ok && put_num(p, "idle_w", cfg->power_idle_w);
+	ok = ok && put_num(p, "full_w", cfg->power_full_w);
+	ok = ok && put_uint(p, "sample_interval_ms", cfg->power_sample_interval_ms);
+	ok = ok && put_uint(p, "telemetry_interval_ms", cfg->telemetry_interval_ms);
+	if (!ok) {
+		json_decref(p);
+		return NULL;
+	}
+	return p;
 }
 
 /* One line per key, in the order node.json documents them; adding a key is one line here. */
@@ -334,6 +451,14 @@ int hf_node_config_to_json(const hf_node_config *cfg, bool mask_secrets, json_t 
 		if (!inf || json_object_set_new(root, "inference", inf) < 0) {
 			r = hf_fail(eb, HF_EINVAL, "inference: not representable as JSON (a model_dir "
 				    "that is not UTF-8?)");
+			goto fail;
+		}
+	}
+	{
+		json_t *pw = power_json(cfg);
+		if (!pw || json_object_set_new(root, "power", pw) < 0) {
+			r = hf_fail(eb, HF_EINVAL, "power: not representable as JSON (a sysfs_root or "
+				    "nvml_library that is not UTF-8?)");
 			goto fail;
 		}
 	}

@@ -16,6 +16,7 @@
 #include "hf_error.h"
 #include "hf_log.h"
 #include "hf_mode.h"
+#include "hf_power.h"
 
 #define HF_NODE_DEFAULT_STATE_DIR "/var/lib/hashflop"
 #define HF_NODE_DEFAULT_PORT 8470
@@ -49,6 +50,14 @@ typedef struct hf_node_config {
 	uint64_t retry_max_ms;     /* backoff ceiling after coordinator errors */
 	char token_file[PATH_MAX]; /* the node's coordinator token ("" = none: no reports) */
 	uint64_t report_interval_s; /* reports to the coordinator, 1..3600 */
+	/* power: where the watts come from (hf_power.h) and how often telemetry samples them */
+	hf_power_kind power_source; /* power.source (auto) */
+	char power_sysfs_root[PATH_MAX]; /* power.sysfs_root ("/sys") */
+	char power_nvml_library[PATH_MAX]; /* power.nvml_library ("libnvidia-ml.so.1") */
+	char power_pci_bus_id[64]; /* power.pci_bus_id ("": every GPU NVML sees) */
+	double power_idle_w, power_full_w; /* the estimate (0/0: the defaults for this machine) */
+	uint64_t power_sample_interval_ms; /* the source's sampler (100) */
+	uint64_t telemetry_interval_ms; /* the node's telemetry sampler (1000) */
 	json_t *mining;            /* the mining section as given (owned), NULL if absent */
 	json_t *inference;         /* the inference section as given (owned), NULL if absent */
 } hf_node_config;

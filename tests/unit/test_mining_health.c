@@ -46,7 +46,7 @@ static void rig_start(rig *r, const char *name, const char *extra)
 		 "\"status_interval_s\": 3600%s%s}", r->pool.port, extra ? ", " : "", extra ? extra : "");
 	json_t *j = json_loads(text, 0, NULL);
 	cr_assert_not_null(j, "%s", text);
-	cr_assert_eq(hf_mining_new(j, r->dir, &r->m, &eb), 0, "%s", eb.msg);
+	cr_assert_eq(hf_mining_new(j, r->dir, NULL, &r->m, &eb), 0, "%s", eb.msg);
 	json_decref(j);
 	hf_mining_worker(r->m, &r->w);
 	cr_assert_not_null(r->w.health, "the worker has a health callback");

@@ -343,3 +343,107 @@ Test(node_config, control_report_keys)
 	refused("{\"node_id\":\"n\",\"fleet_id\":\"f\",\"control\":{\"report_interval_s\":3601}}",
 		"control.report_interval_s: expected an integer from 1 to 3600");
 }
+
+/* ---- the power section (issue 13) ---- */
+
+#define NF "{\"node_id\":\"n\",\"fleet_id\":\"f\","
+
+Test(node_config, power_section_defaults_and_values)
+{
+	hf_node_config cfg;
+	hf_errbuf eb;
+
+	cr_assert_eq(parse("{\"node_id\":\"n\",\"fleet_id\":\"f\"}", &cfg, &eb), 0, "%s", eb.msg);
+	cr_expect_eq(cfg.power_source, HF_POWER_AUTO);
+	cr_expect_str_eq(cfg.power_sysfs_root, "/sys");
+	cr_expect_str_eq(cfg.power_nvml_library, "libnvidia-ml.so.1");
+	cr_expect_str_eq(cfg.power_pci_bus_id, "");
+	cr_expect_eq(cfg.power_idle_w, 0);
+	cr_expect_eq(cfg.power_full_w, 0);
+	cr_expect_eq(cfg.power_sample_interval_ms, 100);
+	cr_expect_eq(cfg.telemetry_interval_ms, 1000);
+	hf_node_config_clear(&cfg);
+
+	cr_assert_eq(parse(NF "\"power\":{\"source\":\"hwmon\",\"sysfs_root\":\"/tmp/fake-sys\","
+			   "\"nvml_library\":\"/opt/nv/libnvidia-ml.so.1\",\"pci_bus_id\":\"00000000:19:00.0\","
+			   "\"idle_w\":55.5,\"full_w\":300,\"sample_interval_ms\":50,\"telemetry_interval_ms\":500}}",
+			   &cfg, &eb), 0, "%s", eb.msg);
+	cr_expect_eq(cfg.power_source, HF_POWER_HWMON);
+	cr_expect_str_eq(cfg.power_sysfs_root, "/tmp/fake-sys");
+	cr_expect_str_eq(cfg.power_nvml_library, "/opt/nv/libnvidia-ml.so.1");
+	cr_expect_str_eq(cfg.power_pci_bus_id, "00000000:19:00.0");
+	cr_expect_eq(cfg.power_idle_w, 55.5);
+	cr_expect_eq(cfg.power_full_w, 300);
+	cr_expect_eq(cfg.power_sample_interval_ms, 50);
+	cr_expect_eq(cfg.telemetry_interval_ms, 500);
+	hf_node_config_clear(&cfg);
+	for (int k = 0; k < 5; k++) {
+		static const char *const names[] = { "auto", "rapl", "hwmon", "nvml", "estimate" };
+		char text[160];
+		snprintf(text, sizeof text, NF "\"power\":{\"source\":\"%s\"}}", names[k]);
+		cr_assert_eq(parse(text, &cfg, &eb), 0, "%s", eb.msg);
+		cr_expect_eq((int)cfg.power_source, k);
+		cr_expect_str_eq(hf_power_kind_name(cfg.power_source), names[k]);
+		hf_node_config_clear(&cfg);
+	}
+}
+
+Test(node_config, power_section_bad_fields_name_their_path)
+{
+	refused(NF "\"power\":{\"source\":\"solar\"}}",
+		"power.source: expected one of \"auto\", \"rapl\", \"hwmon\", \"nvml\", \"estimate\"");
+	refused(NF "\"power\":{\"source\":3}}", "power.source: expected");
+	refused(NF "\"power\":{\"sysfs_root\":\"sys\"}}", "power.sysfs_root: expected an absolute path, got \"sys\"");
+	refused(NF "\"power\":{\"sysfs_root\":\"\"}}", "power.sysfs_root: string too short");
+	refused(NF "\"power\":{\"nvml_library\":\"lib/libnvidia-ml.so.1\"}}",
+		"power.nvml_library: expected a library name");
+	refused(NF "\"power\":{\"pci_bus_id\":\"gpu0\"}}", "power.pci_bus_id: expected \"\" or a PCI bus id");
+	refused(NF "\"power\":{\"idle_w\":-1,\"full_w\":100}}", "power.idle_w: expected a number from 0");
+	refused(NF "\"power\":{\"idle_w\":50,\"full_w\":-300}}", "power.full_w: expected a number from 0");
+	refused(NF "\"power\":{\"idle_w\":50}}", "power.full_w: expected idle_w and full_w both set");
+	refused(NF "\"power\":{\"full_w\":50}}", "power.idle_w: expected idle_w and full_w both set");
+	refused(NF "\"power\":{\"idle_w\":300,\"full_w\":100}}", "power.full_w: 100 is less than power.idle_w (300)");
+	refused(NF "\"power\":{\"idle_w\":\"40\",\"full_w\":100}}", "power.idle_w: expected a number");
+	refused(NF "\"power\":{\"sample_interval_ms\":5}}", "power.sample_interval_ms: expected an integer from 10 to 10000");
+	refused(NF "\"power\":{\"telemetry_interval_ms\":50}}", "power.telemetry_interval_ms: expected an integer from 100 to 60000");
+	refused(NF "\"power\":{\"sample_interval_ms\":2000,\"telemetry_interval_ms\":1000}}",
+		"power.telemetry_interval_ms: 1000 is less than power.sample_interval_ms (2000)");
+	refused(NF "\"power\":{\"sorce\":\"rapl\"}}", "power.sorce: unknown key (expected one of: source, sysfs_root, "
+		"nvml_library, pci_bus_id, idle_w, full_w, sample_interval_ms, telemetry_interval_ms)");
+	refused(NF "\"power\":\"rapl\"}", "power: expected an object");
+}
+
+Test(node_config, power_section_round_trips_through_the_effective_config)
+{
+	static const char *const configs[] = {
+		"{\"node_id\":\"n\",\"fleet_id\":\"f\"}",
+		NF "\"power\":{\"source\":\"nvml\",\"sysfs_root\":\"/tmp/s\",\"nvml_library\":\"/x/libnvidia-ml.so.1\","
+		"\"pci_bus_id\":\"0000:19:00.0\",\"idle_w\":40.25,\"full_w\":700,\"sample_interval_ms\":20,"
+		"\"telemetry_interval_ms\":250}}",
+	};
+	for (size_t i = 0; i < sizeof configs / sizeof configs[0]; i++) {
+		hf_node_config a, b;
+		hf_errbuf eb;
+		json_t *j;
+		cr_assert_eq(parse(configs[i], &a, &eb), 0, "%s", eb.msg);
+		cr_assert_eq(hf_node_config_to_json(&a, true, &j, &eb), 0, "%s", eb.msg);
+		json_t *p = json_object_get(j, "power");
+		cr_assert(json_is_object(p), "the effective config has no power section");
+		cr_expect_eq(json_object_size(p), 8);
+		cr_expect_str_eq(json_string_value(json_object_get(p, "source")), hf_power_kind_name(a.power_source));
+		char *text = json_dumps(j, JSON_COMPACT);
+		json_decref(j);
+		cr_assert_eq(parse(text, &b, &eb), 0, "the printed config does not load: %s\n%s", eb.msg, text);
+		free(text);
+		cr_expect_eq(a.power_source, b.power_source);
+		cr_expect_str_eq(a.power_sysfs_root, b.power_sysfs_root);
+		cr_expect_str_eq(a.power_nvml_library, b.power_nvml_library);
+		cr_expect_str_eq(a.power_pci_bus_id, b.power_pci_bus_id);
+		cr_expect_eq(a.power_idle_w, b.power_idle_w);
+		cr_expect_eq(a.power_full_w, b.power_full_w);
+		cr_expect_eq(a.power_sample_interval_ms, b.power_sample_interval_ms);
+		cr_expect_eq(a.telemetry_interval_ms, b.telemetry_interval_ms);
+		hf_node_config_clear(&a);
+		hf_node_config_clear(&b);
+	}
+}
