@@ -98,6 +98,7 @@ struct hf_httpd {
 	uint64_t header_timeout_ms;
 	uint16_t port;
 	bool epoll;
+	bool tls;
 	pthread_mutex_t lock; /* everything below */
 	pthread_cond_t cond;  /* ndeferred fell to 0 */
 	conn_sock *hdr_head, *hdr_tail; /* by deadline: appended with now + the same timeout */
@@ -852,7 +853,7 @@ static struct MHD_Daemon *start_mhd(hf_httpd *h, const hf_httpd_opts *opts, unsi
 	 * full one; the cap here is enforced by on_accept over all threads, so libmicrohttpd's is
 	 * set out of the way (each thread could take every connection). */
 	uint64_t mhd_cap = (uint64_t)h->max_conns * threads + threads;
-	struct MHD_OptionItem o[10];
+	struct MHD_OptionItem o[12];
 	size_t n = 0;
 
 	h->epoll = MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES;
@@ -870,6 +871,11 @@ static struct MHD_Daemon *start_mhd(hf_httpd *h, const hf_httpd_opts *opts, unsi
 						  opts->max_conns_per_ip, NULL };
 	if (threads > 1)
 		o[n++] = (struct MHD_OptionItem){ MHD_OPTION_THREAD_POOL_SIZE, threads, NULL };
+	if (h->tls) {
+		flags |= MHD_USE_TLS;
+		o[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)opts->tls_cert_pem };
+		o[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)opts->tls_key_pem };
+	}
 	o[n++] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
 	return MHD_start_daemon(flags, opts->port, on_accept, h, on_request, h,
 				MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
@@ -888,6 +894,11 @@ int hf_httpd_new(const hf_httpd_opts *opts, const hf_http_route *routes, size_t 
 	int r;
 
 	*out = NULL;
+	if (!opts->tls_cert_pem != !opts->tls_key_pem)
+		return hf_fail(eb, HF_ECONFIG, "TLS needs both a certificate and its key");
+	if (opts->tls_cert_pem && !hf_httpd_tls_supported())
+		return hf_fail(eb, HF_EUNSUPPORTED, "this libmicrohttpd has no TLS support (built "
+			       "without GnuTLS)");
 	if (parse_addr(opts->host, opts->port, &ss, &v6) < 0)
 		return hf_fail(eb, HF_ECONFIG, "listen address \"%s\" is not a numeric IPv4 or IPv6 address",
 			       opts->host ? opts->host : "");
@@ -898,6 +909,7 @@ int hf_httpd_new(const hf_httpd_opts *opts, const hf_http_route *routes, size_t 
 	h->nroutes = nroutes;
 	h->ctx = ctx;
 	h->efd = h->wakefd = -1;
+	h->tls = opts->tls_cert_pem != NULL;
 	pthread_mutex_init(&h->lock, NULL);
 	pthread_cond_init(&h->cond, NULL);
 	atomic_init(&h->stop_watcher, false);
@@ -905,7 +917,9 @@ int hf_httpd_new(const hf_httpd_opts *opts, const hf_http_route *routes, size_t 
 		goto fail;
 	h->mhd = start_mhd(h, opts, threads, &ss, v6);
 	if (!h->mhd) {
-		r = hf_fail(eb, HF_EIO, "cannot listen on %s port %u (address in use or not available)",
+		r = hf_fail(eb, HF_EIO, h->tls ? "cannot listen on %s port %u (address in use or not "
+			    "available, or the TLS certificate and key were refused)" :
+			    "cannot listen on %s port %u (address in use or not available)",
 			    opts->host, opts->port);
 		goto fail;
 	}
@@ -919,6 +933,11 @@ fail:
 	pthread_mutex_destroy(&h->lock);
 	free(h);
 	return r;
+}
+
+bool hf_httpd_tls_supported(void)
+{
+	return MHD_is_feature_supported(MHD_FEATURE_TLS) == MHD_YES;
 }
 
 uint16_t hf_httpd_port(const hf_httpd *h)
@@ -940,6 +959,7 @@ void hf_httpd_get_stats(hf_httpd *h, hf_httpd_stats *st)
 	st->header_timeouts_total = h->header_timeouts;
 	st->deferred_gone_total = h->gone_total;
 	st->epoll = h->epoll;
+	st->tls = h->tls;
 	pthread_mutex_unlock(&h->lock);
 }
 

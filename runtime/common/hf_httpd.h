@@ -126,6 +126,11 @@ typedef struct hf_httpd_opts {
 	unsigned max_conns_per_ip; /* connections from one client address (0: no cap) */
 	unsigned header_timeout_s; /* deadline for the request headers (0: ..._HEADER_TIMEOUT_S) */
 	unsigned threads;   /* server threads, 1 to HF_HTTPD_MAX_THREADS (0: ..._THREADS) */
+	/* HTTPS: the certificate (chain) and its private key, PEM texts (not paths); both NULL:
+	 * plain HTTP. HF_EUNSUPPORTED when libmicrohttpd was built without TLS (GnuTLS);
+	 * HF_ECONFIG when only one is given; HF_EIO when libmicrohttpd refuses the pair. */
+	const char *tls_cert_pem;
+	const char *tls_key_pem;
 } hf_httpd_opts;
 
 typedef struct hf_httpd_stats {
@@ -135,6 +140,7 @@ typedef struct hf_httpd_stats {
 	uint64_t header_timeouts_total; /* connections shut down by the header deadline */
 	uint64_t deferred_gone_total;   /* deferred requests whose client left while waiting */
 	bool epoll;                     /* the event loop is epoll (else poll) */
+	bool tls;                       /* serving HTTPS */
 } hf_httpd_stats;
 
 /* Starts serving routes (copied by pointer: the table must outlive the server). HF_ECONFIG for
@@ -151,6 +157,9 @@ void hf_httpd_get_stats(hf_httpd *h, hf_httpd_stats *st);
  * up to 2 s for those answers to be sent, stops accepting, waits for running handlers to
  * return, closes every connection, frees. NULL accepted. */
 void hf_httpd_free(hf_httpd *h);
+
+/* true when this libmicrohttpd can serve HTTPS (built with GnuTLS). */
+bool hf_httpd_tls_supported(void);
 
 /* Raises this process's soft RLIMIT_NOFILE to its hard limit (at most HF_HTTPD_FD_LIMIT_CAP);
  * *before and *after get the soft limit before and after. HF_EIO if the limit cannot be read

@@ -106,9 +106,15 @@ int hf_coord_store_report_history(hf_coord_store *s, const char *id, uint64_t si
 				  size_t max, json_t **out, hf_errbuf *eb);
 
 /* ---- decisions, the audit log ---- */
-/* Records a decision and its envelope durably; d->seq is set. */
+/* Records a decision and its envelope durably; d->seq is set. Also raises the floor to
+ * d->issued_ms in the same transaction. */
 int hf_coord_store_decision_add(hf_coord_store *s, hf_coord_decision_rec *d, hf_errbuf *eb);
-/* Decisions with seq > after_seq and wall_ms >= since_ms, oldest first, at most max: *out
+/* Records n decisions in one transaction (all or none, one sync to disk: a "*" decision
+ * expanded to every node); each d[i].seq is set, in array order. */
+int hf_coord_store_decision_add_many(hf_coord_store *s, hf_coord_decision_rec *d, size_t n,
+				     hf_errbuf *eb);
+/* Decisions with seq > after_seq and wall_ms >= since_ms, oldest first, at most max (0: no
+ * limit): *out
  * malloc'ed array (free each with hf_coord_decision_rec_clear, then free()). */
 int hf_coord_store_decision_list(hf_coord_store *s, uint64_t after_seq, uint64_t since_ms,
 				 size_t max, hf_coord_decision_rec **out, size_t *n, hf_errbuf *eb);
@@ -118,7 +124,9 @@ int hf_coord_store_decision_current(hf_coord_store *s, hf_coord_decision_rec **o
 void hf_coord_decision_rec_clear(hf_coord_decision_rec *d);
 
 /* ---- acknowledgments ---- */
-/* Records that node applied issued_ms (the first time it says so; repeats are ignored). */
+/* Records that node applied issued_ms (the first time it says so; repeats are ignored).
+ * Queued and committed with the reports (within report_flush_ms); an ack or report for a node
+ * unknown when it is committed is dropped and counted (hf_coord_store_stats). */
 int hf_coord_store_ack_put(hf_coord_store *s, const hf_coord_ack_rec *a, hf_errbuf *eb);
 /* Acks of the decisions with issued_ms in [from, to]: *out malloc'ed array. */
 int hf_coord_store_ack_list(hf_coord_store *s, uint64_t from_issued_ms, uint64_t to_issued_ms,
@@ -129,6 +137,22 @@ int hf_coord_store_ack_list(hf_coord_store *s, uint64_t from_issued_ms, uint64_t
 int hf_coord_store_floor_get(hf_coord_store *s, uint64_t *issued_ms, hf_errbuf *eb);
 /* Raises the floor (never lowers it) durably. */
 int hf_coord_store_floor_set(hf_coord_store *s, uint64_t issued_ms, hf_errbuf *eb);
+
+/* ---- the report queue ---- */
+/* Commits the queued reports and acks now; HF_EIO also when a background commit failed since
+ * the last call (that batch is lost; eb says why). */
+int hf_coord_store_report_flush(hf_coord_store *s, hf_errbuf *eb);
+
+typedef struct hf_coord_store_stats {
+	uint64_t reports_queued;     /* report_put + ack_put calls accepted */
+	uint64_t entries_written;    /* committed */
+	uint64_t entries_dropped;    /* node unknown at commit */
+	uint64_t entries_lost;       /* in batches whose commit failed */
+	uint64_t batches, batch_failures;
+	uint64_t last_batch_us;      /* how long the last commit took */
+	size_t queue_len;            /* waiting now */
+} hf_coord_store_stats;
+void hf_coord_store_stats_get(hf_coord_store *s, hf_coord_store_stats *out);
 
 /* Commits pending reports, closes. NULL accepted. */
 void hf_coord_store_free(hf_coord_store *s);
