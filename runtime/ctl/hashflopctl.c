@@ -1109,7 +1109,7 @@ static void print_fleet_node(const json_t *n, uint64_t now)
 		snprintf(watts, sizeof watts, "%.1f", json_number_value(w));
 	else
 		snprintf(watts, sizeof watts, "-");
-	printf("%-20s %-10s %-10s %-22s %-10s %-7s %8s\n", id, mode, desired, conv, age,
+	printf("%-20s %-10s %-10s %-22s %-11s %-7s %8s\n", id, mode, desired, conv, age,
 	       json_is_true(json_object_get(n, "offline")) ? "yes" : "no", watts);
 }
 
@@ -1144,8 +1144,8 @@ static int cmd_fleet(int argc, char **argv)
 		json_decref(f);
 		return fail("fleet", "the coordinator's answer has no \"nodes\" array");
 	}
-	printf("%-20s %-10s %-10s %-22s %-10s %-7s %8s\n", "NODE", "MODE", "DESIRED", "CONVERGED",
-	       "REPORTED", "OFFLINE", "WATTS");
+	printf("%-20s %-10s %-10s %-22s %-11s %-7s %8s\n", "NODE", "MODE", "DESIRED", "CONVERGED",
+	       "LAST REPORT", "OFFLINE", "WATTS");
 	json_array_foreach(nodes, i, n)
 		print_fleet_node(n, now ? now : hf_wall_ms());
 	printf("%zu node(s): %lld converged, %lld offline\n", json_array_size(nodes),

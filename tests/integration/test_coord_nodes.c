@@ -550,8 +550,9 @@ Test(coord_nodes, coordinator_killed_and_restarted_keeps_decisions_and_ordering)
 	wait_polling(&r, "n1");
 	wait_polling(&r, "n2");
 	char *e1 = envelope(&r, r.op1, NULL, "lab", "n1", 0, "mining");
+	uint64_t n1_issued = r.last_issued;
 	relay_expect(&r, "n1", e1, 200, NULL);
-	json_decref(wait_ack(&r, "n1", r.last_issued));
+	json_decref(wait_ack(&r, "n1", n1_issued));
 	/* A coordinator decision (the "api" source, signed with the coordinator's key). */
 	coord_post_auth(&r, "/v1/decisions", "{\"node\":\"n2\",\"mode\":\"mining\",\"reason\":{\"why\":\"test\"}}",
 			ADMIN_TOKEN, rp);
@@ -579,8 +580,9 @@ Test(coord_nodes, coordinator_killed_and_restarted_keeps_decisions_and_ordering)
 	json_t *after = decisions_digest(&r);
 	cr_assert(json_equal(before, after), "decisions changed across the restart:\n%s\n%s",
 		  json_dumps(before, 0), json_dumps(after, 0));
-	/* Ordering: a relay at or below the floor is a replay; a new decision is issued above it. */
-	char *old = envelope(&r, r.op1, NULL, "lab", "n1", floor, "idle");
+	/* Ordering: a relay at or below n1's last is a replay (the nodes' rule, per node); a new
+	 * coordinator decision is issued above the floor of everything issued before. */
+	char *old = envelope(&r, r.op1, NULL, "lab", "n1", n1_issued, "idle");
 	relay_expect(&r, "n1", old, 403, "replay");
 	coord_post_auth(&r, "/v1/decisions", "{\"node\":\"n2\",\"mode\":\"idle\"}", ADMIN_TOKEN, rp);
 	cr_assert_eq(rp->status, 200, "%s", rp->body);
