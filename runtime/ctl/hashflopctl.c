@@ -708,10 +708,10 @@ static size_t on_body(char *p, size_t sz, size_t n, void *ud)
 	return take;
 }
 
-/* One request to BASE+path. The answer is printed, or handed over in *answer (free it) when
- * answer is not NULL. 0 on 2xx. */
-static int http_call(const char *cmd, const char *base, const char *path, const char *post,
-		     size_t postlen, const char *ca_file, char **answer)
+/* One request to BASE+path, with `Authorization: Bearer bearer` unless bearer is NULL. The
+ * answer is printed, or handed over in *answer (free it) when answer is not NULL. 0 on 2xx. */
+static int http_call_auth(const char *cmd, const char *base, const char *path, const char *post,
+			  size_t postlen, const char *ca_file, const char *bearer, char **answer)
 {
 	char url[1024], err[CURL_ERROR_SIZE] = "";
 	struct curl_slist *hdr = NULL;
@@ -739,6 +739,12 @@ static int http_call(const char *cmd, const char *base, const char *path, const 
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
 	if (ca_file)
 		curl_easy_setopt(c, CURLOPT_CAINFO, ca_file);
+	if (bearer) {
+		char auth[64 + 256];
+		snprintf(auth, sizeof auth, "Authorization: Bearer %s", bearer);
+		hdr = curl_slist_append(hdr, auth);
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
+	}
 	if (post) {
 		hdr = curl_slist_append(hdr, "Content-Type: application/json");
 		curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
@@ -763,6 +769,12 @@ static int http_call(const char *cmd, const char *base, const char *path, const 
 	if (status < 200 || status > 299)
 		return fail(cmd, "%s answered HTTP %ld", url, status);
 	return 0;
+}
+
+static int http_call(const char *cmd, const char *base, const char *path, const char *post,
+		     size_t postlen, const char *ca_file, char **answer)
+{
+	return http_call_auth(cmd, base, path, post, postlen, ca_file, NULL, answer);
 }
 
 /* The coordinator's intake path for an envelope: per node, or the fleet for node "*". */
@@ -1054,13 +1066,13 @@ static const char *cell(const json_t *obj, const char *key, char *buf, size_t bu
 	return buf;
 }
 
-/* GETs path from the coordinator and parses the answer as a JSON object (*out); 0 or the exit
- * status. raw: print the answer as it came instead. */
+/* GETs path from the coordinator (with the admin token when not NULL) and parses the answer
+ * as a JSON object (*out); 0 or the exit status. raw: print the answer as it came instead. */
 static int coord_get(const char *cmd, const char *coord, const char *path, const char *ca,
-		     bool raw, json_t **out)
+		     const char *token, bool raw, json_t **out)
 {
 	char *answer = NULL;
-	int rc = http_call(cmd, coord, path, NULL, 0, ca, &answer);
+	int rc = http_call_auth(cmd, coord, path, NULL, 0, ca, token, &answer);
 
 	*out = NULL;
 	if (rc != 0)
@@ -1077,11 +1089,37 @@ static int coord_get(const char *cmd, const char *coord, const char *path, const
 	return rc;
 }
 
-/* The options fleet and decisions share: --coordinator URL [--ca-file PEM] [--json]. */
+/* The options fleet and decisions share: --coordinator URL [--ca-file PEM]
+ * [--token-file FILE] [--json]. */
 typedef struct coord_opts {
-	const char *coord, *ca;
+	const char *coord, *ca, *token_file;
+	char token[257];
 	bool raw;
 } coord_opts;
+
+/* Reads the admin token file (one line) into o->token when --token-file was given. */
+static int coord_token(const char *cmd, coord_opts *o)
+{
+	char *data = NULL;
+	size_t len = 0;
+
+	if (!o->token_file)
+		return 0;
+	if (read_input(cmd, o->token_file, &data, &len) != 0)
+		return 1;
+	while (len && (data[len - 1] == '\n' || data[len - 1] == '\r'))
+		len--;
+	bool ok = len >= 16 && len < sizeof o->token;
+	for (size_t i = 0; ok && i < len; i++)
+		ok = data[i] >= '!' && data[i] <= '~';
+	if (ok) {
+		memcpy(o->token, data, len);
+		o->token[len] = '\0';
+	}
+	free(data);
+	return ok ? 0 : fail(cmd, "%s: expected one line of 16 to 256 printable characters (the "
+			     "coordinator's admin token)", o->token_file);
+}
 
 static void print_fleet_node(const json_t *n, uint64_t now)
 {
@@ -1117,7 +1155,8 @@ static int cmd_fleet(int argc, char **argv)
 {
 	static const struct option lo[] = {
 		{ "coordinator", required_argument, NULL, 'c' }, { "ca-file", required_argument, NULL, 'C' },
-		{ "json", no_argument, NULL, 'j' }, { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
+		{ "token-file", required_argument, NULL, 't' }, { "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
 	};
 	coord_opts o = { 0 };
 	json_t *f, *n;
@@ -1129,6 +1168,8 @@ static int cmd_fleet(int argc, char **argv)
 			o.coord = optarg;
 		else if (c == 'C')
 			o.ca = optarg;
+		else if (c == 't')
+			o.token_file = optarg;
 		else if (c == 'j')
 			o.raw = true;
 		else
@@ -1136,7 +1177,10 @@ static int cmd_fleet(int argc, char **argv)
 	}
 	if (!o.coord || optind != argc)
 		return usage_error("fleet", "--coordinator URL is required, and nothing else");
-	if ((rc = coord_get("fleet", o.coord, "/v1/fleet", o.ca, o.raw, &f)) != 0 || !f)
+	if ((rc = coord_token("fleet", &o)) != 0)
+		return rc;
+	if ((rc = coord_get("fleet", o.coord, "/v1/fleet", o.ca, o.token_file ? o.token : NULL, o.raw,
+			    &f)) != 0 || !f)
 		return rc;
 	uint64_t now = (uint64_t)json_integer_value(json_object_get(f, "now_ms"));
 	const json_t *nodes = json_object_get(f, "nodes");
@@ -1227,7 +1271,8 @@ static int cmd_decisions(int argc, char **argv)
 	static const struct option lo[] = {
 		{ "coordinator", required_argument, NULL, 'c' }, { "ca-file", required_argument, NULL, 'C' },
 		{ "since", required_argument, NULL, 's' }, { "limit", required_argument, NULL, 'l' },
-		{ "json", no_argument, NULL, 'j' }, { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
+		{ "token-file", required_argument, NULL, 't' }, { "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
 	};
 	coord_opts o = { 0 };
 	uint64_t since = 0, limit = 50;
@@ -1241,6 +1286,8 @@ static int cmd_decisions(int argc, char **argv)
 			o.coord = optarg;
 		} else if (c == 'C') {
 			o.ca = optarg;
+		} else if (c == 't') {
+			o.token_file = optarg;
 		} else if (c == 'j') {
 			o.raw = true;
 		} else if (c == 's') {
@@ -1260,9 +1307,12 @@ static int cmd_decisions(int argc, char **argv)
 	}
 	if (!o.coord || optind != argc)
 		return usage_error("decisions", "--coordinator URL is required, and nothing else");
+	if ((rc = coord_token("decisions", &o)) != 0)
+		return rc;
 	snprintf(path, sizeof path, "/v1/decisions?since=%llu&limit=%llu", (unsigned long long)since,
 		 (unsigned long long)limit);
-	if ((rc = coord_get("decisions", o.coord, path, o.ca, o.raw, &doc)) != 0 || !doc)
+	if ((rc = coord_get("decisions", o.coord, path, o.ca, o.token_file ? o.token : NULL, o.raw,
+			    &doc)) != 0 || !doc)
 		return rc;
 	const json_t *list = json_object_get(doc, "decisions");
 	if (!json_is_array(list)) {
@@ -1399,11 +1449,13 @@ static const command commands[] = {
 	{ "status", "GET a node's /v1/status and print it readably (--json: as is)",
 	  "--node-api http://127.0.0.1:PORT [--json]", cmd_status },
 	{ "fleet", "GET a coordinator's /v1/fleet and print one line per node (--json: as is)",
-	  "--coordinator URL [--ca-file PEM] [--json]\n"
+	  "--coordinator URL [--ca-file PEM] [--token-file FILE] [--json]\n"
+	  "--token-file: the coordinator's admin token (needed unless it listens on loopback only).\n"
 	  "Columns: node, mode, desired mode, converged (since when, or the convergence state),\n"
 	  "age of the last report, offline, watts.", cmd_fleet },
 	{ "decisions", "GET a coordinator's audit log (/v1/decisions) and print it (--json: as is)",
-	  "--coordinator URL [--ca-file PEM] [--since MS|DURATION] [--limit N] [--json]\n"
+	  "--coordinator URL [--ca-file PEM] [--token-file FILE] [--since MS|DURATION] [--limit N]\n"
+	  "       [--json]\n"
 	  "--since takes ms since the epoch or a duration ago (10m, 2h); --limit defaults to 50.\n"
 	  "Columns: seq, time, node, mode, authority/source, reason (summary), acknowledged by.",
 	  cmd_decisions },

@@ -736,6 +736,17 @@ Test(coord_nodes, hashflopctl_push_fleet_and_decisions)
 	cr_assert(strstr(out, "{\"why\":\"test relay\"}"), "%s", out);
 	cr_assert(strstr(out, "1 decision(s)"), "%s", out);
 	free(out);
+	const char *dec_tok[] = { exe, "decisions", "--coordinator", url, "--token-file", r.co.admin,
+				  "--limit", "1", NULL };
+	st = run(dec_tok, log, &out);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "decisions --token-file: %d: %s", st, out);
+	cr_assert(strstr(out, "1 decision(s)"), "%s", out);
+	free(out);
+	const char *bad_tok[] = { exe, "fleet", "--coordinator", url, "--token-file", envf, NULL };
+	st = run(bad_tok, log, &out);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1, "%s", out);
+	cr_assert(strstr(out, "expected one line of 16 to 256 printable characters"), "%s", out);
+	free(out);
 	const char *dec_future[] = { exe, "decisions", "--coordinator", url, "--since", "99999999999999", NULL };
 	st = run(dec_future, log, &out);
 	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s", out);
