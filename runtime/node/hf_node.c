@@ -503,12 +503,12 @@ void hf_node_free(hf_node *n)
 {
 	if (!n)
 		return;
-	hf_report_free(n->report);
 	hf_control_free(n->control);
 	if (n->modes)
 		hf_modes_shutdown(n->modes); /* waits for instruction answers end now */
 	hf_node_api_close(n->api_ctx);   /* ... and those answers are sent before the API stops */
 	hf_httpd_free(n->api);
+	hf_report_free(n->report);       /* no instruction can notify it now; it reads the modes */
 	hf_node_api_free(n->api_ctx);
 	if (n->api_file[0])
 		unlink(n->api_file);
