@@ -183,6 +183,8 @@ static outcome poll_once(hf_control *c, CURL *curl)
 		   (status != 200 && status != 204)) {
 		o = O_HTTP_ERROR;
 		int n = body.len > ERROR_BODY_MAX ? ERROR_BODY_MAX : (int)body.len;
+		while (n > 0 && (body.data[n - 1] == '\n' || body.data[n - 1] == '\r'))
+			n--; /* a JSON error body's final newline */
 		snprintf(msg, sizeof msg, "%s HTTP %ld%s%.*s", status == 401 ?
 			 "coordinator refused the node's token:" : "coordinator answered", status,
 			 n ? ": " : "", n, body.data ? body.data : "");

@@ -226,6 +226,9 @@ static outcome classify(CURL *curl, CURLcode cc, const char *err, const hf_buf *
 		return REP_OK;
 	}
 	n = answer->len > ERROR_BODY_MAX ? ERROR_BODY_MAX : (int)answer->len;
+	while (n > 0 && (answer->data[n - 1] == '\n' || answer->data[n - 1] == '\r' ||
+			 answer->data[n - 1] == ' '))
+		n--;
 	snprintf(msg, msgsz, "%s (HTTP %ld)%s%.*s", status == 401 ?
 		 "coordinator refused the node's token" : status == 413 ?
 		 "coordinator refused the report as too large" : "coordinator refused the report",
