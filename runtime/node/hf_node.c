@@ -908,14 +908,18 @@ static json_t *report_build(void *ctx, uint64_t seq)
 	applied = n->st.last_issued_ms;
 	pthread_mutex_unlock(&n->lock);
 	bool available = hf_modes_available(n->modes, desired);
+	/* Converged on what the node persisted: an instruction accepted a moment ago may not have
+	 * reached the mode machine yet (it is persisted first), and must not read as applied. */
+	bool handed = info.desired == desired;
+	const char *conv = !available ? "failed" : !handed ? "switching" : hf_modes_conv_name(info.conv);
 	json_t *doc = json_pack("{s:i, s:s, s:s, s:I, s:I, s:s, s:I, s:s, s:s, s:s, s:b, s:s}",
 				"v", 1, "node", n->cfg->node_id, "fleet", n->cfg->fleet_id,
 				"wall_ms", (json_int_t)hf_wall_ms(), "seq", (json_int_t)seq,
 				"version", HF_VERSION, "applied_issued_ms", (json_int_t)applied,
 				"mode", hf_mode_name(info.mode), "desired_mode", hf_mode_name(desired),
 				"phase", hf_mode_phase_name(info.phase),
-				"converged", info.converged && available,
-				"convergence", available ? hf_modes_conv_name(info.conv) : "failed");
+				"converged", info.converged && available && handed,
+				"convergence", conv);
 	if (!doc)
 		return NULL;
 	report_rates(n, info.mode, doc);
@@ -935,7 +939,7 @@ static void report_state(void *ctx, hf_report_state *out)
 	pthread_mutex_unlock(&n->lock);
 	out->mode = (int)info.mode;
 	out->phase = (int)info.phase;
-	out->converged = info.converged;
+	out->converged = info.converged && (int)info.desired == out->desired_mode;
 }
 
 /* Starts the reporter when the node has a token (before the API: an instruction accepted
