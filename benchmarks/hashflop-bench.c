@@ -25,6 +25,8 @@ static const subcommand subcommands[] = {
 	{ "gemm", "OpenCL SGEMM vs OpenBLAS and CLBlast: GFLOP/s", hf_bench_gemm_main },
 	{ "infer", "a model on the OpenCL executor vs PyTorch, then the OIP server: samples/s, "
 		   "latency", hf_bench_infer_main },
+	{ "coord", "N simulated nodes vs a real hashflop-coord: fan-out p50/p99, RSS/node, "
+		   "CPU/report", hf_bench_coord_main },
 };
 
 const char *hf_bench_default_cache_dir(char *buf, size_t size)

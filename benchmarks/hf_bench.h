@@ -14,6 +14,10 @@ int hf_bench_gemm_main(int argc, char **argv);
 /* bench_infer.c: `hashflop-bench infer` (executor vs PyTorch, then the server sections). */
 int hf_bench_infer_main(int argc, char **argv);
 
+/* bench_coord.c: `hashflop-bench coord`, the coordinator's scale benchmark (bench_coord_none.c
+ * in a build without the coordinator's store). */
+int hf_bench_coord_main(int argc, char **argv);
+
 /* bench_infer_server.c: the sections of `hashflop-bench infer` that need a running node: the
  * OIP endpoint over loopback (N concurrent clients, batching on and off) and the mining ->
  * inference switch. It starts its own hashflopd (and hashflop-pool for mining) from bin_dir

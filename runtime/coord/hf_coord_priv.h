@@ -15,6 +15,7 @@
 #include "hf_instr.h"
 
 #define HF_COORD_MAX_SOURCES 8
+#define SIGN_THREADS 8          /* at most, for the envelopes of one batch */
 
 enum { REP_REFUSED_AUTH, REP_REFUSED_INVALID, REP_REFUSED_OVERSIZE, REP_REFUSED_STORE, REP_REFUSED_N };
 
@@ -31,6 +32,7 @@ struct hf_coord {
 	hf_httpd *http;
 	char *tls_cert, *tls_key;    /* PEM texts, when TLS */
 	uint64_t start_ms;
+	unsigned sign_threads;       /* online CPUs, 1 to SIGN_THREADS */
 	atomic_bool api_enabled;
 	pthread_mutex_t mu;
 	uint64_t floor_ms;

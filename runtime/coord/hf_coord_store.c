@@ -4,7 +4,8 @@
  * Invariants: every string handed to a backend fits the record field it is read back into and
  * every integer fits a signed 64-bit column (HF_ETOOBIG / HF_ERANGE otherwise). Reports and acks
  * go to a queue that one flusher at a time (flush_mu) commits in put order, at the latest
- * report_flush_ms after the first one queued (or at once when the queue is a quarter full);
+ * report_flush_ms after the first one queued (or at once from QUEUE_HIGH entries), in
+ * transactions of at most CHUNK entries so that a decision never waits for a long one;
  * while a batch is being committed it stays visible to report_latest (inflight), so a reader
  * never misses a report that was put. The queue is capped (QUEUE_MAX): a putter waits for the
  * writer rather than grow it without bound. Decisions, the floor and nodes bypass the queue and
@@ -22,8 +23,11 @@
 
 #include "hf_util.h"
 
-#define QUEUE_MAX (256u * 1024u)  /* entries waiting; a putter beyond this waits */
-#define QUEUE_HIGH (QUEUE_MAX / 4) /* the writer commits at once from here */
+#define QUEUE_MAX (64u * 1024u)   /* entries waiting (~45 MiB of reports); a putter waits */
+#define QUEUE_HIGH 8192u          /* the writer commits at once from here */
+/* Entries per transaction: a decision waits for at most one chunk (~512 x 25 us), not for
+ * a whole batch. */
+#define CHUNK 512u
 #define I64_MAX ((uint64_t)INT64_MAX)
 
 struct hf_coord_store {
@@ -89,9 +93,9 @@ static void entries_clear(hf_coord_qentry *e, size_t n)
 static int flush_once(hf_coord_store *s, hf_errbuf *eb)
 {
 	hf_errbuf local;
-	size_t n, skipped = 0;
+	size_t n, done, skipped, written = 0, dropped = 0, lost = 0;
 	uint64_t t0, wall, prune;
-	int rc;
+	int rc = 0, first_rc = 0;
 
 	hf_errbuf_clear(&local);
 	pthread_mutex_lock(&s->flush_mu);
@@ -116,21 +120,34 @@ static int flush_once(hf_coord_store *s, hf_errbuf *eb)
 	t0 = hf_mono_us();
 	wall = hf_wall_ms();
 	prune = wall > s->keep_ms ? wall - s->keep_ms : 0;
-	rc = s->ops->write_batch(s->impl, s->inflight, n, s->history_ms, prune, &skipped, &local);
+	for (done = 0; done < n; done += CHUNK) {
+		size_t k = n - done < CHUNK ? n - done : CHUNK;
+		skipped = 0;
+		rc = s->ops->write_batch(s->impl, s->inflight + done, k, s->history_ms, prune,
+					 &skipped, first_rc ? NULL : &local);
+		if (rc == 0) {
+			written += k - skipped;
+			dropped += skipped;
+		} else {
+			lost += k;
+			if (!first_rc)
+				first_rc = rc;
+		}
+	}
+	rc = first_rc;
 
 	pthread_mutex_lock(&s->qmu);
 	s->st.batches++;
 	s->st.last_batch_us = hf_mono_us() - t0;
-	if (rc == 0) {
-		s->st.entries_written += n - skipped;
-		s->st.entries_dropped += skipped;
-	} else {
+	s->st.entries_written += written;
+	s->st.entries_dropped += dropped;
+	if (rc != 0) {
 		s->st.batch_failures++;
-		s->st.entries_lost += n;
-		if (!s->bg_failed) {
+		s->st.entries_lost += lost;
+		if (!eb && !s->bg_failed) { /* a caller's flush returns its own failure */
 			s->bg_failed = true;
-			snprintf(s->bg_err, sizeof s->bg_err, "%zu reports/acks lost: %s", n,
-				 local.msg);
+			snprintf(s->bg_err, sizeof s->bg_err, "%zu of %zu reports/acks lost: %s",
+				 lost, n, local.msg);
 		}
 	}
 	entries_clear(s->inflight, n);
@@ -152,8 +169,17 @@ static void *writer_main(void *arg)
 
 	pthread_mutex_lock(&s->qmu);
 	for (;;) {
-		while (!s->stop && s->qlen == 0)
-			pthread_cond_wait(&s->wcond, &s->qmu);
+		/* Idle: housekeeping every second until something is queued. */
+		while (!s->stop && s->qlen == 0) {
+			uint64_t idle_until = hf_mono_ms() + 1000;
+			ts.tv_sec = (time_t)(idle_until / 1000);
+			ts.tv_nsec = (long)(idle_until % 1000) * 1000000L;
+			if (pthread_cond_timedwait(&s->wcond, &s->qmu, &ts) != 0 && s->ops->maintain) {
+				pthread_mutex_unlock(&s->qmu);
+				s->ops->maintain(s->impl);
+				pthread_mutex_lock(&s->qmu);
+			}
+		}
 		if (s->stop)
 			break;
 		uint64_t deadline = s->q_first_ms + s->flush_ms;
@@ -166,6 +192,8 @@ static void *writer_main(void *arg)
 			break;
 		pthread_mutex_unlock(&s->qmu);
 		(void)flush_once(s, NULL); /* a failure is kept in bg_err */
+		if (s->ops->maintain)
+			s->ops->maintain(s->impl);
 		pthread_mutex_lock(&s->qmu);
 	}
 	pthread_mutex_unlock(&s->qmu);

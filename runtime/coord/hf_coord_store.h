@@ -11,8 +11,12 @@
  * cut. Reports may be batched (committed within report_flush_ms); a crash loses at most that
  * much report history, never a decision, an acknowledgment older than report_flush_ms, or a
  * node.
- * Strings handed in are stored as given (the caller validates and cleans them); JSON texts are
- * stored as text and returned as new references.
+ * Strings handed in are stored as given (the caller validates and cleans them; one longer
+ * than its record field is refused with HF_ETOOBIG, an integer over INT64_MAX with HF_ERANGE);
+ * JSON texts are stored as text and returned as new references. Failures: HF_EIO (the
+ * database, with SQLite's message and what was being done), HF_ESTATE (exists already, a
+ * database newer than this code or not ours), HF_ENOTFOUND, HF_EBUSY (locked by another
+ * process past the busy timeout).
  * Threading: one hf_coord_store may be used from any thread (it serialises internally);
  * hf_coord_store_free from the owner once every caller is done.
  */
@@ -54,7 +58,7 @@ typedef enum hf_coord_authority {
 
 typedef struct hf_coord_decision_rec {
 	uint64_t seq;                /* assigned by decision_add: 1, 2, ... never reused */
-	uint64_t wall_ms;            /* when recorded */
+	uint64_t wall_ms;            /* when recorded (0 on add: the store's clock, set) */
 	char node[HF_COORD_NODE_ID_MAX + 1]; /* a node id or "*" */
 	uint64_t issued_ms, expires_ms;
 	char mode[16];
@@ -94,7 +98,8 @@ int hf_coord_store_node_list(hf_coord_store *s, hf_coord_node_rec **out, size_t 
 
 /* ---- reports ---- */
 /* The node's latest report (report: the validated JSON, borrowed) at wall_ms; history keeps
- * one per history_interval_s. */
+ * one per history_interval_s. Queued: no SQL in the caller's thread (it waits only while
+ * 65,536 entries are waiting for the writer); committed within report_flush_ms. */
 int hf_coord_store_report_put(hf_coord_store *s, const char *id, uint64_t wall_ms,
 			      const json_t *report, hf_errbuf *eb);
 /* *report (new reference) and *wall_ms of the latest; HF_ENOTFOUND when none. */
@@ -114,11 +119,11 @@ int hf_coord_store_decision_add(hf_coord_store *s, hf_coord_decision_rec *d, hf_
 int hf_coord_store_decision_add_many(hf_coord_store *s, hf_coord_decision_rec *d, size_t n,
 				     hf_errbuf *eb);
 /* Decisions with seq > after_seq and wall_ms >= since_ms, oldest first, at most max (0: no
- * limit): *out
- * malloc'ed array (free each with hf_coord_decision_rec_clear, then free()). */
+ * limit): *out malloc'ed array (free each with hf_coord_decision_rec_clear, then free()). */
 int hf_coord_store_decision_list(hf_coord_store *s, uint64_t after_seq, uint64_t since_ms,
 				 size_t max, hf_coord_decision_rec **out, size_t *n, hf_errbuf *eb);
-/* The latest decision for each node id and for "*" (what a restarted coordinator serves). */
+/* The latest decision (highest seq) for each node id and for "*" (what a restarted coordinator
+ * serves), ordered by seq; removed nodes' decisions included (the caller filters). */
 int hf_coord_store_decision_current(hf_coord_store *s, hf_coord_decision_rec **out, size_t *n,
 				    hf_errbuf *eb);
 void hf_coord_decision_rec_clear(hf_coord_decision_rec *d);

@@ -58,6 +58,11 @@ typedef struct hf_coord_store_ops {
 			hf_errbuf *eb);
 	int (*floor_get)(void *impl, uint64_t *issued_ms, hf_errbuf *eb);
 	int (*floor_set)(void *impl, uint64_t issued_ms, hf_errbuf *eb);
+
+	/* Housekeeping from the writer thread after each batch and at least every second (SQLite:
+	 * a WAL checkpoint on a connection of its own, so no caller pays for one). May be NULL;
+	 * failures are retried the next time. */
+	void (*maintain)(void *impl);
 } hf_coord_store_ops;
 
 /* Wraps an opened backend into a store (starts the writer thread). On failure the backend is

@@ -5,13 +5,18 @@
  * fsync'ed, before it returns: a decision survives a power cut, not only a crash of this
  * process; NORMAL would only survive the latter), foreign_keys=ON, a busy timeout (other
  * processes, hashflop-coord node add, may write between our transactions), defensive mode.
+ * Checkpoints run on a second connection from the report writer's thread (maintain), never
+ * inside a caller's commit (wal_autocheckpoint=0 on the main connection): PASSIVE checkpoints
+ * do not block writers, so a decision does not wait for 4 MB of WAL to be copied and synced.
  * The schema version is PRAGMA user_version; application_id marks the file as ours. Migrations
  * run at open, in order, one transaction each, and a database newer than the code is refused.
  * Decisions are append-only (triggers refuse UPDATE and DELETE); seq is AUTOINCREMENT, so a
  * seq is never handed out twice, even after a crash. Every integer fits int64 (the caller,
  * hf_coord_store.c, checks).
  * Threading: one connection (SQLITE_OPEN_NOMUTEX) behind q->mu: every operation takes it for
- * its whole transaction, so the operations may be called from any thread.
+ * its whole transaction, so the operations may be called from any thread. Callers go first:
+ * the report writer (write_batch, one chunk per call) waits while a caller waits for q->mu,
+ * since a mutex is not fair and the writer would otherwise take it back chunk after chunk.
  */
 #include "hf_coord_store_priv.h"
 
@@ -22,6 +27,7 @@
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -149,6 +155,9 @@ static const char *const stmt_sql[S_COUNT] = {
 typedef struct hf_sqlite {
 	sqlite3 *db;
 	pthread_mutex_t mu;          /* the connection and the statements */
+	sqlite3 *ckpt;               /* WAL checkpoints only, from the report writer's thread */
+	pthread_cond_t turn;         /* the report writer waits here while callers wait for mu */
+	atomic_int callers_waiting;  /* callers (not the report writer) waiting for mu */
 	sqlite3_stmt *st[S_COUNT];
 	int version;
 	char path[PATH_MAX];
@@ -204,6 +213,31 @@ static int sq_fail(hf_sqlite *q, int rc, hf_errbuf *eb, const char *fmt, ...)
 	va_end(ap);
 	return hf_fail(eb, map_rc(rc), "%s: %s: %s%s", q->path, what,
 		       q->db ? sqlite3_errmsg(q->db) : sqlite3_errstr(rc), rc_hint(rc));
+}
+
+/* ---- the connection's lock ---- */
+
+static void lock_caller(hf_sqlite *q)
+{
+	atomic_fetch_add(&q->callers_waiting, 1);
+	pthread_mutex_lock(&q->mu);
+	atomic_fetch_sub(&q->callers_waiting, 1);
+}
+
+static void unlock_caller(hf_sqlite *q)
+{
+	pthread_mutex_unlock(&q->mu);
+	pthread_cond_broadcast(&q->turn);
+}
+
+static void lock_writer(hf_sqlite *q)
+{
+	pthread_mutex_lock(&q->mu);
+	while (atomic_load(&q->callers_waiting) > 0) {
+		struct timespec ts;
+		hf_abstime_after_ms(20, &ts); /* belt and braces: re-check now and then */
+		pthread_cond_timedwait(&q->turn, &q->mu, &ts);
+	}
 }
 
 /* ---- small helpers (q->mu held) ---- */
@@ -366,7 +400,8 @@ static int set_pragmas(hf_sqlite *q, hf_errbuf *eb)
 	}
 	sqlite3_finalize(st);
 	if ((rc = exec(q, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; "
-		       "PRAGMA trusted_schema=OFF", eb, "setting pragmas")) != 0)
+		       "PRAGMA trusted_schema=OFF; PRAGMA wal_autocheckpoint=0; "
+		       "PRAGMA journal_size_limit=67108864", eb, "setting pragmas")) != 0)
 		return rc;
 	if ((rc = pragma_int(q, "foreign_keys", &fk, eb)) != 0)
 		return rc;
@@ -466,7 +501,10 @@ static void sq_close(void *impl)
 	for (int i = 0; i < S_COUNT; i++)
 		sqlite3_finalize(q->st[i]);
 	if (q->db)
-		sqlite3_close(q->db); /* checkpoints the WAL into the database */
+		sqlite3_close(q->db);
+	if (q->ckpt)
+		sqlite3_close(q->ckpt); /* the last connection: checkpoints and removes the WAL */
+	pthread_cond_destroy(&q->turn);
 	pthread_mutex_destroy(&q->mu);
 	free(q);
 }
@@ -484,14 +522,14 @@ static int sq_node_add(void *impl, const hf_coord_node_rec *n, hf_errbuf *eb)
 	sqlite3_stmt *st = q->st[S_NODE_ADD];
 	int rc;
 
-	pthread_mutex_lock(&q->mu);
+	lock_caller(q);
 	bind_text(st, 1, n->id);
 	bind_text(st, 2, n->token_hash);
 	bind_u64(st, 3, n->added_ms);
 	bind_u64(st, 4, n->hold_until_ms);
 	bind_text(st, 5, n->hold_by);
 	rc = step_done(q, S_NODE_ADD, eb, "adding node");
-	pthread_mutex_unlock(&q->mu);
+	unlock_caller(q);
 	if (rc == HF_ESTATE)
 		return hf_fail(eb, HF_ESTATE, "node %s exists already", n->id);
 	return rc;
@@ -511,11 +549,11 @@ static int sq_node_set_token(void *impl, const char *id, const char *token_hash,
 	hf_sqlite *q = impl;
 	int rc;
 
-	pthread_mutex_lock(&q->mu);
+	lock_caller(q);
 	bind_text(q->st[S_NODE_TOKEN], 1, id);
 	bind_text(q->st[S_NODE_TOKEN], 2, token_hash);
 	rc = one_node(q, S_NODE_TOKEN, id, eb, "setting a node's token");
-	pthread_mutex_unlock(&q->mu);
+	unlock_caller(q);
 	return rc;
 }
 
@@ -525,12 +563,12 @@ static int sq_node_set_hold(void *impl, const char *id, uint64_t until_ms, const
 	hf_sqlite *q = impl;
 	int rc;
 
-	pthread_mutex_lock(&q->mu);
+	lock_caller(q);
 	bind_text(q->st[S_NODE_HOLD], 1, id);
 	bind_u64(q->st[S_NODE_HOLD], 2, until_ms);
 	bind_text(q->st[S_NODE_HOLD], 3, by);
 	rc = one_node(q, S_NODE_HOLD, id, eb, "setting a node's hold");
-	pthread_mutex_unlock(&q->mu);
+	unlock_caller(q);
 	return rc;
 }
 
@@ -539,10 +577,10 @@ static int sq_node_remove(void *impl, const char *id, hf_errbuf *eb)
 	hf_sqlite *q = impl;
 	int rc;
 
-	pthread_mutex_lock(&q->mu);
+	lock_caller(q);
 	bind_text(q->st[S_NODE_REMOVE], 1, id);
 	rc = one_node(q, S_NODE_REMOVE, id, eb, "removing a node");
-	pthread_mutex_unlock(&q->mu);
+	unlock_caller(q);
 	return rc;
 }
 
@@ -554,7 +592,7 @@ static int sq_node_list(void *impl, hf_coord_node_rec **out, size_t *n, hf_errbu
 	size_t len = 0, cap = 0;
 	int rc, r = 0;
 
-	pthread_mutex_lock(&q->mu);
+	lock_caller(q);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if (!grow((void **)&arr, &cap, len, sizeof *arr)) {
 			r = hf_fail(eb, HF_ENOMEM, "node list: out of memory");
@@ -571,7 +609,7 @@ static int sq_node_list(void *impl, hf_coord_node_rec **out, size_t *n, hf_errbu
 	if (r == 0 && rc != SQLITE_DONE)
 		r = sq_fail(q, rc, eb, "listing nodes");
 	stmt_done(st);
-	pthread_mutex_unlock(&q->mu);
+	unlock_caller(q);
 	if (r != 0) {
 		free(arr);
 		return r;
@@ -604,7 +642,7 @@ static int sq_write_batch(void *impl, const hf_coord_qentry *e, size_t n, uint64
 	int rc;
 
 	*skipped = 0;
-	pthread_mutex_lock(&q->mu);
+	lock_writer(q);
 	if ((rc = begin(q, eb, "committing reports")) != 0)
 		goto out;
 	for (size_t i = 0; i < n && rc == 0; i++) {
@@ -651,7 +689,7 @@ static int sq_report_latest(void *impl, const char *id, char **json, uint64_t *w
 	int rc, r = 0;
 
 	*json = NULL;
-	pthread_mutex_lock(&q->mu);
+	lock_caller(q);
 	bind_text(st, 1, id);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
@@ -665,7 +703,7 @@ static int sq_report_latest(void *impl, const char *id, char **json, uint64_t *w
 		r = sq_fail(q, rc, eb, "reading the latest report of %s", id);
 	}
 	stmt_done(st);
-	pthread_mutex_unlock(&q->mu);
+	unlock_caller(q);
 	return r;
 }
 
@@ -680,7 +718,7 @@ static int sq_report_history(void *impl, const char *id, uint64_t since_ms, size
 
 	if (!arr)
 		return hf_fail(eb, HF_ENOMEM, "out of memory");
-	pthread_mutex_lock(&q->mu);
+	lock_caller(q);
 	bind_text(st, 1, id);
 	bind_u64(st, 2, since_ms);
 	sqlite3_bind_int64(st, 3, max == 0 || max > (size_t)INT64_MAX ? -1 : (sqlite3_int64)max);
@@ -701,7 +739,7 @@ static int sq_report_history(void *impl, const char *id, uint64_t since_ms, size
 	if (r == 0 && rc != SQLITE_DONE)
 		r = sq_fail(q, rc, eb, "reading the report history of %s", id);
 	stmt_done(st);
-	pthread_mutex_unlock(&q->mu);
+	unlock_caller(q);
 	if (r != 0) {
 		json_decref(arr);
 		return r;
@@ -719,7 +757,7 @@ static int sq_ack_list(void *impl, uint64_t from, uint64_t to, hf_coord_ack_rec 
 	size_t len = 0, cap = 0;
 	int rc, r = 0;
 
-	pthread_mutex_lock(&q->mu);
+	lock_caller(q);
 	bind_u64(st, 1, from);
 	bind_u64(st, 2, to);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -736,7 +774,7 @@ static int sq_ack_list(void *impl, uint64_t from, uint64_t to, hf_coord_ack_rec 
 	if (r == 0 && rc != SQLITE_DONE)
 		r = sq_fail(q, rc, eb, "listing acks");
 	stmt_done(st);
-	pthread_mutex_unlock(&q->mu);
+	unlock_caller(q);
 	if (r != 0) {
 		free(arr);
 		return r;
@@ -784,7 +822,7 @@ static int sq_decision_add(void *impl, hf_coord_decision_rec *d, const char *con
 	size_t i;
 	int rc;
 
-	pthread_mutex_lock(&q->mu);
+	lock_caller(q);
 	if ((rc = begin(q, eb, "recording a decision")) != 0)
 		goto out;
 	for (i = 0; i < n && rc == 0; i++) {
@@ -804,7 +842,7 @@ static int sq_decision_add(void *impl, hf_coord_decision_rec *d, const char *con
 		for (i = 0; i < n; i++)
 			d[i].seq = 0;
 out:
-	pthread_mutex_unlock(&q->mu);
+	unlock_caller(q);
 	return rc;
 }
 
@@ -877,12 +915,12 @@ static int sq_decision_list(void *impl, uint64_t after_seq, uint64_t since_ms, s
 	sqlite3_stmt *st = q->st[S_DEC_LIST];
 	int rc;
 
-	pthread_mutex_lock(&q->mu);
+	lock_caller(q);
 	bind_u64(st, 1, after_seq);
 	bind_u64(st, 2, since_ms);
 	sqlite3_bind_int64(st, 3, max == 0 || max > (size_t)INT64_MAX ? -1 : (sqlite3_int64)max);
 	rc = read_decisions(q, st, out, n, eb, "listing decisions");
-	pthread_mutex_unlock(&q->mu);
+	unlock_caller(q);
 	return rc;
 }
 
@@ -892,9 +930,9 @@ static int sq_decision_current(void *impl, hf_coord_decision_rec **out, size_t *
 	hf_sqlite *q = impl;
 	int rc;
 
-	pthread_mutex_lock(&q->mu);
+	lock_caller(q);
 	rc = read_decisions(q, q->st[S_DEC_CUR], out, n, eb, "reading the current decisions");
-	pthread_mutex_unlock(&q->mu);
+	unlock_caller(q);
 	return rc;
 }
 
@@ -906,7 +944,7 @@ static int sq_floor_get(void *impl, uint64_t *issued_ms, hf_errbuf *eb)
 	sqlite3_stmt *st = q->st[S_FLOOR_GET];
 	int rc, r = 0;
 
-	pthread_mutex_lock(&q->mu);
+	lock_caller(q);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
 		*issued_ms = col_u64(st, 0);
@@ -915,7 +953,7 @@ static int sq_floor_get(void *impl, uint64_t *issued_ms, hf_errbuf *eb)
 	else
 		r = sq_fail(q, rc, eb, "reading the issued_ms floor");
 	stmt_done(st);
-	pthread_mutex_unlock(&q->mu);
+	unlock_caller(q);
 	return r;
 }
 
@@ -924,12 +962,37 @@ static int sq_floor_set(void *impl, uint64_t issued_ms, hf_errbuf *eb)
 	hf_sqlite *q = impl;
 	int rc;
 
-	pthread_mutex_lock(&q->mu);
+	lock_caller(q);
 	bind_u64(q->st[S_FLOOR_RAISE], 1, issued_ms);
 	/* One statement in autocommit mode: committed (and synced) when it returns. */
 	rc = step_done(q, S_FLOOR_RAISE, eb, "raising the issued_ms floor");
-	pthread_mutex_unlock(&q->mu);
+	unlock_caller(q);
 	return rc;
+}
+
+static void sq_maintain(void *impl)
+{
+	hf_sqlite *q = impl;
+	int nlog = 0, nckpt = 0;
+	if (q->ckpt)
+		(void)sqlite3_wal_checkpoint_v2(q->ckpt, NULL, SQLITE_CHECKPOINT_PASSIVE, &nlog,
+						&nckpt);
+}
+
+/* The checkpoint connection: same file, same durability. */
+static int open_ckpt(hf_sqlite *q, hf_errbuf *eb)
+{
+	int rc = sqlite3_open_v2(q->path, &q->ckpt, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+				 NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_busy_timeout(q->ckpt, BUSY_TIMEOUT_MS);
+		rc = sqlite3_exec(q->ckpt, "PRAGMA synchronous=FULL; PRAGMA wal_autocheckpoint=0",
+				  NULL, NULL, NULL);
+	}
+	if (rc != SQLITE_OK)
+		return hf_fail(eb, map_rc(rc), "%s: opening the checkpoint connection: %s", q->path,
+			       q->ckpt ? sqlite3_errmsg(q->ckpt) : sqlite3_errstr(rc));
+	return 0;
 }
 
 static const hf_coord_store_ops sqlite_ops = {
@@ -950,6 +1013,7 @@ static const hf_coord_store_ops sqlite_ops = {
 	.ack_list = sq_ack_list,
 	.floor_get = sq_floor_get,
 	.floor_set = sq_floor_set,
+	.maintain = sq_maintain,
 };
 
 int hf_coord_sqlite_open_with(const hf_coord_store_opts *opts,
@@ -970,6 +1034,8 @@ int hf_coord_sqlite_open_with(const hf_coord_store_opts *opts,
 	if (!q)
 		return hf_fail(eb, HF_ENOMEM, "out of memory");
 	pthread_mutex_init(&q->mu, NULL);
+	pthread_cond_init(&q->turn, NULL);
+	atomic_init(&q->callers_waiting, 0);
 	hf_strlcpy(q->path, opts->path, sizeof q->path);
 	rc = sqlite3_open_v2(q->path, &q->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
@@ -977,7 +1043,7 @@ int hf_coord_sqlite_open_with(const hf_coord_store_opts *opts,
 		goto fail_close;
 	}
 	if ((rc = set_pragmas(q, eb)) != 0 || (rc = migrate(q, migrations, n_migrations, eb)) != 0 ||
-	    (rc = prepare_all(q, eb)) != 0)
+	    (rc = prepare_all(q, eb)) != 0 || (rc = open_ckpt(q, eb)) != 0)
 		goto fail_close;
 	return hf_coord_store_wrap(&sqlite_ops, q, opts, out, eb);
 fail_close:

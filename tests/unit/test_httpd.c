@@ -1,11 +1,13 @@
 /* Unit tests for hf_httpd: routing with captures, 404/405/413, bodies, queries, bind errors,
  * unclean paths; connection caps (total, per address, file descriptors), the absolute header
  * deadline, a slowloris beside a normal client; deferred requests (thousands completed from
- * another thread, clients leaving while deferred, shutdown with requests pending). A real
+ * another thread, clients leaving while deferred, shutdown with requests pending); HTTPS with
+ * a self-signed certificate made at test time (openssl CLI), fetched with a CA file. A real
  * libmicrohttpd server queried with libcurl and raw sockets on 127.0.0.1 (and 127.0.0.2, also
  * local on Linux, for a second client address). */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <curl/curl.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -857,4 +859,112 @@ Test(httpd, deferred_completions_race_disconnects)
 	fprintf(stderr, "race: %d completed, %d cancelled at complete(), %d released in gone()\n", c.ok, c.cancelled,
 		gone_cancelled);
 	free(o);
+}
+
+/* ---- TLS ---- */
+
+typedef struct tls_files {
+	char *dir;
+	char cert[1024], key[1024];
+	char *cert_pem, *key_pem;
+} tls_files;
+
+/* A self-signed certificate for 127.0.0.1 (P-256) made with the openssl command line. */
+static void tls_files_make(tls_files *t)
+{
+	char cmd[4096];
+	t->dir = hf_test_tmpdir("httpd_tls");
+	cr_assert_not_null(t->dir);
+	snprintf(t->cert, sizeof t->cert, "%s/cert.pem", t->dir);
+	snprintf(t->key, sizeof t->key, "%s/key.pem", t->dir);
+	snprintf(cmd, sizeof cmd, "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 "
+		 "-nodes -days 1 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 "
+		 "-keyout '%s' -out '%s' 2>/dev/null", t->key, t->cert);
+	cr_assert_eq(system(cmd), 0, "openssl req failed: %s", cmd);
+	t->cert_pem = hf_test_read_file(t->cert);
+	t->key_pem = hf_test_read_file(t->key);
+	cr_assert(t->cert_pem && t->key_pem);
+}
+
+static void tls_files_free(tls_files *t)
+{
+	free(t->cert_pem);
+	free(t->key_pem);
+	free(t->dir);
+}
+
+static size_t tls_body(char *p, size_t sz, size_t n, void *arg)
+{
+	reply *r = arg;
+	size_t len = sz * n;
+	if (r->len + len >= sizeof r->body)
+		return 0;
+	memcpy(r->body + r->len, p, len);
+	r->len += len;
+	r->body[r->len] = '\0';
+	return len;
+}
+
+/* GET url with ca (NULL: the system's CAs): the curl code, the status and body in r. */
+static CURLcode tls_get(const char *url, const char *ca, reply *r)
+{
+	CURL *c = curl_easy_init();
+	CURLcode cc;
+
+	memset(r, 0, sizeof *r);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, tls_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+	if (ca)
+		curl_easy_setopt(c, CURLOPT_CAINFO, ca);
+	cc = curl_easy_perform(c);
+	if (cc == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+	curl_easy_cleanup(c);
+	return cc;
+}
+
+Test(httpd, tls_with_a_certificate_and_key)
+{
+	tls_files t;
+	hf_httpd_stats st;
+	char url[256];
+	reply r;
+	hf_httpd *h;
+
+	cr_assert(hf_httpd_tls_supported(), "Debian's libmicrohttpd is built with GnuTLS");
+	tls_files_make(&t);
+	hf_httpd_opts o = { .tls_cert_pem = t.cert_pem, .tls_key_pem = t.key_pem };
+	h = start_opts(&o, NULL);
+	hf_httpd_get_stats(h, &st);
+	cr_assert(st.tls);
+	snprintf(url, sizeof url, "https://127.0.0.1:%u/v1/things/a/parts/b?after=7", hf_httpd_port(h));
+	cr_assert_eq(tls_get(url, t.cert, &r), CURLE_OK);
+	cr_assert_eq(r.status, 200);
+	cr_assert(strstr(r.body, "\"after\":\"7\""), "%s", r.body);
+	/* A CA file that does not list the issuer: refused by the client; plain HTTP to the TLS
+	 * port: no HTTP answer. */
+	cr_assert_neq(tls_get(url, NULL, &r), CURLE_OK, "a client without the CA trusted the server");
+	snprintf(url, sizeof url, "http://127.0.0.1:%u/v1/things/a/parts/b", hf_httpd_port(h));
+	cr_assert(tls_get(url, NULL, &r) != CURLE_OK || r.status != 200, "plain HTTP answered 200");
+	hf_httpd_free(h);
+	tls_files_free(&t);
+}
+
+Test(httpd, tls_option_errors)
+{
+	tls_files t;
+	hf_errbuf eb;
+	hf_httpd *h = NULL;
+
+	tls_files_make(&t);
+	hf_httpd_opts o = { .host = "127.0.0.1", .tls_cert_pem = t.cert_pem };
+	cr_assert_eq(hf_httpd_new(&o, routes, HF_ARRAY_SIZE(routes), NULL, &h, &eb), HF_ECONFIG);
+	cr_assert(strstr(eb.msg, "both"), "%s", eb.msg);
+	o.tls_key_pem = "-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n";
+	cr_assert_eq(hf_httpd_new(&o, routes, HF_ARRAY_SIZE(routes), NULL, &h, &eb), HF_EIO);
+	cr_assert(strstr(eb.msg, "TLS"), "%s", eb.msg);
+	cr_assert_null(h);
+	tls_files_free(&t);
 }
