@@ -5,7 +5,8 @@
  * every integer fits a signed 64-bit column (HF_ETOOBIG / HF_ERANGE otherwise). Reports and acks
  * go to a queue that one flusher at a time (flush_mu) commits in put order, at the latest
  * report_flush_ms after the first one queued (or at once from QUEUE_HIGH entries), in
- * transactions of at most CHUNK entries so that a decision never waits for a long one;
+ * transactions of at most CHUNK entries so that a decision never waits for a long one (and
+ * with a 1 ms pause between them, so another process gets the write lock too);
  * while a batch is being committed it stays visible to report_latest (inflight), so a reader
  * never misses a report that was put. The queue is capped (QUEUE_MAX): a putter waits for the
  * writer rather than grow it without bound. Decisions, the floor and nodes bypass the queue and
@@ -133,6 +134,10 @@ static int flush_once(hf_coord_store *s, hf_errbuf *eb)
 			if (!first_rc)
 				first_rc = rc;
 		}
+		/* Between chunks, leave the write lock free for a moment: other processes on the
+		 * same database (hashflop-coord node add) retry every millisecond. */
+		if (done + CHUNK < n)
+			hf_sleep_ms(1);
 	}
 	rc = first_rc;
 
@@ -393,6 +398,26 @@ int hf_coord_store_report_put(hf_coord_store *s, const char *id, uint64_t wall_m
 	e.json = json_dumps(report, JSON_COMPACT | JSON_ENCODE_ANY);
 	if (!e.json)
 		return hf_fail(eb, HF_ENOMEM, "report of %s: cannot encode the JSON", id);
+	return enqueue(s, &e, eb);
+}
+
+int hf_coord_store_report_put_text(hf_coord_store *s, const char *id, uint64_t wall_ms,
+				   const char *json, size_t len, hf_errbuf *eb)
+{
+	hf_coord_qentry e;
+	int rc = check_id(id, "report", eb);
+	if (rc != 0)
+		return rc;
+	if ((rc = check_u64(wall_ms, "report: wall_ms", eb)) != 0)
+		return rc;
+	if (!json || len == 0 || memchr(json, '\0', len))
+		return hf_fail(eb, HF_EINVAL, "report of %s: empty JSON text or a NUL inside", id);
+	memset(&e, 0, sizeof e);
+	hf_strlcpy(e.node, id, sizeof e.node);
+	e.wall_ms = wall_ms;
+	e.json = strndup(json, len);
+	if (!e.json)
+		return hf_fail(eb, HF_ENOMEM, "report of %s: out of memory", id);
 	return enqueue(s, &e, eb);
 }
 

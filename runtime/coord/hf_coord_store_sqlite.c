@@ -4,7 +4,8 @@
  * Invariants: the connection runs in WAL mode with synchronous=FULL (a commit is on disk, WAL
  * fsync'ed, before it returns: a decision survives a power cut, not only a crash of this
  * process; NORMAL would only survive the latter), foreign_keys=ON, a busy timeout (other
- * processes, hashflop-coord node add, may write between our transactions), defensive mode.
+ * processes, hashflop-coord node add, may write between our transactions: a 1 ms retry for
+ * 5 s), defensive mode.
  * Checkpoints run on a second connection from the report writer's thread (maintain), never
  * inside a caller's commit (wal_autocheckpoint=0 on the main connection): PASSIVE checkpoints
  * do not block writers, so a decision does not wait for 4 MB of WAL to be copied and synced.
@@ -158,6 +159,8 @@ typedef struct hf_sqlite {
 	sqlite3 *ckpt;               /* WAL checkpoints only, from the report writer's thread */
 	pthread_cond_t turn;         /* the report writer waits here while callers wait for mu */
 	atomic_int callers_waiting;  /* callers (not the report writer) waiting for mu */
+	uint64_t busy_since_ms;      /* busy_wait's clock for db (under mu) */
+	uint64_t ckpt_busy_since_ms; /* and for ckpt (the writer's thread) */
 	sqlite3_stmt *st[S_COUNT];
 	int version;
 	char path[PATH_MAX];
@@ -213,6 +216,20 @@ static int sq_fail(hf_sqlite *q, int rc, hf_errbuf *eb, const char *fmt, ...)
 	va_end(ap);
 	return hf_fail(eb, map_rc(rc), "%s: %s: %s%s", q->path, what,
 		       q->db ? sqlite3_errmsg(q->db) : sqlite3_errstr(rc), rc_hint(rc));
+}
+
+/* SQLite's busy handler: retries every millisecond for BUSY_TIMEOUT_MS. SQLite's own
+ * (sqlite3_busy_timeout) sleeps up to 100 ms between tries and can miss, for the whole timeout,
+ * the short gaps another process (the coordinator between its report transactions) leaves. */
+static int busy_wait(void *arg, int n)
+{
+	uint64_t *since = arg, now = hf_mono_ms();
+	if (n == 0)
+		*since = now;
+	if (now - *since >= BUSY_TIMEOUT_MS)
+		return 0;
+	hf_sleep_ms(1);
+	return 1;
 }
 
 /* ---- the connection's lock ---- */
@@ -355,22 +372,33 @@ static int exec(hf_sqlite *q, const char *sql, hf_errbuf *eb, const char *what)
 /* ---- open: file, pragmas, migrations, statements ---- */
 
 /* Creates the directory (0750) and an empty file (0600: SQLite gives its -wal and -shm files the
- * database's mode) when missing. */
+ * database's mode) when missing; a new file's directory entry is synced (SQLite syncs the
+ * directory for the WAL it creates, not for a database file created here). */
 static int make_file(const char *path, hf_errbuf *eb)
 {
-	char copy[PATH_MAX];
-	int fd;
+	char copy[PATH_MAX], dir[PATH_MAX];
+	int fd, dfd;
 
 	hf_strlcpy(copy, path, sizeof copy);
-	int rc = hf_mkdir_p(dirname(copy), 0750, eb);
+	hf_strlcpy(dir, dirname(copy), sizeof dir);
+	int rc = hf_mkdir_p(dir, 0750, eb);
 	if (rc != 0)
 		return hf_fail_prefix(eb, rc, "database %s", path);
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0 && errno == EEXIST)
+		return 0;
 	if (fd < 0)
 		return hf_fail(eb, errno == ENOENT ? HF_ENOTFOUND : HF_EIO, "database %s: %s", path,
 			       strerror(errno));
+	rc = fsync(fd);
 	close(fd);
-	return 0;
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (rc != 0 || dfd < 0 || fsync(dfd) != 0)
+		rc = hf_fail(eb, HF_EIO, "database %s: syncing the new file: %s", path,
+			     strerror(errno));
+	if (dfd >= 0)
+		close(dfd);
+	return rc;
 }
 
 static int set_pragmas(hf_sqlite *q, hf_errbuf *eb)
@@ -380,7 +408,7 @@ static int set_pragmas(hf_sqlite *q, hf_errbuf *eb)
 	int rc;
 
 	sqlite3_extended_result_codes(q->db, 1);
-	sqlite3_busy_timeout(q->db, BUSY_TIMEOUT_MS);
+	sqlite3_busy_handler(q->db, busy_wait, &q->busy_since_ms);
 	sqlite3_db_config(q->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
 	/* The first read of the file: a non-SQLite file fails here. */
 	rc = sqlite3_prepare_v2(q->db, "PRAGMA journal_mode=WAL", -1, &st, NULL);
@@ -985,7 +1013,7 @@ static int open_ckpt(hf_sqlite *q, hf_errbuf *eb)
 	int rc = sqlite3_open_v2(q->path, &q->ckpt, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
 				 NULL);
 	if (rc == SQLITE_OK) {
-		sqlite3_busy_timeout(q->ckpt, BUSY_TIMEOUT_MS);
+		sqlite3_busy_handler(q->ckpt, busy_wait, &q->ckpt_busy_since_ms);
 		rc = sqlite3_exec(q->ckpt, "PRAGMA synchronous=FULL; PRAGMA wal_autocheckpoint=0",
 				  NULL, NULL, NULL);
 	}

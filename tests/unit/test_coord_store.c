@@ -773,11 +773,11 @@ Test(coord_store, a_damaged_database_gives_errors_not_a_crash)
 	hf_coord_store *s = open_db();
 	hf_errbuf eb;
 	add_node(s, "n1");
-	for (int i = 0; i < 200; i++) {
-		hf_coord_decision_rec d = mk_dec("n1", 1000 + (uint64_t)i,
-			"{\"payload\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}");
-		cr_assert_eq(hf_coord_store_decision_add(s, &d, &eb), 0, "%s", eb.msg);
-	}
+	static hf_coord_decision_rec d[200];
+	for (int i = 0; i < 200; i++)
+		d[i] = mk_dec("n1", 1000 + (uint64_t)i,
+			      "{\"payload\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}");
+	cr_assert_eq(hf_coord_store_decision_add_many(s, d, 200, &eb), 0, "%s", eb.msg);
 	hf_coord_store_free(s); /* checkpoints: everything is in the main file */
 
 	/* Scribble over everything after page 1's 100-byte header: the schema is gone. */
@@ -802,11 +802,11 @@ Test(coord_store, a_damaged_table_page_fails_its_queries_only)
 	hf_errbuf eb;
 	int rc;
 	add_node(s, "n1");
-	for (int i = 0; i < 300; i++) {
-		hf_coord_decision_rec d = mk_dec("n1", 1000 + (uint64_t)i,
-			"{\"payload\":\"yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy\"}");
-		cr_assert_eq(hf_coord_store_decision_add(s, &d, &eb), 0, "%s", eb.msg);
-	}
+	static hf_coord_decision_rec many[300];
+	for (int i = 0; i < 300; i++)
+		many[i] = mk_dec("n1", 1000 + (uint64_t)i,
+			      "{\"payload\":\"yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy\"}");
+	cr_assert_eq(hf_coord_store_decision_add_many(s, many, 300, &eb), 0, "%s", eb.msg);
 	hf_coord_store_free(s);
 	long long page = raw_sql(dbpath, "SELECT rootpage FROM sqlite_master WHERE name = "
 				 "'decisions'", &rc);
@@ -1151,6 +1151,47 @@ Test(coord_store, a_failed_report_commit_is_reported_and_counted)
 	put_report(s, "ok1", hf_wall_ms(), 4);
 	cr_assert_eq(hf_coord_store_report_flush(s, &eb), 0, "%s", eb.msg);
 	cr_assert_eq(hf_coord_store_report_latest(s, "ok1", &got, NULL, &eb), 0, "%s", eb.msg);
+	json_decref(got);
+	hf_coord_store_free(s);
+}
+
+Test(coord_store, a_path_that_cannot_be_a_database_is_refused_clearly)
+{
+	hf_errbuf eb;
+	int rc;
+	/* its directory is a file */
+	snprintf(dbpath, sizeof dbpath, "%s/plain", dir);
+	write_file(dbpath, "x", 1);
+	snprintf(dbpath, sizeof dbpath, "%s/plain/coord.db", dir);
+	rc = try_open(&eb);
+	cr_assert_eq(rc, HF_EIO, "%s", hf_strerror(rc));
+	cr_assert(strstr(eb.msg, "plain") && strstr(eb.msg, "not a directory"), "%s", eb.msg);
+	/* it is a directory */
+	snprintf(dbpath, sizeof dbpath, "%s/adir", dir);
+	cr_assert_eq(mkdir(dbpath, 0700), 0);
+	rc = try_open(&eb);
+	cr_assert_eq(rc, HF_EIO, "%s", hf_strerror(rc));
+	cr_assert(strstr(eb.msg, dbpath) && strstr(eb.msg, "opening"), "%s", eb.msg);
+	cr_log_info("%s", eb.msg);
+}
+
+Test(coord_store, report_put_text_stores_the_text_given)
+{
+	hf_coord_store *s = open_db();
+	const char body[] = "{\"v\": 1, \"seq\": 9, \"mode\": \"idle\"}trailing";
+	json_t *got = NULL;
+	uint64_t w = 0;
+	hf_errbuf eb;
+	add_node(s, "n1");
+	cr_assert_eq(hf_coord_store_report_put_text(s, "n1", 4242, body, strlen(body) - 8, &eb), 0,
+		     "%s", eb.msg);
+	cr_assert_eq(hf_coord_store_report_put_text(s, "n1", 1, "", 0, &eb), HF_EINVAL);
+	cr_assert_eq(hf_coord_store_report_put_text(s, "n1", 1, "{}\0{}", 5, &eb), HF_EINVAL);
+	cr_assert_eq(hf_coord_store_report_flush(s, &eb), 0, "%s", eb.msg);
+	cr_assert_eq(hf_coord_store_report_latest(s, "n1", &got, &w, &eb), 0, "%s", eb.msg);
+	cr_assert_eq(w, 4242);
+	cr_assert_eq(json_integer_value(json_object_get(got, "seq")), 9);
+	cr_assert_str_eq(json_string_value(json_object_get(got, "mode")), "idle");
 	json_decref(got);
 	hf_coord_store_free(s);
 }
