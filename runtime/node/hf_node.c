@@ -197,8 +197,9 @@ static int start_control(hf_node *n, hf_errbuf *eb)
 	return hf_control_start(&o, &ops, &n->control, eb);
 }
 
-/* The estimate's default watts: the mining OpenCL device's when the mining section uses one
- * (an H100/H200 has its board figure), else this machine's CPUs. */
+/* The estimate's default watts for the mining OpenCL device when the mining section uses one
+ * and it resolves (an H100/H200 has its board figure); otherwise o is left at 0/0 and
+ * hf_power picks this machine's CPU figure itself (and labels it a default). */
 static void estimate_defaults(hf_node *n, hf_power_opts *o, const char **why)
 {
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -207,15 +208,17 @@ static void estimate_defaults(hf_node *n, hf_power_opts *o, const char **why)
 	hf_errbuf eb;
 
 	hf_mining_config_defaults(&mc);
-	if (n->cfg->mining && hf_mining_config_from_json(&mc, n->cfg->mining, "mining", &eb) == 0 &&
-	    mc.backend == HF_MINING_OPENCL &&
-	    hf_node_cl_device_name(mc.device, name, sizeof name, &eb) < 0) {
-		hf_log_info("power: mining.opencl.device not resolved for the estimate (%s); using the CPU figure",
-			    eb.msg);
-		name[0] = '\0';
+	if (!n->cfg->mining || hf_mining_config_from_json(&mc, n->cfg->mining, "mining", &eb) < 0 ||
+	    mc.backend != HF_MINING_OPENCL)
+		return;
+	if (hf_node_cl_device_name(mc.device, name, sizeof name, &eb) < 0) {
+		hf_log_info("power: the mining OpenCL device did not resolve for the estimate (%s); "
+			    "using the CPU figure", eb.msg);
+		return;
 	}
-	hf_power_estimate_default(name[0] ? name : NULL, ncpu > 0 ? (unsigned)ncpu : 1, &o->idle_w,
-				  &o->full_w, why);
+	hf_text_clean_inplace(name); /* the driver's text */
+	hf_power_estimate_default(name, ncpu > 0 ? (unsigned)ncpu : 1, &o->idle_w, &o->full_w, why);
+	hf_log_info("power: estimate defaults from the mining device \"%s\"", name);
 }
 
 /* Opens the power source power.* names and logs once where the node's watts come from. An
@@ -262,9 +265,21 @@ static int start_telemetry(hf_node *n, hf_errbuf *eb)
 	hf_telemetry_opts o = { .power = n->power, .modes = n->modes,
 				.interval_ms = (unsigned)n->cfg->telemetry_interval_ms };
 
+	hf_mining_config mc;
+	hf_errbuf e2;
+	int r;
+
 	if (!n->power)
 		return 0;
-	return hf_telemetry_new(&o, &n->telemetry, eb);
+	if ((r = hf_telemetry_new(&o, &n->telemetry, eb)) < 0)
+		return r;
+	/* The configured mining target is shown with the power figures (instructions do not
+	 * change it). */
+	hf_mining_config_defaults(&mc);
+	if (n->cfg->mining && hf_mining_config_from_json(&mc, n->cfg->mining, "mining", &e2) == 0 &&
+	    mc.power_target_w > 0)
+		hf_telemetry_set_target(n->telemetry, mc.power_target_w);
+	return 0;
 }
 
 /* The mining worker: always built in (the CPU backend needs no device). */

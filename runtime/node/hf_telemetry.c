@@ -7,8 +7,9 @@
  * so energy and work always cover the same seconds. A run ends (the ring restarts from the
  * newest sample) when the current mode or its start time changes, or when a work counter went
  * backwards (a new worker object). A sample taken while the machine's mode and the counters'
- * mode disagree (a switch between the two reads) adds no work sample. The published snapshot
- * is replaced whole under the lock.
+ * mode disagree (a switch between the two reads) adds no work sample. A new run is sampled
+ * within RUN_POLL_MS of its start (the work before that first sample is in no window). The
+ * published snapshot is replaced whole under the lock.
  * Threading: the sampler thread owns the ring and the run; snap, target and stop are guarded
  * by lock; the serialisers touch only the snapshot they are given.
  */
@@ -28,6 +29,7 @@
 static const unsigned windows_s[HF_TELEM_WINDOWS] = { 10, 60, 900 };
 static const char *const window_names[HF_TELEM_WINDOWS] = { "10s", "1m", "15m" };
 #define REPORT_WINDOW 1 /* the 60 s window goes to the coordinator */
+#define RUN_POLL_MS 50  /* how soon a new mode run gets its first sample */
 
 typedef struct sample {
 	hf_power_reading power;
@@ -173,24 +175,45 @@ static void sample_once(hf_telemetry *t)
 	pthread_mutex_unlock(&t->lock);
 }
 
+/* Whether the machine now runs another mode or another run of it than the samples cover
+ * (sampler thread). */
+static bool run_changed(hf_telemetry *t)
+{
+	hf_modes_info info;
+
+	hf_modes_snapshot(t->modes, &info);
+	return !t->have_run || info.mode != t->run_mode ||
+	       info.mode_since_wall_ms != t->run_since_wall_ms;
+}
+
+/* Samples every interval_ms, and at once (within RUN_POLL_MS) when a new mode run begins, so
+ * that the work of a run's first interval is not lost before its first sample. */
 static void *sampler_main(void *arg)
 {
 	hf_telemetry *t = arg;
 	uint64_t next = hf_mono_ms() + t->interval_ms;
+	unsigned poll = t->interval_ms < RUN_POLL_MS ? t->interval_ms : RUN_POLL_MS;
 
 	pthread_mutex_lock(&t->lock);
 	while (!t->stop) {
 		uint64_t now = hf_mono_ms();
 		if (now < next) {
 			struct timespec ts;
-			hf_abstime_after_ms(next - now, &ts);
+			uint64_t wait = next - now < poll ? next - now : poll;
+			hf_abstime_after_ms(wait, &ts);
 			pthread_cond_timedwait(&t->cond, &t->lock, &ts);
-			continue;
+			if (t->stop)
+				break;
 		}
-		/* A late wake-up (a suspended machine) resumes the schedule from now. */
-		next = next + t->interval_ms > now ? next + t->interval_ms : now + t->interval_ms;
 		pthread_mutex_unlock(&t->lock);
-		sample_once(t);
+		now = hf_mono_ms();
+		if (now >= next) {
+			/* A late wake-up (a suspended machine) resumes the schedule from now. */
+			next = next + t->interval_ms > now ? next + t->interval_ms : now + t->interval_ms;
+			sample_once(t);
+		} else if (run_changed(t)) {
+			sample_once(t);
+		}
 		pthread_mutex_lock(&t->lock);
 	}
 	pthread_mutex_unlock(&t->lock);
@@ -340,6 +363,10 @@ void hf_telemetry_status_json(const hf_telemetry_snapshot *s, json_t *obj)
 	json_object_set_new(p, "sampled_ms", json_integer((json_int_t)s->wall_ms));
 	json_object_set_new(p, "mode", json_string(hf_mode_name(s->mode)));
 	json_object_set_new(p, "mode_since_ms", json_integer((json_int_t)s->mode_since_wall_ms));
+	json_object_set_new(p, "worker_counters",
+			    json_pack("{s:I, s:o, s:I}", "hashes", (json_int_t)s->totals.hashes,
+				      "flops", num(s->totals.flops),
+				      "inferences", (json_int_t)s->totals.inferences));
 	for (size_t i = 0; i < HF_TELEM_WINDOWS; i++)
 		json_object_set_new(wins, window_names[i], window_json(&s->win[i]));
 	json_object_set_new(p, "windows", wins);

@@ -38,7 +38,8 @@ typedef struct hf_telemetry_opts {
 
 typedef struct hf_telemetry_window {
 	unsigned seconds;      /* the window's length: 10, 60, 900 */
-	double covered_s;      /* seconds of it observed in this mode run (<= seconds) */
+	double covered_s;      /* seconds of it observed in this mode run (<= seconds + half a
+			        * sample interval: the oldest sample inside that span starts it) */
 	double joules;
 	double watts;          /* joules / covered_s */
 	double hashes_per_s, flops_per_s, inferences_per_s;
@@ -71,7 +72,9 @@ void hf_telemetry_snapshot_get(hf_telemetry *t, hf_telemetry_snapshot *out);
 /* Records the power target in force (watts <= 0: none), shown with the snapshot. */
 void hf_telemetry_set_target(hf_telemetry *t, double watts);
 /* Adds "power": {"watts", "joules_total", "source", "boundary", "estimated", "degraded",
- * "detail", "target_w" (or null), "windows": {"10s": {...}, "1m": {...}, "15m": {...}}} and
+ * "detail", "target_w" (or null), "samples", "sampled_ms", "mode", "mode_since_ms",
+ * "worker_counters": {"hashes", "flops", "inferences"} (the current worker's, over its life),
+ * "windows": {"10s": {...}, "1m": {...}, "15m": {...}}} and
  * "efficiency": {"mode", "mh_per_j" | "gflop_per_j" + "inferences_per_j" | "idle_watts",
  * per window} to obj. */
 void hf_telemetry_status_json(const hf_telemetry_snapshot *s, json_t *obj);

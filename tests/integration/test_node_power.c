@@ -302,7 +302,8 @@ Test(node_power, mining_shows_megahashes_per_joule, .init = setup, .timeout = 18
 
 	hf_testpool_start(&p, "power-mining-pool", 0, "0.001", NULL, WAIT_MS);
 	snprintf(mining, sizeof mining, "{\"pools\": [{\"url\": \"stratum+tcp://127.0.0.1:%u\", "
-		 "\"user\": \"bc1qtest.w1\"}], \"status_interval_s\": 1, \"cpu\": {\"threads\": 1}}", p.port);
+		 "\"user\": \"bc1qtest.w1\"}], \"status_interval_s\": 1, \"cpu\": {\"threads\": 1}, "
+		 "\"power_target_w\": 75}", p.port);
 	node_config(&n, "power-mining", "mining", mining,
 		    "{\"source\": \"estimate\", \"idle_w\": 40, \"full_w\": 80, \"telemetry_interval_ms\": 200}");
 	hf_testnode_start(&n, NULL);
@@ -321,10 +322,12 @@ Test(node_power, mining_shows_megahashes_per_joule, .init = setup, .timeout = 18
 	cr_expect_str_eq(json_string_value(json_object_get(json_object_get(j, "efficiency"), "mode")), "mining");
 	cr_expect_gt(mhj, 0, "no MH/J in mining: %s", json_dumps(json_object_get(j, "efficiency"), 0));
 	cr_expect_gt(pnum(j, "windows.10s.hashes_per_s"), 0);
+	cr_expect_eq(pnum(j, "target_w"), 75, "the configured target is shown with the power figures");
 	cr_log_info("mining on 1 CPU thread: %.4f MH/J (estimated watts %.1f)", mhj, pnum(j, "watts"));
 	json_decref(j);
 	char *m = metrics(&n);
 	cr_expect(strstr(m, "hashflop_efficiency_mh_per_joule{window=\"10s\",source=\"estimate\",estimated=\"true\"} "), "%s", m);
+	cr_expect(strstr(m, "hashflop_power_target_watts 75\n"), "%s", m);
 	free(m);
 	hf_testnode_stop(&n);
 	hf_testnode_fini(&n);

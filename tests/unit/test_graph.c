@@ -703,3 +703,39 @@ Test(graph, caps)
 	refused(one_op("[-1,2,3]", "reshape", "\"shape\":[-1,16777216,2]", "[-1,6]"), HF_ETOOBIG,
 		"ops[0] (reshape): shape: more than 16777216 elements per sample");
 }
+
+/* The FLOPs the node's telemetry counts per item (hf_graph_work_flops_per_sample): every op,
+ * by hand. x [-1, 2, 3] -> linear 3->4 with bias (on each of the 2 rows) -> gelu -> layernorm
+ * (weight and bias) -> add (residual) -> flatten -> linear 8->5 without bias -> softmax. */
+Test(graph, work_flops_count_every_op)
+{
+	static float w1[12], b1[4], lw[4], lb[4], w2[40];
+	st_spec ts[] = { { "w1", 2, { 4, 3 }, w1, NULL }, { "b1", 1, { 4 }, b1, NULL },
+			 { "lw", 1, { 4 }, lw, NULL }, { "lb", 1, { 4 }, lb, NULL },
+			 { "w2", 2, { 5, 8 }, w2, NULL } };
+	const char *graph =
+		"{\"version\":1,\"inputs\":[{\"name\":\"x\",\"datatype\":\"FP32\",\"shape\":[-1,2,3]}],"
+		"\"outputs\":[{\"name\":\"y\",\"datatype\":\"FP32\",\"shape\":[-1,5]}],\"ops\":["
+		"{\"op\":\"linear\",\"inputs\":[\"x\"],\"outputs\":[\"h\"],\"weight\":\"w1\",\"bias\":\"b1\"},"
+		"{\"op\":\"gelu\",\"inputs\":[\"h\"],\"outputs\":[\"g\"]},"
+		"{\"op\":\"layernorm\",\"inputs\":[\"g\"],\"outputs\":[\"n\"],\"weight\":\"lw\",\"bias\":\"lb\"},"
+		"{\"op\":\"add\",\"inputs\":[\"n\",\"h\"],\"outputs\":[\"r\"]},"
+		"{\"op\":\"flatten\",\"inputs\":[\"r\"],\"outputs\":[\"f\"]},"
+		"{\"op\":\"linear\",\"inputs\":[\"f\"],\"outputs\":[\"z\"],\"weight\":\"w2\"},"
+		"{\"op\":\"softmax\",\"inputs\":[\"z\"],\"outputs\":[\"y\"],\"axis\":-1}]}";
+	model m;
+
+	model_load(&m, ts, 5, graph);
+	cr_assert_eq(m.rc, 0, "%s", m.eb.msg);
+	double want = 2 * (2.0 * 3 * 4 + 4)                 /* linear with bias, 2 rows */
+		      + 8                                     /* gelu */
+		      + (HF_GRAPH_LAYERNORM_FLOPS + 2) * 8    /* layernorm, weight and bias */
+		      + 8                                     /* add */
+		      + 0                                     /* flatten */
+		      + 2.0 * 8 * 5                           /* linear without bias */
+		      + HF_GRAPH_SOFTMAX_FLOPS * 5;           /* softmax */
+	cr_expect_eq(hf_graph_work_flops_per_sample(m.g), want);
+	/* The multiply-adds alone stay what hf_graph_flops_per_sample says. */
+	cr_expect_eq(hf_graph_flops_per_sample(m.g), 2 * (2 * 3 * 4) + 2 * 8 * 5);
+	model_free(&m);
+}
