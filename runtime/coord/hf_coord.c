@@ -84,6 +84,7 @@ static hf_coord_env *env_from_rec(const hf_coord_decision_rec *d)
 		hf_strlcpy(e->node, d->node, sizeof e->node);
 		hf_strlcpy(e->mode, d->mode, sizeof e->mode);
 		hf_strlcpy(e->source, d->source, sizeof e->source);
+		e->hold_until_ms = in.has_hold ? in.hold_until_ms : 0;
 		e->mining = json_incref(in.mining);
 		e->inference = json_incref(in.inference);
 		e->reason = json_incref(in.reason);
@@ -122,6 +123,8 @@ static int restore(hf_coord *c, hf_errbuf *eb)
 			floor = d[i].issued_ms;
 		if (e)
 			hf_coord_fleet_publish(c->fleet, e, &woken);
+		if (e && strcmp(e->node, "*") == 0 && e->hold_until_ms)
+			hf_coord_fleet_set_hold(c->fleet, "*", e->hold_until_ms, d[i].keyids);
 		hf_coord_env_unref(e);
 		hf_coord_decision_rec_clear(&d[i]);
 	}
@@ -651,21 +654,14 @@ static void raise_floor(hf_coord *c, uint64_t issued)
 	pthread_mutex_unlock(&c->mu);
 }
 
+/* A node's hold is recorded in the store; a fleet-wide one ("*") only in memory and restored
+ * from the current fleet envelope (one record, not one per node). */
 static int set_holds(hf_coord *c, const hf_instr *in, const char *by, hf_errbuf *eb)
 {
-	char (*ids)[HF_COORD_NODE_ID_MAX + 1] = NULL;
-	size_t n = 0;
-	int r = 0;
-
 	if (!in->has_hold)
 		return 0;
-	if (strcmp(in->node, "*") != 0)
-		r = hf_coord_store_node_set_hold(c->store, in->node, in->hold_until_ms, by, eb);
-	else if (hf_coord_fleet_node_ids(c->fleet, &ids, &n) == 0)
-		for (size_t i = 0; i < n && r == 0; i++)
-			r = hf_coord_store_node_set_hold(c->store, ids[i], in->hold_until_ms, by, eb);
-	free(ids);
-	if (r < 0)
+	if (strcmp(in->node, "*") != 0 &&
+	    hf_coord_store_node_set_hold(c->store, in->node, in->hold_until_ms, by, eb) < 0)
 		return hf_fail_prefix(eb, HF_EIO, "recording the hold");
 	hf_coord_fleet_set_hold(c->fleet, in->node, in->hold_until_ms, by);
 	return 0;
@@ -714,6 +710,7 @@ int hf_coord_relay(hf_coord *c, const char *target, const char *body, size_t len
 	e->expires_ms = in.expires_ms;
 	e->decided_us = hf_mono_us();
 	e->authority = HF_COORD_BY_OPERATOR;
+	e->hold_until_ms = in.has_hold ? in.hold_until_ms : 0;
 	hf_strlcpy(e->node, in.node, sizeof e->node);
 	hf_strlcpy(e->mode, d.mode, sizeof e->mode);
 	hf_strlcpy(e->source, "operator", sizeof e->source);

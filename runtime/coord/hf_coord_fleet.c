@@ -68,6 +68,8 @@ struct hf_coord_fleet {
 	cnode **tab;
 	size_t cap, count;
 	hf_coord_env *fleet_env;
+	uint64_t fleet_hold_until_ms; /* a fleet-wide operator hold (every node) */
+	char fleet_hold_by[64];
 	waiter **chunks;
 	size_t nchunks, used;
 	waiter *free_list;
@@ -120,6 +122,15 @@ static hf_coord_env *effective(const hf_coord_fleet *f, const cnode *n)
 	if (n->own && (!f->fleet_env || n->own->issued_ms >= f->fleet_env->issued_ms))
 		return n->own;
 	return f->fleet_env;
+}
+
+/* n's hold in force: its own or the fleet's, whichever ends later. */
+static uint64_t hold_of(const hf_coord_fleet *f, const cnode *n, const char **by)
+{
+	bool fleet = f->fleet_hold_until_ms > n->hold_until_ms;
+	if (by)
+		*by = fleet ? f->fleet_hold_by : n->hold_by;
+	return fleet ? f->fleet_hold_until_ms : n->hold_until_ms;
 }
 
 static void hist_observe(hist *h, double v)
@@ -755,7 +766,7 @@ bool hf_coord_fleet_current(hf_coord_fleet *f, const char *id, hf_coord_env **en
 	if (n || star) {
 		*env = hf_coord_env_ref(n ? effective(f, n) : f->fleet_env);
 		if (n)
-			*hold_until_ms = n->hold_until_ms;
+			*hold_until_ms = hold_of(f, n, NULL);
 	}
 	pthread_mutex_unlock(&f->lock);
 	return n || star;
@@ -772,11 +783,13 @@ uint64_t hf_coord_fleet_fleet_issued(hf_coord_fleet *f)
 
 void hf_coord_fleet_set_hold(hf_coord_fleet *f, const char *id, uint64_t until_ms, const char *by)
 {
+	cnode *n;
+
 	pthread_mutex_lock(&f->lock);
-	for (size_t i = 0; i < f->cap; i++) {
-		cnode *n = f->tab[i];
-		if (!n || (strcmp(id, "*") != 0 && strcmp(id, n->id) != 0))
-			continue;
+	if (strcmp(id, "*") == 0) {
+		f->fleet_hold_until_ms = until_ms;
+		hf_strlcpy(f->fleet_hold_by, by, sizeof f->fleet_hold_by);
+	} else if ((n = find(f, id))) {
 		n->hold_until_ms = until_ms;
 		hf_strlcpy(n->hold_by, by, sizeof n->hold_by);
 	}
@@ -831,7 +844,7 @@ size_t hf_coord_fleet_due_resign(hf_coord_fleet *f, uint64_t now_ms, hf_coord_en
 		cnode *n = f->tab[i];
 		hf_coord_env *e = n ? n->own : NULL;
 		if (!e || e != effective(f, n) || e->authority != HF_COORD_BY_COORDINATOR ||
-		    n->hold_until_ms > now_ms ||
+		    hold_of(f, n, NULL) > now_ms ||
 		    now_ms < e->issued_ms + (e->expires_ms - e->issued_ms) / 2)
 			continue;
 		if (!*out && !(*out = calloc(max, sizeof **out)))
@@ -848,14 +861,16 @@ static json_t *node_view(const hf_coord_fleet *f, const cnode *n, uint64_t now)
 {
 	const hf_coord_env *e = effective(f, n);
 	bool offline = !n->last_seen_ms || now > n->last_seen_ms + f->offline_after_s * 1000ull;
+	const char *by;
+	uint64_t hold = hold_of(f, n, &by);
 	json_t *j = json_pack("{s:s, s:b, s:I, s:n, s:n, s:I, s:I}", "id", n->id,
 			      "offline", offline, "last_seen_ms", (json_int_t)n->last_seen_ms,
-			      "desired", "report", "hold_until_ms", (json_int_t)n->hold_until_ms,
+			      "desired", "report", "hold_until_ms", (json_int_t)hold,
 			      "waiting_polls", (json_int_t)n->nwait);
 	if (!j)
 		return NULL;
-	if (n->hold_until_ms > now)
-		json_object_set_new(j, "hold_by", json_string(n->hold_by));
+	if (hold > now)
+		json_object_set_new(j, "hold_by", json_string(by));
 	if (e)
 		json_object_set_new(j, "desired", json_pack("{s:s, s:I, s:I, s:I, s:s, s:s}",
 				    "mode", e->mode, "issued_ms", (json_int_t)e->issued_ms,
@@ -1018,7 +1033,7 @@ void hf_coord_fleet_metrics(hf_coord_fleet *f, uint64_t now_ms, hf_buf *b)
 		desired[e ? mode_index(e->mode) : 3]++;
 		conv += n->has_report && n->converged;
 		off += !n->last_seen_ms || now_ms > n->last_seen_ms + f->offline_after_s * 1000ull;
-		held += n->hold_until_ms > now_ms;
+		held += hold_of(f, n, NULL) > now_ms;
 	}
 	count = f->count;
 	fan = f->fanout;

@@ -47,6 +47,7 @@ typedef struct hf_coord_env {
 	char mode[16];
 	char source[64];
 	hf_coord_authority authority;
+	uint64_t hold_until_ms;  /* the payload's operator hold (0: none) */
 	json_t *mining, *inference, *reason; /* owned or NULL (what a re-sign repeats) */
 	char *text;              /* the envelope JSON (owned) */
 	size_t len;
@@ -100,7 +101,8 @@ bool hf_coord_fleet_current(hf_coord_fleet *f, const char *id, hf_coord_env **en
 			    uint64_t *hold_until_ms);
 /* The highest issued_ms any node holds or the fleet envelope has (relay ordering for "*"). */
 uint64_t hf_coord_fleet_fleet_issued(hf_coord_fleet *f);
-/* Sets id's hold (in memory; the caller records it in the store). id "*": every node. */
+/* Sets id's hold (in memory; the caller records it in the store). id "*": a fleet-wide hold
+ * over every node's own (the one ending later is in force). */
 void hf_coord_fleet_set_hold(hf_coord_fleet *f, const char *id, uint64_t until_ms,
 			     const char *by);
 

@@ -47,6 +47,7 @@ static const char *const outcome_names[O_COUNT] = {
 struct hf_control {
 	hf_control_ops ops;
 	char url[512], shown_url[512], node_id[64], ca_file[PATH_MAX];
+	struct curl_slist *headers;  /* "Authorization: Bearer TOKEN"; NULL without a token */
 	uint64_t poll_wait_s, retry_max_ms;
 	pthread_t thread;
 	pthread_mutex_t lock;
@@ -124,6 +125,8 @@ static void setup_request(hf_control *c, CURL *curl, const char *url, char *err,
 		curl_easy_setopt(curl, CURLOPT_CAINFO, c->ca_file);
 	curl_easy_setopt(curl, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(curl, CURLOPT_USERAGENT, "hashflopd/" HF_VERSION);
+	if (c->headers)
+		curl_easy_setopt(curl, CURLOPT_HTTPHEADER, c->headers);
 	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, err);
 	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(curl, CURLOPT_WRITEDATA, body);
@@ -180,7 +183,10 @@ static outcome poll_once(hf_control *c, CURL *curl)
 		   (status != 200 && status != 204)) {
 		o = O_HTTP_ERROR;
 		int n = body.len > ERROR_BODY_MAX ? ERROR_BODY_MAX : (int)body.len;
-		snprintf(msg, sizeof msg, "coordinator answered HTTP %ld%s%.*s", status,
+		while (n > 0 && (body.data[n - 1] == '\n' || body.data[n - 1] == '\r'))
+			n--; /* a JSON error body's final newline */
+		snprintf(msg, sizeof msg, "%s HTTP %ld%s%.*s", status == 401 ?
+			 "coordinator refused the node's token:" : "coordinator answered", status,
 			 n ? ": " : "", n, body.data ? body.data : "");
 		note(c, o, msg);
 	} else if (status == 204) {
@@ -261,6 +267,17 @@ int hf_control_start(const hf_control_opts *opts, const hf_control_ops *ops, hf_
 		free(c);
 		return hf_fail(eb, HF_ETOOBIG, "control: coordinator URL, node id or CA file too long");
 	}
+	if (opts->bearer_token && opts->bearer_token[0]) {
+		char auth[32 + 256];
+		int w = snprintf(auth, sizeof auth, "Authorization: Bearer %s", opts->bearer_token);
+		if (w > 0 && (size_t)w < sizeof auth)
+			c->headers = curl_slist_append(NULL, auth);
+		memset(auth, 0, sizeof auth);
+		if (!c->headers) {
+			free(c);
+			return hf_fail(eb, HF_EINVAL, "control: bearer token too long or out of memory");
+		}
+	}
 	for (size_t n = strlen(c->url); n > 0 && c->url[n - 1] == '/'; n--)
 		c->url[n - 1] = '\0';
 	hf_control_mask_url(c->shown_url, sizeof c->shown_url, c->url);
@@ -273,11 +290,12 @@ int hf_control_start(const hf_control_opts *opts, const hf_control_ops *ops, hf_
 	if (pthread_create(&c->thread, NULL, poller_main, c) != 0) {
 		pthread_cond_destroy(&c->cond);
 		pthread_mutex_destroy(&c->lock);
+		curl_slist_free_all(c->headers);
 		free(c);
 		return hf_fail(eb, HF_ENOMEM, "cannot start the control thread");
 	}
-	hf_log_info("polling %s for instructions (wait %llu s)", c->shown_url,
-		    (unsigned long long)c->poll_wait_s);
+	hf_log_info("polling %s for instructions (wait %llu s%s)", c->shown_url,
+		    (unsigned long long)c->poll_wait_s, c->headers ? ", with the node's token" : "");
 	*out = c;
 	return 0;
 }
@@ -338,5 +356,6 @@ void hf_control_free(hf_control *c)
 	pthread_join(c->thread, NULL);
 	pthread_cond_destroy(&c->cond);
 	pthread_mutex_destroy(&c->lock);
+	curl_slist_free_all(c->headers);
 	free(c);
 }

@@ -10,7 +10,8 @@
  * or a 204 starts the backoff over. TLS peers are always verified (ca_file adds a CA bundle).
  * Shutdown interrupts a poll in progress within about a second. Text from the coordinator
  * (error bodies, libcurl messages, submit details) is cleaned (hf_text_clean) before it is
- * logged or stored.
+ * logged or stored. With a bearer token, every poll sends `Authorization: Bearer TOKEN` (never
+ * logged or shown); a 401 is recorded as "coordinator refused the node's token".
  * Threading: one poller thread owned by the hf_control; the callbacks run on it; status and
  * metrics from any thread.
  */
@@ -50,6 +51,7 @@ typedef struct hf_control_opts {
 	const char *ca_file;         /* NULL or "" = the system store (copied) */
 	uint64_t poll_wait_s;        /* long-poll wait asked of the coordinator */
 	uint64_t retry_max_ms;       /* backoff ceiling (>= 1) */
+	const char *bearer_token;    /* NULL or "" = polls without Authorization (copied) */
 } hf_control_opts;
 
 /* Starts the poller. The ops table is copied; ops->ctx must outlive the hf_control. */

@@ -31,6 +31,7 @@
 #include "hf_node_state.h"
 #include "hf_power.h"
 #include "hf_prom.h"
+#include "hf_report.h"
 #include "hf_telemetry.h"
 #include "hf_text.h"
 #include "hf_util.h"
@@ -38,6 +39,9 @@
 
 static json_t *control_status(hf_node *n);
 static void instruction_metrics(hf_node *n, hf_buf *b);
+static void load_token(hf_node *n);
+static int start_report(hf_node *n, hf_errbuf *eb);
+static void report_status(hf_node *n, json_t *c);
 
 struct hf_node {
 	const hf_node_config *cfg;
@@ -61,6 +65,10 @@ struct hf_node {
 	hf_trust *trust;
 	char trust_problem[HF_ERRBUF_SIZE];
 	hf_control *control;
+	/* reports to the coordinator (hf_report): the token from control.token_file */
+	hf_report *report;
+	char token[HF_REPORT_TOKEN_MAX + 1];
+	char token_problem[HF_ERRBUF_SIZE];
 	atomic_uint_fast64_t refused[HF_REFUSE_COUNT];
 	atomic_uint_fast64_t accepted_local, accepted_coord, instr_noops, instr_failures;
 };
@@ -183,7 +191,7 @@ static int start_control(hf_node *n, hf_errbuf *eb)
 {
 	hf_control_opts o = { .coordinator_url = n->cfg->coordinator_url, .node_id = n->cfg->node_id,
 			      .ca_file = n->cfg->ca_file, .poll_wait_s = n->cfg->poll_wait_s,
-			      .retry_max_ms = n->cfg->retry_max_ms };
+			      .retry_max_ms = n->cfg->retry_max_ms, .bearer_token = n->token };
 	hf_control_ops ops = { .ctx = n, .submit = control_submit,
 			       .last_issued_ms = control_last_issued };
 	return hf_control_start(&o, &ops, &n->control, eb);
@@ -365,6 +373,11 @@ int hf_node_new(const hf_node_config *cfg, hf_node **out, hf_errbuf *eb)
 	if ((r = hf_modes_request(n->modes, start_mode,
 				  start_mode == n->st.desired_mode ? n->st.mode_params : NULL, NULL, eb)) < 0)
 		goto fail;
+	if (cfg->coordinator_url[0]) {
+		load_token(n);
+		if ((r = start_report(n, eb)) < 0)
+			goto fail;
+	}
 	if ((r = hf_node_api_new(n, &n->api_ctx, eb)) < 0)
 		goto fail;
 	if ((r = hf_httpd_new(&ho, hf_node_api_routes, hf_node_api_nroutes, n->api_ctx, &n->api, eb)) < 0)
@@ -510,6 +523,7 @@ void hf_node_free(hf_node *n)
 		hf_modes_shutdown(n->modes); /* waits for instruction answers end now */
 	hf_node_api_close(n->api_ctx);   /* ... and those answers are sent before the API stops */
 	hf_httpd_free(n->api);
+	hf_report_free(n->report);       /* no instruction can notify it now; it reads the modes */
 	hf_node_api_free(n->api_ctx);
 	if (n->api_file[0])
 		unlink(n->api_file);
@@ -634,6 +648,7 @@ static void apply_instruction(hf_node *n, const hf_instr *in, const char *source
 	} else {
 		*requested = true;
 	}
+	hf_report_notify(n->report); /* the acknowledgment goes out at once */
 }
 
 /* Waits for the switch an accepted instruction asked for; fills applied / pending / error. */
@@ -777,6 +792,8 @@ static void instruction_metrics(hf_node *n, hf_buf *b)
 	hf_prom_sample(b, "hashflop_trust_keys", NULL, 0, n->trust ? (double)hf_trust_count(n->trust) : 0);
 	if (n->control)
 		hf_control_metrics(n->control, b);
+	if (n->report)
+		hf_report_metrics(n->report, b);
 }
 
 static json_t *control_status(hf_node *n)
@@ -788,5 +805,188 @@ static json_t *control_status(hf_node *n)
 		json_object_set_new(c, "problem", json_string(n->trust_problem));
 	if (n->control)
 		hf_control_status(n->control, c);
+	report_status(n, c);
 	return c;
+}
+
+/* ---- the coordinator report (hf_report): the token, the body, the change key ---- */
+
+/* Reads control.token_file; without a usable token polls go unauthenticated and no reports
+ * are sent (the coordinator would refuse them), and status says why. */
+static void load_token(hf_node *n)
+{
+	hf_errbuf eb;
+	bool others = false;
+
+	if (!n->cfg->token_file[0]) {
+		snprintf(n->token_problem, sizeof n->token_problem, "control.token_file is not set: "
+			 "polls go without a token and no reports are sent");
+		hf_log_warn("%s", n->token_problem);
+		return;
+	}
+	if (hf_report_token_load(n->cfg->token_file, n->token, sizeof n->token, &others, &eb) < 0) {
+		snprintf(n->token_problem, sizeof n->token_problem, "control.token_file: %s; polls go "
+			 "without a token and no reports are sent", eb.msg);
+		hf_text_clean_inplace(n->token_problem);
+		hf_log_err("%s", n->token_problem);
+		return;
+	}
+	if (others)
+		hf_log_warn("token file %s is readable by every user (chmod 600 it)", n->cfg->token_file);
+}
+
+static const char *const report_triggers[] = { "request", "retry", "health", "restart" };
+
+/* last_switch of the report: null before the first switch; the first switch after start
+ * comes "from" idle (no worker ran before it). */
+static json_t *report_last_switch(const hf_switch_record *r)
+{
+	if (r->seq == 0)
+		return json_null();
+	return json_pack("{s:I, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:I}",
+			 "seq", (json_int_t)r->seq,
+			 "from", hf_mode_name(r->from_none ? HF_MODE_IDLE : r->from),
+			 "to", hf_mode_name(r->to),
+			 "trigger", (unsigned)r->trigger < HF_ARRAY_SIZE(report_triggers) ?
+			 report_triggers[r->trigger] : "request",
+			 "total_ms", (json_int_t)r->total_ms, "drain_ms", (json_int_t)r->drain_ms,
+			 "release_ms", (json_int_t)r->release_ms, "start_ms", (json_int_t)r->start_ms,
+			 "result", r->result == 0 ? "ok" : "failed",
+			 "requested_wall_ms", (json_int_t)r->requested_wall_ms);
+}
+
+/* A finite number >= 0 at a dotted path of obj, else 0. */
+static double report_num(const json_t *obj, const char *a, const char *b, const char *c)
+{
+	const json_t *v = json_object_get(json_object_get(json_object_get(obj, a), b), c);
+	double d = json_is_number(v) ? json_number_value(v) : 0;
+	return d >= 0 && d < 1e300 ? d : 0;
+}
+
+/* hashrate_hs, flops, inferences_per_s from the status documents, for a node without power
+ * telemetry: mining's 1 min hash rate, inference's answered items per second (flops 0). */
+static void report_rates_status(hf_node *n, hf_mode mode, double *hs, double *ips)
+{
+	json_t *st = json_object();
+	size_t i;
+	const json_t *m;
+
+	if (mode == HF_MODE_MINING) {
+		hf_modes_status_json(n->modes, st);
+		*hs = report_num(st, "mining", "hashrate", "1m");
+	} else if (mode == HF_MODE_INFERENCE && n->inference) {
+		hf_inference_status(n->inference, st);
+		json_array_foreach(json_object_get(json_object_get(st, "inference"), "models"), i, m) {
+			const json_t *v = json_object_get(m, "inferences_per_second");
+			if (json_is_number(v) && json_number_value(v) > 0)
+				*ips += json_number_value(v);
+		}
+	}
+	json_decref(st);
+}
+
+/* hashrate_hs, flops, inferences_per_s (the running mode's 60 s rates, 0 for the others) and
+ * power: from the telemetry snapshot (one window for work and energy), else null power. */
+static void report_rates(hf_node *n, hf_mode mode, json_t *doc)
+{
+	hf_telemetry_snapshot s;
+	double hs = 0, fl = 0, ips = 0;
+	json_t *power = NULL;
+
+	hf_node_telemetry(n, &s);
+	if (s.samples > 0 && s.mode == mode) {
+		const hf_telemetry_window *w = &s.win[1]; /* 60 s */
+		hs = mode == HF_MODE_MINING ? w->hashes_per_s : 0;
+		fl = mode == HF_MODE_INFERENCE ? w->flops_per_s : 0;
+		ips = mode == HF_MODE_INFERENCE ? w->inferences_per_s : 0;
+	} else if (s.samples == 0) {
+		report_rates_status(n, mode, &hs, &ips);
+	}
+	if (s.samples > 0)
+		power = hf_telemetry_report_json(&s);
+	json_object_set_new(doc, "hashrate_hs", json_real(hs >= 0 && hs < 1e300 ? hs : 0));
+	json_object_set_new(doc, "flops", json_real(fl >= 0 && fl < 1e300 ? fl : 0));
+	json_object_set_new(doc, "inferences_per_s", json_real(ips >= 0 && ips < 1e300 ? ips : 0));
+	json_object_set_new(doc, "power", power ? power : json_null());
+}
+
+static json_t *report_build(void *ctx, uint64_t seq)
+{
+	hf_node *n = ctx;
+	hf_modes_info info;
+	hf_mode desired;
+	uint64_t applied;
+
+	hf_modes_snapshot(n->modes, &info);
+	pthread_mutex_lock(&n->lock);
+	desired = n->st.desired_mode;
+	applied = n->st.last_issued_ms;
+	pthread_mutex_unlock(&n->lock);
+	bool available = hf_modes_available(n->modes, desired);
+	/* Converged on what the node persisted: an instruction accepted a moment ago may not have
+	 * reached the mode machine yet (it is persisted first), and must not read as applied. */
+	bool handed = info.desired == desired;
+	const char *conv = !available ? "failed" : !handed ? "switching" : hf_modes_conv_name(info.conv);
+	json_t *doc = json_pack("{s:i, s:s, s:s, s:I, s:I, s:s, s:I, s:s, s:s, s:s, s:b, s:s}",
+				"v", 1, "node", n->cfg->node_id, "fleet", n->cfg->fleet_id,
+				"wall_ms", (json_int_t)hf_wall_ms(), "seq", (json_int_t)seq,
+				"version", HF_VERSION, "applied_issued_ms", (json_int_t)applied,
+				"mode", hf_mode_name(info.mode), "desired_mode", hf_mode_name(desired),
+				"phase", hf_mode_phase_name(info.phase),
+				"converged", info.converged && available && handed,
+				"convergence", conv);
+	if (!doc)
+		return NULL;
+	report_rates(n, info.mode, doc);
+	json_object_set_new(doc, "last_switch", report_last_switch(&info.last));
+	return doc;
+}
+
+static void report_state(void *ctx, hf_report_state *out)
+{
+	hf_node *n = ctx;
+	hf_modes_info info;
+
+	hf_modes_snapshot(n->modes, &info);
+	pthread_mutex_lock(&n->lock);
+	out->desired_mode = (int)n->st.desired_mode;
+	out->applied_issued_ms = n->st.last_issued_ms;
+	pthread_mutex_unlock(&n->lock);
+	out->mode = (int)info.mode;
+	out->phase = (int)info.phase;
+	out->converged = info.converged && (int)info.desired == out->desired_mode;
+}
+
+/* Starts the reporter when the node has a token (before the API: an instruction accepted
+ * there notifies it). */
+static int start_report(hf_node *n, hf_errbuf *eb)
+{
+	hf_report_opts o = { .coordinator_url = n->cfg->coordinator_url, .node_id = n->cfg->node_id,
+			     .ca_file = n->cfg->ca_file, .token = n->token,
+			     .interval_s = n->cfg->report_interval_s,
+			     .retry_max_ms = n->cfg->retry_max_ms };
+	hf_report_ops ops = { .ctx = n, .build = report_build, .state = report_state };
+
+	if (!n->token[0])
+		return 0;
+	return hf_report_start(&o, &ops, &n->report, eb);
+}
+
+/* The report's part of the control status. */
+static void report_status(hf_node *n, json_t *c)
+{
+	if (!n->cfg->coordinator_url[0])
+		return;
+	json_object_set_new(c, "token_file", json_string(n->cfg->token_file));
+	json_object_set_new(c, "reporting", json_boolean(n->report != NULL));
+	if (n->token_problem[0])
+		json_object_set_new(c, "token_problem", json_string(n->token_problem));
+	if (n->report) {
+		hf_report_status(n->report, c);
+	} else {
+		json_object_set_new(c, "reports", json_integer(0));
+		json_object_set_new(c, "report_errors", json_integer(0));
+		json_object_set_new(c, "last_report_ms", json_integer(0));
+		json_object_set_new(c, "last_report_error", json_string(n->token_problem));
+	}
 }

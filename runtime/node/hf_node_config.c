@@ -59,13 +59,15 @@ void hf_node_config_defaults(hf_node_config *cfg)
 	cfg->poll_wait_s = 30;
 	cfg->clock_skew_ms = 120000;
 	cfg->retry_max_ms = 60000;
+	cfg->report_interval_s = 10;
 	power_defaults(cfg);
 }
 
 static int read_control(hf_node_config *cfg, const json_t *ctl, hf_errbuf *eb)
 {
-	char trust[PATH_MAX], url[512], ca[PATH_MAX];
+	char trust[PATH_MAX], url[512], ca[PATH_MAX], token[PATH_MAX];
 	uint64_t wait = cfg->poll_wait_s, skew = cfg->clock_skew_ms, retry = cfg->retry_max_ms;
+	uint64_t report = cfg->report_interval_s;
 	hf_cfg_field f[] = {
 		{ .key = "trust_file", .type = HF_CFG_STRING, .dst = trust, .dst_size = sizeof trust, .min = 1 },
 		{ .key = "coordinator_url", .type = HF_CFG_STRING, .dst = url, .dst_size = sizeof url },
@@ -73,12 +75,15 @@ static int read_control(hf_node_config *cfg, const json_t *ctl, hf_errbuf *eb)
 		{ .key = "poll_wait_s", .type = HF_CFG_UINT, .dst = &wait, .min = 1, .max = 300 },
 		{ .key = "clock_skew_ms", .type = HF_CFG_UINT, .dst = &skew, .min = 0, .max = 3600000 },
 		{ .key = "retry_max_ms", .type = HF_CFG_UINT, .dst = &retry, .min = 100, .max = 3600000 },
+		{ .key = "token_file", .type = HF_CFG_STRING, .dst = token, .dst_size = sizeof token },
+		{ .key = "report_interval_s", .type = HF_CFG_UINT, .dst = &report, .min = 1, .max = 3600 },
 	};
 	int r;
 
 	hf_strlcpy(trust, cfg->trust_file, sizeof trust);
 	hf_strlcpy(url, cfg->coordinator_url, sizeof url);
 	hf_strlcpy(ca, cfg->ca_file, sizeof ca);
+	hf_strlcpy(token, cfg->token_file, sizeof token);
 	r = hf_cfg_read(ctl, "control", f, HF_ARRAY_SIZE(f), eb);
 	if (r < 0)
 		return r;
@@ -89,12 +94,17 @@ static int read_control(hf_node_config *cfg, const json_t *ctl, hf_errbuf *eb)
 			       "control.coordinator_url: expected an http:// or https:// URL, got \"%s\"", url);
 	if (ca[0] && ca[0] != '/')
 		return hf_fail(eb, HF_ECONFIG, "control.ca_file: expected an absolute path, got \"%s\"", ca);
+	if (token[0] && token[0] != '/')
+		return hf_fail(eb, HF_ECONFIG, "control.token_file: expected an absolute path or \"\", "
+			       "got \"%s\"", token);
 	hf_strlcpy(cfg->trust_file, trust, sizeof cfg->trust_file);
 	hf_strlcpy(cfg->coordinator_url, url, sizeof cfg->coordinator_url);
 	hf_strlcpy(cfg->ca_file, ca, sizeof cfg->ca_file);
 	cfg->poll_wait_s = wait;
 	cfg->clock_skew_ms = skew;
 	cfg->retry_max_ms = retry;
+	hf_strlcpy(cfg->token_file, token, sizeof cfg->token_file);
+	cfg->report_interval_s = report;
 	return 0;
 }
 
@@ -397,6 +407,8 @@ static bool put_sections(const hf_node_config *cfg, bool mask, json_t *root, jso
 	ok &= put_uint(control, "poll_wait_s", cfg->poll_wait_s);
 	ok &= put_uint(control, "clock_skew_ms", cfg->clock_skew_ms);
 	ok &= put_uint(control, "retry_max_ms", cfg->retry_max_ms);
+	ok &= put_str(control, "token_file", cfg->token_file);
+	ok &= put_uint(control, "report_interval_s", cfg->report_interval_s);
 	return ok;
 }
 

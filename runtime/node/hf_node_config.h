@@ -48,6 +48,8 @@ typedef struct hf_node_config {
 	uint64_t poll_wait_s;      /* long-poll wait asked of the coordinator */
 	uint64_t clock_skew_ms;    /* allowance for issued_ms in the future */
 	uint64_t retry_max_ms;     /* backoff ceiling after coordinator errors */
+	char token_file[PATH_MAX]; /* the node's coordinator token ("" = none: no reports) */
+	uint64_t report_interval_s; /* reports to the coordinator, 1..3600 */
 	/* power: where the watts come from (hf_power.h) and how often telemetry samples them */
 	hf_power_kind power_source; /* power.source (auto) */
 	char power_sysfs_root[PATH_MAX]; /* power.sysfs_root ("/sys") */

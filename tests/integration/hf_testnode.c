@@ -46,6 +46,31 @@ void hf_testnode_init(hf_testnode *n, const char *name, const char *initial, con
 	free(text);
 }
 
+void hf_testnode_init_fleet(hf_testnode *n, const char *name, const char *id, const char *initial,
+			    const char *control, const char *mining)
+{
+	char *text = malloc(16384);
+
+	cr_assert_not_null(text);
+	memset(n, 0, sizeof *n);
+	n->dir = hf_test_tmpdir(name);
+	cr_assert_not_null(n->dir, "cannot make a directory for %s", name);
+	snprintf(n->cfg, sizeof n->cfg, "%s/node.json", n->dir);
+	snprintf(n->log, sizeof n->log, "%s/hashflopd.log", n->dir);
+	snprintf(n->state, sizeof n->state, "%s/state", n->dir);
+	snprintf(n->trust, sizeof n->trust, "%s/trust.json", n->dir);
+	snprintf(text, 16384,
+		 "{\"node_id\": \"%s\", \"fleet_id\": \"lab\", \"state_dir\": \"%s\",\n"
+		 " \"api\": {\"listen\": \"127.0.0.1\", \"port\": 0},\n"
+		 " \"inference\": {\"port\": 0},\n"
+		 " \"modes\": {\"initial\": \"%s\"},\n"
+		 " \"control\": {\"trust_file\": \"%s\"%s}%s%s}\n",
+		 id, n->state, initial, n->trust, control ? control : "",
+		 mining ? ",\n \"mining\": " : "", mining ? mining : "");
+	write_text(n->cfg, text);
+	free(text);
+}
+
 void hf_testnode_trust(hf_testnode *n)
 {
 	char *pem;

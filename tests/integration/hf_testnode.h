@@ -34,6 +34,13 @@ typedef struct hf_testnode {
  * object text) as the mining section when not NULL. */
 void hf_testnode_init(hf_testnode *n, const char *name, const char *initial, const char *mining,
 		      unsigned drain_timeout_ms);
+/* hf_testnode_init for a node of a coordinator's fleet: node_id `id` (fleet "lab"), and
+ * `control` (NULL, or text that continues node.json's control object after its trust_file:
+ * ", \"coordinator_url\": \"http://...\", \"token_file\": \"...\""). The trust file is the
+ * caller's to write (n->trust). hf_testnode_instruction and hf_testnode_instruct sign for "n1"
+ * only. */
+void hf_testnode_init_fleet(hf_testnode *n, const char *name, const char *id, const char *initial,
+			    const char *control, const char *mining);
 /* A new operator key in n->op and a trust file listing it (role operator, fleet_threshold 1). */
 void hf_testnode_trust(hf_testnode *n);
 /* Starts hashflopd with n's config (hf_test_start_hashflopd) and sets n->port; env (NULL or

@@ -849,5 +849,25 @@ Test(coord_api, resign_at_half_ttl_and_holds, .timeout = 120)
 	j = http_json(&c, "POST", "/v1/nodes/n2/instruction", NULL, env, 200);
 	json_decref(j);
 	free(env);
+	/* A fleet-wide hold ("*" with hold_until_ms) holds every node, also after a kill -9. */
+	env = envelope(c.op, "lab", "*", now + 2, now + 60000, "idle", ",\"hold_until_ms\":9999999999999");
+	j = http_json(&c, "POST", "/v1/fleet/instruction", NULL, env, 200);
+	json_decref(j);
+	free(env);
+	for (int round = 0; round < 2; round++) {
+		j = http_json(&c, "POST", "/v1/decisions", ADMIN, "{\"node\":\"*\",\"mode\":\"idle\"}", 409);
+		cr_assert_eq(json_array_size(json_object_get(j, "held")), 2, "round %d", round);
+		json_decref(j);
+		j = http_json(&c, "POST", "/v1/decisions", ADMIN, "{\"node\":\"n1\",\"mode\":\"idle\"}", 409);
+		json_decref(j);
+		if (round == 0) {
+			int status;
+			cr_assert_eq(hf_testproc_signal(c.proc, SIGKILL), 0);
+			cr_assert(hf_testproc_wait_exit(c.proc, WAIT_MS, &status));
+			hf_testproc_free(c.proc);
+			c.proc = NULL;
+			coord_start(&c);
+		}
+	}
 	coord_fini(&c);
 }

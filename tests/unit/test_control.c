@@ -77,6 +77,7 @@ typedef enum serve {
 	SERVE_500,    /* a 500 whose body carries control characters */
 	SERVE_BIG,    /* 200 with 70 KiB */
 	SERVE_HOLD,   /* block until released */
+	SERVE_401,    /* the token is refused */
 } serve;
 
 typedef struct coord {
@@ -90,6 +91,7 @@ typedef struct coord {
 	int polls;
 	uint64_t last_after, last_fresh;
 	char node[64];
+	char auth[320];     /* the Authorization header of the last poll ("" without one) */
 	bool holding, release;
 } coord;
 
@@ -115,6 +117,8 @@ static void h_poll(void *ctx, const hf_http_req *req, hf_http_resp *resp)
 	c->polls++;
 	c->last_after = a;
 	hf_strlcpy(c->node, req->params[0], sizeof c->node);
+	const char *auth = hf_http_header(req, "Authorization");
+	hf_strlcpy(c->auth, auth ? auth : "", sizeof c->auth);
 	serve what = c->what;
 	if (c->fail_first > 0) {
 		c->fail_first--;
@@ -157,6 +161,10 @@ static void h_poll(void *ctx, const hf_http_req *req, hf_http_resp *resp)
 		hf_buf_append(&resp->body, big, sizeof big);
 		break;
 	}
+	case SERVE_401:
+		resp->status = 401;
+		hf_buf_append(&resp->body, "{\"error\":\"bad token\"}", 21);
+		break;
 	case SERVE_HOLD: {
 		struct timespec ts;
 		hf_abstime_after_ms(60000, &ts);
@@ -182,6 +190,7 @@ typedef struct rig {
 	hf_httpd *httpd;
 	hf_control *ctl;
 	uint64_t retry_max_ms;
+	const char *token;  /* bearer token for the polls (NULL: none) */
 } rig;
 
 static void rig_init(rig *r, serve what)
@@ -209,7 +218,7 @@ static void rig_init(rig *r, serve what)
 static void rig_start_at(rig *r, const char *url, uint64_t retry_max_ms)
 {
 	hf_control_opts o = { .coordinator_url = url, .node_id = "n1", .poll_wait_s = 1,
-			      .retry_max_ms = retry_max_ms };
+			      .retry_max_ms = retry_max_ms, .bearer_token = r->token };
 	hf_control_ops ops = { .ctx = &r->node, .submit = sim_submit, .last_issued_ms = sim_last_issued };
 	hf_errbuf eb;
 	r->retry_max_ms = retry_max_ms;
@@ -454,4 +463,29 @@ Test(control, start_refuses_missing_callbacks)
 	cr_assert_eq(hf_control_start(&o, &ops, &c, &eb), HF_EINVAL);
 	cr_assert_null(c);
 	hf_control_free(NULL);
+}
+
+/* With a token every poll carries it as a bearer token; a 401 says the token was refused. */
+Test(control, polls_carry_the_bearer_token_and_a_401_names_it)
+{
+	rig r;
+	rig_init(&r, SERVE_204);
+	r.token = "0123456789abcdef0123456789abcdef";
+	rig_start(&r, 200);
+	cr_assert(wait_outcome(&r, "no_content", 2));
+	pthread_mutex_lock(&r.co.lock);
+	cr_assert_str_eq(r.co.auth, "Bearer 0123456789abcdef0123456789abcdef");
+	pthread_mutex_unlock(&r.co.lock);
+	json_t *j = status(&r);
+	cr_assert_null(strstr(json_dumps(j, 0), "0123456789abcdef"), "the token is never shown");
+	json_decref(j);
+	rig_fini(&r);
+
+	rig_init(&r, SERVE_204);
+	rig_start(&r, 200);
+	cr_assert(wait_outcome(&r, "no_content", 1));
+	pthread_mutex_lock(&r.co.lock);
+	cr_assert_str_eq(r.co.auth, "", "no token, no Authorization header");
+	pthread_mutex_unlock(&r.co.lock);
+	rig_fini(&r);
 }

@@ -315,6 +315,35 @@ Test(node_config, effective_config_refuses_a_path_that_is_not_utf8)
 	cr_assert(strstr(eb.msg, "not valid UTF-8"), "%s", eb.msg);
 }
 
+/* control.token_file and control.report_interval_s (issue 14): defaults, values, refusals, and
+ * the effective config. */
+Test(node_config, control_report_keys)
+{
+	hf_node_config cfg;
+	hf_errbuf eb;
+	json_t *j;
+	cr_assert_eq(parse("{\"node_id\":\"n\",\"fleet_id\":\"f\"}", &cfg, &eb), 0);
+	cr_assert_str_eq(cfg.token_file, "");
+	cr_assert_eq(cfg.report_interval_s, 10);
+	cr_assert_eq(parse("{\"node_id\":\"n\",\"fleet_id\":\"f\",\"control\":{\"token_file\":"
+			   "\"/etc/hashflop/coord-token\",\"report_interval_s\":3600}}", &cfg, &eb), 0, "%s", eb.msg);
+	cr_assert_str_eq(cfg.token_file, "/etc/hashflop/coord-token");
+	cr_assert_eq(cfg.report_interval_s, 3600);
+	cr_assert_eq(hf_node_config_to_json(&cfg, true, &j, &eb), 0, "%s", eb.msg);
+	json_t *ctl = json_object_get(j, "control");
+	cr_assert_str_eq(json_string_value(json_object_get(ctl, "token_file")), "/etc/hashflop/coord-token");
+	cr_assert_eq(json_integer_value(json_object_get(ctl, "report_interval_s")), 3600);
+	json_decref(j);
+	hf_node_config_clear(&cfg);
+	refused("{\"node_id\":\"n\",\"fleet_id\":\"f\",\"control\":{\"token_file\":\"token\"}}",
+		"control.token_file: expected an absolute path or \"\", got \"token\"");
+	refused("{\"node_id\":\"n\",\"fleet_id\":\"f\",\"control\":{\"token_file\":5}}", "control.token_file: expected a string");
+	refused("{\"node_id\":\"n\",\"fleet_id\":\"f\",\"control\":{\"report_interval_s\":0}}",
+		"control.report_interval_s: expected an integer from 1 to 3600");
+	refused("{\"node_id\":\"n\",\"fleet_id\":\"f\",\"control\":{\"report_interval_s\":3601}}",
+		"control.report_interval_s: expected an integer from 1 to 3600");
+}
+
 /* ---- the power section (issue 13) ---- */
 
 #define NF "{\"node_id\":\"n\",\"fleet_id\":\"f\","
