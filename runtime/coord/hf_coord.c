@@ -817,21 +817,6 @@ static void *maint_main(void *arg)
 
 /* ---- sources ---- */
 
-static int api_start(hf_coord *c, void **state, hf_errbuf *eb)
-{
-	(void)eb;
-	atomic_store(&c->api_enabled, true);
-	*state = c;
-	return 0;
-}
-
-static void api_stop(void *state)
-{
-	hf_coord *c = state;
-	atomic_store(&c->api_enabled, false);
-}
-
-const hf_coord_source_ops hf_coord_source_api = { "api", api_start, api_stop };
 
 int hf_coord_add_source(hf_coord *c, const hf_coord_source_ops *ops, hf_errbuf *eb)
 {
@@ -906,6 +891,10 @@ void hf_coord_free(hf_coord *c)
 {
 	if (!c)
 		return;
+	/* The server first (it waits for running handlers; parked requests are answered 503):
+	 * sources may still be completing requests they took, which is allowed after it. */
+	hf_httpd_free(c->http);
+	c->http = NULL;
 	while (c->nsrc) {
 		c->nsrc--;
 		c->src[c->nsrc]->stop(c->src_state[c->nsrc]);
@@ -917,7 +906,6 @@ void hf_coord_free(hf_coord *c)
 		pthread_mutex_unlock(&c->maint_mu);
 		pthread_join(c->maint, NULL);
 	}
-	hf_httpd_free(c->http);
 	hf_coord_fleet_free(c->fleet);
 	hf_coord_store_free(c->store);
 	hf_trust_free(c->trust);

@@ -34,6 +34,7 @@ struct hf_coord {
 	uint64_t start_ms;
 	unsigned sign_threads;       /* online CPUs, 1 to SIGN_THREADS */
 	atomic_bool api_enabled;
+	struct api_source *api;      /* the "api" source while it runs (hf_coord_api.c) */
 	pthread_mutex_t mu;
 	uint64_t floor_ms;
 	uint64_t last_refresh_ms;    /* mono */
