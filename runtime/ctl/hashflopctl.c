@@ -25,11 +25,11 @@
 #include "hf_text.h"
 #include "hf_util.h"
 #include "hf_version.h"
+#include "hashflopctl_priv.h"
 #ifdef HF_HAVE_OPENCL
 #include "hf_cl.h"
 #endif
 
-#define CTL_MAX_INPUT (1u << 20) /* envelope and JSON files read (the verifier caps envelopes) */
 #define MAX_KEYS HF_INSTR_MAX_SIGNATURES
 #define MAX_MODELS 16
 
@@ -40,8 +40,7 @@ typedef struct command {
 
 static const command *find_command(const char *name);
 
-static int fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int fail(const char *cmd, const char *fmt, ...)
+int hf_ctl_fail(const char *cmd, const char *fmt, ...)
 {
 	va_list ap;
 	fprintf(stderr, "hashflopctl %s: ", cmd);
@@ -52,14 +51,14 @@ static int fail(const char *cmd, const char *fmt, ...)
 	return 1;
 }
 
-static int usage_error(const char *cmd, const char *what)
+int hf_ctl_usage_error(const char *cmd, const char *what)
 {
 	fprintf(stderr, "hashflopctl %s: %s (see hashflopctl %s --help)\n", cmd, what, cmd);
 	return 2;
 }
 
 /* getopt_long over a subcommand's arguments; 'h' prints its usage. -1: continue, else exit. */
-static int cmd_help_or_bad(const char *cmd, int c)
+int hf_ctl_help_or_bad(const char *cmd, int c)
 {
 	const command *cm = find_command(cmd);
 	if (c == 'h') {
@@ -71,7 +70,7 @@ static int cmd_help_or_bad(const char *cmd, int c)
 }
 
 /* "90", "500ms", "30s", "10m", "2h", "1d" -> milliseconds (plain numbers are seconds). */
-static bool parse_duration(const char *s, uint64_t *ms)
+bool hf_ctl_parse_duration(const char *s, uint64_t *ms)
 {
 	static const struct { const char *suffix; uint64_t mult; } units[] = {
 		{ "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 }, { "d", 86400000 }, { "", 1000 },
@@ -96,7 +95,7 @@ static bool parse_duration(const char *s, uint64_t *ms)
 }
 
 /* Reads a file or stdin ("-") of at most CTL_MAX_INPUT bytes. */
-static int read_input(const char *cmd, const char *path, char **data, size_t *len)
+int hf_ctl_read_input(const char *cmd, const char *path, char **data, size_t *len)
 {
 	hf_errbuf eb;
 	size_t cap = 4096, n = 0;
@@ -104,7 +103,7 @@ static int read_input(const char *cmd, const char *path, char **data, size_t *le
 
 	if (strcmp(path, "-") != 0) {
 		if (hf_file_read(path, CTL_MAX_INPUT, data, len, &eb) < 0)
-			return fail(cmd, "%s", eb.msg);
+			return hf_ctl_fail(cmd, "%s", eb.msg);
 		return 0;
 	}
 	buf = malloc(cap);
@@ -122,10 +121,10 @@ static int read_input(const char *cmd, const char *path, char **data, size_t *le
 		}
 	}
 	if (!buf)
-		return fail(cmd, "out of memory");
+		return hf_ctl_fail(cmd, "out of memory");
 	if (n > CTL_MAX_INPUT) {
 		free(buf);
-		return fail(cmd, "standard input: more than %u bytes", CTL_MAX_INPUT);
+		return hf_ctl_fail(cmd, "standard input: more than %u bytes", CTL_MAX_INPUT);
 	}
 	buf[n] = '\0';
 	*data = buf;
@@ -138,7 +137,7 @@ static json_t *load_json_any(const char *cmd, const char *path)
 	json_error_t jerr;
 	json_t *j = json_load_file(path, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
 	if (!j)
-		fail(cmd, "%s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
+		hf_ctl_fail(cmd, "%s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
 	return j;
 }
 
@@ -172,17 +171,17 @@ static int cmd_keygen(int argc, char **argv)
 		else if (c == 'f')
 			force = true;
 		else
-			return cmd_help_or_bad("keygen", c);
+			return hf_ctl_help_or_bad("keygen", c);
 	}
 	if (!out || optind < argc)
-		return usage_error("keygen", "--out KEY.pem is required and nothing else");
+		return hf_ctl_usage_error("keygen", "--out KEY.pem is required and nothing else");
 	public_path(out, pub, sizeof pub);
 	if (!force && (access(out, F_OK) == 0 || access(pub, F_OK) == 0))
-		return fail("keygen", "%s or %s exists; use --force to replace", out, pub);
+		return hf_ctl_fail("keygen", "%s or %s exists; use --force to replace", out, pub);
 	if (hf_key_generate(&k, &eb) < 0 || hf_key_write_private_pem(k, out, &eb) < 0 ||
 	    hf_key_public_pem(k, &pem, &eb) < 0 ||
 	    hf_file_write_atomic(pub, pem, strlen(pem), 0644, &eb) < 0) {
-		fail("keygen", "%s", eb.msg);
+		hf_ctl_fail("keygen", "%s", eb.msg);
 		goto cleanup;
 	}
 	hf_key_id(k, id);
@@ -203,11 +202,11 @@ static int cmd_keyid(int argc, char **argv)
 	int c;
 
 	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1)
-		return cmd_help_or_bad("keyid", c);
+		return hf_ctl_help_or_bad("keyid", c);
 	if (optind + 1 != argc)
-		return usage_error("keyid", "expected one KEY.pem");
+		return hf_ctl_usage_error("keyid", "expected one KEY.pem");
 	if (hf_key_load_pem(argv[optind], &k, &eb) < 0)
-		return fail("keyid", "%s", eb.msg);
+		return hf_ctl_fail("keyid", "%s", eb.msg);
 	hf_key_id(k, id);
 	printf("%s\n", id);
 	hf_key_free(k);
@@ -245,25 +244,25 @@ static int sign_parse(int argc, char **argv, sign_opts *o)
 		case 'F': o->fleet = optarg; break;
 		case 'n': o->node = optarg; break;
 		case 'm': o->mode = optarg; break;
-		case 't': ok = parse_duration(optarg, &o->ttl) && o->ttl > 0; break;
+		case 't': ok = hf_ctl_parse_duration(optarg, &o->ttl) && o->ttl > 0; break;
 		case 'H': ok = o->has_hold_until = hf_parse_u64(optarg, 0, UINT64_MAX, &o->hold_until); break;
-		case 'D': ok = o->has_hold = parse_duration(optarg, &o->hold); break;
+		case 'D': ok = o->has_hold = hf_ctl_parse_duration(optarg, &o->hold); break;
 		case 'p': o->pools = optarg; break;
 		case 'M': ok = o->nmodels < MAX_MODELS; if (ok) o->models[o->nmodels++] = optarg; break;
 		case 'r': o->reason = optarg; break;
 		case 'i': ok = o->has_issued = hf_parse_u64(optarg, 0, UINT64_MAX, &o->issued); break;
 		case 'o': o->out = optarg; break;
-		default: return cmd_help_or_bad("sign", c);
+		default: return hf_ctl_help_or_bad("sign", c);
 		}
 		if (!ok)
-			return usage_error("sign", "bad value or too many uses of an option");
+			return hf_ctl_usage_error("sign", "bad value or too many uses of an option");
 	}
 	if (optind < argc)
-		return usage_error("sign", "unexpected argument");
+		return hf_ctl_usage_error("sign", "unexpected argument");
 	if (!o->nkeys || !o->fleet || !o->node || !o->mode)
-		return usage_error("sign", "--key, --fleet, --node and --mode are required");
+		return hf_ctl_usage_error("sign", "--key, --fleet, --node and --mode are required");
 	if (o->has_hold && o->has_hold_until)
-		return usage_error("sign", "--hold and --hold-until-ms exclude each other");
+		return hf_ctl_usage_error("sign", "--hold and --hold-until-ms exclude each other");
 	return -1;
 }
 
@@ -307,7 +306,7 @@ static int build_payload(const sign_opts *o, char **text)
 		      "issued_ms", (json_int_t)issued, "expires_ms", (json_int_t)(issued + o->ttl),
 		      "mode", o->mode);
 	if (!p)
-		return fail("sign", "cannot build the payload (strings must be UTF-8)");
+		return hf_ctl_fail("sign", "cannot build the payload (strings must be UTF-8)");
 	if (o->has_hold || o->has_hold_until)
 		json_object_set_new(p, "hold_until_ms", json_integer((json_int_t)(
 			o->has_hold ? issued + o->hold : o->hold_until)));
@@ -316,11 +315,11 @@ static int build_payload(const sign_opts *o, char **text)
 		*text = json_dumps(p, JSON_COMPACT);
 	json_decref(p);
 	if (rc != 0 || !*text)
-		return rc ? rc : fail("sign", "out of memory");
+		return rc ? rc : hf_ctl_fail("sign", "out of memory");
 	if (hf_instr_parse_payload(*text, strlen(*text), &check, &eb) < 0) {
 		free(*text);
 		*text = NULL;
-		return fail("sign", "the payload would be refused: %s", eb.msg);
+		return hf_ctl_fail("sign", "the payload would be refused: %s", eb.msg);
 	}
 	hf_instr_clear(&check);
 	return 0;
@@ -339,14 +338,14 @@ static int cmd_sign(int argc, char **argv)
 	rc = 1;
 	for (size_t i = 0; i < o.nkeys; i++) {
 		if (hf_key_load_pem(o.keys[i], &keys[i], &eb) < 0) {
-			fail("sign", "%s", eb.msg);
+			hf_ctl_fail("sign", "%s", eb.msg);
 			goto cleanup;
 		}
 	}
 	if (build_payload(&o, &payload) != 0)
 		goto cleanup;
 	if (hf_instr_sign(payload, strlen(payload), keys, o.nkeys, &env, &eb) < 0) {
-		fail("sign", "%s", eb.msg);
+		hf_ctl_fail("sign", "%s", eb.msg);
 		goto cleanup;
 	}
 	if (o.out) {
@@ -355,7 +354,7 @@ static int cmd_sign(int argc, char **argv)
 		int r;
 
 		if (!line) {
-			fail("sign", "out of memory");
+			hf_ctl_fail("sign", "out of memory");
 			goto cleanup;
 		}
 		memcpy(line, env, n);
@@ -363,7 +362,7 @@ static int cmd_sign(int argc, char **argv)
 		r = hf_file_write_atomic(o.out, line, n + 1, 0644, &eb);
 		free(line);
 		if (r < 0) {
-			fail("sign", "%s", eb.msg);
+			hf_ctl_fail("sign", "%s", eb.msg);
 			goto cleanup;
 		}
 	} else {
@@ -408,16 +407,16 @@ static int verify_parse(int argc, char **argv, verify_opts *o)
 		case 'n': o->node = optarg; break;
 		case 'N': ok = hf_parse_u64(optarg, 0, UINT64_MAX, &o->pol.now_ms); break;
 		case 'L': ok = hf_parse_u64(optarg, 0, UINT64_MAX, &o->pol.last_issued_ms); break;
-		case 's': ok = parse_duration(optarg, &o->pol.skew_ms); break;
+		case 's': ok = hf_ctl_parse_duration(optarg, &o->pol.skew_ms); break;
 		case 'H': ok = hf_parse_u64(optarg, 0, UINT64_MAX, &o->pol.hold_until_ms); break;
 		case 'q': o->quiet = true; break;
-		default: return cmd_help_or_bad("verify", c);
+		default: return hf_ctl_help_or_bad("verify", c);
 		}
 		if (!ok)
-			return usage_error("verify", "bad number or duration");
+			return hf_ctl_usage_error("verify", "bad number or duration");
 	}
 	if (optind + 1 != argc || !o->trust || !o->fleet || !o->node)
-		return usage_error("verify", "--trust, --fleet, --node and one ENVELOPE are required");
+		return hf_ctl_usage_error("verify", "--trust, --fleet, --node and one ENVELOPE are required");
 	o->file = argv[optind];
 	o->pol.fleet = o->fleet;
 	o->pol.node = o->node;
@@ -478,8 +477,8 @@ static int cmd_verify(int argc, char **argv)
 	if (rc >= 0)
 		return rc;
 	if (hf_trust_load(o.trust, &t, &eb) < 0)
-		return fail("verify", "%s", eb.msg);
-	if (read_input("verify", o.file, &env, &len) != 0) {
+		return hf_ctl_fail("verify", "%s", eb.msg);
+	if (hf_ctl_read_input("verify", o.file, &env, &len) != 0) {
 		hf_trust_free(t);
 		return 1;
 	}
@@ -494,7 +493,7 @@ static int cmd_verify(int argc, char **argv)
 		printf("refused: %s: %s\n", hf_instr_refusal_name(why), eb.msg);
 		rc = 1;
 	} else {
-		rc = fail("verify", "%s: %s", hf_strerror(r), eb.msg);
+		rc = hf_ctl_fail("verify", "%s: %s", hf_strerror(r), eb.msg);
 	}
 	free(env);
 	hf_trust_free(t);
@@ -512,14 +511,14 @@ static int cmd_inspect(int argc, char **argv)
 	int c;
 
 	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1)
-		return cmd_help_or_bad("inspect", c);
+		return hf_ctl_help_or_bad("inspect", c);
 	if (optind + 1 != argc)
-		return usage_error("inspect", "expected one ENVELOPE file (or -)");
-	if (read_input("inspect", argv[optind], &env, &len) != 0)
+		return hf_ctl_usage_error("inspect", "expected one ENVELOPE file (or -)");
+	if (hf_ctl_read_input("inspect", argv[optind], &env, &len) != 0)
 		return 1;
 	if (hf_instr_envelope_decode(env, len, &e, &eb) < 0) {
 		free(env);
-		return fail("inspect", "%s", eb.msg);
+		return hf_ctl_fail("inspect", "%s", eb.msg);
 	}
 	free(env);
 	for (size_t i = 0; i < e.nsigs; i++)
@@ -561,15 +560,15 @@ static int trust_parse(int argc, char **argv, trust_opts *o)
 		case 'T':
 			if (!(o->has_threshold = hf_parse_u64(optarg, 1, HF_INSTR_MAX_TRUST_KEYS,
 							      &o->threshold)))
-				return usage_error("trust-add", "--fleet-threshold: expected 1-64");
+				return hf_ctl_usage_error("trust-add", "--fleet-threshold: expected 1-64");
 			break;
-		default: return cmd_help_or_bad("trust-add", c);
+		default: return hf_ctl_help_or_bad("trust-add", c);
 		}
 	}
 	if (optind < argc || !o->trust || !o->role || !o->pub)
-		return usage_error("trust-add", "--trust, --role and --pub are required");
+		return hf_ctl_usage_error("trust-add", "--trust, --role and --pub are required");
 	if (strcmp(o->role, "coordinator") != 0 && strcmp(o->role, "operator") != 0)
-		return usage_error("trust-add", "--role: expected coordinator or operator");
+		return hf_ctl_usage_error("trust-add", "--role: expected coordinator or operator");
 	return -1;
 }
 
@@ -584,7 +583,7 @@ static json_t *trust_open(const char *path, hf_trust **t)
 	if (r == HF_ENOTFOUND)
 		return json_pack("{s:[], s:i}", "keys", "fleet_threshold", 2);
 	if (r < 0 || hf_trust_from_json(root, t, &eb) < 0) {
-		fail("trust-add", "%s%s%s (fix or remove it first)", r < 0 ? "" : path,
+		hf_ctl_fail("trust-add", "%s%s%s (fix or remove it first)", r < 0 ? "" : path,
 		     r < 0 ? "" : ": ", eb.msg);
 		json_decref(root);
 		return NULL;
@@ -616,17 +615,17 @@ static int trust_write(const trust_opts *o, json_t *root, const char *id, bool u
 	int r;
 
 	if (hf_trust_from_json(root, &t, &eb) < 0)
-		return fail("trust-add", "%s: the result would be invalid: %s", o->trust, eb.msg);
+		return hf_ctl_fail("trust-add", "%s: the result would be invalid: %s", o->trust, eb.msg);
 	text = json_dumps(root, JSON_INDENT(2));
 	if (!text) {
 		hf_trust_free(t);
-		return fail("trust-add", "out of memory");
+		return hf_ctl_fail("trust-add", "out of memory");
 	}
 	r = write_text(o->trust, text, &eb);
 	free(text);
 	if (r < 0) {
 		hf_trust_free(t);
-		return fail("trust-add", "%s", eb.msg);
+		return hf_ctl_fail("trust-add", "%s", eb.msg);
 	}
 	printf("%s: %s %s key %s%s%s%s\n", o->trust, updated ? "updated" : "added", o->role, id,
 	       o->name ? " (" : "", o->name ? o->name : "", o->name ? ")" : "");
@@ -652,7 +651,7 @@ static int cmd_trust_add(int argc, char **argv)
 	if (rc >= 0)
 		return rc;
 	if (hf_key_load_pem(o.pub, &k, &eb) < 0 || hf_key_public_pem(k, &pem, &eb) < 0) {
-		rc = fail("trust-add", "%s", eb.msg);
+		rc = hf_ctl_fail("trust-add", "%s", eb.msg);
 		goto cleanup;
 	}
 	hf_key_id(k, id);
@@ -710,7 +709,7 @@ static size_t on_body(char *p, size_t sz, size_t n, void *ud)
 
 /* One request to BASE+path, with `Authorization: Bearer bearer` unless bearer is NULL. The
  * answer is printed, or handed over in *answer (free it) when answer is not NULL. 0 on 2xx. */
-static int http_call_auth(const char *cmd, const char *base, const char *path, const char *post,
+int hf_ctl_http_call_auth(const char *cmd, const char *base, const char *path, const char *post,
 			  size_t postlen, const char *ca_file, const char *bearer, char **answer)
 {
 	char url[1024], err[CURL_ERROR_SIZE] = "";
@@ -724,11 +723,11 @@ static int http_call_auth(const char *cmd, const char *base, const char *path, c
 	while (bl > 0 && base[bl - 1] == '/')
 		bl--;
 	if (strncmp(base, "http://", 7) != 0 && strncmp(base, "https://", 8) != 0)
-		return usage_error(cmd, "expected an http:// or https:// URL");
+		return hf_ctl_usage_error(cmd, "expected an http:// or https:// URL");
 	snprintf(url, sizeof url, "%.*s%s", (int)bl, base, path);
 	c = curl_easy_init();
 	if (!c)
-		return fail(cmd, "cannot initialise libcurl");
+		return hf_ctl_fail(cmd, "cannot initialise libcurl");
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, err);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
@@ -757,7 +756,7 @@ static int http_call_auth(const char *cmd, const char *base, const char *path, c
 	curl_slist_free_all(hdr);
 	if (cr != CURLE_OK) {
 		free(b.data);
-		return fail(cmd, "%s: %s", url, err[0] ? err : curl_easy_strerror(cr));
+		return hf_ctl_fail(cmd, "%s: %s", url, err[0] ? err : curl_easy_strerror(cr));
 	}
 	if (answer && status >= 200 && status <= 299) {
 		*answer = b.data ? b.data : strdup("");
@@ -767,14 +766,14 @@ static int http_call_auth(const char *cmd, const char *base, const char *path, c
 		printf("%s%s", b.data, b.data[b.len - 1] == '\n' ? "" : "\n");
 	free(b.data);
 	if (status < 200 || status > 299)
-		return fail(cmd, "%s answered HTTP %ld", url, status);
+		return hf_ctl_fail(cmd, "%s answered HTTP %ld", url, status);
 	return 0;
 }
 
 static int http_call(const char *cmd, const char *base, const char *path, const char *post,
 		     size_t postlen, const char *ca_file, char **answer)
 {
-	return http_call_auth(cmd, base, path, post, postlen, ca_file, NULL, answer);
+	return hf_ctl_http_call_auth(cmd, base, path, post, postlen, ca_file, NULL, answer);
 }
 
 /* The coordinator's intake path for an envelope: per node, or the fleet for node "*". */
@@ -785,12 +784,12 @@ static int coordinator_path(const char *env, size_t len, char *path, size_t path
 	hf_errbuf eb;
 
 	if (hf_instr_envelope_decode(env, len, &e, &eb) < 0)
-		return fail("push", "not an instruction envelope: %s", eb.msg);
+		return hf_ctl_fail("push", "not an instruction envelope: %s", eb.msg);
 	memset(&in, 0, sizeof in);
 	int r = hf_instr_parse_payload((const char *)e.payload, e.payload_len, &in, &eb);
 	hf_instr_envelope_clear(&e);
 	if (r < 0)
-		return fail("push", "payload refused: %s", eb.msg);
+		return hf_ctl_fail("push", "payload refused: %s", eb.msg);
 	if (strcmp(in.node, "*") == 0)
 		snprintf(path, pathsz, "/v1/fleet/instruction");
 	else
@@ -817,7 +816,7 @@ static int push_verdict(const char *answer)
 			fprintf(stderr, "hashflopctl push: accepted; the switch is still running (see "
 				"hashflopctl status)\n");
 		else
-			rc = fail("push", "accepted but not applied: %s", why[0] ? why : "no reason given");
+			rc = hf_ctl_fail("push", "accepted but not applied: %s", why[0] ? why : "no reason given");
 	}
 	json_decref(j);
 	return rc;
@@ -846,11 +845,11 @@ static int cmd_push(int argc, char **argv)
 		else if (c == 'C')
 			ca = optarg;
 		else
-			return cmd_help_or_bad("push", c);
+			return hf_ctl_help_or_bad("push", c);
 	}
 	if (!api == !coord || optind + 1 != argc)
-		return usage_error("push", "one of --node-api URL or --coordinator URL, and one ENVELOPE, are required");
-	if (read_input("push", argv[optind], &env, &len) != 0)
+		return hf_ctl_usage_error("push", "one of --node-api URL or --coordinator URL, and one ENVELOPE, are required");
+	if (hf_ctl_read_input("push", argv[optind], &env, &len) != 0)
 		return 1;
 	rc = coord ? coordinator_path(env, len, path, sizeof path) : 0;
 	if (rc == 0 && coord) {
@@ -1018,314 +1017,23 @@ static int cmd_status(int argc, char **argv)
 		else if (c == 'j')
 			raw = true;
 		else
-			return cmd_help_or_bad("status", c);
+			return hf_ctl_help_or_bad("status", c);
 	}
 	if (!api || optind != argc)
-		return usage_error("status", "--node-api URL is required");
+		return hf_ctl_usage_error("status", "--node-api URL is required");
 	rc = http_call("status", api, "/v1/status", NULL, 0, NULL, &answer);
 	if (rc != 0)
 		return rc;
 	st = json_loads(answer, 0, NULL);
 	if (!st || raw) {
 		printf("%s%s", answer, answer[0] && answer[strlen(answer) - 1] == '\n' ? "" : "\n");
-		rc = st ? 0 : fail("status", "the node's answer is not JSON");
+		rc = st ? 0 : hf_ctl_fail("status", "the node's answer is not JSON");
 	} else {
 		print_status(st);
 	}
 	json_decref(st);
 	free(answer);
 	return rc;
-}
-
-/* ---- fleet, decisions: a coordinator's view (GET /v1/fleet, GET /v1/decisions) ---- */
-
-/* Human duration of ms: "850 ms", "42 s", "7 m", "3 h", "2 d". */
-static void fmt_age(char *dst, size_t dstsz, double ms)
-{
-	if (ms < 0)
-		ms = 0;
-	if (ms < 1000)
-		snprintf(dst, dstsz, "%.0f ms", ms);
-	else if (ms < 120000)
-		snprintf(dst, dstsz, "%.1f s", ms / 1000);
-	else if (ms < 7200000)
-		snprintf(dst, dstsz, "%.0f m", ms / 60000);
-	else if (ms < 172800000)
-		snprintf(dst, dstsz, "%.0f h", ms / 3600000);
-	else
-		snprintf(dst, dstsz, "%.0f d", ms / 86400000);
-}
-
-/* A string field of a coordinator's document for a table cell: cleaned, "-" when absent. */
-static const char *cell(const json_t *obj, const char *key, char *buf, size_t bufsz)
-{
-	const char *s = json_string_value(json_object_get(obj, key));
-	if (!s || !s[0])
-		return "-";
-	hf_text_clean(buf, bufsz, s, strlen(s));
-	return buf;
-}
-
-/* GETs path from the coordinator (with the admin token when not NULL) and parses the answer
- * as a JSON object (*out); 0 or the exit status. raw: print the answer as it came instead. */
-static int coord_get(const char *cmd, const char *coord, const char *path, const char *ca,
-		     const char *token, bool raw, json_t **out)
-{
-	char *answer = NULL;
-	int rc = http_call_auth(cmd, coord, path, NULL, 0, ca, token, &answer);
-
-	*out = NULL;
-	if (rc != 0)
-		return rc;
-	*out = json_loads(answer, 0, NULL);
-	if (raw || !json_is_object(*out)) {
-		printf("%s%s", answer, answer[0] && answer[strlen(answer) - 1] == '\n' ? "" : "\n");
-		if (!json_is_object(*out))
-			rc = fail(cmd, "the coordinator's answer is not a JSON object");
-		json_decref(*out);
-		*out = NULL;
-	}
-	free(answer);
-	return rc;
-}
-
-/* The options fleet and decisions share: --coordinator URL [--ca-file PEM]
- * [--token-file FILE] [--json]. */
-typedef struct coord_opts {
-	const char *coord, *ca, *token_file;
-	char token[257];
-	bool raw;
-} coord_opts;
-
-/* Reads the admin token file (one line) into o->token when --token-file was given. */
-static int coord_token(const char *cmd, coord_opts *o)
-{
-	char *data = NULL;
-	size_t len = 0;
-
-	if (!o->token_file)
-		return 0;
-	if (read_input(cmd, o->token_file, &data, &len) != 0)
-		return 1;
-	while (len && (data[len - 1] == '\n' || data[len - 1] == '\r'))
-		len--;
-	bool ok = len >= 16 && len < sizeof o->token;
-	for (size_t i = 0; ok && i < len; i++)
-		ok = data[i] >= '!' && data[i] <= '~';
-	if (ok) {
-		memcpy(o->token, data, len);
-		o->token[len] = '\0';
-	}
-	free(data);
-	return ok ? 0 : fail(cmd, "%s: expected one line of 16 to 256 printable characters (the "
-			     "coordinator's admin token)", o->token_file);
-}
-
-static void print_fleet_node(const json_t *n, uint64_t now)
-{
-	char id[72], mode[24], desired[24], conv[48], age[24], watts[24], b[64];
-	const json_t *rep = json_object_get(n, "report");
-	const json_t *since = json_object_get(n, "converged_since_ms");
-	const json_t *w = json_object_get(json_object_get(rep, "power"), "watts");
-	const json_t *ra = json_object_get(n, "last_report_age_s");
-
-	snprintf(id, sizeof id, "%s", cell(n, "id", b, sizeof b));
-	snprintf(mode, sizeof mode, "%s", cell(n, "mode", b, sizeof b));
-	snprintf(desired, sizeof desired, "%s", cell(n, "desired_mode", b, sizeof b));
-	if (!rep)
-		snprintf(conv, sizeof conv, "no report yet");
-	else if (json_is_true(json_object_get(n, "converged")) && json_is_integer(since)) {
-		fmt_age(b, sizeof b, (double)now - (double)json_integer_value(since));
-		snprintf(conv, sizeof conv, "yes, %s", b);
-	} else
-		snprintf(conv, sizeof conv, "no (%s)", cell(rep, "convergence", b, sizeof b));
-	if (json_is_number(ra))
-		fmt_age(age, sizeof age, json_number_value(ra) * 1000);
-	else
-		snprintf(age, sizeof age, "never");
-	if (json_is_number(w))
-		snprintf(watts, sizeof watts, "%.1f", json_number_value(w));
-	else
-		snprintf(watts, sizeof watts, "-");
-	printf("%-20s %-10s %-10s %-22s %-11s %-7s %8s\n", id, mode, desired, conv, age,
-	       json_is_true(json_object_get(n, "offline")) ? "yes" : "no", watts);
-}
-
-static int cmd_fleet(int argc, char **argv)
-{
-	static const struct option lo[] = {
-		{ "coordinator", required_argument, NULL, 'c' }, { "ca-file", required_argument, NULL, 'C' },
-		{ "token-file", required_argument, NULL, 't' }, { "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
-	};
-	coord_opts o = { 0 };
-	json_t *f, *n;
-	size_t i;
-	int c, rc;
-
-	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
-		if (c == 'c')
-			o.coord = optarg;
-		else if (c == 'C')
-			o.ca = optarg;
-		else if (c == 't')
-			o.token_file = optarg;
-		else if (c == 'j')
-			o.raw = true;
-		else
-			return cmd_help_or_bad("fleet", c);
-	}
-	if (!o.coord || optind != argc)
-		return usage_error("fleet", "--coordinator URL is required, and nothing else");
-	if ((rc = coord_token("fleet", &o)) != 0)
-		return rc;
-	if ((rc = coord_get("fleet", o.coord, "/v1/fleet", o.ca, o.token_file ? o.token : NULL, o.raw,
-			    &f)) != 0 || !f)
-		return rc;
-	uint64_t now = (uint64_t)json_integer_value(json_object_get(f, "now_ms"));
-	const json_t *nodes = json_object_get(f, "nodes");
-	if (!json_is_array(nodes)) {
-		json_decref(f);
-		return fail("fleet", "the coordinator's answer has no \"nodes\" array");
-	}
-	printf("%-20s %-10s %-10s %-22s %-11s %-7s %8s\n", "NODE", "MODE", "DESIRED", "CONVERGED",
-	       "LAST REPORT", "OFFLINE", "WATTS");
-	json_array_foreach(nodes, i, n)
-		print_fleet_node(n, now ? now : hf_wall_ms());
-	printf("%zu node(s): %lld converged, %lld offline\n", json_array_size(nodes),
-	       (long long)json_integer_value(json_object_get(f, "converged")),
-	       (long long)json_integer_value(json_object_get(f, "offline")));
-	json_decref(f);
-	return 0;
-}
-
-/* "2026-12-01 15:30:02" (UTC) of ms since the epoch. */
-static void fmt_time(char *dst, size_t dstsz, uint64_t ms)
-{
-	time_t t = (time_t)(ms / 1000);
-	struct tm tm;
-	if (!ms || !gmtime_r(&t, &tm) || strftime(dst, dstsz, "%Y-%m-%d %H:%M:%S", &tm) == 0)
-		snprintf(dst, dstsz, "-");
-}
-
-/* The reason of a decision in at most 40 characters: its JSON, compact and cleaned. */
-static void reason_summary(const json_t *reason, char *dst, size_t dstsz)
-{
-	char *text = reason && !json_is_null(reason) ?
-		     json_dumps(reason, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
-	char clean[256];
-
-	if (!text) {
-		snprintf(dst, dstsz, "-");
-		return;
-	}
-	hf_text_clean(clean, sizeof clean, text, strlen(text));
-	free(text);
-	if (strlen(clean) > 40)
-		snprintf(dst, dstsz, "%.37s...", clean);
-	else
-		snprintf(dst, dstsz, "%s", clean);
-}
-
-/* "n1,n2" (the nodes that acknowledged), "-" for none. */
-static void acks_summary(const json_t *acks, char *dst, size_t dstsz)
-{
-	const json_t *a;
-	size_t i, used = 0;
-	char b[72];
-
-	dst[0] = '\0';
-	json_array_foreach(acks, i, a) {
-		const char *node = json_is_string(a) ? json_string_value(a) :
-				   json_string_value(json_object_get(a, "node"));
-		hf_text_clean(b, sizeof b, node ? node : "?", strlen(node ? node : "?"));
-		int w = snprintf(dst + used, dstsz - used, "%s%s", used ? "," : "", b);
-		if (w < 0 || (size_t)w >= dstsz - used) {
-			snprintf(dst, dstsz, "%zu node(s)", json_array_size(acks));
-			return;
-		}
-		used += (size_t)w;
-	}
-	if (!used)
-		snprintf(dst, dstsz, "-");
-}
-
-static void print_decision(const json_t *d)
-{
-	char when[32], node[72], mode[24], by[96], reason[64], acks[128], a[64], s[64];
-	const json_t *acked = json_object_get(d, "acks");
-
-	fmt_time(when, sizeof when, (uint64_t)json_integer_value(json_object_get(d, "wall_ms")));
-	snprintf(node, sizeof node, "%s", cell(d, "node", a, sizeof a));
-	snprintf(mode, sizeof mode, "%s", cell(d, "mode", a, sizeof a));
-	snprintf(by, sizeof by, "%s/%s", cell(d, "authority", a, sizeof a), cell(d, "source", s, sizeof s));
-	reason_summary(json_object_get(d, "reason"), reason, sizeof reason);
-	acks_summary(acked, acks, sizeof acks);
-	printf("%6lld  %-19s  %-16s %-10s %-22s %-40s %s\n",
-	       (long long)json_integer_value(json_object_get(d, "seq")), when, node, mode, by, reason,
-	       acks);
-}
-
-static int cmd_decisions(int argc, char **argv)
-{
-	static const struct option lo[] = {
-		{ "coordinator", required_argument, NULL, 'c' }, { "ca-file", required_argument, NULL, 'C' },
-		{ "since", required_argument, NULL, 's' }, { "limit", required_argument, NULL, 'l' },
-		{ "token-file", required_argument, NULL, 't' }, { "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
-	};
-	coord_opts o = { 0 };
-	uint64_t since = 0, limit = 50;
-	char path[128];
-	json_t *doc, *d;
-	size_t i;
-	int c, rc;
-
-	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
-		if (c == 'c') {
-			o.coord = optarg;
-		} else if (c == 'C') {
-			o.ca = optarg;
-		} else if (c == 't') {
-			o.token_file = optarg;
-		} else if (c == 'j') {
-			o.raw = true;
-		} else if (c == 's') {
-			uint64_t ago;
-			if (hf_parse_u64(optarg, 0, UINT64_MAX / 2, &since))
-				continue;
-			if (!parse_duration(optarg, &ago))
-				return usage_error("decisions", "--since: expected ms since the epoch or a "
-						   "duration ago (10m, 2h)");
-			since = hf_wall_ms() > ago ? hf_wall_ms() - ago : 0;
-		} else if (c == 'l') {
-			if (!hf_parse_u64(optarg, 1, 10000, &limit))
-				return usage_error("decisions", "--limit: expected 1 to 10000");
-		} else {
-			return cmd_help_or_bad("decisions", c);
-		}
-	}
-	if (!o.coord || optind != argc)
-		return usage_error("decisions", "--coordinator URL is required, and nothing else");
-	if ((rc = coord_token("decisions", &o)) != 0)
-		return rc;
-	snprintf(path, sizeof path, "/v1/decisions?since=%llu&limit=%llu", (unsigned long long)since,
-		 (unsigned long long)limit);
-	if ((rc = coord_get("decisions", o.coord, path, o.ca, o.token_file ? o.token : NULL, o.raw,
-			    &doc)) != 0 || !doc)
-		return rc;
-	const json_t *list = json_object_get(doc, "decisions");
-	if (!json_is_array(list)) {
-		json_decref(doc);
-		return fail("decisions", "the coordinator's answer has no \"decisions\" array");
-	}
-	printf("%6s  %-19s  %-16s %-10s %-22s %-40s %s\n", "SEQ", "TIME (UTC)", "NODE", "MODE",
-	       "AUTHORITY/SOURCE", "REASON", "ACKS");
-	json_array_foreach(list, i, d)
-		print_decision(d);
-	printf("%zu decision(s)\n", json_array_size(list));
-	json_decref(doc);
-	return 0;
 }
 
 /* ---- main ---- */
@@ -1373,18 +1081,18 @@ static int cmd_devices(int argc, char **argv)
 		switch (c) {
 		case 'j': js = true; break;
 		case 's': sel = optarg; break;
-		default: return cmd_help_or_bad("devices", c);
+		default: return hf_ctl_help_or_bad("devices", c);
 		}
 	}
 	if (optind < argc)
-		return usage_error("devices", "unexpected argument");
+		return hf_ctl_usage_error("devices", "unexpected argument");
 #ifdef HF_HAVE_OPENCL
 	hf_errbuf eb;
 	hf_cl_device_info *d = calloc(MAX_CL_DEVICES, sizeof *d);
 	size_t n = 0;
 	int r;
 	if (!d)
-		return fail("devices", "out of memory");
+		return hf_ctl_fail("devices", "out of memory");
 	if (sel) {
 		n = 1;
 		r = hf_cl_find(sel, d, &eb);
@@ -1395,7 +1103,7 @@ static int cmd_devices(int argc, char **argv)
 	}
 	if (r) {
 		free(d);
-		return fail("devices", "%s", eb.msg);
+		return hf_ctl_fail("devices", "%s", eb.msg);
 	}
 	if (js) {
 		json_t *v = sel ? device_json(d) : json_array();
@@ -1418,7 +1126,7 @@ static int cmd_devices(int argc, char **argv)
 #else
 	(void)sel;
 	(void)js;
-	return fail("devices", "this hashflopctl was built without OpenCL");
+	return hf_ctl_fail("devices", "this hashflopctl was built without OpenCL");
 #endif
 }
 
@@ -1452,13 +1160,13 @@ static const command commands[] = {
 	  "--coordinator URL [--ca-file PEM] [--token-file FILE] [--json]\n"
 	  "--token-file: the coordinator's admin token (needed unless it listens on loopback only).\n"
 	  "Columns: node, mode, desired mode, converged (since when, or the convergence state),\n"
-	  "age of the last report, offline, watts.", cmd_fleet },
+	  "age of the last report, offline, watts.", hf_ctl_cmd_fleet },
 	{ "decisions", "GET a coordinator's audit log (/v1/decisions) and print it (--json: as is)",
 	  "--coordinator URL [--ca-file PEM] [--token-file FILE] [--since MS|DURATION] [--limit N]\n"
 	  "       [--json]\n"
 	  "--since takes ms since the epoch or a duration ago (10m, 2h); --limit defaults to 50.\n"
 	  "Columns: seq, time, node, mode, authority/source, reason (summary), acknowledged by.",
-	  cmd_decisions },
+	  hf_ctl_cmd_decisions },
 	{ "devices", "list the OpenCL devices and their selectors (P:D, pocl, nvidia, a name part)",
 	  "[--select SELECTOR] [--json]\n"
 	  "--select shows only the device a selector picks (as hashflopd and hashflop-bench would);\n"
