@@ -21,33 +21,10 @@ static void write_text(const char *path, const char *text)
 	cr_assert_eq(fclose(f), 0, "cannot write %s", path);
 }
 
-void hf_testnode_init(hf_testnode *n, const char *name, const char *initial, const char *mining,
-		      unsigned drain_timeout_ms)
-{
-	char *text = malloc(16384);
-
-	cr_assert_not_null(text);
-	memset(n, 0, sizeof *n);
-	n->dir = hf_test_tmpdir(name);
-	cr_assert_not_null(n->dir, "cannot make a directory for %s", name);
-	snprintf(n->cfg, sizeof n->cfg, "%s/node.json", n->dir);
-	snprintf(n->log, sizeof n->log, "%s/hashflopd.log", n->dir);
-	snprintf(n->state, sizeof n->state, "%s/state", n->dir);
-	snprintf(n->trust, sizeof n->trust, "%s/trust.json", n->dir);
-	snprintf(text, 16384,
-		 "{\"node_id\": \"n1\", \"fleet_id\": \"lab\", \"state_dir\": \"%s\",\n"
-		 " \"api\": {\"listen\": \"127.0.0.1\", \"port\": 0},\n"
-		 " \"inference\": {\"port\": 0},\n"
-		 " \"modes\": {\"initial\": \"%s\", \"drain_timeout_ms\": %u},\n"
-		 " \"control\": {\"trust_file\": \"%s\"}%s%s}\n",
-		 n->state, initial, drain_timeout_ms, n->trust, mining ? ",\n \"mining\": " : "",
-		 mining ? mining : "");
-	write_text(n->cfg, text);
-	free(text);
-}
-
-void hf_testnode_init_fleet(hf_testnode *n, const char *name, const char *id, const char *initial,
-			    const char *control, const char *mining)
+/* Writes node.json: node id, initial mode, `modes_extra` and `control_extra` (",\"key\": v..."
+ * or ""), the mining section or none. */
+static void init_config(hf_testnode *n, const char *name, const char *id, const char *initial,
+			const char *modes_extra, const char *control_extra, const char *mining)
 {
 	char *text = malloc(16384);
 
@@ -63,12 +40,27 @@ void hf_testnode_init_fleet(hf_testnode *n, const char *name, const char *id, co
 		 "{\"node_id\": \"%s\", \"fleet_id\": \"lab\", \"state_dir\": \"%s\",\n"
 		 " \"api\": {\"listen\": \"127.0.0.1\", \"port\": 0},\n"
 		 " \"inference\": {\"port\": 0},\n"
-		 " \"modes\": {\"initial\": \"%s\"},\n"
+		 " \"modes\": {\"initial\": \"%s\"%s},\n"
 		 " \"control\": {\"trust_file\": \"%s\"%s}%s%s}\n",
-		 id, n->state, initial, n->trust, control ? control : "",
+		 id, n->state, initial, modes_extra, n->trust, control_extra,
 		 mining ? ",\n \"mining\": " : "", mining ? mining : "");
 	write_text(n->cfg, text);
 	free(text);
+}
+
+void hf_testnode_init(hf_testnode *n, const char *name, const char *initial, const char *mining,
+		      unsigned drain_timeout_ms)
+{
+	char modes[64];
+
+	snprintf(modes, sizeof modes, ", \"drain_timeout_ms\": %u", drain_timeout_ms);
+	init_config(n, name, "n1", initial, modes, "", mining);
+}
+
+void hf_testnode_init_fleet(hf_testnode *n, const char *name, const char *id, const char *initial,
+			    const char *control, const char *mining)
+{
+	init_config(n, name, id, initial, "", control ? control : "", mining);
 }
 
 void hf_testnode_trust(hf_testnode *n)
