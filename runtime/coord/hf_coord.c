@@ -13,6 +13,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,10 +39,9 @@
 void hf_coord_token_hash(const char *token, size_t len, char out[HF_COORD_TOKEN_HASH_LEN + 1])
 {
 	unsigned char md[32];
-	unsigned int mdlen = 0;
 
-	if (EVP_Digest(token, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32)
-		memset(md, 0, sizeof md);
+	/* SHA256(): no EVP fetch per request (this runs on every authenticated poll) */
+	SHA256((const unsigned char *)token, len, md);
 	hf_hex_encode(md, 32, out);
 }
 
@@ -260,10 +260,19 @@ static uint64_t next_issued(hf_coord *c)
 	return v;
 }
 
+/* A "*" decision's payload as a template: the bytes json_dumps writes for every node but the
+ * node id and the two times, rendered once; the payload parsed once (its mining, inference and
+ * reason are shared by every node's envelope, read only). */
+typedef struct decide_tmpl {
+	char *tail;      /* ,"mode":"..."[,"mining":...][,"inference":...][,"reason":...]} */
+	hf_instr in;     /* the probe payload parsed */
+} decide_tmpl;
+
 typedef struct decide_args {
 	const char *node, *mode, *source;
 	const json_t *mining, *inference, *reason;
 	uint64_t issued_ms, expires_ms, resigned_from;
+	const decide_tmpl *tmpl; /* NULL: built and parsed with jansson per node */
 } decide_args;
 
 /* The payload text of a, validated by the same parser the nodes use. */
@@ -296,10 +305,66 @@ static int build_payload(hf_coord *c, const decide_args *a, char **out, hf_instr
 	return 0;
 }
 
+/* The payload of a from its template (malloc'ed): the same bytes as build_payload. Node and
+ * fleet ids are [A-Za-z0-9._-] (hf_id_valid, the config check): nothing to escape. */
+static char *render_payload(hf_coord *c, const decide_args *a, size_t *len)
+{
+	size_t cap = 96 + strlen(c->cfg.fleet_id) + strlen(a->node) + strlen(a->tmpl->tail);
+	char *out = malloc(cap);
+	int n;
+
+	if (!out)
+		return NULL;
+	n = snprintf(out, cap, "{\"v\":1,\"fleet\":\"%s\",\"node\":\"%s\",\"issued_ms\":%" PRIu64
+		     ",\"expires_ms\":%" PRIu64 "%s", c->cfg.fleet_id, a->node, a->issued_ms,
+		     a->expires_ms, a->tmpl->tail);
+	if (n < 0 || (size_t)n >= cap) {
+		free(out);
+		return NULL;
+	}
+	*len = (size_t)n;
+	return out;
+}
+
+static void tmpl_clear(decide_tmpl *t)
+{
+	free(t->tail);
+	hf_instr_clear(&t->in);
+	memset(t, 0, sizeof *t);
+}
+
+/* Renders a's template into t: the payload's tail after expires_ms, cut from the jansson
+ * payload of a probe, checked by rendering the probe again (byte for byte). */
+static int tmpl_init(hf_coord *c, const decide_args *a, decide_tmpl *t, hf_errbuf *eb)
+{
+	decide_args probe = *a;
+	char *payload = NULL, *again = NULL, *cut;
+	size_t len = 0;
+	int r;
+
+	memset(t, 0, sizeof *t);
+	probe.node = "probe";
+	probe.tmpl = NULL;
+	if ((r = build_payload(c, &probe, &payload, &t->in, eb)) < 0)
+		return r;
+	cut = strstr(payload, ",\"mode\":");
+	if (cut && (t->tail = strdup(cut)) != NULL) {
+		probe.tmpl = t;
+		again = render_payload(c, &probe, &len);
+	}
+	if (!again || strcmp(again, payload) != 0)
+		tmpl_clear(t); /* not the expected shape: per node with jansson */
+	free(again);
+	free(payload);
+	return 0;
+}
+
 /* One automatic envelope signed, not yet recorded. */
 typedef struct prepared {
 	char *env;
-	hf_instr in;
+	hf_instr in;              /* parsed per node (no template) */
+	const hf_instr *shared;   /* or the template's */
+	char payload_sha256[65];
 } prepared;
 
 /* Signs a's envelope into p and fills its record d (d->envelope points into p). */
@@ -307,11 +372,24 @@ static int prepare(hf_coord *c, const decide_args *a, prepared *p, hf_coord_deci
 		   hf_errbuf *eb)
 {
 	char *payload = NULL;
+	size_t len = 0;
 	int r;
 
-	if ((r = build_payload(c, a, &payload, &p->in, eb)) < 0)
-		return r;
-	r = hf_instr_sign(payload, strlen(payload), &c->key, 1, &p->env, eb);
+	if (a->tmpl && a->tmpl->tail && hf_id_valid(a->node)) {
+		unsigned char md[32];
+		if (!(payload = render_payload(c, a, &len)))
+			return hf_fail(eb, HF_ENOMEM, "out of memory");
+		SHA256((const unsigned char *)payload, len, md);
+		hf_hex_encode(md, 32, p->payload_sha256);
+		p->shared = &a->tmpl->in;
+	} else {
+		if ((r = build_payload(c, a, &payload, &p->in, eb)) < 0)
+			return r;
+		len = strlen(payload);
+		memcpy(p->payload_sha256, p->in.payload_sha256, sizeof p->payload_sha256);
+		p->shared = &p->in;
+	}
+	r = hf_instr_sign(payload, len, &c->key, 1, &p->env, eb);
 	free(payload);
 	if (r < 0)
 		return r;
@@ -327,7 +405,7 @@ static int prepare(hf_coord *c, const decide_args *a, prepared *p, hf_coord_deci
 	d->authority = HF_COORD_BY_COORDINATOR;
 	hf_strlcpy(d->source, a->source, sizeof d->source);
 	hf_strlcpy(d->keyids, c->keyid, sizeof d->keyids);
-	hf_strlcpy(d->payload_sha256, p->in.payload_sha256, sizeof d->payload_sha256);
+	hf_strlcpy(d->payload_sha256, p->payload_sha256, sizeof d->payload_sha256);
 	d->reason = (json_t *)a->reason;
 	d->envelope = p->env;
 	d->resigned_from = a->resigned_from;
@@ -351,9 +429,9 @@ static void publish(hf_coord *c, const prepared *p, const hf_coord_decision_rec 
 	hf_strlcpy(e->node, d->node, sizeof e->node);
 	hf_strlcpy(e->mode, d->mode, sizeof e->mode);
 	hf_strlcpy(e->source, d->source, sizeof e->source);
-	e->mining = json_incref(p->in.mining);
-	e->inference = json_incref(p->in.inference);
-	e->reason = json_incref(p->in.reason);
+	e->mining = json_incref(p->shared->mining);
+	e->inference = json_incref(p->shared->inference);
+	e->reason = json_incref(p->shared->reason);
 	hf_coord_fleet_publish(c->fleet, e, &woken);
 	hf_coord_env_unref(e);
 }
@@ -516,11 +594,13 @@ int hf_coord_decide(hf_coord *c, const hf_coord_decision_req *q, hf_coord_decisi
 {
 	char (*ids)[HF_COORD_NODE_ID_MAX + 1] = NULL;
 	decide_args *a = NULL;
+	decide_tmpl tmpl;
 	uint64_t ttl_ms, issued, now;
 	size_t n = 0, k = 0;
 	int r;
 
 	memset(res, 0, sizeof *res);
+	memset(&tmpl, 0, sizeof tmpl);
 	if ((r = check_req(c, q, eb)) < 0 || (r = req_nodes(c, q->node, &ids, &n, eb)) < 0)
 		return r;
 	res->seq = calloc(n, sizeof *res->seq);
@@ -534,6 +614,13 @@ int hf_coord_decide(hf_coord *c, const hf_coord_decision_req *q, hf_coord_decisi
 	issued = next_issued(c);
 	res->issued_ms = issued;
 	now = hf_wall_ms();
+	if (n > 1) {
+		decide_args t = { .node = "probe", .mode = q->mode, .source = q->source,
+				  .mining = q->mining, .inference = q->inference, .reason = q->reason,
+				  .issued_ms = issued, .expires_ms = issued + ttl_ms };
+		if ((r = tmpl_init(c, &t, &tmpl, eb)) < 0)
+			goto out;
+	}
 	for (size_t i = 0; i < n; i++) {
 		hf_coord_env *cur;
 		uint64_t hold;
@@ -547,7 +634,7 @@ int hf_coord_decide(hf_coord *c, const hf_coord_decision_req *q, hf_coord_decisi
 		a[k++] = (decide_args){ .node = ids[i], .mode = q->mode, .source = q->source,
 					.mining = q->mining, .inference = q->inference,
 					.reason = q->reason, .issued_ms = issued,
-					.expires_ms = issued + ttl_ms };
+					.expires_ms = issued + ttl_ms, .tmpl = &tmpl };
 	}
 	/* In chunks: the first nodes hold their envelopes while the next are signed (one
 	 * transaction per chunk). */
@@ -565,6 +652,7 @@ int hf_coord_decide(hf_coord *c, const hf_coord_decision_req *q, hf_coord_decisi
 			    res->held[0]);
 	}
 out:
+	tmpl_clear(&tmpl);
 	free(a);
 	free(ids);
 	return r;
