@@ -491,29 +491,19 @@ static int sign_all(hf_coord *c, const decide_args *a, size_t n, prepared *p,
 	return r;
 }
 
-/* Signs n automatic envelopes, records them in one transaction (durable; it raises the
- * floor too), then publishes each; seqs[i] their records. */
-static int decide_batch(hf_coord *c, const decide_args *a, size_t n, uint64_t *seqs,
-			hf_errbuf *eb)
+/* Records n signed envelopes in one transaction (durable; it raises the floor too), then
+ * publishes each; seqs[i] their records. */
+static int commit_batch(hf_coord *c, const decide_args *a, size_t n, const prepared *p,
+			hf_coord_decision_rec *d, uint64_t *seqs, hf_errbuf *eb)
 {
-	prepared *p = calloc(n ? n : 1, sizeof *p);
-	hf_coord_decision_rec *d = calloc(n ? n : 1, sizeof *d);
 	size_t resigned = 0;
-	int r = 0;
 
-	if (!p || !d) {
-		r = hf_fail(eb, HF_ENOMEM, "out of memory");
-		goto out;
-	}
-	r = sign_all(c, a, n, p, d, eb);
-	if (r == 0 && (r = hf_coord_store_decision_add_many(c->store, d, n, eb)) < 0) {
+	if (hf_coord_store_decision_add_many(c->store, d, n, eb) < 0) {
 		pthread_mutex_lock(&c->mu);
 		c->store_errors_total++;
 		pthread_mutex_unlock(&c->mu);
-		r = hf_fail_prefix(eb, HF_EIO, "recording the decision");
+		return hf_fail_prefix(eb, HF_EIO, "recording the decision");
 	}
-	if (r < 0)
-		goto out;
 	for (size_t i = 0; i < n; i++) {
 		publish(c, &p[i], &d[i]);
 		seqs[i] = d[i].seq;
@@ -523,13 +513,117 @@ static int decide_batch(hf_coord *c, const decide_args *a, size_t n, uint64_t *s
 	c->decisions_total[HF_COORD_BY_COORDINATOR] += n;
 	c->resigned_total += resigned;
 	pthread_mutex_unlock(&c->mu);
-out:
+	return 0;
+}
+
+static void prepared_clear(prepared *p, size_t n)
+{
 	for (size_t i = 0; p && i < n; i++) {
 		hf_instr_clear(&p[i].in);
 		free(p[i].env);
+		memset(&p[i], 0, sizeof p[i]);
 	}
+}
+
+/* Signs n automatic envelopes, records and publishes them (commit_batch). */
+static int decide_batch(hf_coord *c, const decide_args *a, size_t n, uint64_t *seqs,
+			hf_errbuf *eb)
+{
+	prepared *p = calloc(n ? n : 1, sizeof *p);
+	hf_coord_decision_rec *d = calloc(n ? n : 1, sizeof *d);
+	int r = 0;
+
+	if (!p || !d) {
+		r = hf_fail(eb, HF_ENOMEM, "out of memory");
+		goto out;
+	}
+	if ((r = sign_all(c, a, n, p, d, eb)) == 0)
+		r = commit_batch(c, a, n, p, d, seqs, eb);
+out:
+	prepared_clear(p, n);
 	free(p);
 	free(d);
+	return r;
+}
+
+/* One chunk of a pipelined decision: signed on its own thread while the one before it is
+ * recorded and published. */
+typedef struct chunk {
+	hf_coord *c;
+	const decide_args *a;
+	size_t n;
+	prepared *p;
+	hf_coord_decision_rec *d;
+	int r;
+	hf_errbuf eb;
+} chunk;
+
+static void *chunk_sign_main(void *arg)
+{
+	chunk *k = arg;
+	hf_errbuf_clear(&k->eb);
+	k->r = sign_all(k->c, k->a, k->n, k->p, k->d, &k->eb);
+	return NULL;
+}
+
+/* Decides a[0..n) in chunks of DECIDE_CHUNK (one transaction each): chunk i+1 is signed while
+ * chunk i is recorded and published, so signing keeps the CPUs busy while the store and the
+ * publishing run on this thread. seqs[i] the records; *done how many were published. */
+static int decide_pipelined(hf_coord *c, const decide_args *a, size_t n, uint64_t *seqs,
+			    size_t *done, hf_errbuf *eb)
+{
+	chunk ck[2];
+	size_t cur = 0, cap = n < DECIDE_CHUNK ? (n ? n : 1) : DECIDE_CHUNK;
+	int r = 0;
+
+	*done = 0;
+	memset(ck, 0, sizeof ck);
+	for (int b = 0; b < (n > DECIDE_CHUNK ? 2 : 1); b++) {
+		ck[b].c = c;
+		ck[b].p = calloc(cap, sizeof *ck[b].p);
+		ck[b].d = calloc(cap, sizeof *ck[b].d);
+		if (!ck[b].p || !ck[b].d) {
+			r = hf_fail(eb, HF_ENOMEM, "out of memory");
+			goto out;
+		}
+	}
+	ck[0].a = a;
+	ck[0].n = n < DECIDE_CHUNK ? n : DECIDE_CHUNK;
+	chunk_sign_main(&ck[0]);
+	for (size_t i = 0; i < n; i += DECIDE_CHUNK) {
+		chunk *now = &ck[cur], *next = &ck[cur ^ 1];
+		size_t j = i + DECIDE_CHUNK;
+		pthread_t tid;
+		bool started = false;
+
+		if (now->r < 0) {
+			r = hf_fail(eb, now->r, "%s", now->eb.msg);
+			goto out;
+		}
+		next->n = 0;
+		if (j < n) {
+			next->a = a + j;
+			next->n = n - j < DECIDE_CHUNK ? n - j : DECIDE_CHUNK;
+			started = pthread_create(&tid, NULL, chunk_sign_main, next) == 0;
+		}
+		r = commit_batch(c, now->a, now->n, now->p, now->d, seqs + i, eb);
+		if (started)
+			pthread_join(tid, NULL);
+		else if (next->n)
+			chunk_sign_main(next); /* no thread: on this one */
+		prepared_clear(now->p, now->n);
+		now->n = 0;
+		if (r < 0)
+			goto out;
+		*done += DECIDE_CHUNK < n - i ? DECIDE_CHUNK : n - i;
+		cur ^= 1;
+	}
+out:
+	for (int b = 0; b < 2; b++) {
+		prepared_clear(ck[b].p, ck[b].n);
+		free(ck[b].p);
+		free(ck[b].d);
+	}
 	return r;
 }
 
@@ -638,12 +732,9 @@ int hf_coord_decide(hf_coord *c, const hf_coord_decision_req *q, hf_coord_decisi
 	}
 	/* In chunks: the first nodes hold their envelopes while the next are signed (one
 	 * transaction per chunk). */
-	for (size_t i = 0; i < k; i += DECIDE_CHUNK) {
-		size_t m = k - i < DECIDE_CHUNK ? k - i : DECIDE_CHUNK;
-		if ((r = decide_batch(c, a + i, m, res->seq + i, eb)) < 0)
-			goto out;
-		res->nseq += m;
-	}
+	r = decide_pipelined(c, a, k, res->seq, &res->nseq, eb);
+	if (r < 0)
+		goto out;
 	if (res->nheld) {
 		pthread_mutex_lock(&c->mu);
 		c->decisions_held_total += res->nheld;
