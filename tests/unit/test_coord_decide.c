@@ -93,6 +93,7 @@ static hf_coord *coord_open(void)
 			      "trust_file", path_in("trust.json"), "database", path_in("coord.db"));
 
 	hf_errbuf_clear(&eb);
+	hf_coord_config_defaults(&cfg);
 	cr_assert_eq(hf_coord_config_from_json(&cfg, j, &eb), 0, "%s", eb.msg);
 	json_decref(j);
 	cr_assert_eq(hf_coord_new(&cfg, &c, &eb), 0, "%s", eb.msg);
