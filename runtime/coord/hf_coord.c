@@ -3,7 +3,9 @@
  *
  * Invariants: c->floor_ms only grows and is durable (hf_coord_store_floor_set) before any
  * envelope with that issued_ms is published or answered; a decision is published only after
- * hf_coord_store_decision_add returned (durable).
+ * hf_coord_store_decision_add returned (durable); a "*" decision's chunks are recorded and
+ * published in order (chunk i+1 is only signed meanwhile). Payloads rendered from a template
+ * are byte for byte what the jansson path writes (checked on a probe per decision).
  * Threading: see hf_coord.h and hf_coord_priv.h.
  */
 #include "hf_coord.h"
@@ -456,7 +458,7 @@ static void *sign_main(void *arg)
 }
 
 /* Signs a[0..n) into p and d on up to SIGN_THREADS threads (Ed25519 signing is most of a
- * "*" decision's CPU: about 70 us a node on Zen 3). */
+ * "*" decision's CPU: OpenSSL 3.0 signs in about 52 us on Zen 3, `openssl speed ed25519`). */
 static int sign_all(hf_coord *c, const decide_args *a, size_t n, prepared *p,
 		    hf_coord_decision_rec *d, hf_errbuf *eb)
 {
