@@ -395,7 +395,11 @@ int hf_instr_signed_message(const uint8_t *payload, size_t len, uint8_t **msg, s
 
 /* ---- signing ---- */
 
-static int add_signature(json_t *sigs, const hf_key *k, const uint8_t *msg, size_t msglen,
+/* Appends {"keyid":"...","sig":"..."} for k at out (room for SIG_ENTRY_MAX bytes); the length
+ * written. The bytes are what json_dumps(JSON_COMPACT) wrote before: hex and base64url need
+ * no escaping. */
+#define SIG_ENTRY_MAX (sizeof "{\"keyid\":\"\",\"sig\":\"\"}," + HF_INSTR_KEYID_LEN + B64_SIG_LEN)
+static int add_signature(char *out, size_t *n, const hf_key *k, const uint8_t *msg, size_t msglen,
 			 hf_errbuf *eb)
 {
 	uint8_t sig[HF_INSTR_SIG_LEN];
@@ -406,8 +410,7 @@ static int add_signature(json_t *sigs, const hf_key *k, const uint8_t *msg, size
 		return r;
 	hf_b64url_encode(sig, sizeof sig, b64);
 	hf_key_id(k, id);
-	if (json_array_append_new(sigs, json_pack("{s:s, s:s}", "keyid", id, "sig", b64)) != 0)
-		return hf_fail(eb, HF_ENOMEM, "out of memory");
+	*n = (size_t)snprintf(out, SIG_ENTRY_MAX, "{\"keyid\":\"%s\",\"sig\":\"%s\"}", id, b64);
 	return 0;
 }
 
@@ -434,10 +437,10 @@ static int check_sign_keys(hf_key *const *keys, size_t nkeys, hf_errbuf *eb)
 int hf_instr_sign(const char *payload, size_t len, hf_key *const *keys, size_t nkeys,
 		  char **envelope, hf_errbuf *eb)
 {
+	static const char head[] = "{\"payload\":\"", mid[] = "\",\"signatures\":[", tail[] = "]}";
 	uint8_t *msg = NULL;
-	size_t msglen = 0;
-	char *b64 = NULL;
-	json_t *root = NULL, *sigs;
+	size_t msglen = 0, n, cap;
+	char *env;
 	int r;
 
 	*envelope = NULL;
@@ -448,41 +451,39 @@ int hf_instr_sign(const char *payload, size_t len, hf_key *const *keys, size_t n
 			       HF_INSTR_MAX_ENVELOPE);
 	if ((r = hf_instr_signed_message((const uint8_t *)payload, len, &msg, &msglen, eb)) < 0)
 		return r;
-	b64 = malloc((len + 2) / 3 * 4 + 1);
-	root = json_object();
-	sigs = json_array();
-	if (!b64 || !root || !sigs) {
-		json_decref(sigs);
+	/* {"payload":"B64","signatures":[{"keyid":..,"sig":..},...]}: payload first, signatures
+	 * second (the envelope reads in the order it is checked) */
+	cap = sizeof head + (len + 2) / 3 * 4 + sizeof mid + nkeys * SIG_ENTRY_MAX + sizeof tail;
+	env = malloc(cap);
+	if (!env) {
 		r = hf_fail(eb, HF_ENOMEM, "out of memory");
 		goto cleanup;
 	}
-	hf_b64url_encode((const uint8_t *)payload, len, b64);
-	/* payload first, signatures second: the envelope reads in the order it is checked */
-	if (json_object_set_new(root, "payload", json_string(b64)) != 0) {
-		json_decref(sigs);
-		r = hf_fail(eb, HF_ENOMEM, "out of memory");
-		goto cleanup;
+	memcpy(env, head, sizeof head - 1);
+	n = sizeof head - 1;
+	n += hf_b64url_encode((const uint8_t *)payload, len, env + n);
+	memcpy(env + n, mid, sizeof mid - 1);
+	n += sizeof mid - 1;
+	for (size_t i = 0; i < nkeys && r == 0; i++) {
+		size_t m = 0;
+		if (i > 0)
+			env[n++] = ',';
+		r = add_signature(env + n, &m, keys[i], msg, msglen, eb);
+		n += m;
 	}
-	if (json_object_set_new(root, "signatures", sigs) != 0) { /* takes sigs even on failure */
-		r = hf_fail(eb, HF_ENOMEM, "out of memory");
-		goto cleanup;
-	}
-	for (size_t i = 0; i < nkeys && r == 0; i++)
-		r = add_signature(sigs, keys[i], msg, msglen, eb);
 	if (r < 0)
 		goto cleanup;
-	*envelope = json_dumps(root, JSON_COMPACT);
-	if (!*envelope)
-		r = hf_fail(eb, HF_ENOMEM, "out of memory");
-	else if (strlen(*envelope) > HF_INSTR_MAX_ENVELOPE) {
-		r = hf_fail(eb, HF_ETOOBIG, "envelope would be %zu bytes, at most %d",
-			    strlen(*envelope), HF_INSTR_MAX_ENVELOPE);
-		free(*envelope);
-		*envelope = NULL;
+	memcpy(env + n, tail, sizeof tail); /* with its NUL */
+	n += sizeof tail - 1;
+	if (n > HF_INSTR_MAX_ENVELOPE) {
+		r = hf_fail(eb, HF_ETOOBIG, "envelope would be %zu bytes, at most %d", n,
+			    HF_INSTR_MAX_ENVELOPE);
+		goto cleanup;
 	}
+	*envelope = env;
+	env = NULL;
 cleanup:
-	json_decref(root);
-	free(b64);
+	free(env);
 	free(msg);
 	return r;
 }

@@ -416,6 +416,7 @@ static void h_decide(void *ctx, const hf_http_req *req, hf_http_resp *resp)
 	hf_coord *c = ctx;
 	api_source *a = c->api;
 	hf_errbuf eb;
+	bool queued;
 	djob *j;
 
 	if (!admin_ok(c, req, resp))
@@ -438,7 +439,8 @@ static void h_decide(void *ctx, const hf_http_req *req, hf_http_resp *resp)
 	}
 	pthread_mutex_lock(&a->mu);
 	j->p = a->stop ? NULL : hf_http_defer(req, NULL, NULL);
-	if (j->p) {
+	queued = j->p != NULL;
+	if (queued) {
 		if (a->tail)
 			a->tail->next = j;
 		else
@@ -447,7 +449,8 @@ static void h_decide(void *ctx, const hf_http_req *req, hf_http_resp *resp)
 		pthread_cond_signal(&a->cv);
 	}
 	pthread_mutex_unlock(&a->mu);
-	if (!j->p) {
+	/* once queued, j is the worker's: it may be decided and freed already */
+	if (!queued) {
 		json_decref(j->root);
 		free(j);
 		hf_http_resp_error(resp, 503, "stopping");
