@@ -144,36 +144,14 @@ void hf_bench_json_option(int argc, char **argv, const char *arg, hf_bench_commo
 
 /* ---- the GPU's PCI bus id from OpenCL ---- */
 
-#define PCI_BUS_INFO_KHR 0x410F /* cl_khr_pci_bus_info: CL_DEVICE_PCI_BUS_INFO_KHR */
-#define PCI_BUS_ID_NV 0x4008    /* cl_nv_device_attribute_query */
-#define PCI_SLOT_ID_NV 0x4009
-#define PCI_DOMAIN_ID_NV 0x400A
-
 bool hf_bench_cl_pci_bus_id(const char *selector, char *out, size_t size)
 {
-	hf_cl *cl = NULL;
-	hf_cl_opts co = { 0 };
 	hf_cl_device_info info;
-	bool ok = false;
-	if (hf_cl_find(selector, &info, NULL) != 0 || !info.is_gpu ||
-	    hf_cl_open(selector, &co, &cl, NULL) != 0)
+
+	if (hf_cl_find(selector, &info, NULL) != 0 || !info.pci_bus_id[0])
 		return false;
-	cl_device_id d = hf_cl_device(cl);
-	struct { cl_uint domain, bus, device, function; } khr;
-	cl_uint bus = 0, slot = 0, domain = 0;
-	if (clGetDeviceInfo(d, PCI_BUS_INFO_KHR, sizeof khr, &khr, NULL) == CL_SUCCESS) {
-		snprintf(out, size, "%08X:%02X:%02X.%X", khr.domain, khr.bus, khr.device,
-			 khr.function);
-		ok = true;
-	} else if (clGetDeviceInfo(d, PCI_BUS_ID_NV, sizeof bus, &bus, NULL) == CL_SUCCESS &&
-		   clGetDeviceInfo(d, PCI_SLOT_ID_NV, sizeof slot, &slot, NULL) == CL_SUCCESS) {
-		if (clGetDeviceInfo(d, PCI_DOMAIN_ID_NV, sizeof domain, &domain, NULL) != CL_SUCCESS)
-			domain = 0;
-		snprintf(out, size, "%08X:%02X:%02X.%X", domain, bus, slot >> 3, slot & 7);
-		ok = true;
-	}
-	hf_cl_free(cl);
-	return ok;
+	hf_strlcpy(out, info.pci_bus_id, size);
+	return true;
 }
 
 /* ---- the meter ---- */

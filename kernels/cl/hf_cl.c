@@ -164,6 +164,31 @@ static bool device_has_extension(cl_device_id d, const char *ext)
 	return found;
 }
 
+#define PCI_BUS_INFO_KHR 0x410F /* cl_khr_pci_bus_info: CL_DEVICE_PCI_BUS_INFO_KHR */
+#define PCI_BUS_ID_NV 0x4008    /* cl_nv_device_attribute_query */
+#define PCI_SLOT_ID_NV 0x4009
+#define PCI_DOMAIN_ID_NV 0x400A
+
+/* The PCI address of a GPU, asked only through the extensions the device announces. */
+static void fill_pci_bus_id(cl_device_id d, char *out, size_t size)
+{
+	struct { cl_uint domain, bus, device, function; } khr;
+	cl_uint bus = 0, slot = 0, domain = 0;
+
+	out[0] = '\0';
+	if (device_has_extension(d, "cl_khr_pci_bus_info") &&
+	    clGetDeviceInfo(d, PCI_BUS_INFO_KHR, sizeof khr, &khr, NULL) == CL_SUCCESS) {
+		snprintf(out, size, "%08X:%02X:%02X.%X", khr.domain, khr.bus, khr.device,
+			 khr.function);
+	} else if (device_has_extension(d, "cl_nv_device_attribute_query") &&
+		   clGetDeviceInfo(d, PCI_BUS_ID_NV, sizeof bus, &bus, NULL) == CL_SUCCESS &&
+		   clGetDeviceInfo(d, PCI_SLOT_ID_NV, sizeof slot, &slot, NULL) == CL_SUCCESS) {
+		if (clGetDeviceInfo(d, PCI_DOMAIN_ID_NV, sizeof domain, &domain, NULL) != CL_SUCCESS)
+			domain = 0;
+		snprintf(out, size, "%08X:%02X:%02X.%X", domain, bus, slot >> 3, slot & 7);
+	}
+}
+
 static void fill_info(cl_platform_id p, cl_device_id d, unsigned pi, unsigned di,
 		      hf_cl_device_info *o)
 {
@@ -199,6 +224,8 @@ static void fill_info(cl_platform_id p, cl_device_id d, unsigned pi, unsigned di
 		o->max_work_group_size = sz;
 	o->fp16 = device_has_extension(d, "cl_khr_fp16");
 	o->fp64 = device_has_extension(d, "cl_khr_fp64");
+	if (o->is_gpu)
+		fill_pci_bus_id(d, o->pci_bus_id, sizeof o->pci_bus_id);
 }
 
 /* Calls fn(platform, device, pi, di, info, arg) for each device until it returns true.

@@ -49,6 +49,9 @@ typedef struct hf_cl_device_info {
 	size_t max_work_group_size;
 	bool fp16;                /* cl_khr_fp16 */
 	bool fp64;                /* cl_khr_fp64 */
+	/* GPUs: the PCI address "DDDDDDDD:BB:DD.F" (as NVML prints it) from cl_khr_pci_bus_info or
+	 * NVIDIA's cl_nv_device_attribute_query; "" when the device does not say (CPU devices). */
+	char pci_bus_id[32];
 } hf_cl_device_info;
 
 typedef struct hf_cl_opts {

@@ -197,10 +197,13 @@ static int start_control(hf_node *n, hf_errbuf *eb)
 	return hf_control_start(&o, &ops, &n->control, eb);
 }
 
-/* The estimate's default watts for the mining OpenCL device when the mining section uses one
- * and it resolves (an H100/H200 has its board figure); otherwise o is left at 0/0 and
- * hf_power picks this machine's CPU figure itself (and labels it a default). */
-static void estimate_defaults(hf_node *n, hf_power_opts *o, const char **why)
+/* What the mining OpenCL device tells the power source, when the mining section uses one and
+ * it resolves: its PCI bus id (unless power.pci_bus_id names a GPU), so that auto measures that
+ * GPU with NVML, and with 0/0 watts the estimate's default for it (an H100/H200 has its board
+ * figure). Otherwise o is left alone and hf_power picks this machine's CPU figure itself (and
+ * labels it a default). pci (size pcisz) holds the bus id o->pci_bus_id may point at. */
+static void mining_device_power(hf_node *n, hf_power_opts *o, const char **why, char *pci,
+				size_t pcisz)
 {
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	char name[128] = "";
@@ -211,14 +214,22 @@ static void estimate_defaults(hf_node *n, hf_power_opts *o, const char **why)
 	if (!n->cfg->mining || hf_mining_config_from_json(&mc, n->cfg->mining, "mining", &eb) < 0 ||
 	    mc.backend != HF_MINING_OPENCL)
 		return;
-	if (hf_node_cl_device_name(mc.device, name, sizeof name, &eb) < 0) {
-		hf_log_info("power: the mining OpenCL device did not resolve for the estimate (%s); "
-			    "using the CPU figure", eb.msg);
+	if (hf_node_cl_device(mc.device, name, sizeof name, pci, pcisz, &eb) < 0) {
+		hf_log_info("power: the mining OpenCL device did not resolve (%s): no GPU to match, "
+			    "the CPU figure for an estimate", eb.msg);
 		return;
 	}
 	hf_text_clean_inplace(name); /* the driver's text */
-	hf_power_estimate_default(name, ncpu > 0 ? (unsigned)ncpu : 1, &o->idle_w, &o->full_w, why);
-	hf_log_info("power: estimate defaults from the mining device \"%s\"", name);
+	if ((!o->pci_bus_id || !o->pci_bus_id[0]) && pci[0]) {
+		o->pci_bus_id = pci;
+		hf_log_info("power: the mining GPU \"%s\" is at PCI %s", name, pci);
+	}
+	if ((o->kind == HF_POWER_AUTO || o->kind == HF_POWER_ESTIMATE) && o->idle_w == 0 &&
+	    o->full_w == 0) {
+		hf_power_estimate_default(name, ncpu > 0 ? (unsigned)ncpu : 1, &o->idle_w,
+					  &o->full_w, why);
+		hf_log_info("power: estimate defaults from the mining device \"%s\"", name);
+	}
 }
 
 /* Opens the power source power.* names and logs once where the node's watts come from. An
@@ -232,11 +243,11 @@ static int open_power(hf_node *n, hf_errbuf *eb)
 			    .sample_interval_ms = (unsigned)c->power_sample_interval_ms,
 			    .idle_w = c->power_idle_w, .full_w = c->power_full_w };
 	const char *why = NULL, *problems;
+	char pci[32] = "";
 	hf_errbuf e2;
 	int r;
 
-	if ((o.kind == HF_POWER_AUTO || o.kind == HF_POWER_ESTIMATE) && o.idle_w == 0 && o.full_w == 0)
-		estimate_defaults(n, &o, &why);
+	mining_device_power(n, &o, &why, pci, sizeof pci);
 	hf_errbuf_clear(&e2);
 	r = hf_power_open(&o, &n->power, &e2);
 	if (r < 0 && c->power_source != HF_POWER_AUTO)

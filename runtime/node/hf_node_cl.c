@@ -6,7 +6,8 @@
 #include "hf_cl.h"
 #include "hf_util.h"
 
-int hf_node_cl_device_name(const char *selector, char *name, size_t namesz, hf_errbuf *eb)
+int hf_node_cl_device(const char *selector, char *name, size_t namesz, char *pci, size_t pcisz,
+		      hf_errbuf *eb)
 {
 	hf_cl_device_info info;
 	int r = hf_cl_find(selector && selector[0] ? selector : "auto", &info, eb);
@@ -14,5 +15,6 @@ int hf_node_cl_device_name(const char *selector, char *name, size_t namesz, hf_e
 	if (r < 0)
 		return r;
 	hf_strlcpy(name, info.name, namesz);
+	hf_strlcpy(pci, info.pci_bus_id, pcisz);
 	return 0;
 }

@@ -156,6 +156,17 @@ Test(cl, device_info_matches_the_driver)
 	cr_assert_eq(got->max_work_group_size, wg);
 	cr_assert_str_eq(got->selector, want.selector);
 	cr_assert_str_eq(got->name, want.name);
+	/* A PCI address only for a GPU, and then "" or in NVML's form DDDDDDDD:BB:DD.F. */
+	if (!got->is_gpu) {
+		cr_assert_str_eq(got->pci_bus_id, "", "a device that is not a GPU has no PCI address");
+	} else if (got->pci_bus_id[0]) {
+		unsigned dom, bus, dv, fn;
+		char end;
+		cr_assert_eq(strlen(got->pci_bus_id), 16, "\"%s\"", got->pci_bus_id);
+		cr_assert_eq(sscanf(got->pci_bus_id, "%8x:%2x:%2x.%1x%c", &dom, &bus, &dv, &fn, &end), 4,
+			     "\"%s\"", got->pci_bus_id);
+		cr_assert_lt(dv, 32u);
+	}
 	cr_log_info("device %s: %s (%s), %s, %llu B local memory, work-groups up to %zu",
 		    got->selector, got->name, got->platform, got->is_gpu ? "GPU" : "not a GPU",
 		    (unsigned long long)local, wg);
