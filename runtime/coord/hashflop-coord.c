@@ -23,6 +23,7 @@
 #include "hf_notify.h"
 #include "hf_util.h"
 #include "hf_version.h"
+#include "hashflop_coord_cmd.h"
 
 static void usage(FILE *f)
 {
@@ -31,6 +32,9 @@ static void usage(FILE *f)
 		"       hashflop-coord --config FILE node add ID [--token-file FILE]\n"
 		"       hashflop-coord --config FILE node list\n"
 		"       hashflop-coord --config FILE node remove ID\n"
+		"       hashflop-coord backtest --series FILE.csv --fleet FLEET.json [--json]\n"
+		"       hashflop-coord series-gen [OPTIONS] --out FILE.csv\n"
+		"       hashflop-coord feed-server --series FILE.csv [--speed X] [--listen ADDR]\n"
 		"\n"
 		"The hashflop fleet coordinator: serves each node its signed desired state over long\n"
 		"polls (GET /v1/nodes/ID/instruction), relays operator-signed instructions, takes node\n"
@@ -46,6 +50,7 @@ static void usage(FILE *f)
 		"  -h, --help            show this help and exit\n"
 		"  -V, --version         show the version and exit\n"
 		"\n"
+		"backtest, series-gen and feed-server need no --config; each has its own --help.\n"
 		"Node commands open the database directly; a running coordinator picks the change up\n"
 		"within 5 s (at once for a node that polls or reports with a new token).\n"
 		"Exit status: 0 after a clean shutdown, 1 on a runtime failure, 2 on a usage or\n"
@@ -305,7 +310,15 @@ int main(int argc, char **argv)
 	hf_coord_config cfg;
 	hf_errbuf eb;
 	opts o = { 0 };
-	int rc = parse_args(argc, argv, &o);
+	int rc;
+
+	if (argc > 1 && strcmp(argv[1], "backtest") == 0)
+		return hf_coord_cmd_backtest(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "series-gen") == 0)
+		return hf_coord_cmd_series_gen(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "feed-server") == 0)
+		return hf_coord_cmd_feed_server(argc - 1, argv + 1);
+	rc = parse_args(argc, argv, &o);
 
 	if (rc >= 0)
 		return rc;

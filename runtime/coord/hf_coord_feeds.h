@@ -1,0 +1,49 @@
+/* hf_coord_feeds: the feed fetcher: one thread that fetches every due URL feed concurrently
+ * with libcurl multi (TLS verified: peer and host, the system's CA store or feeds.ca_file;
+ * connect and total timeouts; redirects refused; bodies capped at max_body), applies each
+ * result with hf_coord_feed_observe, and serves snapshots: the market for the policy, the
+ * feeds' state for GET /v1/feeds, and Prometheus lines for /metrics.
+ *
+ * Invariants: a fetch never blocks a reader (snapshots copy the state under a short lock);
+ * every feed is fetched at most once per refresh_s (a failed one is retried after
+ * min(refresh_s, 10 s)); hf_coord_feeds_free returns within the largest timeout_s.
+ * Threading: the fetcher thread owns the curl handles; every other function may be called
+ * from any thread.
+ */
+#ifndef HF_COORD_FEEDS_H
+#define HF_COORD_FEEDS_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "hf_buf.h"
+#include "hf_coord_feed.h"
+#include "hf_coord_policy.h"
+#include "hf_error.h"
+
+typedef struct hf_coord_feeds hf_coord_feeds;
+
+/* Starts the fetcher (the first round at once). HF_ENOMEM, HF_EIO (curl could not start). */
+int hf_coord_feeds_new(const hf_coord_feeds_spec *spec, hf_coord_feeds **out, hf_errbuf *eb);
+/* Stops the thread (in-flight transfers aborted) and frees. NULL accepted. */
+void hf_coord_feeds_free(hf_coord_feeds *f);
+
+/* The market at now_ms (hf_coord_feeds_market_of over the current state). */
+void hf_coord_feeds_market(hf_coord_feeds *f, uint64_t now_ms, hf_coord_market *m);
+/* The state of feed id (a copy). */
+void hf_coord_feeds_state(hf_coord_feeds *f, hf_coord_feed_id id, hf_coord_feed_state *out);
+/* Fetch rounds completed so far (tests wait on it). */
+uint64_t hf_coord_feeds_rounds(hf_coord_feeds *f);
+/* Makes every URL feed due now (tests; SIGHUP). */
+void hf_coord_feeds_refresh_now(hf_coord_feeds *f);
+
+/* GET /v1/feeds: {"feeds": {NAME: {"kind": "url"|"value"|"schedule", "url"?, "pointer"?,
+ * "value": N|null, "fresh": bool, "age_s": N|null, "stale_why": "..."|null, "last_error":
+ * "..."|null, "ok_total", "fail_total", "next_fetch_ms"?}}, "market": {the snapshot's figures,
+ * "stale", "stale_why"}} (new reference; NULL when out of memory). */
+json_t *hf_coord_feeds_json(hf_coord_feeds *f, uint64_t now_ms);
+/* hashflop_coord_feed_value{feed}, _feed_fresh{feed}, _feed_age_seconds{feed},
+ * _feed_fetch_total{feed,result="ok"|"error"} in the Prometheus text format. */
+void hf_coord_feeds_metrics(hf_coord_feeds *f, uint64_t now_ms, hf_buf *b);
+
+#endif
