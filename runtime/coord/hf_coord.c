@@ -1013,6 +1013,34 @@ int hf_coord_add_source(hf_coord *c, const hf_coord_source_ops *ops, hf_errbuf *
 	return 0;
 }
 
+json_t *hf_coord_source_view(hf_coord *c, const char *what, uint64_t now_ms)
+{
+	for (size_t i = 0; i < c->nsrc; i++) {
+		json_t *j = c->src[i]->view ? c->src[i]->view(c->src_state[i], what, now_ms) : NULL;
+		if (j)
+			return j;
+	}
+	return NULL;
+}
+
+/* The sources' /metrics lines. */
+void hf_coord_sources_metrics(hf_coord *c, uint64_t now_ms, hf_buf *b)
+{
+	for (size_t i = 0; i < c->nsrc; i++)
+		if (c->src[i]->metrics)
+			c->src[i]->metrics(c->src_state[i], now_ms, b);
+}
+
+const hf_coord_config *hf_coord_get_config(const hf_coord *c)
+{
+	return &c->cfg;
+}
+
+int hf_coord_node_views(hf_coord *c, uint64_t now_ms, hf_coord_node_view **out, size_t *n)
+{
+	return hf_coord_fleet_node_views(c->fleet, now_ms, out, n);
+}
+
 /* ---- serving ---- */
 
 static int write_files(hf_coord *c, hf_errbuf *eb)
