@@ -751,6 +751,64 @@ out:
 	return r;
 }
 
+int hf_coord_decide_many(hf_coord *c, const hf_coord_decision_req *reqs, size_t n, int *rc,
+			 uint64_t *seq, uint64_t *issued_ms, hf_errbuf *eb)
+{
+	decide_args *a = calloc(n ? n : 1, sizeof *a);
+	size_t *idx = calloc(n ? n : 1, sizeof *idx);
+	uint64_t *seqs = calloc(n ? n : 1, sizeof *seqs);
+	uint64_t issued = next_issued(c), now = hf_wall_ms(), held = 0;
+	size_t k = 0, done = 0;
+	int r = 0;
+
+	*issued_ms = issued;
+	if (!a || !idx || !seqs) {
+		r = hf_fail(eb, HF_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const hf_coord_decision_req *q = &reqs[i];
+		hf_coord_env *cur;
+		uint64_t hold, ttl_ms;
+		seq[i] = 0;
+		rc[i] = strcmp(q->node ? q->node : "*", "*") == 0 ? HF_EINVAL : check_req(c, q, NULL);
+		if (rc[i] < 0)
+			continue;
+		if (!hf_coord_fleet_current(c->fleet, q->node, &cur, &hold)) {
+			rc[i] = HF_ENOTFOUND;
+			continue;
+		}
+		hf_coord_env_unref(cur);
+		if (hold > now) {
+			rc[i] = HF_ESTATE;
+			held++;
+			continue;
+		}
+		ttl_ms = 1000ull * (q->ttl_s ? (q->ttl_s < 10 ? 10 : q->ttl_s) : c->cfg.instruction_ttl_s);
+		rc[i] = HF_EIO; /* until published */
+		idx[k] = i;
+		a[k++] = (decide_args){ .node = q->node, .mode = q->mode, .source = q->source,
+					.mining = q->mining, .inference = q->inference,
+					.reason = q->reason, .issued_ms = issued,
+					.expires_ms = issued + ttl_ms };
+	}
+	r = decide_pipelined(c, a, k, seqs, &done, eb);
+	for (size_t j = 0; j < done; j++) {
+		rc[idx[j]] = 0;
+		seq[idx[j]] = seqs[j];
+	}
+	if (held) {
+		pthread_mutex_lock(&c->mu);
+		c->decisions_held_total += held;
+		pthread_mutex_unlock(&c->mu);
+	}
+out:
+	free(a);
+	free(idx);
+	free(seqs);
+	return r;
+}
+
 /* ---- relays ---- */
 
 /* The trusted operator key ids among the envelope's signatures, comma-separated. */

@@ -72,6 +72,16 @@ int hf_coord_decide(hf_coord *c, const hf_coord_decision_req *req, hf_coord_deci
 		    hf_errbuf *eb);
 void hf_coord_decision_res_clear(hf_coord_decision_res *res);
 
+/* issue 15 (additive): n single-node decisions at once, each with its own node, mode, payloads
+ * and reason (a policy evaluation that moves many nodes): all get one issued_ms (*issued_ms),
+ * are signed on the signing threads and recorded in chunks (one transaction each), then
+ * published. Per request: rc[i] = 0 (decided, seq[i] its record), HF_ESTATE (held by an
+ * operator), HF_ENOTFOUND (unknown node), HF_EINVAL (a bad request or node "*"). Returns 0,
+ * or HF_ENOMEM / HF_EIO when signing or the record failed (eb says why; the requests not yet
+ * published keep rc[i] = HF_EIO). */
+int hf_coord_decide_many(hf_coord *c, const hf_coord_decision_req *reqs, size_t n, int *rc,
+			 uint64_t *seq, uint64_t *issued_ms, hf_errbuf *eb);
+
 /* ---- decision sources ---- */
 typedef struct hf_coord_source_ops {
 	const char *name;

@@ -359,41 +359,94 @@ static void log_decision(const snode *sn, const char *err)
 	       err ? ": not decided: " : "", err ? err : "");
 }
 
-/* Turns a verdict with change into a decision; the node's state follows on success. */
-static void decide_one(policy_src *p, snapshot *s, snode *sn, nstate *st, uint64_t *decided,
-		       uint64_t *held, uint64_t *failed)
+/* The decisions of one evaluation: every verdict with change, decided in one batch
+ * (hf_coord_decide_many); each node's state follows its decision. */
+typedef struct batch {
+	hf_coord_decision_req *q;
+	json_t **reason;
+	size_t *at;                  /* index into the snapshot and the state */
+	int *rc;
+	uint64_t *seq;
+	size_t n;
+} batch;
+
+static void batch_free(batch *b)
 {
-	json_t *reason = hf_coord_verdict_json(&sn->v, &sn->pn, &s->m);
+	for (size_t i = 0; b->reason && i < b->n; i++)
+		json_decref(b->reason[i]);
+	free(b->q);
+	free(b->reason);
+	free(b->at);
+	free(b->rc);
+	free(b->seq);
+}
+
+static int batch_init(batch *b, size_t cap)
+{
+	memset(b, 0, sizeof *b);
+	cap = cap ? cap : 1;
+	b->q = calloc(cap, sizeof *b->q);
+	b->reason = calloc(cap, sizeof *b->reason);
+	b->at = calloc(cap, sizeof *b->at);
+	b->rc = calloc(cap, sizeof *b->rc);
+	b->seq = calloc(cap, sizeof *b->seq);
+	return b->q && b->reason && b->at && b->rc && b->seq ? 0 : HF_ENOMEM;
+}
+
+static void batch_add(policy_src *p, batch *b, snapshot *s, size_t at)
+{
+	snode *sn = &s->v[at];
 	hf_coord_mode to = sn->v.mode;
-	hf_coord_decision_req q = { .node = sn->id, .mode = hf_coord_mode_name(to),
-				    .mining = to == HF_COORD_MINING ? p->cfg.payload[HF_COORD_MINING] : NULL,
-				    .inference = to == HF_COORD_INFERENCE ?
-						 p->cfg.payload[HF_COORD_INFERENCE] : NULL,
-				    .reason = reason, .source = "policy" };
-	hf_coord_decision_res res = { 0 };
+	json_t *reason = hf_coord_verdict_json(&sn->v, &sn->pn, &s->m);
+
+	if (!reason) {
+		hf_strlcpy(sn->decide_error, "out of memory", sizeof sn->decide_error);
+		return;
+	}
+	b->reason[b->n] = reason;
+	b->at[b->n] = at;
+	b->q[b->n++] = (hf_coord_decision_req){
+		.node = sn->id, .mode = hf_coord_mode_name(to), .reason = reason, .source = "policy",
+		.mining = to == HF_COORD_MINING ? p->cfg.payload[HF_COORD_MINING] : NULL,
+		.inference = to == HF_COORD_INFERENCE ? p->cfg.payload[HF_COORD_INFERENCE] : NULL };
+}
+
+/* Decides the batch; counts decided, held (an operator hold that came after the view) and
+ * failed; logs every decision. */
+static void batch_decide(policy_src *p, batch *b, snapshot *s, uint64_t *decided,
+			 uint64_t *held, uint64_t *failed)
+{
+	uint64_t issued = 0;
 	hf_errbuf eb;
 	int r;
 
+	if (!b->n)
+		return;
 	hf_errbuf_clear(&eb);
-	r = reason ? hf_coord_decide(p->c, &q, &res, &eb) : hf_fail(&eb, HF_ENOMEM, "out of memory");
-	json_decref(reason);
-	if (r == 0 && res.nseq == 1) {
-		sn->decided = true;
-		st->mode = to;
-		st->mode_since_ms = res.issued_ms;
-		(*decided)++;
-		log_decision(sn, NULL);
-	} else if (r == HF_ESTATE) {
-		(*held)++; /* an operator hold came between the view and the decision */
-		hf_strlcpy(sn->decide_error, "held by an operator", sizeof sn->decide_error);
-		hf_log_info("policy: %s: not moved to %s: held by an operator", sn->id,
-			    hf_coord_mode_name(to));
-	} else {
-		(*failed)++;
-		hf_text_clean(sn->decide_error, sizeof sn->decide_error, eb.msg, strlen(eb.msg));
-		log_decision(sn, sn->decide_error);
+	r = hf_coord_decide_many(p->c, b->q, b->n, b->rc, b->seq, &issued, &eb);
+	if (r < 0)
+		hf_log_err("policy: recording %zu decision(s) failed: %s", b->n, eb.msg);
+	for (size_t i = 0; i < b->n; i++) {
+		snode *sn = &s->v[b->at[i]];
+		nstate *st = &p->st[b->at[i]];
+		if (b->rc[i] == 0) {
+			sn->decided = true;
+			st->mode = sn->v.mode;
+			st->mode_since_ms = issued;
+			(*decided)++;
+			log_decision(sn, NULL);
+		} else if (b->rc[i] == HF_ESTATE) {
+			(*held)++;
+			hf_strlcpy(sn->decide_error, "held by an operator", sizeof sn->decide_error);
+			hf_log_info("policy: %s: not moved to %s: held by an operator", sn->id,
+				    hf_coord_mode_name(sn->v.mode));
+		} else {
+			(*failed)++;
+			hf_strlcpy(sn->decide_error, r < 0 && eb.msg[0] ? eb.msg : hf_strerror(b->rc[i]),
+				   sizeof sn->decide_error);
+			log_decision(sn, sn->decide_error);
+		}
 	}
-	hf_coord_decision_res_clear(&res);
 }
 
 /* Fills s->v from the node views and the state; returns how many are evaluated (the first
@@ -436,6 +489,7 @@ static int evaluate(policy_src *p)
 	hf_coord_node_view *nv = NULL;
 	hf_coord_pnode *pn = NULL;
 	hf_coord_verdict *out = NULL;
+	batch b = { 0 };
 	size_t n = 0, k, *idx = NULL;
 	uint64_t t0 = hf_mono_us(), now = hf_wall_ms(), decided = 0, held = 0, failed = 0;
 	uint64_t holds[2] = { 0, 0 };
@@ -450,7 +504,7 @@ static int evaluate(policy_src *p)
 	pn = calloc(n ? n : 1, sizeof *pn);
 	out = calloc(n ? n : 1, sizeof *out);
 	idx = calloc(n ? n : 1, sizeof *idx);
-	if (!s->v || !pn || !out || !idx || !merge_state(p, nv, n))
+	if (!s->v || !pn || !out || !idx || batch_init(&b, n) < 0 || !merge_state(p, nv, n))
 		goto out;
 	hf_coord_feeds_market(p->feeds, now, &s->m);
 	if (s->m.stale != p->was_stale)
@@ -474,8 +528,9 @@ static int evaluate(policy_src *p)
 		else if (out[i].rule == HF_COORD_RULE_HOLD)
 			holds[1]++;
 		else if (out[i].change)
-			decide_one(p, s, sn, st, &decided, &held, &failed);
+			batch_add(p, &b, s, idx[i]);
 	}
+	batch_decide(p, &b, s, &decided, &held, &failed);
 	s->evaluated_ms = now;
 	s->took_us = hf_mono_us() - t0;
 	pthread_mutex_lock(&p->snap_mu);
@@ -494,6 +549,7 @@ out:
 	if (r < 0)
 		hf_log_err("policy: evaluation failed: %s", hf_strerror(r));
 	snap_unref(s);
+	batch_free(&b);
 	free(nv);
 	free(pn);
 	free(out);
