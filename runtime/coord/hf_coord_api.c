@@ -9,6 +9,7 @@
  * parts only (fleet, store, hf_coord_decide, hf_coord_relay).
  */
 #include <openssl/crypto.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -608,9 +609,18 @@ static void h_feeds(void *ctx, const hf_http_req *req, hf_http_resp *resp)
 	source_view(ctx, "feeds", req, resp);
 }
 
+/* ?node=ID: that node only. */
 static void h_policy(void *ctx, const hf_http_req *req, hf_http_resp *resp)
 {
-	source_view(ctx, "policy", req, resp);
+	const char *node = hf_http_query(req, "node");
+	char what[HF_COORD_NODE_ID_MAX + 16];
+
+	if (node && node[0] && !hf_id_valid(node)) {
+		hf_http_resp_error(resp, 400, "node: expected a node id");
+		return;
+	}
+	snprintf(what, sizeof what, node && node[0] ? "policy/%s" : "policy", node);
+	source_view(ctx, what, req, resp);
 }
 
 static void h_metrics(void *ctx, const hf_http_req *req, hf_http_resp *resp)

@@ -574,5 +574,11 @@ Test(coord_profit, check_config_validates_the_profit_file, .timeout = 120)
 	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2, "%d: %s", st, out);
 	cr_assert_not_null(strstr(out, "profit_file"), "%s", out);
 	free(out);
+	/* coord.json's key itself: an absolute path */
+	write_coord_config(&r, "profit.json");
+	st = run_coord(&r, args, "check-relative.log", &out);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2, "%d: %s", st, out);
+	cr_assert_not_null(strstr(out, "profit_file: expected an absolute path"), "%s", out);
+	free(out);
 	rig_fini(&r);
 }
