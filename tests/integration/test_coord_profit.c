@@ -409,6 +409,26 @@ Test(coord_profit, a_price_collapse_is_decided_applied_and_acknowledged_stale_fe
 	/* BTC high: mining is best for n1 (no decision), n2 held */
 	json_t *p = wait_rule(&r, "n1", "best", "mining");
 	json_decref(p);
+	/* n1's own watts are learnt from its reports (converged, running); its hashrate is 0 with
+	 * the pool down, which is no measurement: the class's stays */
+	uint64_t end = hf_mono_ms() + WAIT_MS;
+	for (;;) {
+		json_t *v = verdict(&r, "n1", NULL);
+		json_t *fs = json_object_get(v, "figures_source");
+		bool learnt = strcmp(jstr(fs, "mining_watts"), "reported") == 0;
+		if (learnt) {
+			cr_assert_str_eq(jstr(fs, "hashrate_hs"), "class", "%s", json_dumps(v, 0));
+			cr_assert_str_eq(jstr(fs, "idle_watts"), "class", "%s", json_dumps(v, 0));
+			double w = json_number_value(json_object_get(json_object_get(v, "figures"),
+								     "mining_watts"));
+			cr_assert(w > 0 && w != 100.0, "the node's own watts: %s", json_dumps(v, 0));
+		}
+		json_decref(v);
+		if (learnt)
+			break;
+		cr_assert_lt(hf_mono_ms(), end, "n1's mining watts never learnt");
+		hf_sleep_ms(50);
+	}
 	p = wait_rule(&r, "n2", "hold", NULL);
 	json_t *n2v = json_object_get(json_object_get(p, "nodes"), "n2");
 	cr_assert_str_eq(jstr(n2v, "mode"), "mining", "%s", json_dumps(n2v, 0));
@@ -440,7 +460,7 @@ Test(coord_profit, a_price_collapse_is_decided_applied_and_acknowledged_stale_fe
 	int port = r.feed_port;
 	feed_start(&r, port, 2);
 	cr_assert_eq(r.feed_port, port);
-	uint64_t end = hf_mono_ms() + WAIT_MS;
+	end = hf_mono_ms() + WAIT_MS;
 	json_t *dec;
 	for (;;) {
 		d = policy_decisions(&r, "n1");
