@@ -258,6 +258,33 @@ Test(coord_policy, shares_ties_by_id_and_zero_watts_first)
 	cr_assert_eq(s[0], 0);
 }
 
+/* A node held in inference serves whatever: it ranks first; one held elsewhere gets nothing. */
+Test(coord_policy, shares_and_operator_holds)
+{
+	hf_coord_policy_params p;
+	hf_coord_market m = real_market();
+	hf_coord_pnode n[3];
+	double s[3];
+
+	hf_coord_policy_defaults(&p);
+	p.headroom = 0;
+	set_node(&n[0], "best", NULL, 100, 1);
+	set_node(&n[1], "worst", NULL, 100, 100);
+	set_node(&n[2], "mid", NULL, 100, 10);
+	m.infer_demand = 150;
+	n[0].held = true;
+	n[0].mode = HF_COORD_MINING;
+	n[1].held = true;
+	n[1].mode = HF_COORD_INFERENCE;
+	cr_assert_eq(hf_coord_policy_shares(&p, &m, n, 3, s), 0);
+	cr_assert_eq(s[0], 0);
+	cr_assert_eq(s[1], 100);
+	cr_assert_eq(s[2], 50);
+	n[0].held = n[1].held = false;
+	cr_assert_eq(hf_coord_policy_shares(&p, &m, n, 3, s), 0);
+	cr_assert(s[0] == 100 && s[2] == 50 && s[1] == 0);
+}
+
 Test(coord_policy, shares_node_hour_by_margin_with_price_factor)
 {
 	hf_coord_policy_params p;
@@ -368,9 +395,12 @@ Test(coord_policy, rule_hold_wins_over_everything)
 	cr_assert_eq(run(&f, 0), HF_COORD_RULE_HOLD);
 	cr_assert_eq(f.v.mode, HF_COORD_IDLE);
 	cr_assert_not(f.v.change);
-	cr_assert_eq(f.v.best, HF_COORD_INFERENCE);
+	/* held in idle, it cannot take inference demand (share 0): its best is mining */
+	cr_assert_eq(f.v.share, 0);
+	cr_assert_eq(f.v.best, HF_COORD_MINING);
 	cr_assert_eq(f.n.state.streak, 0);
 	cr_assert(strstr(f.v.why, "held by an operator in idle"), "%s", f.v.why);
+	cr_assert(strstr(f.v.why, "the best would be mining at 0.879 USD/h"), "%s", f.v.why);
 }
 
 Test(coord_policy, rule_stale_names_the_feed)
@@ -968,5 +998,85 @@ Test(coord_policy, fleet_spec_caps)
 	cr_assert_eq(s.nclasses, 64);
 	cr_assert_eq(s.default_class, 63);
 	hf_coord_fleet_spec_clear(&s);
+	free(text);
+}
+
+/* class_of through parse's index answers exactly what the in-order scan of a hand-built spec
+ * (no index) answers. */
+Test(coord_policy, class_of_index_equals_scan)
+{
+	static const char *const queries[] = {
+		"a", "a-5", "a-6", "a-", "b", "b-1", "b-10", "b-11", "b-0", "b-01", "b-3", "b-12",
+		"c", "cx-2", "d-1", "d-2", "d-3", "d", "e-1-2", "e-1", "e", "zz", "b-1x", "-", "",
+	};
+	const char *text = "{\"classes\": {\"k0\": {\"idle_watts\": 0}, \"k1\": {\"idle_watts\": 1}, "
+		"\"k2\": {\"idle_watts\": 2}, \"k3\": {\"idle_watts\": 3}}, \"nodes\": ["
+		"{\"id\": \"a-5\", \"class\": \"k1\"}, {\"match\": \"a-*\", \"class\": \"k2\"}, "
+		"{\"id\": \"a\", \"class\": \"k3\", \"count\": 9}, {\"id\": \"b\", \"class\": \"k1\", "
+		"\"count\": 10}, {\"match\": \"b-1?\", \"class\": \"k0\"}, {\"match\": \"c*\", "
+		"\"class\": \"k2\"}, {\"id\": \"d-2\", \"class\": \"k2\"}, {\"id\": \"d\", \"class\": "
+		"\"k3\", \"count\": 3}, {\"id\": \"e-1\", \"class\": \"k0\", \"count\": 2}, "
+		"{\"id\": \"e\", \"class\": \"k1\", \"count\": 5}], \"default_class\": \"k3\"}";
+	hf_coord_fleet_spec s, scan;
+	hf_errbuf eb;
+
+	cr_assert_eq(parse(text, &s, &eb), 0, "%s", eb.msg);
+	cr_assert_not_null(s.by_id);
+	cr_assert_eq(s.nby_id, 7);
+	cr_assert_eq(s.nglobs, 3);
+	scan = s;
+	scan.by_id = scan.globs = NULL;
+	scan.nby_id = scan.nglobs = 0;
+	for (size_t i = 0; i < sizeof queries / sizeof *queries; i++)
+		cr_assert_str_eq(hf_coord_fleet_spec_class_of(&s, queries[i])->name,
+				 hf_coord_fleet_spec_class_of(&scan, queries[i])->name, "%s",
+				 queries[i]);
+	cr_assert_str_eq(hf_coord_fleet_spec_class_of(&s, "a-5")->name, "k1");
+	cr_assert_str_eq(hf_coord_fleet_spec_class_of(&s, "a-6")->name, "k2");
+	cr_assert_str_eq(hf_coord_fleet_spec_class_of(&s, "b-10")->name, "k1");
+	cr_assert_str_eq(hf_coord_fleet_spec_class_of(&s, "b-11")->name, "k0");
+	cr_assert_str_eq(hf_coord_fleet_spec_class_of(&s, "d-2")->name, "k2");
+	cr_assert_str_eq(hf_coord_fleet_spec_class_of(&s, "d-3")->name, "k3");
+	cr_assert_str_eq(hf_coord_fleet_spec_class_of(&s, "e-1-2")->name, "k0");
+	cr_assert_str_eq(hf_coord_fleet_spec_class_of(&s, "e-1")->name, "k0");
+	cr_assert_str_eq(hf_coord_fleet_spec_class_of(&s, "e-2")->name, "k1");
+	cr_assert_str_eq(hf_coord_fleet_spec_class_of(&s, "zz")->name, "k3");
+	hf_coord_fleet_spec_clear(&s);
+	cr_assert_null(s.by_id);
+	cr_assert_null(s.globs);
+}
+
+Test(coord_policy, fleet_spec_repeated_id_refused)
+{
+	refused("{" CLS ", \"nodes\": [{\"id\": \"x\", \"class\": \"h200\"}, {\"match\": \"x\", "
+		"\"class\": \"epyc\"}, {\"id\": \"x\", \"class\": \"epyc\"}]}",
+		"nodes[2].id: \"x\" is already nodes[0]'s");
+}
+
+/* 100,000 "id" entries (the cap) parse and every id finds its class; one more is refused. */
+Test(coord_policy, fleet_spec_hundred_thousand_entries)
+{
+	const size_t n = 100000;
+	char *text = malloc(n * 48 + 256), *p, id[32];
+	hf_coord_fleet_spec s;
+	hf_errbuf eb;
+
+	cr_assert_not_null(text);
+	p = text + sprintf(text, "{\"classes\": {\"a\": {\"idle_watts\": 1}, \"b\": {\"idle_watts\": "
+			   "2}}, \"nodes\": [");
+	for (size_t i = 0; i < n; i++)
+		p += sprintf(p, "%s{\"id\": \"n%zu\", \"class\": \"%s\"}", i ? ", " : "", i,
+			     i % 3 ? "a" : "b");
+	strcpy(p, "]}");
+	cr_assert_eq(parse(text, &s, &eb), 0, "%s", eb.msg);
+	cr_assert_eq(s.nnodes, n);
+	for (size_t i = 0; i < n; i++) {
+		snprintf(id, sizeof id, "n%zu", i);
+		cr_assert_str_eq(hf_coord_fleet_spec_class_of(&s, id)->name, i % 3 ? "a" : "b");
+	}
+	cr_assert_null(hf_coord_fleet_spec_class_of(&s, "n100000"));
+	hf_coord_fleet_spec_clear(&s);
+	sprintf(p, ", {\"match\": \"*\", \"class\": \"a\"}]}");
+	refused(text, "nodes: 100001 entries, at most 100000 allowed");
 	free(text);
 }
