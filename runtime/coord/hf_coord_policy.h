@@ -14,7 +14,9 @@
  * joule = inferences_per_s / inference_watts; per_1000) or by inference margin per node
  * (node_hour), ties broken by id (strcmp); the demand (times 1 + headroom) is filled in that
  * order: a node's share is min(capacity, what is left after every node ranked above it), its
- * capacity inferences_per_s (per_1000) or 1 (node_hour). That share is what it "would serve"
+ * capacity inferences_per_s (per_1000) or 1 (node_hour); 0 inference watts ranks as infinitely
+ * efficient, a node held in inference ranks first and one held in another mode gets no share
+ * (policy helper, issue 15). That share is what it "would serve"
  * (hf_coord_policy_shares) and it is the same for every evaluation of the same figures, so a
  * node's decision depends only on its own figures and its share.
  * Rules, in the order they are applied to each node (the first that applies decides):
@@ -118,6 +120,10 @@ typedef struct hf_coord_policy_params {
 	uint64_t horizon_s;         /* expected gain over this must pay the switch (3600) */
 	double fixed_cost_usd;      /* added to every switch's cost (0) */
 	uint64_t evaluate_s;        /* live: seconds between evaluations (30) */
+	/* Added by the policy helper (issue 15): verdicts without the why sentence (why = ""),
+	 * the backtest's fast path: the sentence is ~80% of an evaluation's time and changes no
+	 * decision (false; not a config key). */
+	bool no_why;
 } hf_coord_policy_params;
 
 void hf_coord_policy_defaults(hf_coord_policy_params *p);
@@ -196,7 +202,9 @@ int hf_coord_policy_eval(const hf_coord_policy_params *p, const hf_coord_market 
  * {"policy": 1, "rule", "why", "mode", "from", "best", "margins": {mode: usd_h}, "revenue",
  *  "cost", "share", "gain_usd_h", "switch_cost_usd", "figures": {..., "own": [names]},
  *  "market": {"at_ms", "btc_usd", "difficulty", "fees_btc", "subsidy_btc", "power_usd_kwh",
- *  "inference_price", "inference_demand"}} (new reference; NULL when out of memory). */
+ *  "inference_price", "inference_demand"}} (new reference; NULL when out of memory). "from" is
+ * n->mode: call it before applying the verdict. A mode the node cannot run (and is not in) has
+ * null margin, revenue and cost; a number that is not finite is null. */
 json_t *hf_coord_verdict_json(const hf_coord_verdict *v, const hf_coord_pnode *n,
 			      const hf_coord_market *m);
 
@@ -225,15 +233,25 @@ typedef struct hf_coord_fleet_spec {
 	} *nodes;
 	size_t nnodes;
 	long default_class;      /* index, or -1: a node matching nothing has no class (refused) */
+	/* Added by the policy helper (issue 15): class_of's lookup index, built by
+	 * hf_coord_fleet_spec_parse (O(log n) per "id" lookup, a scan of the "match" entries only);
+	 * NULL in a spec built by hand, which class_of then scans in order. Read-only for callers. */
+	size_t *by_id;           /* indexes of "id" entries, sorted by (id, index) */
+	size_t nby_id;
+	size_t *globs;           /* indexes of "match" entries, in order */
+	size_t nglobs;
 } hf_coord_fleet_spec;
 
 /* Parses the sections "policy", "classes", "nodes", "default_class" of
  * root; strict (unknown keys, bad types, non-finite or negative numbers refused; eb names the
- * path, e.g. "classes.h200.inference_watts: expected a finite number >= 0"). */
+ * path, e.g. "classes.h200.inference_watts: expected a finite number >= 0"). Also refused: two
+ * "id" entries with the same id, more than 100,000 node entries. On failure *out is left empty
+ * (defaults, no classes, no nodes); hf_coord_fleet_spec_clear is safe on it either way. */
 int hf_coord_fleet_spec_parse(const json_t *root, hf_coord_fleet_spec *out, hf_errbuf *eb);
 void hf_coord_fleet_spec_clear(hf_coord_fleet_spec *s);
 /* The class of node id (first node entry whose id equals it or whose glob matches, else the
- * default class); NULL when none. */
+ * default class); NULL when none. An "id" entry with a count N > 1 also covers ID-1 .. ID-N
+ * (the ids the backtest gives those nodes; no leading zeros). */
 const hf_coord_class *hf_coord_fleet_spec_class_of(const hf_coord_fleet_spec *s,
 						   const char *id);
 
