@@ -726,3 +726,40 @@ Test(coord_feed, observe_accepts_trailing_whitespace_and_a_body_at_the_cap)
 	cr_assert_eq(hf_coord_feed_observe(&s, &st, 1, NULL, 200, body, 1024), 0, "%s", st.why);
 	cr_assert_eq(hf_coord_feed_observe(&s, &st, 1, NULL, 200, body, 1025), HF_ETOOBIG);
 }
+
+/* Mutations of a good body (bytes flipped, cut, inserted): every result is a value or an error
+ * with a clean reason; never a crash, a negative or a non-finite value. */
+Test(coord_feed, observe_survives_mutated_bodies)
+{
+	const char *good = "{\"time\": 1733011200, \"USD\": 97123, \"EUR\": [1, {\"x\": \"2\"}]}";
+	hf_coord_feed_spec s = url_spec("/USD", 1);
+	uint64_t rng = 0x9e3779b97f4a7c15ull;
+	char body[128];
+	unsigned ok = 0;
+
+	for (int i = 0; i < 20000; i++) {
+		hf_coord_feed_state st = { 0 };
+		size_t len = strlen(good);
+		memcpy(body, good, len);
+		for (int k = 0; k < 1 + i % 4; k++) {
+			rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+			size_t at = (size_t)(rng >> 33) % len;
+			unsigned char b = (unsigned char)(rng >> 17);
+			if (k == 3)
+				len = at;
+			else
+				body[at] = (char)b;
+		}
+		int r = hf_coord_feed_observe(&s, &st, 1, NULL, 200, body, len);
+		if (r == 0) {
+			ok++;
+			cr_assert(isfinite(st.value) && st.value >= 0);
+		} else {
+			cr_assert(st.failing && st.why[0]);
+			cr_assert(hf_utf8_valid(st.why, strlen(st.why)));
+			for (const char *p = st.why; *p; p++)
+				cr_assert((unsigned char)*p >= 0x20 && *p != 0x7f, "%s", st.why);
+		}
+	}
+	cr_assert_gt(ok, 0, "no mutation kept the value readable");
+}

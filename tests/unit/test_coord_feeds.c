@@ -642,7 +642,10 @@ Test(coord_feeds, max_age_makes_a_good_value_stale)
 		  "%s", m.stale_why);
 	hf_coord_feeds_state(f, HF_FEED_BTC_USD, &st);
 	cr_assert_eq(st.ok_total, 1, "fetched again before refresh_s");
-	cr_assert_eq(s.hits, 1);
+	pthread_mutex_lock(&s.mu);
+	unsigned hits = s.hits;
+	pthread_mutex_unlock(&s.mu);
+	cr_assert_eq(hits, 1);
 	hf_coord_feeds_free(f);
 	srv_stop(&s);
 }
@@ -819,12 +822,16 @@ Test(coord_feeds, feeds_are_fetched_concurrently)
 	const_spec(&spec);
 	for (size_t i = 0; i < 4; i++) {
 		srv_set(&s, paths[i], 200, "{\"v\": 42}");
-		s.ans[s.nans - 1].barrier = true;
+		pthread_mutex_lock(&s.mu);
+		srv_find(&s, paths[i])->barrier = true;
+		pthread_mutex_unlock(&s.mu);
 		srv_url(&s, paths[i], url, sizeof url);
 		url_feed(&spec, ids[i], url, "/v", 1);
 		spec.feed[ids[i]].timeout_s = 60;
 	}
+	pthread_mutex_lock(&s.mu);
 	s.want = 4;
+	pthread_mutex_unlock(&s.mu);
 	hf_coord_feeds *f = start(&spec);
 	cr_assert(hf_coord_feeds_wait_round(f, 1, 60000));
 	/* The server answered only once all four requests were waiting at the same time. */
