@@ -138,8 +138,9 @@ static void finish(hf_coord_feeds *f, xfer *x, CURLcode cc, const char *terr)
 			 x->err[0] ? ": " : "", x->err);
 		terr = tbuf;
 	} else if (!terr && !x->over && cc != CURLE_OK) {
-		snprintf(tbuf, sizeof tbuf, "%s%s%s", curl_easy_strerror(cc), x->err[0] ? ": " : "",
-			 x->err);
+		/* libcurl's detail when it has one ("SSL certificate problem: ..."), else its
+		 * text for the code */
+		snprintf(tbuf, sizeof tbuf, "%s", x->err[0] ? x->err : curl_easy_strerror(cc));
 		terr = tbuf;
 	}
 	wall = hf_wall_ms();
