@@ -16,6 +16,7 @@
 
 #include "hf_coord.h"
 #include "hf_coord_config.h"
+#include "hf_coord_profit.h"
 #include "hf_coord_store.h"
 #include "hf_file.h"
 #include "hf_httpd.h"
@@ -42,8 +43,9 @@ static void usage(FILE *f)
 		"\n"
 		"Options:\n"
 		"  -c, --config FILE     coord.json to load (required)\n"
-		"      --check-config    validate the configuration, print the effective config as\n"
-		"                        coord.json (every default filled in) and exit\n"
+		"      --check-config    validate the configuration (and the profit_file it names),\n"
+		"                        print the effective config as coord.json (every default\n"
+		"                        filled in) and exit\n"
 		"      --token-file FILE node add: write the new token to FILE (mode 0600) instead of\n"
 		"                        printing it\n"
 		"  -v, --verbose         log at debug level\n"
@@ -282,6 +284,7 @@ static int run(const hf_coord_config *cfg)
 	signal(SIGPIPE, SIG_IGN);
 	raise_fd_limit();
 	if (hf_coord_new(cfg, &c, &eb) < 0 || hf_coord_add_source(c, &hf_coord_source_api, &eb) < 0 ||
+	    (cfg->profit_file[0] && hf_coord_add_source(c, &hf_coord_source_policy, &eb) < 0) ||
 	    hf_coord_serve(c, &eb) < 0) {
 		hf_log_err("%s", eb.msg);
 		hf_coord_free(c);
@@ -329,9 +332,14 @@ int main(int argc, char **argv)
 	}
 	if (o.verbose)
 		cfg.log_level = HF_LOG_DEBUG;
+	if (o.check && o.argc)
+		return fprintf(stderr, "hashflop-coord: --check-config takes no command\n"), 2;
+	if (o.check && cfg.profit_file[0] && hf_coord_profit_check(cfg.profit_file, &eb) < 0) {
+		fprintf(stderr, "hashflop-coord: %s: %s\n", o.config, eb.msg);
+		return 2;
+	}
 	if (o.check)
-		return o.argc ? (fprintf(stderr, "hashflop-coord: --check-config takes no command\n"), 2)
-			      : print_config(&cfg);
+		return print_config(&cfg);
 	if (o.argc)
 		return node_command(&cfg, &o);
 	hf_log_init(argv[0], cfg.log_level);

@@ -751,6 +751,64 @@ out:
 	return r;
 }
 
+int hf_coord_decide_many(hf_coord *c, const hf_coord_decision_req *reqs, size_t n, int *rc,
+			 uint64_t *seq, uint64_t *issued_ms, hf_errbuf *eb)
+{
+	decide_args *a = calloc(n ? n : 1, sizeof *a);
+	size_t *idx = calloc(n ? n : 1, sizeof *idx);
+	uint64_t *seqs = calloc(n ? n : 1, sizeof *seqs);
+	uint64_t issued = next_issued(c), now = hf_wall_ms(), held = 0;
+	size_t k = 0, done = 0;
+	int r = 0;
+
+	*issued_ms = issued;
+	if (!a || !idx || !seqs) {
+		r = hf_fail(eb, HF_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const hf_coord_decision_req *q = &reqs[i];
+		hf_coord_env *cur;
+		uint64_t hold, ttl_ms;
+		seq[i] = 0;
+		rc[i] = strcmp(q->node ? q->node : "*", "*") == 0 ? HF_EINVAL : check_req(c, q, NULL);
+		if (rc[i] < 0)
+			continue;
+		if (!hf_coord_fleet_current(c->fleet, q->node, &cur, &hold)) {
+			rc[i] = HF_ENOTFOUND;
+			continue;
+		}
+		hf_coord_env_unref(cur);
+		if (hold > now) {
+			rc[i] = HF_ESTATE;
+			held++;
+			continue;
+		}
+		ttl_ms = 1000ull * (q->ttl_s ? (q->ttl_s < 10 ? 10 : q->ttl_s) : c->cfg.instruction_ttl_s);
+		rc[i] = HF_EIO; /* until published */
+		idx[k] = i;
+		a[k++] = (decide_args){ .node = q->node, .mode = q->mode, .source = q->source,
+					.mining = q->mining, .inference = q->inference,
+					.reason = q->reason, .issued_ms = issued,
+					.expires_ms = issued + ttl_ms };
+	}
+	r = decide_pipelined(c, a, k, seqs, &done, eb);
+	for (size_t j = 0; j < done; j++) {
+		rc[idx[j]] = 0;
+		seq[idx[j]] = seqs[j];
+	}
+	if (held) {
+		pthread_mutex_lock(&c->mu);
+		c->decisions_held_total += held;
+		pthread_mutex_unlock(&c->mu);
+	}
+out:
+	free(a);
+	free(idx);
+	free(seqs);
+	return r;
+}
+
 /* ---- relays ---- */
 
 /* The trusted operator key ids among the envelope's signatures, comma-separated. */
@@ -1011,6 +1069,34 @@ int hf_coord_add_source(hf_coord *c, const hf_coord_source_ops *ops, hf_errbuf *
 	c->src[c->nsrc] = ops;
 	c->src_state[c->nsrc++] = state;
 	return 0;
+}
+
+json_t *hf_coord_source_view(hf_coord *c, const char *what, uint64_t now_ms)
+{
+	for (size_t i = 0; i < c->nsrc; i++) {
+		json_t *j = c->src[i]->view ? c->src[i]->view(c->src_state[i], what, now_ms) : NULL;
+		if (j)
+			return j;
+	}
+	return NULL;
+}
+
+/* The sources' /metrics lines. */
+void hf_coord_sources_metrics(hf_coord *c, uint64_t now_ms, hf_buf *b)
+{
+	for (size_t i = 0; i < c->nsrc; i++)
+		if (c->src[i]->metrics)
+			c->src[i]->metrics(c->src_state[i], now_ms, b);
+}
+
+const hf_coord_config *hf_coord_get_config(const hf_coord *c)
+{
+	return &c->cfg;
+}
+
+int hf_coord_node_views(hf_coord *c, uint64_t now_ms, hf_coord_node_view **out, size_t *n)
+{
+	return hf_coord_fleet_node_views(c->fleet, now_ms, out, n);
 }
 
 /* ---- serving ---- */

@@ -24,7 +24,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hf_buf.h"
 #include "hf_coord_config.h"
+#include "hf_coord_fleet.h"
 #include "hf_coord_store.h"
 #include "hf_error.h"
 
@@ -70,6 +72,16 @@ int hf_coord_decide(hf_coord *c, const hf_coord_decision_req *req, hf_coord_deci
 		    hf_errbuf *eb);
 void hf_coord_decision_res_clear(hf_coord_decision_res *res);
 
+/* issue 15 (additive): n single-node decisions at once, each with its own node, mode, payloads
+ * and reason (a policy evaluation that moves many nodes): all get one issued_ms (*issued_ms),
+ * are signed on the signing threads and recorded in chunks (one transaction each), then
+ * published. Per request: rc[i] = 0 (decided, seq[i] its record), HF_ESTATE (held by an
+ * operator), HF_ENOTFOUND (unknown node), HF_EINVAL (a bad request or node "*"). Returns 0,
+ * or HF_ENOMEM / HF_EIO when signing or the record failed (eb says why; the requests not yet
+ * published keep rc[i] = HF_EIO). */
+int hf_coord_decide_many(hf_coord *c, const hf_coord_decision_req *reqs, size_t n, int *rc,
+			 uint64_t *seq, uint64_t *issued_ms, hf_errbuf *eb);
+
 /* ---- decision sources ---- */
 typedef struct hf_coord_source_ops {
 	const char *name;
@@ -77,6 +89,12 @@ typedef struct hf_coord_source_ops {
 	int (*start)(hf_coord *c, void **state, hf_errbuf *eb);
 	/* Stops it: after this returns it calls nothing on c. */
 	void (*stop)(void *state);
+	/* issue 15 (additive; NULL when the source has none): a view of the source for the API
+	 * (what: "feeds" for GET /v1/feeds, "policy" for GET /v1/policy): a new reference, or
+	 * NULL when it has no such view. Called from the server's threads while it runs. */
+	json_t *(*view)(void *state, const char *what, uint64_t now_ms);
+	/* Its lines for /metrics (Prometheus text format), from the server's threads. */
+	void (*metrics)(void *state, uint64_t now_ms, hf_buf *b);
 } hf_coord_source_ops;
 
 /* The "api" source: POST /v1/decisions (admin token) is answered while it runs. */
@@ -84,6 +102,16 @@ extern const hf_coord_source_ops hf_coord_source_api;
 
 /* Starts a source (at most 8); it runs until hf_coord_free. */
 int hf_coord_add_source(hf_coord *c, const hf_coord_source_ops *ops, hf_errbuf *eb);
+/* issue 15 (additive): the view `what` of the first running source that has one (a new
+ * reference), or NULL when none has. */
+json_t *hf_coord_source_view(hf_coord *c, const char *what, uint64_t now_ms);
+
+/* ---- for decision sources (issue 15, additive) ---- */
+/* The configuration the coordinator runs with (immutable while it runs). */
+const hf_coord_config *hf_coord_get_config(const hf_coord *c);
+/* Every registered node as the fleet sees it now (hf_coord_fleet_node_views: sorted by id,
+ * *out malloc'ed, free()). HF_ENOMEM. */
+int hf_coord_node_views(hf_coord *c, uint64_t now_ms, hf_coord_node_view **out, size_t *n);
 
 /* ---- tokens ---- */
 #define HF_COORD_TOKEN_BYTES 32

@@ -9,6 +9,7 @@
  * parts only (fleet, store, hf_coord_decide, hf_coord_relay).
  */
 #include <openssl/crypto.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -409,7 +410,8 @@ static void api_stop(void *state)
 	free(a);
 }
 
-const hf_coord_source_ops hf_coord_source_api = { "api", api_start, api_stop };
+const hf_coord_source_ops hf_coord_source_api = { .name = "api", .start = api_start,
+						  .stop = api_stop };
 
 static void h_decide(void *ctx, const hf_http_req *req, hf_http_resp *resp)
 {
@@ -587,6 +589,40 @@ static void h_status(void *ctx, const hf_http_req *req, hf_http_resp *resp)
 			  "keyid", c->keyid));
 }
 
+/* GET /v1/feeds and GET /v1/policy: the policy source's views (issue 15). */
+static void source_view(hf_coord *c, const char *what, const hf_http_req *req, hf_http_resp *resp)
+{
+	json_t *j;
+
+	if (!read_ok(c, req, resp))
+		return;
+	j = hf_coord_source_view(c, what, hf_wall_ms());
+	if (!j) {
+		hf_http_resp_error(resp, 404, "no policy source (coord.json profit_file is empty)");
+		return;
+	}
+	hf_http_resp_json(resp, 200, j);
+}
+
+static void h_feeds(void *ctx, const hf_http_req *req, hf_http_resp *resp)
+{
+	source_view(ctx, "feeds", req, resp);
+}
+
+/* ?node=ID: that node only. */
+static void h_policy(void *ctx, const hf_http_req *req, hf_http_resp *resp)
+{
+	const char *node = hf_http_query(req, "node");
+	char what[HF_COORD_NODE_ID_MAX + 16];
+
+	if (node && node[0] && !hf_id_valid(node)) {
+		hf_http_resp_error(resp, 400, "node: expected a node id");
+		return;
+	}
+	snprintf(what, sizeof what, node && node[0] ? "policy/%s" : "policy", node);
+	source_view(ctx, what, req, resp);
+}
+
 static void h_metrics(void *ctx, const hf_http_req *req, hf_http_resp *resp)
 {
 	hf_coord *c = ctx;
@@ -596,6 +632,7 @@ static void h_metrics(void *ctx, const hf_http_req *req, hf_http_resp *resp)
 		return;
 	hf_coord_fleet_metrics(c->fleet, hf_wall_ms(), &resp->body);
 	hf_coord_metrics(c, &resp->body);
+	hf_coord_sources_metrics(c, hf_wall_ms(), &resp->body);
 	hf_httpd_get_stats(c->http, &st);
 	hf_prom_family(&resp->body, "hashflop_coord_http_connections", "gauge",
 		       "HTTP connections open now.");
@@ -622,6 +659,8 @@ const hf_http_route hf_coord_routes[] = {
 	{ "GET", "/v1/fleet", h_fleet },
 	{ "GET", "/v1/nodes/*", h_node },
 	{ "GET", "/v1/status", h_status },
+	{ "GET", "/v1/feeds", h_feeds },
+	{ "GET", "/v1/policy", h_policy },
 	{ "GET", "/metrics", h_metrics },
 };
 const size_t hf_coord_nroutes = HF_ARRAY_SIZE(hf_coord_routes);

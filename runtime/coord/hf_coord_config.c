@@ -128,6 +128,7 @@ static int read_limits(hf_coord_config *cfg, const json_t *obj, hf_errbuf *eb)
 
 typedef struct top_vals {
 	char fleet[64], key[PATH_MAX], trust[PATH_MAX], admin[PATH_MAX], db[PATH_MAX];
+	char profit[PATH_MAX];
 	uint64_t report, offline, ttl, skew;
 	int level;
 } top_vals;
@@ -142,7 +143,8 @@ static int check_top(const top_vals *v, hf_errbuf *eb)
 	if ((r = check_path("signing_key", v->key, false, eb)) < 0 ||
 	    (r = check_path("trust_file", v->trust, false, eb)) < 0 ||
 	    (r = check_path("admin_token_file", v->admin, true, eb)) < 0 ||
-	    (r = check_path("database", v->db, false, eb)) < 0)
+	    (r = check_path("database", v->db, false, eb)) < 0 ||
+	    (r = check_path("profit_file", v->profit, true, eb)) < 0)
 		return r;
 	return 0;
 }
@@ -169,6 +171,8 @@ int hf_coord_config_from_json(hf_coord_config *cfg, const json_t *root, hf_errbu
 		{ .key = "clock_skew_ms", .type = HF_CFG_UINT, .dst = &v.skew, .min = 0, .max = 3600000 },
 		{ .key = "log_level", .type = HF_CFG_ENUM, .dst = &v.level, .choices = level_choices },
 		{ .key = "limits", .type = HF_CFG_OBJECT, .dst = &limits },
+		{ .key = "profit_file", .type = HF_CFG_STRING, .dst = v.profit,
+		  .dst_size = sizeof v.profit },
 	};
 	int r;
 
@@ -176,6 +180,7 @@ int hf_coord_config_from_json(hf_coord_config *cfg, const json_t *root, hf_errbu
 	hf_strlcpy(v.trust, cfg->trust_file, sizeof v.trust);
 	hf_strlcpy(v.admin, cfg->admin_token_file, sizeof v.admin);
 	hf_strlcpy(v.db, cfg->database, sizeof v.db);
+	hf_strlcpy(v.profit, cfg->profit_file, sizeof v.profit);
 	if ((r = hf_cfg_read(root, "", f, HF_ARRAY_SIZE(f), eb)) < 0 || (r = check_top(&v, eb)) < 0)
 		return r;
 	if (listen && (r = read_listen(&next, listen, eb)) < 0)
@@ -193,6 +198,7 @@ int hf_coord_config_from_json(hf_coord_config *cfg, const json_t *root, hf_errbu
 	hf_strlcpy(next.trust_file, v.trust, sizeof next.trust_file);
 	hf_strlcpy(next.admin_token_file, v.admin, sizeof next.admin_token_file);
 	hf_strlcpy(next.database, v.db, sizeof next.database);
+	hf_strlcpy(next.profit_file, v.profit, sizeof next.profit_file);
 	next.report_interval_s = (unsigned)v.report;
 	next.offline_after_s = (unsigned)v.offline;
 	next.instruction_ttl_s = (unsigned)v.ttl;
@@ -217,7 +223,7 @@ int hf_coord_config_load(hf_coord_config *cfg, const char *path, hf_errbuf *eb)
 
 json_t *hf_coord_config_to_json(const hf_coord_config *c)
 {
-	return json_pack("{s:s, s:{s:s, s:i, s:s, s:s, s:s, s:b}, s:s, s:s, s:s, s:s, s:i, s:i, "
+	json_t *j = json_pack("{s:s, s:{s:s, s:i, s:s, s:s, s:s, s:b}, s:s, s:s, s:s, s:s, s:i, s:i, "
 			 "s:i, s:I, s:s, s:{s:I, s:I, s:i, s:i, s:i, s:i}}",
 			 "fleet_id", c->fleet_id,
 			 "listen", "address", c->listen_address, "port", (int)c->port,
@@ -234,4 +240,9 @@ json_t *hf_coord_config_to_json(const hf_coord_config *c)
 			 "max_report_body", (json_int_t)c->max_report_body,
 			 "max_wait_s", (int)c->max_wait_s, "max_connections", (int)c->max_connections,
 			 "threads", (int)c->threads, "max_nodes", (int)c->max_nodes);
+	if (j && json_object_set_new(j, "profit_file", json_string(c->profit_file)) < 0) {
+		json_decref(j);
+		j = NULL;
+	}
+	return j;
 }

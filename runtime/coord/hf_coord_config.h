@@ -46,6 +46,7 @@ typedef struct hf_coord_config {
 	unsigned max_connections;
 	unsigned threads;
 	unsigned max_nodes;
+	char profit_file[PATH_MAX];     /* issue 15: profit.json of the "policy" source; "" none */
 } hf_coord_config;
 
 void hf_coord_config_defaults(hf_coord_config *cfg);

@@ -95,6 +95,12 @@ typedef struct hf_coord_feeds_spec {
  * "utc_offset_min"?}; plus top-level "ca_file" and "allow_plain_http". Strict: eb names the
  * path ("feeds.btc_usd.pointer: must be empty or start with /"). */
 int hf_coord_feeds_spec_parse(const json_t *feeds, hf_coord_feeds_spec *out, hf_errbuf *eb);
+/* The defaults alone (what hf_coord_feeds_spec_parse(NULL, ...) gives). */
+void hf_coord_feeds_spec_defaults(hf_coord_feeds_spec *s);
+/* The checks the parser applies to a whole spec (URLs and the plain-http rule, pointers,
+ * ranges, schedules; height may be HF_FEED_NONE only when subsidy_btc is configured), for a
+ * spec built in code: 0 or HF_ECONFIG naming the field. */
+int hf_coord_feeds_spec_check(const hf_coord_feeds_spec *s, hf_errbuf *eb);
 /* The spec as JSON (every default filled in). */
 json_t *hf_coord_feeds_spec_json(const hf_coord_feeds_spec *s);
 

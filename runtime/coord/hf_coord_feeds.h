@@ -14,6 +14,7 @@
 #define HF_COORD_FEEDS_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "hf_buf.h"
@@ -36,6 +37,13 @@ void hf_coord_feeds_state(hf_coord_feeds *f, hf_coord_feed_id id, hf_coord_feed_
 uint64_t hf_coord_feeds_rounds(hf_coord_feeds *f);
 /* Makes every URL feed due now (tests; SIGHUP). */
 void hf_coord_feeds_refresh_now(hf_coord_feeds *f);
+/* hf_coord_feeds_refresh_now, returning the number of the first round that fetches every URL
+ * feed after this call (rounds are batches: the feeds due when one starts are fetched together
+ * and it completes when the last of them has; a request during a round is served by the next
+ * one). With no URL feed configured a round completes at once. */
+uint64_t hf_coord_feeds_refresh(hf_coord_feeds *f);
+/* Waits until hf_coord_feeds_rounds(f) >= round or timeout_ms passes; true when it got there. */
+bool hf_coord_feeds_wait_round(hf_coord_feeds *f, uint64_t round, uint64_t timeout_ms);
 
 /* GET /v1/feeds: {"feeds": {NAME: {"kind": "url"|"value"|"schedule", "url"?, "pointer"?,
  * "value": N|null, "fresh": bool, "age_s": N|null, "stale_why": "..."|null, "last_error":

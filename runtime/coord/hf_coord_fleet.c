@@ -957,6 +957,60 @@ json_t *hf_coord_fleet_node_json(hf_coord_fleet *f, const char *id, uint64_t now
 	return j;
 }
 
+/* ---- node views (issue 15) ---- */
+
+static int cmp_view(const void *a, const void *b)
+{
+	return strcmp(((const hf_coord_node_view *)a)->id, ((const hf_coord_node_view *)b)->id);
+}
+
+static void view_of(const hf_coord_fleet *f, const cnode *n, uint64_t now, hf_coord_node_view *v)
+{
+	const hf_coord_env *e = effective(f, n);
+
+	memset(v, 0, sizeof *v);
+	hf_strlcpy(v->id, n->id, sizeof v->id);
+	if (e) {
+		v->has_env = true;
+		hf_strlcpy(v->mode, e->mode, sizeof v->mode);
+		v->issued_ms = e->issued_ms;
+		v->seq = e->seq;
+		v->resigned_from = e->resigned_from;
+		hf_strlcpy(v->source, e->source, sizeof v->source);
+		v->authority = e->authority;
+	}
+	v->hold_until_ms = hold_of(f, n, NULL);
+	v->has_report = n->has_report;
+	if (n->has_report) {
+		v->report_wall_ms = n->last_report_ms;
+		v->rep = n->rep;
+	}
+	v->converged = n->has_report && n->converged;
+	v->offline = !n->last_seen_ms || now > n->last_seen_ms + f->offline_after_s * 1000ull;
+}
+
+int hf_coord_fleet_node_views(hf_coord_fleet *f, uint64_t now_ms, hf_coord_node_view **out,
+			      size_t *n)
+{
+	size_t k = 0;
+
+	*out = NULL;
+	*n = 0;
+	pthread_mutex_lock(&f->lock);
+	*out = malloc((f->count ? f->count : 1) * sizeof **out);
+	if (!*out) {
+		pthread_mutex_unlock(&f->lock);
+		return HF_ENOMEM;
+	}
+	for (size_t i = 0; i < f->cap; i++)
+		if (f->tab[i])
+			view_of(f, f->tab[i], now_ms, &(*out)[k++]);
+	pthread_mutex_unlock(&f->lock);
+	qsort(*out, k, sizeof **out, cmp_view);
+	*n = k;
+	return 0;
+}
+
 size_t hf_coord_fleet_waiting(hf_coord_fleet *f)
 {
 	size_t n;

@@ -125,4 +125,26 @@ void hf_coord_fleet_metrics(hf_coord_fleet *f, uint64_t now_ms, hf_buf *b);
 /* Parked polls now. */
 size_t hf_coord_fleet_waiting(hf_coord_fleet *f);
 
+/* ---- issue 15 (profit, additive): the nodes as a decision source sees them ---- */
+typedef struct hf_coord_node_view {
+	char id[HF_COORD_NODE_ID_MAX + 1];
+	bool has_env;                /* an effective envelope (own or fleet) */
+	char mode[16];               /* its mode ("" without one) */
+	uint64_t issued_ms, seq;     /* its issued_ms and decision seq */
+	uint64_t resigned_from;      /* the seq it re-signs (0: a decision of its own) */
+	char source[64];             /* its decision source ("api", "policy", "operator") */
+	hf_coord_authority authority;
+	uint64_t hold_until_ms;      /* the operator hold in force (own or fleet-wide; 0 none) */
+	bool has_report;
+	uint64_t report_wall_ms;     /* the coordinator's wall clock when the last report came */
+	hf_coord_report_sum rep;     /* that report's summary */
+	bool converged;              /* converged on its effective envelope */
+	bool offline;                /* no poll or report for offline_after_s */
+} hf_coord_node_view;
+
+/* Every node, sorted by id (strcmp): *out malloc'ed (free()), *n entries. HF_ENOMEM. A copy
+ * taken in one pass under the lock (O(nodes)); sorted outside it. */
+int hf_coord_fleet_node_views(hf_coord_fleet *f, uint64_t now_ms, hf_coord_node_view **out,
+			      size_t *n);
+
 #endif

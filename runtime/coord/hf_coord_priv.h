@@ -71,6 +71,8 @@ bool hf_coord_known_node(hf_coord *c, const char *id);
 int hf_coord_refresh_nodes(hf_coord *c, hf_errbuf *eb);
 /* The coordinator's own counters in the Prometheus text format. */
 void hf_coord_metrics(hf_coord *c, hf_buf *b);
+/* issue 15: the running sources' lines for /metrics (their ops->metrics). */
+void hf_coord_sources_metrics(hf_coord *c, uint64_t now_ms, hf_buf *b);
 
 /* hf_coord_api.c: the route table. */
 extern const hf_http_route hf_coord_routes[];

@@ -20,4 +20,10 @@
 /* The source (hf_coord_add_source): started when coord.json names a profit_file. */
 extern const hf_coord_source_ops hf_coord_source_policy;
 
+/* (profit, additive) Reads and validates profit.json at path the way the source does at start
+ * (every section: feeds, policy, classes, nodes, default_class, the mining and inference
+ * payloads as a node would check them, initial_mode); errors start with the path and name the
+ * field ("/etc/hashflop/profit.json: mining.pools[0].url: ..."). For --check-config. */
+int hf_coord_profit_check(const char *path, hf_errbuf *eb);
+
 #endif

@@ -190,7 +190,7 @@ static double num_or0(const json_t *obj, const char *key)
 
 static void summarise(const json_t *r, hf_coord_report_sum *s)
 {
-	const json_t *p = json_object_get(r, "power");
+	const json_t *p = json_object_get(r, "power"), *ls = json_object_get(r, "last_switch");
 
 	memset(s, 0, sizeof *s);
 	s->wall_ms = (uint64_t)json_integer_value(json_object_get(r, "wall_ms"));
@@ -213,6 +213,12 @@ static void summarise(const json_t *r, hf_coord_report_sum *s)
 		s->watts = num_or0(p, "watts");
 		hf_strlcpy(s->power_source, json_string_value(json_object_get(p, "source")),
 			   sizeof s->power_source);
+	}
+	if (json_is_object(ls)) {
+		const json_t *t = json_object_get(ls, "total_ms");
+		s->has_switch = true;
+		s->switch_seq = (uint64_t)json_integer_value(json_object_get(ls, "seq"));
+		s->switch_total_ms = json_is_number(t) ? json_number_value(t) : -1;
 	}
 }
 

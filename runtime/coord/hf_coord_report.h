@@ -30,6 +30,10 @@ typedef struct hf_coord_report_sum {
 	double watts;
 	char power_source[HF_COORD_REPORT_ID_MAX + 1];
 	char version[HF_COORD_REPORT_ID_MAX + 1];
+	/* issue 15 (profit, additive): the report's last_switch, for the policy's switch_s */
+	bool has_switch;
+	uint64_t switch_seq;
+	double switch_total_ms;  /* -1 when last_switch.total_ms is null or absent */
 } hf_coord_report_sum;
 
 /* Parses and validates a report body for node (the id in the path) of fleet. 0 with *out (new
