@@ -22,7 +22,7 @@
 #define TWO_PI 6.283185307179586
 #define RETARGET 2016u
 #define TARGET_SPACING_S 600.0
-#define MAX_BLOCKS (16u << 20)
+#define MAX_BLOCKS (4u << 20)     /* 64 MiB of block times; 3650 days are ~526,000 */
 #define MAX_DAYS 3650u
 #define LAST_MS 253402300799000ull   /* 9999-12-31T23:59:59Z, the writer's last time */
 

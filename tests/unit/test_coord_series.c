@@ -166,6 +166,11 @@ Test(coord_series, header_errors)
 	/* an outside string in the error is cleaned (no control characters reach a log) */
 	cr_assert_eq(parse_str("time\x1b[31m\n", &s, &eb), HF_EPARSE);
 	cr_assert_null(strchr(eb.msg, '\x1b'), "%s", eb.msg);
+	/* invalid UTF-8, in a comment too */
+	cr_assert_eq(parse_str("# caf\xe9\n" HEADER ROW0, &s, &eb), HF_EPARSE);
+	cr_assert_not_null(strstr(eb.msg, "t.csv:1: not valid UTF-8"), "%s", eb.msg);
+	cr_assert_eq(parse_str("# caf\xc3\xa9 ok\n" HEADER ROW0, &s, &eb), 0, "%s", eb.msg);
+	hf_coord_series_clear(&s);
 	/* a NUL byte inside the text */
 	const char nul[] = HEADER "2024-04-20T00:00:00Z,1,1\0,1,1,1,1,1\n";
 	cr_assert_eq(hf_coord_series_parse(nul, sizeof nul - 1, "n.csv", &s, &eb), HF_EPARSE);
@@ -433,6 +438,42 @@ Test(coord_series, write_parse_round_trip_is_exact)
 	free(text2);
 	hf_coord_series_clear(&s);
 	hf_coord_series_clear(&back);
+}
+
+Test(coord_series, write_refuses_rows_the_reader_would_refuse)
+{
+	hf_coord_series_row r[3] = {
+		{ .t_ms = 0, .btc_usd = 1, .difficulty = 1 },
+		{ .t_ms = 1000, .btc_usd = 1, .difficulty = 1 },
+		{ .t_ms = 2000, .btc_usd = 1, .difficulty = 1, .fees_btc = -0.0 },
+	};
+	hf_coord_series s = { .rows = r, .n = 3, .step_ms = 1000 };
+	char *buf = NULL;
+	size_t len = 0;
+	hf_errbuf eb;
+	FILE *f = open_memstream(&buf, &len);
+
+	cr_assert_not_null(f);
+	/* -0 is written as 0 (the reader takes no sign) */
+	cr_assert_eq(hf_coord_series_write(f, &s, NULL, &eb), 0, "%s", eb.msg);
+	fflush(f);
+	cr_assert_not_null(strstr(buf, "1970-01-01T00:00:02Z,1,1,0,0,0,0,0\n"), "%s", buf);
+	double saved = r[1].btc_usd;
+	r[1].btc_usd = NAN;
+	cr_assert_eq(hf_coord_series_write(f, &s, NULL, &eb), HF_EINVAL);
+	cr_assert_not_null(strstr(eb.msg, "row 1"), "%s", eb.msg);
+	r[1].btc_usd = saved;
+	r[2].power_usd_kwh = -1;
+	cr_assert_eq(hf_coord_series_write(f, &s, NULL, &eb), HF_EINVAL);
+	r[2].power_usd_kwh = 0;
+	r[0].difficulty = 0;
+	cr_assert_eq(hf_coord_series_write(f, &s, NULL, &eb), HF_EINVAL);
+	r[0].difficulty = 1;
+	r[2].t_ms = 2500;
+	cr_assert_eq(hf_coord_series_write(f, &s, NULL, &eb), HF_EINVAL);
+	cr_assert_not_null(strstr(eb.msg, "evenly spaced"), "%s", eb.msg);
+	fclose(f);
+	free(buf);
 }
 
 Test(coord_series, write_reports_io_errors)
