@@ -3,7 +3,7 @@
  * says, the clock advances at the speed (bounds bracketing the test's own clock reads, never a
  * threshold on how fast the machine is), it stops and reports done at the end, --loop wraps,
  * --start/--start-row, HEAD, 404 and 405 answers, --print-feeds yields a feeds section that
- * reads the served row back through its pointers and scales, bad arguments and a bad series
+ * the coordinator's parser takes and whose feeds read the served row back, bad arguments and a bad series
  * exit 2 with a message naming the problem, SIGTERM exits 0. */
 #include <criterion/criterion.h>
 #include <curl/curl.h>
@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hf_coord_feed.h"
 #include "hf_testproc.h"
 
 #define WAIT_MS 20000
@@ -543,26 +544,23 @@ Test(coord_feedsrv, bad_series_exits_2_naming_the_line)
 	free(s.dir);
 }
 
-/* Resolves a simple pointer ("" or "/member") in j. */
-static const json_t *resolve(const json_t *j, const char *ptr)
-{
-	if (!*ptr)
-		return j;
-	cr_assert_eq(ptr[0], '/');
-	cr_assert_null(strchr(ptr + 1, '/'), "pointer %s: one level expected", ptr);
-	return json_object_get(j, ptr + 1);
-}
-
-/* --print-feeds URL against a running server: each feed's URL is on it, and its pointer and
- * scale read the row's figure back. */
+/* --print-feeds URL against a running server: the output parses as a "feeds" section
+ * (hf_coord_feeds_spec_parse, the coordinator's own parser), every feed's URL is on the server,
+ * and what the feeds code reads from each answer (hf_coord_feed_observe: pointer, scale,
+ * decimal strings) is the served row's figure. */
 Test(coord_feedsrv, print_feeds_reads_the_row_back)
 {
 	const char *extra[] = { "--start-row", "4", "--speed", "0.000001", NULL };
-	static const struct { const char *feed; int col; } want[] = {
-		{ "btc_usd", 0 }, { "difficulty", 1 }, { "fees_btc", 2 }, { "height", 3 },
-		{ "power_usd_kwh", 4 }, { "inference_price", 5 }, { "inference_demand", 6 },
+	static const hf_coord_feed_id ids[] = {
+		HF_FEED_BTC_USD, HF_FEED_DIFFICULTY, HF_FEED_FEES_BTC, HF_FEED_HEIGHT, HF_FEED_POWER,
+		HF_FEED_INFER_PRICE, HF_FEED_INFER_DEMAND,
 	};
 	char url[128], *out;
+	hf_coord_feeds_spec spec;
+	hf_coord_market m;
+	hf_coord_feed_state st[HF_FEED_COUNT];
+	hf_errbuf eb;
+	uint64_t now = (uint64_t)time(NULL) * 1000;
 	srv s;
 	row r;
 	json_t *feeds;
@@ -577,32 +575,32 @@ Test(coord_feedsrv, print_feeds_reads_the_row_back)
 	feeds = json_loads(out, 0, NULL);
 	cr_assert(json_is_object(feeds), "not a JSON object: %s", out);
 	cr_assert_null(json_object_get(feeds, "allow_plain_http"), "loopback needs no plain http");
-	row_values(4, &r);
-	for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
-		const json_t *f = json_object_get(feeds, want[i].feed), *v;
-		double expect[] = { r.btc, r.diff, llround(r.fees * 1e8) * 1e-8, (double)r.height,
-				    r.power, r.price, r.demand };
-		const json_t *sc;
-		double scale = 1, got;
-		json_t *doc;
-		cr_assert(json_is_object(f), "feed %s missing: %s", want[i].feed, out);
-		cr_assert_eq(jint(f, "refresh_s"), 1);
-		const char *u = jstr(f, "url");
-		cr_assert(strncmp(u, url, strlen(url) - 1) == 0 && u[strlen(url) - 1] == '/' &&
-			  u[strlen(url)] != '/', "feed %s url %s not on %s", want[i].feed, u, url);
-		if ((sc = json_object_get(f, "scale")))
-			scale = json_number_value(sc);
-		doc = get_json(&s, u + strlen(url) - 1);
-		v = resolve(doc, jstr(f, "pointer"));
-		cr_assert_not_null(v, "feed %s: pointer %s resolves to nothing", want[i].feed,
-				   jstr(f, "pointer"));
-		got = json_is_string(v) ? strtod(json_string_value(v), NULL) : json_number_value(v);
-		got *= scale;
-		cr_assert_float_eq(got, expect[want[i].col], 1e-12 * fabs(expect[want[i].col]) + 1e-15,
-				   "feed %s read %.17g, row 4 has %.17g", want[i].feed, got,
-				   expect[want[i].col]);
-		json_decref(doc);
+	cr_assert_eq(hf_coord_feeds_spec_parse(feeds, &spec, &eb), 0, "%s: %s", eb.msg, out);
+	memset(st, 0, sizeof st);
+	for (size_t i = 0; i < sizeof ids / sizeof *ids; i++) {
+		const hf_coord_feed_spec *f = &spec.feed[ids[i]];
+		reply rp;
+		cr_assert_eq(f->kind, HF_FEED_URL, "feed %s is not a URL", hf_coord_feed_name(ids[i]));
+		cr_assert_eq(f->refresh_s, 1);
+		cr_assert(strncmp(f->url, url, strlen(url) - 1) == 0 && f->url[strlen(url) - 1] == '/' &&
+			  f->url[strlen(url)] != '/', "feed %s url %s not on %s",
+			  hf_coord_feed_name(ids[i]), f->url, url);
+		http(&s, "GET", f->url + strlen(url) - 1, &rp);
+		cr_assert_eq(hf_coord_feed_observe(f, &st[ids[i]], now, NULL, rp.status, rp.body,
+						   rp.len), 0, "feed %s: %s", hf_coord_feed_name(ids[i]),
+			     st[ids[i]].why);
 	}
+	cr_assert_eq(spec.feed[HF_FEED_SUBSIDY_BTC].kind, HF_FEED_NONE, "subsidy comes from height");
+	hf_coord_feeds_market_of(&spec, st, now, &m);
+	cr_assert_not(m.stale, "%s", m.stale_why);
+	row_values(4, &r);
+	cr_assert_eq(m.btc_usd, r.btc);
+	cr_assert_eq(m.difficulty, r.diff);
+	cr_assert_float_eq(m.fees_btc, llround(r.fees * 1e8) * 1e-8, 1e-15);
+	cr_assert_eq(m.subsidy_btc, 3.125);
+	cr_assert_eq(m.power_usd_kwh, r.power);
+	cr_assert_eq(m.infer_price, r.price);
+	cr_assert_eq(m.infer_demand, r.demand);
 	json_decref(feeds);
 	free(out);
 	{
@@ -611,7 +609,8 @@ Test(coord_feedsrv, print_feeds_reads_the_row_back)
 		feeds = json_loads(out, 0, NULL);
 		cr_assert(json_is_true(json_object_get(feeds, "allow_plain_http")),
 			  "plain http to 10.1.2.3 needs allow_plain_http: %s", out);
-		cr_assert_eq(jint(json_object_get(feeds, "btc_usd"), "refresh_s"), 2);
+		cr_assert_eq(hf_coord_feeds_spec_parse(feeds, &spec, &eb), 0, "%s: %s", eb.msg, out);
+		cr_assert_eq(spec.feed[HF_FEED_BTC_USD].refresh_s, 2);
 		json_decref(feeds);
 		free(out);
 	}
