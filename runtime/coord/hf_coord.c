@@ -751,9 +751,36 @@ out:
 	return r;
 }
 
+/* check_req for a batch: the payload without its reason (free JSON: it cannot make a payload
+ * invalid) is built and parsed once per distinct mode and payload objects (ok[] remembers up
+ * to 8); the node, mode, ttl and source of every request are checked. */
+static int check_many(hf_coord *c, const hf_coord_decision_req *q,
+		      hf_coord_decision_req *ok, size_t *nok)
+{
+	hf_coord_decision_req bare = *q;
+	hf_instr_mode m;
+	int r;
+
+	if (!q->node || !hf_id_valid(q->node) || !q->mode || !hf_instr_mode_parse(q->mode, &m))
+		return HF_EINVAL;
+	for (size_t i = 0; i < *nok; i++)
+		if (strcmp(ok[i].mode, q->mode) == 0 && ok[i].mining == q->mining &&
+		    ok[i].inference == q->inference && ok[i].ttl_s == q->ttl_s && ok[i].source &&
+		    q->source && strcmp(ok[i].source, q->source) == 0)
+			return 0;
+	bare.reason = NULL;
+	if ((r = check_req(c, &bare, NULL)) < 0)
+		return r;
+	if (*nok < 8)
+		ok[(*nok)++] = bare;
+	return 0;
+}
+
 int hf_coord_decide_many(hf_coord *c, const hf_coord_decision_req *reqs, size_t n, int *rc,
 			 uint64_t *seq, uint64_t *issued_ms, hf_errbuf *eb)
 {
+	hf_coord_decision_req ok[8];
+	size_t nok = 0;
 	decide_args *a = calloc(n ? n : 1, sizeof *a);
 	size_t *idx = calloc(n ? n : 1, sizeof *idx);
 	uint64_t *seqs = calloc(n ? n : 1, sizeof *seqs);
@@ -771,7 +798,7 @@ int hf_coord_decide_many(hf_coord *c, const hf_coord_decision_req *reqs, size_t 
 		hf_coord_env *cur;
 		uint64_t hold, ttl_ms;
 		seq[i] = 0;
-		rc[i] = strcmp(q->node ? q->node : "*", "*") == 0 ? HF_EINVAL : check_req(c, q, NULL);
+		rc[i] = check_many(c, q, ok, &nok);
 		if (rc[i] < 0)
 			continue;
 		if (!hf_coord_fleet_current(c->fleet, q->node, &cur, &hold)) {

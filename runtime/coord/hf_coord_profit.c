@@ -113,8 +113,16 @@ static int profit_parse(const json_t *root, profit_cfg *out, hf_errbuf *eb)
 				       "nodes, default_class, mining, inference, initial_mode)", k);
 		}
 	}
-	/* the sections the policy reads first: they must exist for this file to be of use */
-	if ((r = hf_cfg_read(root, "", f, HF_ARRAY_SIZE(f), eb)) < 0)
+	/* this file's own keys (the policy's sections are read by hf_coord_fleet_spec_parse) */
+	json_t *mine = json_object();
+	for (size_t i = 0; mine && i < HF_ARRAY_SIZE(f); i++)
+		if ((v = json_object_get(root, f[i].key)) != NULL)
+			json_object_set(mine, f[i].key, (json_t *)v);
+	if (!mine)
+		return hf_fail(eb, HF_ENOMEM, "out of memory");
+	r = hf_cfg_read(mine, "", f, HF_ARRAY_SIZE(f), eb);
+	json_decref(mine); /* the borrowed values stay alive in root */
+	if (r < 0)
 		return r;
 	if ((r = hf_coord_feeds_spec_parse(feeds, &out->feeds, eb)) < 0)
 		return r;
@@ -351,12 +359,17 @@ static nstate *merge_state(policy_src *p, const hf_coord_node_view *nv, size_t n
 static void log_decision(const snode *sn, const char *err)
 {
 	const hf_coord_verdict *v = &sn->v;
-	hf_log(err ? HF_LOG_WARN : HF_LOG_NOTICE, "policy: %s %s -> %s (rule %s): margins USD/h "
-	       "idle %.4f, mining %.4f, inference %.4f; gain %.4f USD/h, switch cost %.4f USD; %s%s%s",
-	       sn->id, hf_coord_mode_name(sn->from), hf_coord_mode_name(v->mode),
-	       hf_coord_rule_name(v->rule), v->margin[HF_COORD_IDLE], v->margin[HF_COORD_MINING],
-	       v->margin[HF_COORD_INFERENCE], v->gain_usd_h, v->switch_cost_usd, v->why,
-	       err ? ": not decided: " : "", err ? err : "");
+	char mg[160];
+	size_t k = 0;
+
+	mg[0] = '\0';
+	for (int m = 0; m < HF_COORD_NMODES && k < sizeof mg; m++)
+		k += (size_t)snprintf(mg + k, sizeof mg - k, v->can[m] ? "%s%s %.4g" : "%s%s n/a",
+				      m ? ", " : "", hf_coord_mode_name((hf_coord_mode)m), v->margin[m]);
+	hf_log(err ? HF_LOG_WARN : HF_LOG_NOTICE, "policy: %s %s -> %s (rule %s): margins USD/h %s; "
+	       "gain %.4g USD/h, switch cost %.4g USD; %s%s%s", sn->id, hf_coord_mode_name(sn->from),
+	       hf_coord_mode_name(v->mode), hf_coord_rule_name(v->rule), mg, v->gain_usd_h,
+	       v->switch_cost_usd, v->why, err ? ": not decided: " : "", err ? err : "");
 }
 
 /* The decisions of one evaluation: every verdict with change, decided in one batch
@@ -533,6 +546,10 @@ static int evaluate(policy_src *p)
 	batch_decide(p, &b, s, &decided, &held, &failed);
 	s->evaluated_ms = now;
 	s->took_us = hf_mono_us() - t0;
+	if (decided || failed)
+		hf_log_info("policy: evaluation of %zu node(s) in %.3f s: %llu decided, %llu failed, "
+			    "%llu held", n, (double)s->took_us / 1e6, (unsigned long long)decided,
+			    (unsigned long long)failed, (unsigned long long)(holds[1] + held));
 	pthread_mutex_lock(&p->snap_mu);
 	s->evaluation = ++p->evaluations;
 	p->decisions += decided;

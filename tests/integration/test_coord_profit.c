@@ -306,16 +306,18 @@ static void node_add(rig *r, const char *id, const char *token_file)
 }
 
 /* The series: rows 0-1 BTC at 1,000,000 USD (mining earns ~27 USD/h on the class), rows 2-3
- * BTC at 1 USD (mining loses its power cost): the collapse. 5-minute steps. */
+ * BTC at 1 USD with a power price spike (5 USD/kWh): mining loses its power cost (the node's
+ * own estimated watts, learnt from its reports: about 1.5 W for one CPU thread here), idle
+ * (0.01 W in the class) loses next to nothing. 5-minute steps. */
 static void write_series(const rig *r)
 {
 	write_text(r->series,
 		   "# test series: a BTC price collapse between rows 1 and 2\n"
 		   "time,btc_usd,difficulty,fees_btc,height,power_usd_kwh,inference_price,inference_demand\n"
-		   "2026-01-01T00:00:00Z,1000000,1e12,0.1,900000,1.0,0,0\n"
-		   "2026-01-01T00:05:00Z,1000000,1e12,0.1,900001,1.0,0,0\n"
-		   "2026-01-01T00:10:00Z,1,1e12,0.1,900002,1.0,0,0\n"
-		   "2026-01-01T00:15:00Z,1,1e12,0.1,900003,1.0,0,0\n");
+		   "2026-01-01T00:00:00Z,1000000,1e12,0.1,900000,0.1,0,0\n"
+		   "2026-01-01T00:05:00Z,1000000,1e12,0.1,900001,0.1,0,0\n"
+		   "2026-01-01T00:10:00Z,1,1e12,0.1,900002,5.0,0,0\n"
+		   "2026-01-01T00:15:00Z,1,1e12,0.1,900003,5.0,0,0\n");
 }
 
 /* profit.json: the feeds the feed server prints for itself (refresh 1 s), one class, fast
@@ -335,11 +337,11 @@ static void write_profit(rig *r)
 			      " s:{s:{s:f, s:f, s:f, s:f, s:f, s:f}}, s:[{s:s, s:s}], s:s}",
 			      "feeds", feeds,
 			      "policy", "inference_unit", "per_1000", "pool_fee", 0.02, "headroom", 0.1,
-			      "rel_threshold", 0.05, "abs_threshold_usd_h", 0.001, "enter_evaluations", 1,
+			      "rel_threshold", 0.05, "abs_threshold_usd_h", 0.0001, "enter_evaluations", 1,
 			      "loss_evaluations", 1, "min_dwell_s", 0, "horizon_s", 3600,
 			      "fixed_cost_usd", 0.0, "evaluate_s", 1,
 			      "classes", "cpu", "hashrate_hs", 1e13, "mining_watts", 100.0,
-			      "inferences_per_s", 0.0, "inference_watts", 0.0, "idle_watts", 1.0,
+			      "inferences_per_s", 0.0, "inference_watts", 0.0, "idle_watts", 0.01,
 			      "switch_s", 1.0,
 			      "nodes", "match", "n*", "class", "cpu",
 			      "initial_mode", "mining");
@@ -444,8 +446,12 @@ Test(coord_profit, a_price_collapse_is_decided_applied_and_acknowledged_stale_fe
 		d = policy_decisions(&r, "n1");
 		if (json_array_size(d) > 0)
 			break;
-		cr_assert_lt(hf_mono_ms(), end, "no policy decision for n1; log:\n%s",
-			     hf_test_read_file(r.log));
+		if (hf_mono_ms() >= end) {
+			json_t *pv = get_ok(&r, "/v1/policy"), *fv = get_ok(&r, "/v1/feeds");
+			cr_assert_fail("no policy decision for n1: %s\nfeeds: %s\nlog:\n%s",
+				       json_dumps(pv, JSON_COMPACT), json_dumps(fv, JSON_COMPACT),
+				       hf_test_read_file(r.log));
+		}
 		json_decref(d);
 		hf_sleep_ms(50);
 	}
