@@ -7,11 +7,14 @@
  * Threading: the owner creates and frees; handlers run concurrently on hf_httpd's server
  * threads and only read.
  */
+#include <arpa/inet.h>
 #include <math.h>
+#include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "hf_coord_feedsrv.h"
 #include "hf_httpd.h"
@@ -204,10 +207,25 @@ static bool url_parts(const char *url, bool *https, char *host, size_t hostsz)
 	return true;
 }
 
+/* As the feeds judge it (hf_coord_feed.c): localhost, 127.0.0.0/8, ::1 (brackets allowed). */
 static bool host_loopback(const char *host)
 {
-	return strncmp(host, "127.", 4) == 0 || strcmp(host, "localhost") == 0 ||
-	       strcmp(host, "[::1]") == 0;
+	char h[256];
+	struct in_addr a4;
+	struct in6_addr a6;
+	size_t n = strlen(host);
+
+	if (host[0] == '[' && n >= 2 && host[n - 1] == ']' && n - 2 < sizeof h) {
+		memcpy(h, host + 1, n - 2);
+		h[n - 2] = '\0';
+		if (inet_pton(AF_INET6, h, &a6) == 1)
+			return IN6_IS_ADDR_LOOPBACK(&a6) ||
+			       (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127);
+		return false;
+	}
+	if (strcasecmp(host, "localhost") == 0)
+		return true;
+	return inet_pton(AF_INET, host, &a4) == 1 && (ntohl(a4.s_addr) >> 24) == 127;
 }
 
 json_t *hf_coord_feedsrv_feeds_json(const char *base_url, unsigned refresh_s, hf_errbuf *eb)

@@ -1,6 +1,7 @@
 /* hashflopctl_coord: `hashflopctl fleet` and `hashflopctl decisions`, a coordinator's view
- * (GET /v1/fleet, GET /v1/decisions; runtime/coord/README.md), printed as tables or as JSON.
- * Text from the coordinator is cleaned before it is printed.
+ * (GET /v1/fleet, GET /v1/decisions; runtime/coord/README.md), printed as tables or as JSON;
+ * a decision of the profitability policy gets a second line (from -> to, rule, each mode's
+ * margin, why). Text from the coordinator is cleaned before it is printed.
  * Threading: single-threaded.
  */
 #include <getopt.h>
@@ -225,9 +226,39 @@ static void acks_summary(const json_t *acks, char *dst, size_t dstsz)
 		snprintf(dst, dstsz, "-");
 }
 
+/* A policy decision's reason (hf_coord_verdict_json: "policy", "rule", "from", "margins",
+ * "why") as the line printed under its row: "from -> to (rule): idle -0.003, mining +0.412,
+ * inference +3.941 USD/h; why". false when the reason is not the policy's. */
+static bool policy_line(const json_t *reason, const char *to, char *dst, size_t dstsz)
+{
+	static const char *const modes[] = { "idle", "mining", "inference" };
+	const json_t *margins = json_object_get(reason, "margins");
+	char from[24], rule[24], why[300], m[160];
+	size_t used = 0;
+
+	if (!json_is_object(reason) || !json_object_get(reason, "policy"))
+		return false;
+	m[0] = '\0';
+	for (size_t i = 0; i < HF_ARRAY_SIZE(modes); i++) {
+		const json_t *v = json_object_get(margins, modes[i]);
+		int w;
+		if (!json_is_number(v))
+			continue;
+		w = snprintf(m + used, sizeof m - used, "%s%s %+.3f", used ? ", " : "", modes[i],
+			     json_number_value(v));
+		if (w < 0 || (size_t)w >= sizeof m - used)
+			break;
+		used += (size_t)w;
+	}
+	snprintf(dst, dstsz, "%s -> %s (%s): %s%s; %s", cell(reason, "from", from, sizeof from), to,
+		 cell(reason, "rule", rule, sizeof rule), used ? m : "no margins",
+		 used ? " USD/h" : "", cell(reason, "why", why, sizeof why));
+	return true;
+}
+
 static void print_decision(const json_t *d)
 {
-	char when[32], node[72], mode[24], by[96], reason[64], acks[128], a[64], s[64];
+	char when[32], node[72], mode[24], by[96], reason[64], acks[128], a[64], s[64], line[600];
 	const json_t *acked = json_object_get(d, "acks");
 
 	fmt_time(when, sizeof when, (uint64_t)json_integer_value(json_object_get(d, "wall_ms")));
@@ -239,6 +270,8 @@ static void print_decision(const json_t *d)
 	printf("%6lld  %-19s  %-16s %-10s %-22s %-40s %s\n",
 	       (long long)json_integer_value(json_object_get(d, "seq")), when, node, mode, by, reason,
 	       acks);
+	if (policy_line(json_object_get(d, "reason"), mode, line, sizeof line))
+		printf("        %s\n", line);
 }
 
 int hf_ctl_cmd_decisions(int argc, char **argv)
