@@ -385,6 +385,9 @@ Test(coord_profit, a_price_collapse_is_decided_applied_and_acknowledged_stale_fe
 	snprintf(held_token, sizeof held_token, "%s/n2.token", r.dir);
 	node_add(&r, "n1", r.token);
 	node_add(&r, "n2", held_token); /* registered, no daemon: held by an operator below */
+	char odd_token[1200];
+	snprintf(odd_token, sizeof odd_token, "%s/x1.token", r.dir);
+	node_add(&r, "x1", odd_token);  /* matches no "nodes" entry, no default_class: skipped */
 	coord_start(&r);
 
 	/* the views exist and the feeds are read from the feed server */
@@ -433,6 +436,10 @@ Test(coord_profit, a_price_collapse_is_decided_applied_and_acknowledged_stale_fe
 	json_t *n2v = json_object_get(json_object_get(p, "nodes"), "n2");
 	cr_assert_str_eq(jstr(n2v, "mode"), "mining", "%s", json_dumps(n2v, 0));
 	cr_assert_str_eq(jstr(n2v, "class"), "cpu");
+	json_t *x1 = json_object_get(json_object_get(p, "nodes"), "x1");
+	cr_assert(json_is_true(json_object_get(x1, "skipped")), "%s", json_dumps(p, 0));
+	cr_assert_not_null(strstr(jstr(x1, "why"), "no class"), "%s", json_dumps(x1, 0));
+	cr_assert_eq(json_integer_value(json_object_get(p, "skipped")), 1);
 	json_decref(p);
 	json_t *d = policy_decisions(&r, "n1");
 	cr_assert_eq(json_array_size(d), 0, "no decision while mining is best: %s", json_dumps(d, 0));
@@ -524,6 +531,13 @@ Test(coord_profit, a_price_collapse_is_decided_applied_and_acknowledged_stale_fe
 	d = policy_decisions(&r, "n2");
 	cr_assert_eq(json_array_size(d), 0, "the held node was moved: %s", json_dumps(d, 0));
 	json_decref(d);
+	d = policy_decisions(&r, "x1");
+	cr_assert_eq(json_array_size(d), 0, "a node without a class was moved: %s", json_dumps(d, 0));
+	json_decref(d);
+	/* one node's view */
+	p = get_ok(&r, "/v1/policy?node=n1");
+	cr_assert_eq(json_object_size(json_object_get(p, "nodes")), 1, "%s", json_dumps(p, 0));
+	json_decref(p);
 	json_t *n2 = fleet_node(&r, "n2");
 	json_t *des = json_object_get(n2, "desired");
 	cr_assert_str_eq(jstr(des, "mode"), "mining");
