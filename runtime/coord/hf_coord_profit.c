@@ -3,7 +3,8 @@
  *
  * Learning (hf_coord_learn_*: the rules are in hf_coord_profit.h): from the fleet's in-memory
  * summary of each node's last report, sampled once per evaluation (no SQL per node).
- * A node's mode is its effective envelope's mode (else its reported mode, else initial_mode);
+ * A node's mode is its effective envelope's mode (else the mode its last report says it is in
+ * or switching to: desired_mode, as a node starting up reports mode idle; else initial_mode);
  * mode_since_ms is when that mode was decided: the envelope's issued_ms when the mode changed,
  * kept across re-signs and repeats (0, "long ago", for a node no envelope ever moved).
  * Invariants: per-node state is a sorted array keyed by id, rebuilt by a merge with the
@@ -317,7 +318,7 @@ static void track_mode(const profit_cfg *cfg, nstate *s, const hf_coord_node_vie
 
 	if (nv->has_env && hf_coord_mode_parse(nv->mode, &m) == 0)
 		since = nv->issued_ms;
-	else if (nv->has_report && hf_coord_mode_parse(nv->rep.mode, &m) < 0)
+	else if (nv->has_report && hf_coord_mode_parse(nv->rep.desired_mode, &m) < 0)
 		m = cfg->initial;
 	if (!s->have_mode || m != s->mode) {
 		s->have_mode = true;
