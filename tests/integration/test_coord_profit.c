@@ -549,6 +549,34 @@ Test(coord_profit, a_price_collapse_is_decided_applied_and_acknowledged_stale_fe
 	cr_assert_str_eq(jstr(des, "mode"), "mining");
 	cr_assert_str_eq(jstr(des, "by"), "operator");
 	json_decref(n2);
+
+	/* nodes added and removed while it runs: n3 (no envelope, no report yet: initial_mode
+	 * mining) is evaluated and sent to idle; x1 leaves the view */
+	char n3_token[1200], *out;
+	snprintf(n3_token, sizeof n3_token, "%s/n3.token", r.dir);
+	node_add(&r, "n3", n3_token);
+	const char *rm[] = { "--config", r.cfg, "node", "remove", "x1", NULL };
+	int rst = run_coord(&r, rm, "node-remove.log", &out);
+	cr_assert(WIFEXITED(rst) && WEXITSTATUS(rst) == 0, "node remove: %s", out);
+	free(out);
+	end = hf_mono_ms() + WAIT_MS;
+	for (;;) {
+		d = policy_decisions(&r, "n3");
+		p = get_ok(&r, "/v1/policy");
+		bool gone = !json_object_get(json_object_get(p, "nodes"), "x1");
+		size_t nd = json_array_size(d);
+		if (nd > 0) {
+			json_t *r3 = json_object_get(json_array_get(d, 0), "reason");
+			cr_assert_str_eq(jstr(json_array_get(d, 0), "mode"), "idle");
+			cr_assert_str_eq(jstr(r3, "from"), "mining", "%s", json_dumps(r3, 0));
+		}
+		json_decref(d);
+		json_decref(p);
+		if (nd > 0 && gone)
+			break;
+		cr_assert_lt(hf_mono_ms(), end, "n3 not decided (%zu) or x1 still shown (%d)", nd, !gone);
+		hf_sleep_ms(50);
+	}
 	rig_fini(&r);
 }
 
