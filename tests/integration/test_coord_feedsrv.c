@@ -490,9 +490,16 @@ static void expect_usage_error(const char *dir, const char *const *args, const c
 
 Test(coord_feedsrv, bad_arguments_exit_2)
 {
+	char *out;
 	srv s;
 
 	srv_init(&s, "feedsrv-args");
+	{
+		const char *a[] = { "--help", NULL };
+		cr_assert_eq(run_cmd(s.dir, a, &out), 0, "--help: %s", out);
+		cr_assert(strstr(out, "Usage: hashflop-coord feed-server --series FILE.csv"), "%s", out);
+		free(out);
+	}
 	{ const char *a[] = { NULL }; expect_usage_error(s.dir, a, "--series FILE.csv is required"); }
 	{ const char *a[] = { "--series", s.series, "--speed", "0", NULL };
 	  expect_usage_error(s.dir, a, "--speed \"0\": expected"); }
