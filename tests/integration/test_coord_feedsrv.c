@@ -490,9 +490,16 @@ static void expect_usage_error(const char *dir, const char *const *args, const c
 
 Test(coord_feedsrv, bad_arguments_exit_2)
 {
+	char *out;
 	srv s;
 
 	srv_init(&s, "feedsrv-args");
+	{
+		const char *a[] = { "--help", NULL };
+		cr_assert_eq(run_cmd(s.dir, a, &out), 0, "--help: %s", out);
+		cr_assert(strstr(out, "Usage: hashflop-coord feed-server --series FILE.csv"), "%s", out);
+		free(out);
+	}
 	{ const char *a[] = { NULL }; expect_usage_error(s.dir, a, "--series FILE.csv is required"); }
 	{ const char *a[] = { "--series", s.series, "--speed", "0", NULL };
 	  expect_usage_error(s.dir, a, "--speed \"0\": expected"); }
@@ -614,5 +621,149 @@ Test(coord_feedsrv, print_feeds_reads_the_row_back)
 		json_decref(feeds);
 		free(out);
 	}
+	srv_stop(&s);
+}
+
+/* Runs a program to its exit (output to log); true when it exited 0. */
+static bool run_prog(const char *const *argv, const char *log)
+{
+	int st;
+	hf_testproc *p = hf_testproc_start(argv, log);
+
+	cr_assert_not_null(p, "cannot start %s", argv[0]);
+	cr_assert(hf_testproc_wait_exit(p, WAIT_MS, &st), "%s did not exit", argv[0]);
+	hf_testproc_free(p);
+	return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+/* The feed server drives a real coordinator: a profit.json whose feeds section is
+ * --print-feeds' output, one registered node (it never reports: the policy uses its class
+ * figures and initial_mode idle) of a class for which mining pays at the served row. The
+ * policy's decision records the served row as its market, exactly, and `hashflopctl decisions`
+ * prints it with its margins and why. */
+Test(coord_feedsrv, drives_a_coordinator_policy, .timeout = 120)
+{
+	const char *extra[] = { "--start-row", "3", "--speed", "0.000001", NULL };
+	char ctl[1024], coordx[1024], url[128], key[600], ckey[600], trust[600], profit[600];
+	char cfg[600], db[600], port_file[600], clog[600], plog[600], feedsf[600], path[64];
+	char *out, *feeds_text;
+	uint64_t deadline;
+	hf_testproc *coord;
+	json_t *d = NULL, *dec = NULL, *reason, *market;
+	srv s;
+	row r;
+	int cport = 0, st;
+
+	srv_init(&s, "feedsrv-coord");
+	srv_start(&s, extra);
+	snprintf(ctl, sizeof ctl, "%s/runtime/ctl/hashflopctl", hf_test_build_root());
+	snprintf(coordx, sizeof coordx, "%s", coord_bin());
+	snprintf(url, sizeof url, "http://127.0.0.1:%d", s.port);
+#define P(buf, name) snprintf(buf, sizeof buf, "%s/" name, s.dir)
+	P(key, "op.pem"); P(ckey, "coord.pem"); P(trust, "trust.json"); P(profit, "profit.json");
+	P(cfg, "coord.json"); P(db, "db/coord.db"); P(port_file, "coord.port");
+	P(clog, "coord.log"); P(plog, "progs.log"); P(feedsf, "feeds.json");
+#undef P
+	{
+		const char *a[] = { ctl, "keygen", "--out", ckey, NULL };
+		cr_assert(run_prog(a, plog), "keygen (see %s)", plog);
+		const char *b[] = { ctl, "keygen", "--out", key, NULL };
+		cr_assert(run_prog(b, plog), "keygen (see %s)", plog);
+		char pub[620];
+		snprintf(pub, sizeof pub, "%s/op.pub.pem", s.dir);
+		const char *c[] = { ctl, "trust-add", "--trust", trust, "--role", "operator", "--pub",
+				    pub, "--name", "op", NULL };
+		cr_assert(run_prog(c, plog), "trust-add (see %s)", plog);
+	}
+	{
+		const char *a[] = { "--print-feeds", url, "--refresh-s", "1", NULL };
+		cr_assert_eq(run_cmd(s.dir, a, &feeds_text), 0, "--print-feeds: %s", feeds_text);
+	}
+	{
+		FILE *f = fopen(profit, "w");
+		cr_assert_not_null(f);
+		fprintf(f, "{\"feeds\": %s,\n"
+			   " \"policy\": {\"evaluate_s\": 1, \"enter_evaluations\": 1, \"min_dwell_s\": 0},\n"
+			   " \"classes\": {\"asic\": {\"hashrate_hs\": 1e15, \"mining_watts\": 3000,\n"
+			   "   \"inferences_per_s\": 0, \"inference_watts\": 0, \"idle_watts\": 10,\n"
+			   "   \"switch_s\": 1}},\n"
+			   " \"nodes\": [{\"id\": \"n1\", \"class\": \"asic\"}],\n"
+			   " \"mining\": {\"pools\": [{\"url\": \"stratum+tcp://127.0.0.1:3333\",\n"
+			   "   \"user\": \"u\", \"pass\": \"x\"}]},\n"
+			   " \"initial_mode\": \"idle\"}\n", feeds_text);
+		fclose(f);
+		free(feeds_text);
+	}
+	{
+		FILE *f = fopen(cfg, "w");
+		cr_assert_not_null(f);
+		fprintf(f, "{\"fleet_id\": \"lab\", \"listen\": {\"address\": \"127.0.0.1\", \"port\": 0,"
+			   " \"port_file\": \"%s\"}, \"signing_key\": \"%s\", \"trust_file\": \"%s\","
+			   " \"database\": \"%s\", \"profit_file\": \"%s\"}\n", port_file, ckey, trust,
+			db, profit);
+		fclose(f);
+		const char *a[] = { coordx, "--config", cfg, "node", "add", "n1", NULL };
+		cr_assert(run_prog(a, plog), "node add (see %s)", plog);
+	}
+	{
+		const char *a[] = { coordx, "--config", cfg, NULL };
+		coord = hf_testproc_start(a, clog);
+		cr_assert_not_null(coord);
+		cr_assert(hf_test_wait_file(port_file, WAIT_MS), "no coord port file (see %s)", clog);
+		for (int i = 0; i < 100 && !(out = hf_test_read_file(port_file)); i++)
+			usleep(10000);
+		cr_assert_not_null(out);
+		cport = atoi(out);
+		free(out);
+	}
+	/* wait on the condition: the policy's first decision for n1 */
+	deadline = mono_ms() + WAIT_MS;
+	for (;;) {
+		hf_test_reply *rp = malloc(sizeof *rp);
+		char u[160];
+		cr_assert_not_null(rp);
+		snprintf(u, sizeof u, "http://127.0.0.1:%d/v1/decisions", cport);
+		if (hf_test_http("GET", u, NULL, 0, rp) && rp->status == 200) {
+			json_decref(d);
+			d = json_loads(rp->body, 0, NULL);
+			dec = json_array_get(json_object_get(d, "decisions"), 0);
+		}
+		free(rp);
+		if (dec)
+			break;
+		cr_assert_lt(mono_ms(), deadline, "no policy decision (see %s)", clog);
+		usleep(50000);
+	}
+	cr_assert_str_eq(jstr(dec, "source"), "policy");
+	cr_assert_str_eq(jstr(dec, "node"), "n1");
+	cr_assert_str_eq(jstr(dec, "mode"), "mining");
+	reason = json_object_get(dec, "reason");
+	cr_assert_str_eq(jstr(reason, "from"), "idle");
+	cr_assert_gt(jnum(json_object_get(reason, "margins"), "mining"), 0);
+	market = json_object_get(reason, "market");
+	row_values(3, &r);
+	cr_assert_eq(jnum(market, "btc_usd"), r.btc, "the decision's market is not row 3");
+	cr_assert_eq(jnum(market, "difficulty"), r.diff);
+	cr_assert_eq(jnum(market, "power_usd_kwh"), r.power);
+	cr_assert_float_eq(jnum(market, "fees_btc"), llround(r.fees * 1e8) * 1e-8, 1e-15);
+	cr_assert_eq(jnum(market, "subsidy_btc"), 3.125);
+	/* hashflopctl decisions: the row, then from -> to (rule), the margins and the why */
+	{
+		char cu[64], log[600];
+		snprintf(cu, sizeof cu, "http://127.0.0.1:%d", cport);
+		snprintf(log, sizeof log, "%s/decisions.out", s.dir);
+		const char *a[] = { ctl, "decisions", "--coordinator", cu, NULL };
+		cr_assert(run_prog(a, log), "hashflopctl decisions (see %s)", log);
+		out = hf_test_read_file(log);
+		cr_assert_not_null(out);
+		snprintf(path, sizeof path, "idle -> mining (%s): idle ", jstr(reason, "rule"));
+		cr_assert(strstr(out, path), "no policy line \"%s\" in:\n%s", path, out);
+		cr_assert(strstr(out, " USD/h; "), "no margins in:\n%s", out);
+		cr_assert(strstr(out, "mining +"), "no mining margin in:\n%s", out);
+		free(out);
+	}
+	json_decref(d);
+	st = hf_testproc_stop(coord, SIGTERM, WAIT_MS);
+	cr_assert(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "coordinator exit %d", st);
 	srv_stop(&s);
 }
