@@ -265,7 +265,8 @@ bool hf_coord_learn_report(hf_coord_learnt *l, const hf_coord_report_sum *r, uin
 		if (r->switch_total_ms >= 0 && isfinite(r->switch_total_ms))
 			ewma(&l->fig.switch_s, &l->mask, HF_COORD_FIG_SWITCH, r->switch_total_ms / 1000);
 	}
-	if (!r->converged || strcmp(r->phase, "running") != 0 || hf_coord_mode_parse(r->mode, &m) < 0)
+	if (!r->converged || strcmp(r->phase, "running") != 0 || strcmp(r->mode, r->desired_mode) != 0 ||
+	    hf_coord_mode_parse(r->mode, &m) < 0)
 		return true;
 	watts = r->has_power && positive(r->watts);
 	switch (m) {

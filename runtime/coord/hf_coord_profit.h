@@ -29,7 +29,8 @@ extern const hf_coord_source_ops hf_coord_source_policy;
 int hf_coord_profit_check(const char *path, hf_errbuf *eb);
 
 /* ---- (profit, additive) a node's figures learnt from its reports (sans-I/O) ----
- * Per mode, from reports that say converged true and phase "running": mining -> hashrate_hs
+ * Per mode, from reports that say converged true, phase "running" and mode == desired_mode
+ * (not a node on its way elsewhere): mining -> hashrate_hs
  * and power.watts; inference -> power.watts and inferences_per_s (the highest per 5-minute
  * slot over the last hour; the capacity used is max(the class's, that hour's highest));
  * idle -> power.watts; a report with a new last_switch (its seq) and a total_ms -> switch_s,

@@ -52,6 +52,9 @@ Test(coord_learn, mining_figures_only_from_converged_running_reports)
 	cr_assert(hf_coord_learn_report(&l, &r, T0));
 	r = rep("mining", true, "starting", 2e9, 0, 200);
 	cr_assert(hf_coord_learn_report(&l, &r, T0 + 1000));
+	r = rep("mining", true, "running", 2e9, 0, 200);
+	hf_strlcpy(r.desired_mode, "idle", sizeof r.desired_mode); /* on its way to idle */
+	cr_assert(hf_coord_learn_report(&l, &r, T0 + 1500));
 	hf_coord_learn_figures(&l, &cls, T0 + 2000, &own, &mask);
 	cr_assert_eq(mask, 0, "not converged / not running: nothing learnt (mask %x)", mask);
 	r = rep("mining", true, "running", 2e9, 0, 200);
