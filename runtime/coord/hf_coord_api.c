@@ -619,7 +619,10 @@ static void h_policy(void *ctx, const hf_http_req *req, hf_http_resp *resp)
 		hf_http_resp_error(resp, 400, "node: expected a node id");
 		return;
 	}
-	snprintf(what, sizeof what, node && node[0] ? "policy/%s" : "policy", node);
+	if (node && node[0])
+		snprintf(what, sizeof what, "policy/%s", node);
+	else
+		hf_strlcpy(what, "policy", sizeof what);
 	source_view(ctx, what, req, resp);
 }
 
