@@ -851,8 +851,10 @@ bool hf_coord_feed_value(const hf_coord_feed_spec *spec, const hf_coord_feed_sta
 	}
 	if (st->failing) {
 		uint64_t since = now_ms > st->why_ms ? (now_ms - st->why_ms) / 1000 : 0;
-		if (why)
+		if (why && whylen) {
 			snprintf(why, whylen, "%s (since %" PRIu64 " s)", st->why, since);
+			hf_utf8_trim(why);
+		}
 		return false;
 	}
 	if (!st->have) {
@@ -893,12 +895,27 @@ double hf_coord_subsidy_btc(uint64_t height)
 	return (double)((uint64_t)5000000000 >> halvings) / SATS_PER_BTC;
 }
 
-static void why_append(char *dst, size_t dstsz, const char *name, const char *why)
+/* "name: why; name: why" into dst, every stale feed named: each why is cut (on a character
+ * boundary) to an equal share of the room. */
+static void stale_join(char *dst, size_t dstsz, const char *names[],
+		       char whys[][HF_FEED_WHY_MAX + 64], size_t n)
 {
-	size_t len = strlen(dst);
-	if (len + 1 >= dstsz)
+	size_t used = 0, share;
+
+	dst[0] = '\0';
+	if (!n)
 		return;
-	snprintf(dst + len, dstsz - len, "%s%s: %s", len ? "; " : "", name, why);
+	share = dstsz / n;
+	for (size_t i = 0; i < n && used + 1 < dstsz; i++) {
+		char part[HF_FEED_WHY_MAX + 96], cut[HF_FEED_WHY_MAX + 96];
+		size_t room = share < sizeof cut ? share : sizeof cut;
+		snprintf(part, sizeof part, "%s%s: %s", i ? "; " : "", names[i], whys[i]);
+		if (i + 1 == n)
+			room = sizeof cut; /* the last one takes what is left */
+		hf_strlcpy(cut, part, room);
+		hf_strlcpy(dst + used, cut, dstsz - used);
+		used = strlen(dst);
+	}
 }
 
 static double *market_field(hf_coord_market *m, hf_coord_feed_id id)
@@ -919,19 +936,20 @@ void hf_coord_feeds_market_of(const hf_coord_feeds_spec *spec,
 			      const hf_coord_feed_state st[HF_FEED_COUNT], uint64_t now_ms,
 			      hf_coord_market *m)
 {
-	char whys[1024] = "";
+	const char *names[HF_FEED_COUNT];
+	char whys[HF_FEED_COUNT][HF_FEED_WHY_MAX + 64];
+	size_t nstale = 0;
 
 	memset(m, 0, sizeof *m);
 	m->at_ms = now_ms;
 	for (int i = 0; i < HF_FEED_COUNT; i++) {
 		hf_coord_feed_id id = (hf_coord_feed_id)i;
-		char why[HF_FEED_WHY_MAX + 64];
 		double v = 0;
 		if (!feed_needed(spec, id))
 			continue;
-		if (!hf_coord_feed_value(&spec->feed[id], &st[id], now_ms, &v, why, sizeof why)) {
-			m->stale = true;
-			why_append(whys, sizeof whys, feed_names[id], why);
+		if (!hf_coord_feed_value(&spec->feed[id], &st[id], now_ms, &v, whys[nstale],
+					 sizeof whys[nstale])) {
+			names[nstale++] = feed_names[id];
 			v = st[id].have ? st[id].value : 0;
 		}
 		if (id == HF_FEED_HEIGHT)
@@ -939,5 +957,6 @@ void hf_coord_feeds_market_of(const hf_coord_feeds_spec *spec,
 		else
 			*market_field(m, id) = v;
 	}
-	hf_strlcpy(m->stale_why, whys, sizeof m->stale_why);
+	m->stale = nstale > 0;
+	stale_join(m->stale_why, sizeof m->stale_why, names, whys, nstale);
 }

@@ -17,11 +17,13 @@
 #include "hf_coord_feeds.h"
 
 #include <curl/curl.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "hf_prom.h"
 #include "hf_util.h"
@@ -136,8 +138,9 @@ static void finish(hf_coord_feeds *f, xfer *x, CURLcode cc, const char *terr)
 			 x->err[0] ? ": " : "", x->err);
 		terr = tbuf;
 	} else if (!terr && !x->over && cc != CURLE_OK) {
-		snprintf(tbuf, sizeof tbuf, "%s%s%s", curl_easy_strerror(cc), x->err[0] ? ": " : "",
-			 x->err);
+		/* libcurl's detail when it has one ("SSL certificate problem: ..."), else its
+		 * text for the code */
+		snprintf(tbuf, sizeof tbuf, "%s", x->err[0] ? x->err : curl_easy_strerror(cc));
 		terr = tbuf;
 	}
 	wall = hf_wall_ms();
@@ -169,13 +172,14 @@ static void drain(hf_coord_feeds *f)
 	int left;
 
 	while ((m = curl_multi_info_read(f->multi, &left))) {
-		xfer *x = NULL;
+		char *priv = NULL;
 		if (m->msg != CURLMSG_DONE)
 			continue;
 		CURL *e = m->easy_handle;
 		CURLcode cc = m->data.result;
-		curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&x);
+		curl_easy_getinfo(e, CURLINFO_PRIVATE, &priv);
 		curl_multi_remove_handle(f->multi, e);
+		xfer *x = (xfer *)(void *)priv;
 		if (!x)
 			continue;
 		x->active = false;
@@ -263,8 +267,10 @@ static void *fetcher_main(void *arg)
 				start(f, &f->x[i]);
 		curl_multi_perform(f->multi, &running);
 		drain(f);
-		if (f->in_round && !any_active(f))
+		if (f->in_round && !any_active(f)) {
 			end_round(f);
+			continue; /* a refresh asked for during the round starts the next one now */
+		}
 		curl_multi_poll(f->multi, NULL, 0, wait_ms(f), NULL);
 	}
 	abort_all(f);
@@ -299,6 +305,9 @@ int hf_coord_feeds_new(const hf_coord_feeds_spec *spec, hf_coord_feeds **out, hf
 	hf_errbuf_clear(eb);
 	if ((r = hf_coord_feeds_spec_check(spec, eb)) != 0)
 		return r;
+	if (spec->ca_file[0] && access(spec->ca_file, R_OK) != 0)
+		return hf_fail(eb, HF_ECONFIG, "feeds.ca_file: %s: %s", spec->ca_file,
+			       strerror(errno));
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		return hf_fail(eb, HF_EIO, "curl_global_init failed");
 	f = calloc(1, sizeof *f);
@@ -466,7 +475,8 @@ static json_t *feed_json(const hf_coord_feed_spec *s, const hf_coord_feed_state 
 	json_object_set_new(o, "ok_total", json_integer(url ? (json_int_t)st->ok_total : 0));
 	json_object_set_new(o, "fail_total", json_integer(url ? (json_int_t)st->fail_total : 0));
 	if (url)
-		json_object_set_new(o, "next_fetch_ms", json_integer((json_int_t)st->next_fetch_ms));
+		json_object_set_new(o, "next_fetch_ms", st->next_fetch_ms ?
+				    json_integer((json_int_t)st->next_fetch_ms) : json_null());
 	return o;
 }
 

@@ -684,3 +684,82 @@ Test(coord_feed, market_subsidy_configured_replaces_height)
 	cr_assert_not(m.stale, "%s", m.stale_why);
 	cr_assert_eq(m.subsidy_btc, 2.5);
 }
+
+Test(coord_feed, market_stale_why_names_every_stale_feed)
+{
+	hf_coord_feeds_spec s;
+	hf_coord_feed_state st[HF_FEED_COUNT];
+	hf_coord_market m;
+	char terr[300];
+
+	parse_ok(NULL, &s);
+	memset(st, 0, sizeof st);
+	memset(terr, 'e', sizeof terr);
+	memcpy(terr, "\xc3\xa9", 2); /* multi-byte characters throughout */
+	for (size_t i = 2; i + 2 < sizeof terr; i += 2)
+		memcpy(terr + i, "\xc3\xa9", 2);
+	terr[sizeof terr - 1] = '\0';
+	for (int i = 0; i < HF_FEED_COUNT; i++)
+		if (s.feed[i].kind == HF_FEED_URL)
+			hf_coord_feed_observe(&s.feed[i], &st[i], 1000, terr, 0, NULL, 0);
+	s.feed[HF_FEED_POWER].kind = HF_FEED_NONE;
+	hf_coord_feeds_market_of(&s, st, 2000, &m);
+	cr_assert(m.stale);
+	cr_assert(strlen(m.stale_why) < sizeof m.stale_why);
+	cr_assert(hf_utf8_valid(m.stale_why, strlen(m.stale_why)), "%s", m.stale_why);
+	const char *names[] = { "btc_usd: ", "difficulty: ", "fees_btc: ", "height: ",
+				"power_usd_kwh: not configured" };
+	for (size_t i = 0; i < 5; i++)
+		cr_assert(strstr(m.stale_why, names[i]), "%s lacks %s", m.stale_why, names[i]);
+}
+
+Test(coord_feed, observe_accepts_trailing_whitespace_and_a_body_at_the_cap)
+{
+	hf_coord_feed_spec s = url_spec("", 1);
+	hf_coord_feed_state st = { 0 };
+	char body[1025];
+
+	cr_assert_eq(hf_coord_feed_observe(&s, &st, 1, NULL, 200, "870144\n", 7), 0, "%s", st.why);
+	cr_assert_eq(st.value, 870144);
+	memset(body, ' ', sizeof body);
+	body[0] = '7';
+	cr_assert_eq(hf_coord_feed_observe(&s, &st, 1, NULL, 200, body, 1024), 0, "%s", st.why);
+	cr_assert_eq(hf_coord_feed_observe(&s, &st, 1, NULL, 200, body, 1025), HF_ETOOBIG);
+}
+
+/* Mutations of a good body (bytes flipped, cut, inserted): every result is a value or an error
+ * with a clean reason; never a crash, a negative or a non-finite value. */
+Test(coord_feed, observe_survives_mutated_bodies)
+{
+	const char *good = "{\"time\": 1733011200, \"USD\": 97123, \"EUR\": [1, {\"x\": \"2\"}]}";
+	hf_coord_feed_spec s = url_spec("/USD", 1);
+	uint64_t rng = 0x9e3779b97f4a7c15ull;
+	char body[128];
+	unsigned ok = 0;
+
+	for (int i = 0; i < 20000; i++) {
+		hf_coord_feed_state st = { 0 };
+		size_t len = strlen(good);
+		memcpy(body, good, len);
+		for (int k = 0; k < 1 + i % 4; k++) {
+			rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+			size_t at = (size_t)(rng >> 33) % len;
+			unsigned char b = (unsigned char)(rng >> 17);
+			if (k == 3)
+				len = at;
+			else
+				body[at] = (char)b;
+		}
+		int r = hf_coord_feed_observe(&s, &st, 1, NULL, 200, body, len);
+		if (r == 0) {
+			ok++;
+			cr_assert(isfinite(st.value) && st.value >= 0);
+		} else {
+			cr_assert(st.failing && st.why[0]);
+			cr_assert(hf_utf8_valid(st.why, strlen(st.why)));
+			for (const char *p = st.why; *p; p++)
+				cr_assert((unsigned char)*p >= 0x20 && *p != 0x7f, "%s", st.why);
+		}
+	}
+	cr_assert_gt(ok, 0, "no mutation kept the value readable");
+}

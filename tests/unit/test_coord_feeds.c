@@ -642,7 +642,10 @@ Test(coord_feeds, max_age_makes_a_good_value_stale)
 		  "%s", m.stale_why);
 	hf_coord_feeds_state(f, HF_FEED_BTC_USD, &st);
 	cr_assert_eq(st.ok_total, 1, "fetched again before refresh_s");
-	cr_assert_eq(s.hits, 1);
+	pthread_mutex_lock(&s.mu);
+	unsigned hits = s.hits;
+	pthread_mutex_unlock(&s.mu);
+	cr_assert_eq(hits, 1);
 	hf_coord_feeds_free(f);
 	srv_stop(&s);
 }
@@ -819,12 +822,16 @@ Test(coord_feeds, feeds_are_fetched_concurrently)
 	const_spec(&spec);
 	for (size_t i = 0; i < 4; i++) {
 		srv_set(&s, paths[i], 200, "{\"v\": 42}");
-		s.ans[s.nans - 1].barrier = true;
+		pthread_mutex_lock(&s.mu);
+		srv_find(&s, paths[i])->barrier = true;
+		pthread_mutex_unlock(&s.mu);
 		srv_url(&s, paths[i], url, sizeof url);
 		url_feed(&spec, ids[i], url, "/v", 1);
 		spec.feed[ids[i]].timeout_s = 60;
 	}
+	pthread_mutex_lock(&s.mu);
 	s.want = 4;
+	pthread_mutex_unlock(&s.mu);
 	hf_coord_feeds *f = start(&spec);
 	cr_assert(hf_coord_feeds_wait_round(f, 1, 60000));
 	/* The server answered only once all four requests were waiting at the same time. */
@@ -839,4 +846,81 @@ Test(coord_feeds, feeds_are_fetched_concurrently)
 	}
 	hf_coord_feeds_free(f);
 	srv_stop(&s);
+}
+
+/* ---- rounds ---- */
+
+Test(coord_feeds, a_refresh_during_a_round_is_served_by_the_next_one)
+{
+	hf_coord_feeds_spec spec;
+	hf_coord_feed_state st;
+	uint16_t port;
+	int fd = raw_socket(true, &port);
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	char url[256];
+	srv s;
+
+	srv_start(&s);
+	const_spec(&spec);
+	srv_url(&s, "/api/v1/prices", url, sizeof url);
+	url_feed(&spec, HF_FEED_BTC_USD, url, "/USD", 1);
+	snprintf(url, sizeof url, "http://127.0.0.1:%u/never", port);
+	url_feed(&spec, HF_FEED_DIFFICULTY, url, "/x", 1);
+	spec.feed[HF_FEED_DIFFICULTY].timeout_s = 2;
+	hf_coord_feeds *f = start(&spec);
+	cr_assert_eq(poll(&p, 1, WAIT_MS), 1, "the fetcher did not connect");
+	/* Round 1 cannot end before the 2 s timeout: this refresh is served by round 2. */
+	cr_assert_eq(hf_coord_feeds_refresh(f), 2);
+	cr_assert(hf_coord_feeds_wait_round(f, 2, WAIT_MS));
+	hf_coord_feeds_state(f, HF_FEED_BTC_USD, &st);
+	cr_assert_eq(st.ok_total, 2, "the refresh did not refetch the good feed");
+	hf_coord_feeds_state(f, HF_FEED_DIFFICULTY, &st);
+	cr_assert_eq(st.fail_total, 2);
+	cr_assert(strstr(st.why, "timeout after 2 s"), "%s", st.why);
+	hf_coord_feeds_free(f);
+	srv_stop(&s);
+	close(fd);
+}
+
+Test(coord_feeds, a_body_of_exactly_max_body_is_read)
+{
+	hf_coord_feeds_spec spec;
+	hf_coord_feed_state st;
+	char body[2001], url[256];
+	srv s;
+
+	memset(body, ' ', sizeof body);
+	memcpy(body, "{\"USD\": 5}", 10);
+	body[sizeof body - 1] = '\0';
+	srv_start(&s);
+	srv_set(&s, "/t/exact", 200, body);
+	const_spec(&spec);
+	srv_url(&s, "/t/exact", url, sizeof url);
+	url_feed(&spec, HF_FEED_BTC_USD, url, "/USD", 1);
+	spec.feed[HF_FEED_BTC_USD].max_body = 2000;
+	hf_coord_feeds *f = start(&spec);
+	first_round(f);
+	hf_coord_feeds_state(f, HF_FEED_BTC_USD, &st);
+	cr_assert(st.have && !st.failing && st.value == 5, "%s", st.why);
+	hf_coord_feeds_free(f);
+	/* One byte less room: refused. */
+	spec.feed[HF_FEED_BTC_USD].max_body = 1999;
+	f = start(&spec);
+	first_round(f);
+	hf_coord_feeds_state(f, HF_FEED_BTC_USD, &st);
+	cr_assert(st.failing && strstr(st.why, "body over max_body (1999 bytes)"), "%s", st.why);
+	hf_coord_feeds_free(f);
+	srv_stop(&s);
+}
+
+Test(coord_feeds, a_ca_file_that_cannot_be_read_is_refused_at_new)
+{
+	hf_coord_feeds_spec spec;
+	hf_coord_feeds *f = NULL;
+	hf_errbuf eb;
+
+	const_spec(&spec);
+	snprintf(spec.ca_file, sizeof spec.ca_file, "/nonexistent/ca.pem");
+	cr_assert_eq(hf_coord_feeds_new(&spec, &f, &eb), HF_ECONFIG);
+	cr_assert(strstr(eb.msg, "feeds.ca_file: /nonexistent/ca.pem"), "%s", eb.msg);
 }
