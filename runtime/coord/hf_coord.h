@@ -10,8 +10,9 @@
  * expire instruction_ttl_s after issue and are re-signed at half their TTL while the decision
  * stands (recorded as a decision with resigned_from).
  * Decision sources: a table of callbacks (hf_coord_source_ops) the program starts; each source
- * decides through hf_coord_decide(). This issue has one, "api" (POST /v1/decisions); the next
- * issue's profitability policy is another.
+ * decides through hf_coord_decide() (or hf_coord_decide_many()): "api" (POST /v1/decisions)
+ * and, when coord.json names a profit_file, "policy" (hf_coord_profit.h); a source may offer
+ * views (GET /v1/feeds, GET /v1/policy) and /metrics lines through its ops.
  * Threading: hf_coord_new/serve/free from one owner thread; hf_coord_decide from any thread
  * (sources, handlers); the API's handlers run on the server's threads; one maintenance thread
  * re-signs and refreshes the node set from the store.

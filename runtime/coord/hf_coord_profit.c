@@ -1,16 +1,10 @@
 /* hf_coord_profit: the live "policy" decision source: profit.json, the evaluation loop, the
- * figures learnt from reports, decisions through hf_coord_decide, the views and metrics.
+ * figures learnt from reports, decisions through hf_coord_decide_many, the views and metrics.
  *
- * Learning (per node and mode, from the fleet's in-memory summary of the last report, sampled
- * once per evaluation; a report is used once, and only when it says converged true and phase
- * "running"): mining -> hashrate_hs and power.watts; inference -> power.watts and the reported
- * inferences_per_s (the highest per 5-minute slot over the last hour; the capacity used is
- * max(the class's inferences_per_s, that hour's highest): a node serves only what it is sent);
- * idle -> power.watts; a new last_switch with total_ms -> switch_s. Each figure is an EWMA
- * (weight LEARN_ALPHA for the new sample, the first sample taken as is). A capacity of 0
- * (hashrate 0 with a pool down, no requests) is no measurement: it is never learnt, so a node
- * is never barred from a mode by a bad minute.
- * A node's mode is its effective envelope's mode (else its reported mode, else initial_mode);
+ * Learning (hf_coord_learn_*: the rules are in hf_coord_profit.h): from the fleet's in-memory
+ * summary of each node's last report, sampled once per evaluation (no SQL per node).
+ * A node's mode is its effective envelope's mode (else the mode its last report says it is in
+ * or switching to: desired_mode, as a node starting up reports mode idle; else initial_mode);
  * mode_since_ms is when that mode was decided: the envelope's issued_ms when the mode changed,
  * kept across re-signs and repeats (0, "long ago", for a node no envelope ever moved).
  * Invariants: per-node state is a sorted array keyed by id, rebuilt by a merge with the
@@ -39,9 +33,6 @@
 #include "hf_text.h"
 #include "hf_util.h"
 
-#define LEARN_ALPHA 0.3
-#define IPS_SLOTS 12             /* the last hour in 5-minute slots */
-#define IPS_SLOT_MS 300000ull
 #define MARGIN_METRIC_MAX 1000   /* per-node margin gauges only up to this many nodes */
 #define FIRST_ROUND_WAIT_MS 200  /* before the first evaluation: the feeds' first round */
 #define PROFIT_FILE_MAX (4u << 20)
@@ -178,12 +169,7 @@ typedef struct nstate {
 	uint64_t mode_since_ms;
 	hf_coord_mode lead;          /* the policy's own (hf_coord_pnode.state) */
 	unsigned streak;
-	uint64_t rep_wall_ms;        /* the last report sampled */
-	uint64_t switch_seq;         /* the last last_switch sampled */
-	hf_coord_figures own;        /* learnt (EWMA); inferences_per_s unused (ips_max) */
-	unsigned mask;               /* HF_COORD_FIG_* learnt */
-	double ips_max[IPS_SLOTS];
-	uint64_t ips_slot[IPS_SLOTS];
+	hf_coord_learnt learnt;      /* its figures, from its reports */
 } nstate;
 
 /* One node of a published snapshot. */
@@ -243,70 +229,81 @@ static snapshot *snap_get(policy_src *p)
 
 static void ewma(double *slot, unsigned *mask, unsigned bit, double sample)
 {
-	*slot = (*mask & bit) ? (1 - LEARN_ALPHA) * *slot + LEARN_ALPHA * sample : sample;
+	*slot = (*mask & bit) ? (1 - HF_COORD_LEARN_ALPHA) * *slot + HF_COORD_LEARN_ALPHA * sample
+			      : sample;
 	*mask |= bit;
 }
 
-/* Samples the node's last report into its learnt figures (the rules at the top). */
-static void learn(nstate *s, const hf_coord_node_view *nv)
+static bool positive(double v)
 {
-	const hf_coord_report_sum *r = &nv->rep;
-	hf_coord_mode m;
+	return isfinite(v) && v > 0;
+}
 
-	if (!nv->has_report || nv->report_wall_ms == s->rep_wall_ms)
-		return;
-	s->rep_wall_ms = nv->report_wall_ms;
-	if (r->has_switch && r->switch_seq != s->switch_seq) {
-		s->switch_seq = r->switch_seq;
+static void learn_ips(hf_coord_learnt *l, double ips, uint64_t wall_ms)
+{
+	uint64_t slot = wall_ms / HF_COORD_LEARN_SLOT_MS;
+	size_t i = (size_t)(slot % HF_COORD_LEARN_SLOTS);
+
+	if (l->ips_slot[i] != slot) {
+		l->ips_slot[i] = slot;
+		l->ips_max[i] = 0;
+	}
+	if (ips > l->ips_max[i])
+		l->ips_max[i] = ips;
+}
+
+bool hf_coord_learn_report(hf_coord_learnt *l, const hf_coord_report_sum *r, uint64_t wall_ms)
+{
+	hf_coord_mode m;
+	bool watts;
+
+	if (wall_ms == l->rep_wall_ms)
+		return false;
+	l->rep_wall_ms = wall_ms;
+	if (r->has_switch && r->switch_seq != l->switch_seq) {
+		l->switch_seq = r->switch_seq;
 		if (r->switch_total_ms >= 0 && isfinite(r->switch_total_ms))
-			ewma(&s->own.switch_s, &s->mask, HF_COORD_FIG_SWITCH, r->switch_total_ms / 1000);
+			ewma(&l->fig.switch_s, &l->mask, HF_COORD_FIG_SWITCH, r->switch_total_ms / 1000);
 	}
 	if (!r->converged || strcmp(r->phase, "running") != 0 || hf_coord_mode_parse(r->mode, &m) < 0)
-		return;
-	bool watts = r->has_power && r->watts > 0 && isfinite(r->watts);
+		return true;
+	watts = r->has_power && positive(r->watts);
 	switch (m) {
 	case HF_COORD_MINING:
-		if (r->hashrate_hs > 0 && isfinite(r->hashrate_hs))
-			ewma(&s->own.hashrate_hs, &s->mask, HF_COORD_FIG_HASHRATE, r->hashrate_hs);
+		if (positive(r->hashrate_hs))
+			ewma(&l->fig.hashrate_hs, &l->mask, HF_COORD_FIG_HASHRATE, r->hashrate_hs);
 		if (watts)
-			ewma(&s->own.mining_watts, &s->mask, HF_COORD_FIG_MINING_W, r->watts);
+			ewma(&l->fig.mining_watts, &l->mask, HF_COORD_FIG_MINING_W, r->watts);
 		break;
 	case HF_COORD_INFERENCE:
 		if (watts)
-			ewma(&s->own.inference_watts, &s->mask, HF_COORD_FIG_INFER_W, r->watts);
-		if (r->inferences_per_s > 0 && isfinite(r->inferences_per_s)) {
-			uint64_t slot = nv->report_wall_ms / IPS_SLOT_MS;
-			size_t i = (size_t)(slot % IPS_SLOTS);
-			if (s->ips_slot[i] != slot) {
-				s->ips_slot[i] = slot;
-				s->ips_max[i] = 0;
-			}
-			if (r->inferences_per_s > s->ips_max[i])
-				s->ips_max[i] = r->inferences_per_s;
-		}
+			ewma(&l->fig.inference_watts, &l->mask, HF_COORD_FIG_INFER_W, r->watts);
+		if (positive(r->inferences_per_s))
+			learn_ips(l, r->inferences_per_s, wall_ms);
 		break;
 	case HF_COORD_IDLE:
 		if (watts)
-			ewma(&s->own.idle_watts, &s->mask, HF_COORD_FIG_IDLE_W, r->watts);
+			ewma(&l->fig.idle_watts, &l->mask, HF_COORD_FIG_IDLE_W, r->watts);
 		break;
 	default:
 		break;
 	}
+	return true;
 }
 
-/* The node's own figures for the policy at now: the learnt ones, and the inference capacity
- * max(class, the last hour's highest reported) when it reported any. */
-static void own_figures(const nstate *s, const hf_coord_class *cls, uint64_t now,
-			hf_coord_figures *own, unsigned *mask)
+void hf_coord_learn_figures(const hf_coord_learnt *l, const hf_coord_class *cls, uint64_t now_ms,
+			    hf_coord_figures *own, unsigned *mask)
 {
-	uint64_t slot_now = now / IPS_SLOT_MS;
+	uint64_t slot_now = now_ms / HF_COORD_LEARN_SLOT_MS;
 	double hi = 0;
 
-	*own = s->own;
-	*mask = s->mask & ~(unsigned)HF_COORD_FIG_INFER;
-	for (size_t i = 0; i < IPS_SLOTS; i++)
-		if (s->ips_slot[i] + IPS_SLOTS > slot_now && s->ips_max[i] > hi)
-			hi = s->ips_max[i];
+	*own = l->fig;
+	own->inferences_per_s = 0;
+	*mask = l->mask & ~(unsigned)HF_COORD_FIG_INFER;
+	for (size_t i = 0; i < HF_COORD_LEARN_SLOTS; i++)
+		if (l->ips_slot[i] + HF_COORD_LEARN_SLOTS > slot_now && l->ips_slot[i] <= slot_now &&
+		    l->ips_max[i] > hi)
+			hi = l->ips_max[i];
 	if (hi > 0) {
 		own->inferences_per_s = hi > cls->fig.inferences_per_s ? hi : cls->fig.inferences_per_s;
 		*mask |= HF_COORD_FIG_INFER;
@@ -321,7 +318,7 @@ static void track_mode(const profit_cfg *cfg, nstate *s, const hf_coord_node_vie
 
 	if (nv->has_env && hf_coord_mode_parse(nv->mode, &m) == 0)
 		since = nv->issued_ms;
-	else if (nv->has_report && hf_coord_mode_parse(nv->rep.mode, &m) < 0)
+	else if (nv->has_report && hf_coord_mode_parse(nv->rep.desired_mode, &m) < 0)
 		m = cfg->initial;
 	if (!s->have_mode || m != s->mode) {
 		s->have_mode = true;
@@ -482,11 +479,12 @@ static size_t prepare_nodes(policy_src *p, snapshot *s, const hf_coord_node_view
 			s->skipped++;
 			continue;
 		}
-		learn(st, &nv[i]);
+		if (nv[i].has_report)
+			hf_coord_learn_report(&st->learnt, &nv[i].rep, nv[i].report_wall_ms);
 		memset(&pn[k], 0, sizeof pn[k]);
 		pn[k].id = sn->id;
 		pn[k].cls = sn->cls;
-		own_figures(st, sn->cls, now, &pn[k].own, &pn[k].own_mask);
+		hf_coord_learn_figures(&st->learnt, sn->cls, now, &pn[k].own, &pn[k].own_mask);
 		pn[k].mode = st->mode;
 		pn[k].mode_since_ms = st->mode_since_ms;
 		pn[k].held = nv[i].hold_until_ms > now;

@@ -16,6 +16,8 @@
 #define HF_COORD_PROFIT_H
 
 #include "hf_coord.h"
+#include "hf_coord_policy.h"
+#include "hf_coord_report.h"
 
 /* The source (hf_coord_add_source): started when coord.json names a profit_file. */
 extern const hf_coord_source_ops hf_coord_source_policy;
@@ -25,5 +27,32 @@ extern const hf_coord_source_ops hf_coord_source_policy;
  * payloads as a node would check them, initial_mode); errors start with the path and name the
  * field ("/etc/hashflop/profit.json: mining.pools[0].url: ..."). For --check-config. */
 int hf_coord_profit_check(const char *path, hf_errbuf *eb);
+
+/* ---- (profit, additive) a node's figures learnt from its reports (sans-I/O) ----
+ * Per mode, from reports that say converged true and phase "running": mining -> hashrate_hs
+ * and power.watts; inference -> power.watts and inferences_per_s (the highest per 5-minute
+ * slot over the last hour; the capacity used is max(the class's, that hour's highest));
+ * idle -> power.watts; a report with a new last_switch (its seq) and a total_ms -> switch_s,
+ * whatever its convergence. Each is an EWMA (weight HF_COORD_LEARN_ALPHA for the new sample;
+ * the first sample as is). A capacity of 0 or a watts of 0 is no measurement and is never
+ * learnt; a report is used once (its wall_ms). */
+#define HF_COORD_LEARN_ALPHA 0.3
+#define HF_COORD_LEARN_SLOTS 12            /* the last hour in 5-minute slots */
+#define HF_COORD_LEARN_SLOT_MS 300000ull
+
+typedef struct hf_coord_learnt {
+	uint64_t rep_wall_ms;                  /* the last report used */
+	uint64_t switch_seq;                   /* the last last_switch used */
+	hf_coord_figures fig;                  /* EWMAs (inferences_per_s unused: slots) */
+	unsigned mask;                         /* HF_COORD_FIG_* learnt */
+	double ips_max[HF_COORD_LEARN_SLOTS];
+	uint64_t ips_slot[HF_COORD_LEARN_SLOTS];
+} hf_coord_learnt;
+
+/* Learns from one report (summary r, received at wall_ms). false when it was used before. */
+bool hf_coord_learn_report(hf_coord_learnt *l, const hf_coord_report_sum *r, uint64_t wall_ms);
+/* The node's own figures at now_ms for hf_coord_pnode (own, own_mask). */
+void hf_coord_learn_figures(const hf_coord_learnt *l, const hf_coord_class *cls, uint64_t now_ms,
+			    hf_coord_figures *own, unsigned *mask);
 
 #endif

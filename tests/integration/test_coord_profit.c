@@ -385,6 +385,9 @@ Test(coord_profit, a_price_collapse_is_decided_applied_and_acknowledged_stale_fe
 	snprintf(held_token, sizeof held_token, "%s/n2.token", r.dir);
 	node_add(&r, "n1", r.token);
 	node_add(&r, "n2", held_token); /* registered, no daemon: held by an operator below */
+	char odd_token[1200];
+	snprintf(odd_token, sizeof odd_token, "%s/x1.token", r.dir);
+	node_add(&r, "x1", odd_token);  /* matches no "nodes" entry, no default_class: skipped */
 	coord_start(&r);
 
 	/* the views exist and the feeds are read from the feed server */
@@ -409,10 +412,34 @@ Test(coord_profit, a_price_collapse_is_decided_applied_and_acknowledged_stale_fe
 	/* BTC high: mining is best for n1 (no decision), n2 held */
 	json_t *p = wait_rule(&r, "n1", "best", "mining");
 	json_decref(p);
+	/* n1's own watts are learnt from its reports (converged, running); its hashrate is 0 with
+	 * the pool down, which is no measurement: the class's stays */
+	uint64_t end = hf_mono_ms() + WAIT_MS;
+	for (;;) {
+		json_t *v = verdict(&r, "n1", NULL);
+		json_t *fs = json_object_get(v, "figures_source");
+		bool learnt = strcmp(jstr(fs, "mining_watts"), "reported") == 0;
+		if (learnt) {
+			cr_assert_str_eq(jstr(fs, "hashrate_hs"), "class", "%s", json_dumps(v, 0));
+			cr_assert_str_eq(jstr(fs, "idle_watts"), "class", "%s", json_dumps(v, 0));
+			double w = json_number_value(json_object_get(json_object_get(v, "figures"),
+								     "mining_watts"));
+			cr_assert(w > 0 && w != 100.0, "the node's own watts: %s", json_dumps(v, 0));
+		}
+		json_decref(v);
+		if (learnt)
+			break;
+		cr_assert_lt(hf_mono_ms(), end, "n1's mining watts never learnt");
+		hf_sleep_ms(50);
+	}
 	p = wait_rule(&r, "n2", "hold", NULL);
 	json_t *n2v = json_object_get(json_object_get(p, "nodes"), "n2");
 	cr_assert_str_eq(jstr(n2v, "mode"), "mining", "%s", json_dumps(n2v, 0));
 	cr_assert_str_eq(jstr(n2v, "class"), "cpu");
+	json_t *x1 = json_object_get(json_object_get(p, "nodes"), "x1");
+	cr_assert(json_is_true(json_object_get(x1, "skipped")), "%s", json_dumps(p, 0));
+	cr_assert_not_null(strstr(jstr(x1, "why"), "no class"), "%s", json_dumps(x1, 0));
+	cr_assert_eq(json_integer_value(json_object_get(p, "skipped")), 1);
 	json_decref(p);
 	json_t *d = policy_decisions(&r, "n1");
 	cr_assert_eq(json_array_size(d), 0, "no decision while mining is best: %s", json_dumps(d, 0));
@@ -440,7 +467,7 @@ Test(coord_profit, a_price_collapse_is_decided_applied_and_acknowledged_stale_fe
 	int port = r.feed_port;
 	feed_start(&r, port, 2);
 	cr_assert_eq(r.feed_port, port);
-	uint64_t end = hf_mono_ms() + WAIT_MS;
+	end = hf_mono_ms() + WAIT_MS;
 	json_t *dec;
 	for (;;) {
 		d = policy_decisions(&r, "n1");
@@ -486,15 +513,21 @@ Test(coord_profit, a_price_collapse_is_decided_applied_and_acknowledged_stale_fe
 		hf_sleep_ms(50);
 	}
 	json_decref(d);
-	d = get_ok(&r, "/v1/decisions");
-	bool ack_listed = false;
-	size_t i;
-	json_array_foreach(json_object_get(d, "decisions"), i, dec)
-		if (strcmp(jstr(dec, "source"), "policy") == 0 &&
-		    (uint64_t)json_integer_value(json_object_get(dec, "issued_ms")) == issued)
-			ack_listed = json_array_size(json_object_get(dec, "acks")) == 1;
-	cr_assert(ack_listed, "the decision lists n1's ack: %s", json_dumps(d, 0));
-	json_decref(d);
+	/* the record lists the ack (written just after the fleet's state: waited on too) */
+	end = hf_mono_ms() + WAIT_MS;
+	for (bool ack_listed = false; !ack_listed;) {
+		size_t i;
+		d = get_ok(&r, "/v1/decisions");
+		json_array_foreach(json_object_get(d, "decisions"), i, dec)
+			if (strcmp(jstr(dec, "source"), "policy") == 0 &&
+			    (uint64_t)json_integer_value(json_object_get(dec, "issued_ms")) == issued)
+				ack_listed = json_array_size(json_object_get(dec, "acks")) == 1;
+		cr_assert(ack_listed || hf_mono_ms() < end, "the decision lists no ack: %s",
+			  json_dumps(d, 0));
+		json_decref(d);
+		if (!ack_listed)
+			hf_sleep_ms(50);
+	}
 
 	/* after it: idle is best; the held node was never moved */
 	p = wait_rule(&r, "n1", "best", "idle");
@@ -504,11 +537,46 @@ Test(coord_profit, a_price_collapse_is_decided_applied_and_acknowledged_stale_fe
 	d = policy_decisions(&r, "n2");
 	cr_assert_eq(json_array_size(d), 0, "the held node was moved: %s", json_dumps(d, 0));
 	json_decref(d);
+	d = policy_decisions(&r, "x1");
+	cr_assert_eq(json_array_size(d), 0, "a node without a class was moved: %s", json_dumps(d, 0));
+	json_decref(d);
+	/* one node's view */
+	p = get_ok(&r, "/v1/policy?node=n1");
+	cr_assert_eq(json_object_size(json_object_get(p, "nodes")), 1, "%s", json_dumps(p, 0));
+	json_decref(p);
 	json_t *n2 = fleet_node(&r, "n2");
 	json_t *des = json_object_get(n2, "desired");
 	cr_assert_str_eq(jstr(des, "mode"), "mining");
 	cr_assert_str_eq(jstr(des, "by"), "operator");
 	json_decref(n2);
+
+	/* nodes added and removed while it runs: n3 (no envelope, no report yet: initial_mode
+	 * mining) is evaluated and sent to idle; x1 leaves the view */
+	char n3_token[1200], *out;
+	snprintf(n3_token, sizeof n3_token, "%s/n3.token", r.dir);
+	node_add(&r, "n3", n3_token);
+	const char *rm[] = { "--config", r.cfg, "node", "remove", "x1", NULL };
+	int rst = run_coord(&r, rm, "node-remove.log", &out);
+	cr_assert(WIFEXITED(rst) && WEXITSTATUS(rst) == 0, "node remove: %s", out);
+	free(out);
+	end = hf_mono_ms() + WAIT_MS;
+	for (;;) {
+		d = policy_decisions(&r, "n3");
+		p = get_ok(&r, "/v1/policy");
+		bool gone = !json_object_get(json_object_get(p, "nodes"), "x1");
+		size_t nd = json_array_size(d);
+		if (nd > 0) {
+			json_t *r3 = json_object_get(json_array_get(d, 0), "reason");
+			cr_assert_str_eq(jstr(json_array_get(d, 0), "mode"), "idle");
+			cr_assert_str_eq(jstr(r3, "from"), "mining", "%s", json_dumps(r3, 0));
+		}
+		json_decref(d);
+		json_decref(p);
+		if (nd > 0 && gone)
+			break;
+		cr_assert_lt(hf_mono_ms(), end, "n3 not decided (%zu) or x1 still shown (%d)", nd, !gone);
+		hf_sleep_ms(50);
+	}
 	rig_fini(&r);
 }
 
