@@ -12,6 +12,7 @@
  *   difficulty  https://mempool.space/api/v1/mining/hashrate/3d      /currentDifficulty
  *   height      https://mempool.space/api/blocks/tip/height          "" (the document: a number)
  *   fees_btc    https://mempool.space/api/v1/mining/reward-stats/144 /totalFee, scale 1e-8/144
+ *               (the fees of the last 144 blocks in satoshis, a decimal string, per block in BTC)
  *   power_usd_kwh, inference_price, inference_demand: constants 0.05, 0, 0 (configure them)
  * and the feed server (hashflop-coord feed-server) serves a series in exactly these shapes at
  * the same paths (plus /hashflop/v1/power {"usd_kwh"} and /hashflop/v1/inference {"price",
@@ -93,8 +94,23 @@ typedef struct hf_coord_feeds_spec {
  * feed is {"url", "pointer"?, "scale"?, "refresh_s"?, "max_age_s"?, "timeout_s"?,
  * "max_body"?} or {"value": N} or {"schedule": [{"from": "HH:MM", "value": N}, ...],
  * "utc_offset_min"?}; plus top-level "ca_file" and "allow_plain_http". Strict: eb names the
- * path ("feeds.btc_usd.pointer: must be empty or start with /"). */
+ * path ("feeds.btc_usd.pointer: must be empty or start with /").
+ * A feed named in the section replaces its default whole: a URL feed's omitted fields take the
+ * generic defaults (pointer "", scale 1, refresh_s 60, max_age_s 10 * refresh_s, timeout_s 10,
+ * max_body 1 MiB), not the default feed's pointer and scale. Ranges: refresh_s 1..86400,
+ * max_age_s 1..864000, timeout_s 1..300, max_body 1..64 MiB, scale finite > 0, values finite
+ * >= 0, utc_offset_min -720..840, 1..48 schedule slots with "from" strictly increasing and the
+ * first "00:00". subsidy_btc may be null (not configured: the default); height may be null
+ * only when subsidy_btc is configured. ca_file is "" or an absolute path. A URL is https://,
+ * or http:// to a loopback host (127.0.0.0/8, [::1], localhost) unless allow_plain_http;
+ * printable ASCII, no credentials (user@host). */
 int hf_coord_feeds_spec_parse(const json_t *feeds, hf_coord_feeds_spec *out, hf_errbuf *eb);
+/* The defaults alone (what hf_coord_feeds_spec_parse(NULL, ...) gives). */
+void hf_coord_feeds_spec_defaults(hf_coord_feeds_spec *s);
+/* The checks the parser applies to a whole spec (URLs and the plain-http rule, pointers,
+ * ranges, schedules; height may be HF_FEED_NONE only when subsidy_btc is configured), for a
+ * spec built in code: 0 or HF_ECONFIG naming the field. */
+int hf_coord_feeds_spec_check(const hf_coord_feeds_spec *s, hf_errbuf *eb);
 /* The spec as JSON (every default filled in). */
 json_t *hf_coord_feeds_spec_json(const hf_coord_feeds_spec *s);
 
