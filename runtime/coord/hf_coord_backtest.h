@@ -64,6 +64,12 @@ typedef struct hf_coord_bt_result {
 						 that kept it from the optimum's mode */
 	hf_coord_bt_loss losses[HF_COORD_BT_MAX_LOSSES]; /* the largest, largest first */
 	size_t nlosses;
+	/* Added by the backtest's implementation (compatible): */
+	size_t static_idle[HF_COORD_NMODES]; /* nodes that cannot run that static's mode (idle in
+						it instead) */
+	size_t loss_alike[HF_COORD_BT_MAX_LOSSES]; /* other nodes with the same stretch (same
+						     rows, modes, rule and loss) */
+	size_t groups;               /* distinct (class, share series): one DP each */
 } hf_coord_bt_result;
 
 typedef struct hf_coord_bt_opts {
