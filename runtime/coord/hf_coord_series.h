@@ -26,6 +26,7 @@
 
 #define HF_COORD_SERIES_MAX_BYTES (64u << 20)
 #define HF_COORD_SERIES_MAX_ROWS 1000000u
+#define HF_COORD_SERIES_LINE_MAX 4096u   /* bytes a line, without its newline */
 
 typedef struct hf_coord_series_row {
 	uint64_t t_ms;
