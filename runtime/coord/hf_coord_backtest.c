@@ -7,7 +7,7 @@
  * DP, so the DP's optimum and the accounting of its schedule agree to the last bit. The
  * initial mode counts as entered before the series starts (its dwell is met: free to switch
  * at row 0 and after); the policy run gives it mode_since_ms = t_0 - min_dwell_s so the policy
- * sees the same. Nodes whose class and real-demand share series are equal (bit for bit) form
+ * sees the same. A node whose class cannot run initial_mode starts idle (in all three). Nodes whose class and real-demand share series are equal (bit for bit) form
  * one group: one DP and one static accounting per group, the policy still runs node by node.
  * Threading: reentrant; every object belongs to its caller.
  */
@@ -359,6 +359,12 @@ static const hf_coord_class *bt_class(const bt *b, size_t g)
 	return &b->fleet->classes[b->cls[b->g_rep[g]]];
 }
 
+/* Where a node of class c starts: initial_mode, or idle when c cannot run it. */
+static hf_coord_mode bt_start(const bt *b, const hf_coord_class *c)
+{
+	return can_run(&c->fig, b->initial) ? b->initial : HF_COORD_IDLE;
+}
+
 static int cmp_str(const void *a, const void *b)
 {
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
@@ -532,10 +538,12 @@ static int bt_solve(bt *b, hf_coord_bt_result *res, hf_errbuf *eb)
 		hf_coord_bt_totals t = {0};
 		double dp;
 
-		rc = hf_coord_backtest_optimum(&b->p0, cls, b->s, share, b->initial, opt, &dp, eb);
+		hf_coord_mode start = bt_start(b, cls);
+
+		rc = hf_coord_backtest_optimum(&b->p0, cls, b->s, share, start, opt, &dp, eb);
 		if (rc < 0)
 			goto out;
-		if (!hf_coord_backtest_account(&b->p0, cls, b->s, share, b->initial, opt, &t) ||
+		if (!hf_coord_backtest_account(&b->p0, cls, b->s, share, start, opt, &t) ||
 		    fabs(t.margin_usd - dp) > 1e-9 * fmax(1, fabs(dp))) {
 			rc = hf_fail(eb, HF_ESTATE, "backtest: the optimum of node %s does not "
 				     "account (%.9g vs %.9g)", b->ids[b->g_rep[g]], t.margin_usd, dp);
@@ -551,7 +559,7 @@ static int bt_solve(bt *b, hf_coord_bt_result *res, hf_errbuf *eb)
 				res->static_idle[m] += b->g_size[g];
 			for (size_t i = 0; i < b->rows; i++)
 				fixed[i] = mm;
-			if (!hf_coord_backtest_account(&b->p0, cls, b->s, share, b->initial, fixed,
+			if (!hf_coord_backtest_account(&b->p0, cls, b->s, share, start, fixed,
 						       &ts)) {
 				rc = hf_fail(eb, HF_ESTATE, "backtest: static %s does not account",
 					     hf_coord_mode_name((hf_coord_mode)m));
@@ -659,7 +667,7 @@ static void bt_group_row(bt *b, size_t i, const hf_coord_market *m, double hours
 		const hf_coord_class *cls = bt_class(b, g);
 		double rev[HF_COORD_NMODES], cost[HF_COORD_NMODES], *mg = b->g_mg + g * HF_COORD_NMODES;
 		hf_coord_mode om = b->g_opt[g * b->rows + i];
-		hf_coord_mode was = i ? b->g_opt[g * b->rows + i - 1] : b->initial;
+		hf_coord_mode was = i ? b->g_opt[g * b->rows + i - 1] : bt_start(b, cls);
 
 		hf_coord_policy_margins(&b->p0, m, cls, &cls->fig, b->g_share[g * b->rows + i],
 					rev, cost, mg);
@@ -739,10 +747,10 @@ static int bt_alloc_nodes(bt *b, hf_errbuf *eb)
 	for (size_t j = 0; j < b->n; j++) {
 		b->pn[j].id = b->ids[j];
 		b->pn[j].cls = &b->fleet->classes[b->cls[j]];
-		b->pn[j].mode = b->initial;
+		b->pn[j].mode = bt_start(b, b->pn[j].cls);
 		/* entered before the series: its dwell is met at row 0, as in the accounting */
 		b->pn[j].mode_since_ms = t0 >= dwell_ms ? t0 - dwell_ms : 0;
-		acct_init(&b->pa[j], b->initial);
+		acct_init(&b->pa[j], b->pn[j].mode);
 		b->st[j].start = SIZE_MAX;
 	}
 	return 0;
