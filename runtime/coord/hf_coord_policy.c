@@ -11,7 +11,9 @@
  * inference watts counting as infinitely efficient (ranked before every finite one, with no
  * division by zero); node_hour by the inference margin at a full share. Ties by strcmp(id), then
  * by index (so even duplicate ids are ordered deterministically). A key that is not a finite
- * number ranks last.
+ * number ranks last. Operator holds: a node held in inference serves whatever the ranking says,
+ * so it ranks first (ties by id); a node held in another mode cannot serve and gets no share
+ * (otherwise demand would be planned on a node that will not take it).
  * Threading: reentrant; every object belongs to its caller.
  */
 #include "hf_coord_policy.h"
@@ -82,8 +84,8 @@ static bool can_serve(const hf_coord_figures *f)
 /* ---- shares ---- */
 
 typedef struct rank_key {
-	int tier;          /* 0: infinitely efficient, 1: finite key, 2: unusable key (last) */
-	double key;        /* higher ranks first */
+	int tier;          /* 0: held in inference, 1: infinitely efficient, 2: finite key, 3: last */
+	double key;        /* higher ranks first (tier 2) */
 	const char *id;
 	size_t idx;
 	double cap;
@@ -96,7 +98,7 @@ static int rank_cmp(const void *pa, const void *pb)
 
 	if (a->tier != b->tier)
 		return a->tier < b->tier ? -1 : 1;
-	if (a->tier == 1 && a->key != b->key)
+	if (a->tier == 2 && a->key != b->key)
 		return a->key > b->key ? -1 : 1;
 	c = strcmp(a->id, b->id);
 	if (c)
@@ -104,17 +106,18 @@ static int rank_cmp(const void *pa, const void *pb)
 	return a->idx < b->idx ? -1 : a->idx > b->idx;
 }
 
-/* Fills k's rank from a node's figures; false when the node cannot serve at all. */
+/* Fills k's rank from a node's figures; false when the node cannot serve at all (no capacity,
+ * or held by an operator in another mode). */
 static bool rank_of(const hf_coord_policy_params *p, const hf_coord_market *m,
 		    const hf_coord_pnode *n, rank_key *k)
 {
 	hf_coord_figures f;
 
 	hf_coord_policy_figures(n, &f);
-	if (!can_serve(&f))
+	if (!can_serve(&f) || (n->held && n->mode != HF_COORD_INFERENCE))
 		return false;
 	k->id = n->id ? n->id : "";
-	k->tier = 1;
+	k->tier = 2;
 	if (p->unit == HF_COORD_NODE_HOUR) {
 		k->cap = 1.0;
 		k->key = m->infer_price * price_factor(n->cls) -
@@ -122,11 +125,13 @@ static bool rank_of(const hf_coord_policy_params *p, const hf_coord_market *m,
 	} else {
 		k->cap = f.inferences_per_s;
 		if (f.inference_watts == 0)
-			k->tier = 0;
+			k->tier = 1;
 		k->key = f.inference_watts > 0 ? f.inferences_per_s / f.inference_watts : NAN;
 	}
-	if (k->tier == 1 && !isfinite(k->key))
-		k->tier = 2;
+	if (k->tier == 2 && !isfinite(k->key))
+		k->tier = 3;
+	if (n->held)
+		k->tier = 0;
 	return true;
 }
 
@@ -309,7 +314,9 @@ static void rule_switch(const hf_coord_policy_params *p, hf_coord_pnode *n, uint
 	double over = v->gain_usd_h * (double)p->horizon_s / 3600.0;
 	bool losing = mcur < 0 && v->gain_usd_h > 0;
 	unsigned need = losing ? p->loss_evaluations : p->enter_evaluations;
-	uint64_t dwell_ms = p->min_dwell_s * 1000, in_ms;
+	uint64_t dwell_ms = p->min_dwell_s > UINT64_MAX / 1000 ? UINT64_MAX : p->min_dwell_s * 1000;
+	uint64_t in_ms;
+	unsigned shown;
 	char d[224];
 
 	in_ms = now_ms > n->mode_since_ms ? now_ms - n->mode_since_ms : 0;
@@ -346,6 +353,7 @@ static void rule_switch(const hf_coord_policy_params *p, hf_coord_pnode *n, uint
 		set_why_stays(v, cur, d);
 		return;
 	}
+	shown = n->state.streak < need ? n->state.streak : need; /* "3/3" even after 4 */
 	v->rule = losing ? HF_COORD_RULE_LEAVE : HF_COORD_RULE_SWITCH;
 	v->mode = v->best;
 	v->change = true;
@@ -353,8 +361,7 @@ static void rule_switch(const hf_coord_policy_params *p, hf_coord_pnode *n, uint
 		 "for %u/%u evaluations; gain over %g h %s > switch cost %s USD",
 		 losing ? "leaves a loss: " : "", best, usd(v->margin[v->best]).s, cur, usd(mcur).s,
 		 usd(v->gain_usd_h).s, usd(p->abs_threshold_usd_h).s, p->rel_threshold * 100,
-		 n->state.streak, need, (double)p->horizon_s / 3600.0, usd(over).s,
-		 usd(v->switch_cost_usd).s);
+		 shown, need, (double)p->horizon_s / 3600.0, usd(over).s, usd(v->switch_cost_usd).s);
 }
 
 static void eval_one(const hf_coord_policy_params *p, const hf_coord_market *m,

@@ -225,15 +225,25 @@ typedef struct hf_coord_fleet_spec {
 	} *nodes;
 	size_t nnodes;
 	long default_class;      /* index, or -1: a node matching nothing has no class (refused) */
+	/* Added by the policy helper (issue 15): class_of's lookup index, built by
+	 * hf_coord_fleet_spec_parse (O(log n) per "id" lookup, a scan of the "match" entries only);
+	 * NULL in a spec built by hand, which class_of then scans in order. Read-only for callers. */
+	size_t *by_id;           /* indexes of "id" entries, sorted by (id, index) */
+	size_t nby_id;
+	size_t *globs;           /* indexes of "match" entries, in order */
+	size_t nglobs;
 } hf_coord_fleet_spec;
 
 /* Parses the sections "policy", "classes", "nodes", "default_class" of
  * root; strict (unknown keys, bad types, non-finite or negative numbers refused; eb names the
- * path, e.g. "classes.h200.inference_watts: expected a finite number >= 0"). */
+ * path, e.g. "classes.h200.inference_watts: expected a finite number >= 0"). Also refused: two
+ * "id" entries with the same id, more than 100,000 node entries. On failure *out is left empty
+ * (defaults, no classes, no nodes); hf_coord_fleet_spec_clear is safe on it either way. */
 int hf_coord_fleet_spec_parse(const json_t *root, hf_coord_fleet_spec *out, hf_errbuf *eb);
 void hf_coord_fleet_spec_clear(hf_coord_fleet_spec *s);
 /* The class of node id (first node entry whose id equals it or whose glob matches, else the
- * default class); NULL when none. */
+ * default class); NULL when none. An "id" entry with a count N > 1 also covers ID-1 .. ID-N
+ * (the ids the backtest gives those nodes; no leading zeros). */
 const hf_coord_class *hf_coord_fleet_spec_class_of(const hf_coord_fleet_spec *s,
 						   const char *id);
 

@@ -11,6 +11,7 @@
 #include "hf_coord_policy.h"
 
 #include <fnmatch.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -262,6 +263,58 @@ static int read_default(const json_t *v, hf_coord_fleet_spec *s, hf_errbuf *eb)
 	return 0;
 }
 
+typedef struct id_ref {
+	const char *id;
+	size_t idx;
+} id_ref;
+
+static int id_ref_cmp(const void *pa, const void *pb)
+{
+	const id_ref *a = pa, *b = pb;
+	int c = strcmp(a->id, b->id);
+
+	return c ? c : (a->idx < b->idx ? -1 : a->idx > b->idx);
+}
+
+/* class_of's index: "id" entries sorted by id (a repeated id is refused), "match" entries in
+ * order. */
+static int build_index(hf_coord_fleet_spec *s, hf_errbuf *eb)
+{
+	id_ref *refs = NULL;
+	size_t nref = 0;
+	int r = 0;
+
+	if (s->nnodes == 0)
+		return 0;
+	refs = malloc(s->nnodes * sizeof *refs);
+	s->by_id = malloc(s->nnodes * sizeof *s->by_id);
+	s->globs = malloc(s->nnodes * sizeof *s->globs);
+	if (!refs || !s->by_id || !s->globs) {
+		r = hf_fail(eb, HF_ENOMEM, "nodes: out of memory for the index of %zu entries",
+			    s->nnodes);
+		goto free_refs;
+	}
+	for (size_t i = 0; i < s->nnodes; i++) {
+		if (s->nodes[i].id[0])
+			refs[nref++] = (id_ref){ .id = s->nodes[i].id, .idx = i };
+		else
+			s->globs[s->nglobs++] = i;
+	}
+	qsort(refs, nref, sizeof *refs, id_ref_cmp);
+	for (size_t i = 0; i < nref; i++) {
+		if (i > 0 && strcmp(refs[i - 1].id, refs[i].id) == 0) {
+			r = hf_fail(eb, HF_ECONFIG, "nodes[%zu].id: \"%s\" is already nodes[%zu]'s",
+				    refs[i].idx, refs[i].id, refs[i - 1].idx);
+			goto free_refs;
+		}
+		s->by_id[i] = refs[i].idx;
+	}
+	s->nby_id = nref;
+free_refs:
+	free(refs);
+	return r;
+}
+
 static int parse_sections(const json_t *root, hf_coord_fleet_spec *s, hf_errbuf *eb)
 {
 	const json_t *v;
@@ -277,7 +330,7 @@ static int parse_sections(const json_t *root, hf_coord_fleet_spec *s, hf_errbuf 
 		return r;
 	if ((v = json_object_get(root, "default_class")) && (r = read_default(v, s, eb)) < 0)
 		return r;
-	return 0;
+	return build_index(s, eb);
 }
 
 static void spec_init(hf_coord_fleet_spec *s)
@@ -305,6 +358,8 @@ void hf_coord_fleet_spec_clear(hf_coord_fleet_spec *s)
 	if (!s)
 		return;
 	free(s->nodes);
+	free(s->by_id);
+	free(s->globs);
 	spec_init(s);
 }
 
@@ -321,12 +376,62 @@ static bool id_matches(const struct hf_coord_node_spec *e, const char *id)
 	return hf_parse_u64(id + len + 1, 1, e->count, &k);
 }
 
+static bool entry_matches(const struct hf_coord_node_spec *e, const char *id)
+{
+	return e->id[0] ? id_matches(e, id) : fnmatch(e->match, id, 0) == 0;
+}
+
+/* The index of the "id" entry named key (by_id is sorted and has no repeats); SIZE_MAX if none. */
+static size_t find_id(const hf_coord_fleet_spec *s, const char *key)
+{
+	size_t lo = 0, hi = s->nby_id;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(s->nodes[s->by_id[mid]].id, key);
+		if (c == 0)
+			return s->by_id[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return SIZE_MAX;
+}
+
+/* The first entry matching id, through the index: the exact id, the id ID-K of a counted
+ * entry ID, and the first glob that matches before both. */
+static size_t first_match_indexed(const hf_coord_fleet_spec *s, const char *id)
+{
+	size_t best = find_id(s, id), e;
+	const char *dash = strrchr(id, '-');
+	char prefix[64];
+
+	if (dash && (size_t)(dash - id) < sizeof prefix) {
+		memcpy(prefix, id, (size_t)(dash - id));
+		prefix[dash - id] = '\0';
+		e = find_id(s, prefix);
+		if (e < best && id_matches(&s->nodes[e], id))
+			best = e;
+	}
+	for (size_t i = 0; i < s->nglobs && s->globs[i] < best; i++)
+		if (fnmatch(s->nodes[s->globs[i]].match, id, 0) == 0)
+			return s->globs[i];
+	return best;
+}
+
 const hf_coord_class *hf_coord_fleet_spec_class_of(const hf_coord_fleet_spec *s, const char *id)
 {
-	for (size_t i = 0; id && i < s->nnodes; i++) {
-		const struct hf_coord_node_spec *e = &s->nodes[i];
-		if (e->id[0] ? id_matches(e, id) : fnmatch(e->match, id, 0) == 0)
-			return &s->classes[e->cls];
+	size_t e = SIZE_MAX;
+
+	if (id && (s->by_id || s->globs)) {
+		e = first_match_indexed(s, id);
+	} else {
+		for (size_t i = 0; id && i < s->nnodes && e == SIZE_MAX; i++)
+			if (entry_matches(&s->nodes[i], id))
+				e = i;
 	}
+	if (e != SIZE_MAX)
+		return &s->classes[s->nodes[e].cls];
 	return s->default_class >= 0 ? &s->classes[s->default_class] : NULL;
 }

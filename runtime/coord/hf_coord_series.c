@@ -460,6 +460,16 @@ io:
 	return hf_fail(eb, HF_EIO, "writing the series: %s", strerror(errno));
 }
 
+bool hf_coord_series_parse_time(const char *s, uint64_t *t_ms)
+{
+	return s && parse_time(s, strlen(s), t_ms);
+}
+
+void hf_coord_series_format_time(uint64_t t_ms, char *buf, size_t sz)
+{
+	fmt_time(t_ms, buf, sz);
+}
+
 size_t hf_coord_series_index_at(const hf_coord_series *s, uint64_t t_ms)
 {
 	size_t lo = 0, hi;

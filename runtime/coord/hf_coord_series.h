@@ -55,6 +55,12 @@ int hf_coord_series_write(FILE *f, const hf_coord_series *s, const char *comment
 size_t hf_coord_series_index_at(const hf_coord_series *s, uint64_t t_ms);
 /* Row i as a market (subsidy from the height; never stale). */
 void hf_coord_series_market(const hf_coord_series_row *r, hf_coord_market *m);
+/* A time as the series reads it (RFC 3339 UTC or Unix seconds, the whole string) to ms since
+ * the epoch; false when it is neither (extension: series helper). */
+bool hf_coord_series_parse_time(const char *s, uint64_t *t_ms);
+/* t_ms as the writer writes it ("2024-04-20T00:05:00Z", ".123" when there are ms) into buf
+ * (at least 32 bytes) (extension: series helper). */
+void hf_coord_series_format_time(uint64_t t_ms, char *buf, size_t sz);
 
 /* ---- the generator ---- */
 typedef struct hf_coord_series_gen {
@@ -74,9 +80,43 @@ typedef struct hf_coord_series_gen {
 	double inference_price;  /* constant price (unit as the fleet's) */
 	double demand_base;      /* diurnal demand: base + amplitude * shape(hour of day), */
 	double demand_amplitude; /*   weekday/weekend factor, noise */
+	/* ---- compatible extensions (series helper, issue 15); hf_coord_series_gen_defaults
+	 * fills them, so a caller that sets only the fields above keeps its meaning ---- */
+	int utc_offset_min;      /* the site's local time for the power and demand shapes (-360) */
+	double block_interval_s; /* mean block interval at the start (600) */
+	double hashrate_growth_daily; /* network hashrate drift, log per day (0.001) */
+	double weekend_factor;   /* demand on local Saturdays and Sundays, times (0.75) */
+	double inference_price_vol; /* relative s.d. of a slow drift of the price (0: constant) */
+	/* Optional public figures the series follows (NULL/0: simulated; the arrays are the
+	 * caller's and must outlive the call): */
+	const double *btc_daily; /* the price at start + k days, k = 0..btc_daily_n - 1 (daily
+				    closes); between two the log-price is interpolated linearly
+				    plus a Brownian bridge of btc_vol_daily; after the last, GBM */
+	size_t btc_daily_n;
+	const double *fees_daily; /* mean fees per block during day k (instead of fees_btc) */
+	size_t fees_daily_n;
+	const struct hf_coord_series_epoch {
+		uint64_t height;     /* the first block mined at this difficulty */
+		double difficulty;
+	} *epochs;               /* sorted by height: difficulty by height instead of retargets */
+	size_t nepochs;
+	const struct hf_coord_series_anchor {
+		uint64_t t_ms;       /* this height is the tip from this instant */
+		uint64_t height;
+	} *anchors;              /* sorted: between anchors the blocks are a Poisson process
+				    conditioned on the anchors (uniform order statistics) */
+	size_t nanchors;
 } hf_coord_series_gen;
 
+typedef struct hf_coord_series_epoch hf_coord_series_epoch;
+typedef struct hf_coord_series_anchor hf_coord_series_anchor;
+
+/* The defaults (every field; start 2025-11-01T00:00:00Z, 14 days at 300 s, seed 1, figures of
+ * late 2025). */
 void hf_coord_series_gen_defaults(hf_coord_series_gen *g);
+/* A series from g (deterministic: the same g gives the same rows, bit for bit, on the same
+ * platform). HF_EINVAL with eb naming the field for a bad generator; HF_ETOOBIG over the row
+ * cap; HF_ENOMEM. */
 int hf_coord_series_generate(const hf_coord_series_gen *g, hf_coord_series *out,
 			     hf_errbuf *eb);
 
