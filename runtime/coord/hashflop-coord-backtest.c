@@ -72,6 +72,7 @@ static int load_fleet(const char *path, hf_coord_fleet_spec *fleet, hf_coord_bt_
 		   hf_coord_mode_parse(json_string_value(im), &o->initial_mode) < 0)) {
 		fprintf(stderr, "hashflop-coord backtest: %s: initial_mode: expected \"idle\", "
 			"\"mining\" or \"inference\"\n", path);
+		hf_coord_fleet_spec_clear(fleet);
 		json_decref(root);
 		return 2;
 	}
