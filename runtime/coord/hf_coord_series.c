@@ -277,21 +277,21 @@ static int check_time(const line_ctx *c, hf_coord_series *s, const hf_coord_seri
 
 	if (s->n == 0)
 		return 0;
-	uint64_t prev = s->rows[s->n - 1].t_ms;
+	uint64_t prev = s->rows[s->n - 1].t_ms, dt = r->t_ms - prev;
+	if (r->t_ms > prev && (s->n == 1 || dt == s->step_ms)) {
+		if (s->n == 1)
+			s->step_ms = dt;
+		return 0;
+	}
 	fmt_time(r->t_ms, a, sizeof a);
 	fmt_time(prev, b, sizeof b);
 	if (r->t_ms <= prev)
 		return hf_fail(c->eb, HF_EPARSE, "%s:%zu: time: %s is not after the previous row's "
 			       "%s (rows must be strictly increasing in time)", c->name, c->lineno,
 			       a, b);
-	uint64_t dt = r->t_ms - prev;
-	if (s->n == 1)
-		s->step_ms = dt;
-	else if (dt != s->step_ms)
-		return hf_fail(c->eb, HF_EPARSE, "%s:%zu: time: %s is %" PRIu64 " ms after the "
-			       "previous row, the series' step is %" PRIu64 " ms (rows must be "
-			       "evenly spaced)", c->name, c->lineno, a, dt, s->step_ms);
-	return 0;
+	return hf_fail(c->eb, HF_EPARSE, "%s:%zu: time: %s is %" PRIu64 " ms after the previous "
+		       "row, the series' step is %" PRIu64 " ms (rows must be evenly spaced)",
+		       c->name, c->lineno, a, dt, s->step_ms);
 }
 
 static int append(const line_ctx *c, hf_coord_series *s, size_t *cap,
@@ -324,10 +324,12 @@ static int parse_line(line_ctx *c, const char *p, size_t n, bool *have_header,
 
 	if (n > 0 && p[n - 1] == '\r')
 		n--;
-	if (n == 0 || p[0] == '#')
-		return 0;
 	if (memchr(p, '\0', n))
 		return hf_fail(c->eb, HF_EPARSE, "%s:%zu: a NUL byte", c->name, c->lineno);
+	if (!hf_utf8_valid(p, n))
+		return hf_fail(c->eb, HF_EPARSE, "%s:%zu: not valid UTF-8", c->name, c->lineno);
+	if (n == 0 || p[0] == '#')
+		return 0;
 	if (!*have_header) {
 		if (n != strlen(SERIES_HEADER) || memcmp(p, SERIES_HEADER, n) != 0) {
 			show(got, sizeof got, p, n);
@@ -410,6 +412,10 @@ void hf_coord_series_clear(hf_coord_series *s)
 /* The shortest %g form that reads back as exactly v. */
 static void fmt_num(double v, char *buf, size_t sz)
 {
+	if (v == 0) { /* -0 too: the reader takes no sign */
+		snprintf(buf, sz, "0");
+		return;
+	}
 	for (int prec = 15; prec <= 17; prec++) {
 		snprintf(buf, sz, "%.*g", prec, v);
 		if (strtod(buf, NULL) == v)
@@ -431,11 +437,34 @@ static int write_comments(FILE *f, const char *comments)
 	return 0;
 }
 
+/* What the writer writes, the reader must take back. */
+static int check_rows(const hf_coord_series *s, hf_errbuf *eb)
+{
+	for (size_t i = 0; i < s->n; i++) {
+		const hf_coord_series_row *r = &s->rows[i];
+		double x[6] = { r->btc_usd, r->difficulty, r->fees_btc, r->power_usd_kwh,
+				r->inference_price, r->inference_demand };
+		for (int k = 0; k < 6; k++)
+			if (!isfinite(x[k]) || x[k] < 0 || (k == 1 && x[k] == 0))
+				return hf_fail(eb, HF_EINVAL, "row %zu: a number the reader would refuse "
+					       "(not finite, negative, or a zero difficulty)", i);
+		if (i && (r->t_ms <= s->rows[i - 1].t_ms ||
+			  (i > 1 && r->t_ms - s->rows[i - 1].t_ms != s->rows[1].t_ms - s->rows[0].t_ms)))
+			return hf_fail(eb, HF_EINVAL, "row %zu: times not strictly increasing and "
+				       "evenly spaced", i);
+		if (r->t_ms > SERIES_MAX_UNIX_S * 1000u + 999u)
+			return hf_fail(eb, HF_EINVAL, "row %zu: time after 9999-12-31", i);
+	}
+	return 0;
+}
+
 int hf_coord_series_write(FILE *f, const hf_coord_series *s, const char *comments,
 			  hf_errbuf *eb)
 {
 	char t[40], v[6][40];
 
+	if (check_rows(s, eb) < 0)
+		return HF_EINVAL;
 	if (comments && write_comments(f, comments) < 0)
 		goto io;
 	if (fputs(SERIES_HEADER "\n", f) == EOF)

@@ -48,7 +48,8 @@ int hf_coord_series_parse(const char *text, size_t len, const char *name,
 int hf_coord_series_load(const char *path, hf_coord_series *out, hf_errbuf *eb);
 void hf_coord_series_clear(hf_coord_series *s);
 /* Writes the header and rows (times RFC 3339), comments first (NULL: none; each line of it
- * prefixed "# "). HF_EIO. */
+ * prefixed "# "). Numbers in the shortest form that reads back exactly, so write -> parse is
+ * the identity. HF_EIO; HF_EINVAL (nothing written) for rows the reader would refuse. */
 int hf_coord_series_write(FILE *f, const hf_coord_series *s, const char *comments,
 			  hf_errbuf *eb);
 /* The index of the last row with t_ms <= t (0 when t is before the first row). */

@@ -22,7 +22,7 @@
 #define TWO_PI 6.283185307179586
 #define RETARGET 2016u
 #define TARGET_SPACING_S 600.0
-#define MAX_BLOCKS (16u << 20)
+#define MAX_BLOCKS (4u << 20)     /* 64 MiB of block times; 3650 days are ~526,000 */
 #define MAX_DAYS 3650u
 #define LAST_MS 253402300799000ull   /* 9999-12-31T23:59:59Z, the writer's last time */
 
@@ -369,6 +369,7 @@ static int make_chain(const hf_coord_series_gen *g, rng *r, chain *c, hf_errbuf 
 typedef struct noise {
 	double fees, power, demand, price;    /* OU states, log space */
 	double spike_left_s, spike_usd;       /* the spike in progress */
+	bool in_spike;                        /* the last row was in a spike */
 	double spike_norm;                    /* 1 / the mean of the spike weight over a day */
 	double log_btc;
 } noise;
@@ -396,7 +397,10 @@ static double power_at(const hf_coord_series_gen *g, rng *r, noise *z, uint64_t 
 
 	z->power = ou_step(r, z->power, 0.15, 3 * 3600.0, dt);
 	double base = g->power_usd_kwh * power_shape(h) * exp(z->power);
-	if (z->spike_left_s <= 0 && g->spike_per_day > 0) {
+	/* spikes do not touch: at least one row of the ordinary price between two */
+	bool was = z->in_spike;
+	z->in_spike = false;
+	if (z->spike_left_s <= 0 && !was && g->spike_per_day > 0) {
 		double p = g->spike_per_day * dt / 86400.0 * spike_weight(h) * z->spike_norm;
 		if (uniform(r) < p) {
 			/* 15 to 90 minutes, log-uniform between 1/4 and 2.5 times spike_usd_kwh */
@@ -406,6 +410,7 @@ static double power_at(const hf_coord_series_gen *g, rng *r, noise *z, uint64_t 
 	}
 	if (z->spike_left_s > 0) {
 		z->spike_left_s -= dt;
+		z->in_spike = true;
 		return base > z->spike_usd ? base : z->spike_usd;
 	}
 	return base;
