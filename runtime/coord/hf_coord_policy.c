@@ -5,8 +5,10 @@
  * every node is then decided in O(1) from its own figures and share. A mode a node cannot run
  * (can[] false) is never its best. A margin that is not a finite number (a market figure that
  * slipped through as NaN or infinity) makes the node hold with rule "stale": a wrong number is
- * never acted on. Held and stale evaluations reset the node's streak (the lead is counted over
- * evaluations in which it could have switched).
+ * never acted on. Streak: state.lead/streak count the consecutive evaluations in which the same
+ * mode other than the current one had the highest margin (whether or not it also cleared the
+ * thresholds and the dwell); best == current, a change of leader, an operator hold or a stale
+ * market start the count again.
  * Ranking (hf_coord_policy_shares): per_1000 by inferences per joule, a node that reports 0
  * inference watts counting as infinitely efficient (ranked before every finite one, with no
  * division by zero); node_hour by the inference margin at a full share. Ties by strcmp(id), then
@@ -276,8 +278,12 @@ static bool rule_hold_stale_best(const hf_coord_market *m, hf_coord_pnode *n,
 				 usd(v->margin[v->best]).s);
 		} else {
 			v->rule = HF_COORD_RULE_STALE;
-			snprintf(d, sizeof d, "market stale (%s)", m->stale ? m->stale_why
-				 : "a margin is not a finite number: check the market figures");
+			if (m->stale)
+				snprintf(d, sizeof d, "market stale (%.*s)", (int)sizeof m->stale_why,
+					 m->stale_why);
+			else
+				snprintf(d, sizeof d, "market stale (a margin is not a finite number: "
+					 "check the market figures)");
 			set_why_stays(v, cur, d);
 		}
 		return true;

@@ -14,7 +14,9 @@
  * joule = inferences_per_s / inference_watts; per_1000) or by inference margin per node
  * (node_hour), ties broken by id (strcmp); the demand (times 1 + headroom) is filled in that
  * order: a node's share is min(capacity, what is left after every node ranked above it), its
- * capacity inferences_per_s (per_1000) or 1 (node_hour). That share is what it "would serve"
+ * capacity inferences_per_s (per_1000) or 1 (node_hour); 0 inference watts ranks as infinitely
+ * efficient, a node held in inference ranks first and one held in another mode gets no share
+ * (policy helper, issue 15). That share is what it "would serve"
  * (hf_coord_policy_shares) and it is the same for every evaluation of the same figures, so a
  * node's decision depends only on its own figures and its share.
  * Rules, in the order they are applied to each node (the first that applies decides):
@@ -196,7 +198,9 @@ int hf_coord_policy_eval(const hf_coord_policy_params *p, const hf_coord_market 
  * {"policy": 1, "rule", "why", "mode", "from", "best", "margins": {mode: usd_h}, "revenue",
  *  "cost", "share", "gain_usd_h", "switch_cost_usd", "figures": {..., "own": [names]},
  *  "market": {"at_ms", "btc_usd", "difficulty", "fees_btc", "subsidy_btc", "power_usd_kwh",
- *  "inference_price", "inference_demand"}} (new reference; NULL when out of memory). */
+ *  "inference_price", "inference_demand"}} (new reference; NULL when out of memory). "from" is
+ * n->mode: call it before applying the verdict. A mode the node cannot run (and is not in) has
+ * null margin, revenue and cost; a number that is not finite is null. */
 json_t *hf_coord_verdict_json(const hf_coord_verdict *v, const hf_coord_pnode *n,
 			      const hf_coord_market *m);
 
