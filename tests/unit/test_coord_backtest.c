@@ -31,6 +31,8 @@ static double rnd(void) /* [0, 1) */
 
 /* A random market: prices that make mining, inference and idle each best at times, power
  * spikes that make every running mode lose money. */
+static bool node_hour_series; /* make_series: node_hour units (USD per node-hour, nodes) */
+
 static void make_series(hf_coord_series *s, size_t n, uint64_t seed)
 {
 	rng_state = seed * 7919 + 1;
@@ -48,6 +50,10 @@ static void make_series(hf_coord_series *s, size_t n, uint64_t seed)
 		r->power_usd_kwh = rnd() < 0.25 ? 0.5 + 1.5 * rnd() : 0.02 + 0.15 * rnd();
 		r->inference_price = 0.0005 + 0.0025 * rnd();
 		r->inference_demand = 150 * rnd();
+		if (node_hour_series) {
+			r->inference_price = 0.05 + 0.5 * rnd();
+			r->inference_demand = 2.2 * rnd();
+		}
 	}
 }
 
@@ -169,6 +175,7 @@ typedef struct bf_stats {
 static void brute_force(uint64_t seed, size_t rows, unsigned dwell_s, hf_coord_mode initial,
 			bf_stats *st)
 {
+	const char *unit = node_hour_series ? "node_hour" : "per_1000";
 	static const char *const ids[2] = {"a-gpu", "b-cpu"}, *const cls[2] = {"gpu", "cpu"};
 	char policy[256];
 	hf_coord_fleet_spec f;
@@ -179,7 +186,7 @@ static void brute_force(uint64_t seed, size_t rows, unsigned dwell_s, hf_coord_m
 	double *val[2], *sh;
 
 	snprintf(policy, sizeof(policy), "\"min_dwell_s\": %u, \"fixed_cost_usd\": 0.001, "
-		 "\"headroom\": 0.2", dwell_s);
+		 "\"headroom\": 0.2, \"inference_unit\": \"%s\"", dwell_s, unit);
 	make_fleet(&f, policy, "[{\"id\": \"a-gpu\", \"class\": \"gpu\"}, "
 		   "{\"id\": \"b-cpu\", \"class\": \"cpu\"}]");
 	make_series(&s, rows, seed);
@@ -263,9 +270,14 @@ Test(coord_backtest, optimum_equals_brute_force)
 		brute_force(seed, 6, 0, HF_COORD_INFERENCE, &st);
 		brute_force(seed, 7, 450, HF_COORD_MINING, &st); /* 1.5 rows: rounded up to 2 */
 	}
+	/* node_hour pricing: the ranking moves with the market, shares are whole nodes */
+	node_hour_series = true;
+	for (uint64_t seed = 300; seed < 306; seed++)
+		brute_force(seed, 7, 600, (hf_coord_mode)(seed % 3), &st);
+	node_hour_series = false;
 	cr_log_info("brute force: %u runs, dwell binds in %u, exemption used in %u, %u switch",
 		    st.runs, st.binds, st.exempt, st.mixed);
-	cr_assert_eq(st.runs, 36);
+	cr_assert_eq(st.runs, 42);
 	cr_assert(st.binds >= 3, "the dwell bound the optimum in %u runs only", st.binds);
 	cr_assert(st.exempt >= 3, "the loss exemption was used in %u schedules only", st.exempt);
 	cr_assert(st.mixed >= 10, "only %u optimal schedules switch", st.mixed);
