@@ -256,47 +256,28 @@ static void fill_figures(const hf_coord_policy_params *p, const hf_coord_market 
 	v->switch_cost_usd = hf_coord_policy_switch_cost(p, &v->used, v->margin, v->best);
 }
 
-static void set_why_stays(hf_coord_verdict *v, const char *cur, const char *detail)
-{
-	snprintf(v->why, sizeof v->why, "stays in %s: %s", cur, detail);
-}
+/* What the sentence needs beyond the verdict (computed by the decision, used by write_why). */
+typedef struct why_ctx {
+	double rel;          /* rel_threshold * |margin(current)| */
+	double over;         /* gain over the horizon, USD */
+	uint64_t in_ms;      /* time in the current mode */
+	unsigned streak, need;
+	bool losing;
+} why_ctx;
 
 /* Rules 1-3; true when one of them decided. */
 static bool rule_hold_stale_best(const hf_coord_market *m, hf_coord_pnode *n,
 				 hf_coord_verdict *v)
 {
-	const char *cur = hf_coord_mode_name(n->mode), *best = hf_coord_mode_name(v->best);
-	char d[200];
-
 	if (n->held || m->stale || !margins_finite(v, n->mode)) {
-		n->state.lead = n->mode;
-		n->state.streak = 0;
-		if (n->held) {
-			v->rule = HF_COORD_RULE_HOLD;
-			snprintf(v->why, sizeof v->why, "held by an operator in %s (%s USD/h; the best "
-				 "would be %s at %s USD/h)", cur, usd(v->margin[n->mode]).s, best,
-				 usd(v->margin[v->best]).s);
-		} else {
-			v->rule = HF_COORD_RULE_STALE;
-			if (m->stale)
-				snprintf(d, sizeof d, "market stale (%.*s)", (int)sizeof m->stale_why,
-					 m->stale_why);
-			else
-				snprintf(d, sizeof d, "market stale (a margin is not a finite number: "
-					 "check the market figures)");
-			set_why_stays(v, cur, d);
-		}
-		return true;
-	}
-	if (v->best != n->mode)
+		v->rule = n->held ? HF_COORD_RULE_HOLD : HF_COORD_RULE_STALE;
+	} else if (v->best == n->mode) {
+		v->rule = HF_COORD_RULE_BEST;
+	} else {
 		return false;
-	v->rule = HF_COORD_RULE_BEST;
+	}
 	n->state.lead = n->mode;
 	n->state.streak = 0;
-	snprintf(v->why, sizeof v->why, "%s earns the most at %s USD/h (idle %s, mining %s, "
-		 "inference %s)", cur, usd(v->margin[n->mode]).s, usd(v->margin[HF_COORD_IDLE]).s,
-		 v->can[HF_COORD_MINING] ? usd(v->margin[HF_COORD_MINING]).s : "n/a",
-		 v->can[HF_COORD_INFERENCE] ? usd(v->margin[HF_COORD_INFERENCE]).s : "n/a");
 	return true;
 }
 
@@ -313,70 +294,123 @@ static void count_streak(hf_coord_pnode *n, hf_coord_mode best)
 
 /* Rules 4-7 for a node whose best is not its current mode. */
 static void rule_switch(const hf_coord_policy_params *p, hf_coord_pnode *n, uint64_t now_ms,
-			hf_coord_verdict *v)
+			hf_coord_verdict *v, why_ctx *c)
+{
+	double mcur = v->margin[n->mode];
+	uint64_t dwell_ms = p->min_dwell_s > UINT64_MAX / 1000 ? UINT64_MAX : p->min_dwell_s * 1000;
+
+	c->rel = p->rel_threshold * fabs(mcur);
+	c->over = v->gain_usd_h * (double)p->horizon_s / 3600.0;
+	c->losing = mcur < 0 && v->gain_usd_h > 0;
+	c->need = c->losing ? p->loss_evaluations : p->enter_evaluations;
+	c->in_ms = now_ms > n->mode_since_ms ? now_ms - n->mode_since_ms : 0;
+	count_streak(n, v->best);
+	c->streak = n->state.streak;
+	if (!(v->gain_usd_h > p->abs_threshold_usd_h && v->gain_usd_h > c->rel))
+		v->rule = HF_COORD_RULE_THRESHOLD;
+	else if (!c->losing && c->in_ms < dwell_ms)
+		v->rule = HF_COORD_RULE_DWELL;
+	else if (c->streak < c->need)
+		v->rule = HF_COORD_RULE_STREAK;
+	else if (!(c->over > v->switch_cost_usd))
+		v->rule = HF_COORD_RULE_SWITCH_COST;
+	else {
+		v->rule = c->losing ? HF_COORD_RULE_LEAVE : HF_COORD_RULE_SWITCH;
+		v->mode = v->best;
+		v->change = true;
+	}
+}
+
+/* ---- the sentence ---- */
+
+static void why_stays(hf_coord_verdict *v, const char *cur, const char *detail)
+{
+	snprintf(v->why, sizeof v->why, "stays in %s: %s", cur, detail);
+}
+
+static void why_hold_stale_best(const hf_coord_market *m, const hf_coord_pnode *n,
+				hf_coord_verdict *v)
+{
+	const char *cur = hf_coord_mode_name(n->mode);
+	char d[200];
+
+	if (v->rule == HF_COORD_RULE_HOLD) {
+		snprintf(v->why, sizeof v->why, "held by an operator in %s (%s USD/h; the best would "
+			 "be %s at %s USD/h)", cur, usd(v->margin[n->mode]).s,
+			 hf_coord_mode_name(v->best), usd(v->margin[v->best]).s);
+	} else if (v->rule == HF_COORD_RULE_STALE) {
+		if (m->stale)
+			snprintf(d, sizeof d, "market stale (%.*s)", (int)sizeof m->stale_why,
+				 m->stale_why);
+		else
+			snprintf(d, sizeof d, "market stale (a margin is not a finite number: check "
+				 "the market figures)");
+		why_stays(v, cur, d);
+	} else {
+		snprintf(v->why, sizeof v->why, "%s earns the most at %s USD/h (idle %s, mining %s, "
+			 "inference %s)", cur, usd(v->margin[n->mode]).s,
+			 usd(v->margin[HF_COORD_IDLE]).s,
+			 v->can[HF_COORD_MINING] ? usd(v->margin[HF_COORD_MINING]).s : "n/a",
+			 v->can[HF_COORD_INFERENCE] ? usd(v->margin[HF_COORD_INFERENCE]).s : "n/a");
+	}
+}
+
+static void why_switch(const hf_coord_policy_params *p, const hf_coord_pnode *n,
+		       hf_coord_verdict *v, const why_ctx *c)
 {
 	const char *cur = hf_coord_mode_name(n->mode), *best = hf_coord_mode_name(v->best);
-	double mcur = v->margin[n->mode], rel = p->rel_threshold * fabs(mcur);
-	double over = v->gain_usd_h * (double)p->horizon_s / 3600.0;
-	bool losing = mcur < 0 && v->gain_usd_h > 0;
-	unsigned need = losing ? p->loss_evaluations : p->enter_evaluations;
-	uint64_t dwell_ms = p->min_dwell_s > UINT64_MAX / 1000 ? UINT64_MAX : p->min_dwell_s * 1000;
-	uint64_t in_ms;
-	unsigned shown;
+	double mcur = v->margin[n->mode], hours = (double)p->horizon_s / 3600.0;
+	unsigned shown = c->streak < c->need ? c->streak : c->need; /* "3/3" even after 4 */
 	char d[224];
 
-	in_ms = now_ms > n->mode_since_ms ? now_ms - n->mode_since_ms : 0;
-	count_streak(n, v->best);
-	if (!(v->gain_usd_h > p->abs_threshold_usd_h && v->gain_usd_h > rel)) {
-		v->rule = HF_COORD_RULE_THRESHOLD;
+	switch (v->rule) {
+	case HF_COORD_RULE_THRESHOLD:
 		snprintf(d, sizeof d, "%s %s USD/h beats %s %s USD/h by %s, not over the threshold "
 			 "(%s, %g%% = %s)", best, usd(v->margin[v->best]).s, cur, usd(mcur).s,
 			 usd(v->gain_usd_h).s, usd(p->abs_threshold_usd_h).s,
-			 p->rel_threshold * 100, usd(rel).s);
-		set_why_stays(v, cur, d);
-		return;
-	}
-	if (!losing && in_ms < dwell_ms) {
-		v->rule = HF_COORD_RULE_DWELL;
+			 p->rel_threshold * 100, usd(c->rel).s);
+		break;
+	case HF_COORD_RULE_DWELL:
 		snprintf(d, sizeof d, "%s leads by %s USD/h but %s has run %llu of %llu s (min dwell)",
-			 best, usd(v->gain_usd_h).s, cur, (unsigned long long)(in_ms / 1000),
+			 best, usd(v->gain_usd_h).s, cur, (unsigned long long)(c->in_ms / 1000),
 			 (unsigned long long)p->min_dwell_s);
-		set_why_stays(v, cur, d);
-		return;
-	}
-	if (n->state.streak < need) {
-		v->rule = HF_COORD_RULE_STREAK;
+		break;
+	case HF_COORD_RULE_STREAK:
 		snprintf(d, sizeof d, "the best (%s, by %s USD/h) leads for %u/%u evaluations%s", best,
-			 usd(v->gain_usd_h).s, n->state.streak, need, losing ? " (leaving a loss)" : "");
-		set_why_stays(v, cur, d);
-		return;
-	}
-	if (!(over > v->switch_cost_usd)) {
-		v->rule = HF_COORD_RULE_SWITCH_COST;
+			 usd(v->gain_usd_h).s, c->streak, c->need,
+			 c->losing ? " (leaving a loss)" : "");
+		break;
+	case HF_COORD_RULE_SWITCH_COST:
 		snprintf(d, sizeof d, "%s leads by %s USD/h but the gain over %g h, %s USD, does not pay "
-			 "the switch cost %s USD", best, usd(v->gain_usd_h).s,
-			 (double)p->horizon_s / 3600.0, usd(over).s, usd(v->switch_cost_usd).s);
-		set_why_stays(v, cur, d);
+			 "the switch cost %s USD", best, usd(v->gain_usd_h).s, hours, usd(c->over).s,
+			 usd(v->switch_cost_usd).s);
+		break;
+	default:
+		snprintf(v->why, sizeof v->why, "%s%s %s USD/h beats %s %s USD/h by %s (threshold %s, "
+			 "%g%%) for %u/%u evaluations; gain over %g h %s > switch cost %s USD",
+			 c->losing ? "leaves a loss: " : "", best, usd(v->margin[v->best]).s, cur,
+			 usd(mcur).s, usd(v->gain_usd_h).s, usd(p->abs_threshold_usd_h).s,
+			 p->rel_threshold * 100, shown, c->need, hours, usd(c->over).s,
+			 usd(v->switch_cost_usd).s);
 		return;
 	}
-	shown = n->state.streak < need ? n->state.streak : need; /* "3/3" even after 4 */
-	v->rule = losing ? HF_COORD_RULE_LEAVE : HF_COORD_RULE_SWITCH;
-	v->mode = v->best;
-	v->change = true;
-	snprintf(v->why, sizeof v->why, "%s%s %s USD/h beats %s %s USD/h by %s (threshold %s, %g%%) "
-		 "for %u/%u evaluations; gain over %g h %s > switch cost %s USD",
-		 losing ? "leaves a loss: " : "", best, usd(v->margin[v->best]).s, cur, usd(mcur).s,
-		 usd(v->gain_usd_h).s, usd(p->abs_threshold_usd_h).s, p->rel_threshold * 100,
-		 shown, need, (double)p->horizon_s / 3600.0, usd(over).s, usd(v->switch_cost_usd).s);
+	why_stays(v, cur, d);
 }
 
 static void eval_one(const hf_coord_policy_params *p, const hf_coord_market *m,
 		     hf_coord_pnode *n, double share, uint64_t now_ms, hf_coord_verdict *v)
 {
+	why_ctx c = { 0 };
+
 	fill_figures(p, m, n, share, v);
-	if (rule_hold_stale_best(m, n, v))
+	if (rule_hold_stale_best(m, n, v)) {
+		if (!p->no_why)
+			why_hold_stale_best(m, n, v);
 		return;
-	rule_switch(p, n, now_ms, v);
+	}
+	rule_switch(p, n, now_ms, v, &c);
+	if (!p->no_why)
+		why_switch(p, n, v, &c);
 }
 
 int hf_coord_policy_eval(const hf_coord_policy_params *p, const hf_coord_market *m,

@@ -120,6 +120,10 @@ typedef struct hf_coord_policy_params {
 	uint64_t horizon_s;         /* expected gain over this must pay the switch (3600) */
 	double fixed_cost_usd;      /* added to every switch's cost (0) */
 	uint64_t evaluate_s;        /* live: seconds between evaluations (30) */
+	/* Added by the policy helper (issue 15): verdicts without the why sentence (why = ""),
+	 * the backtest's fast path: the sentence is ~80% of an evaluation's time and changes no
+	 * decision (false; not a config key). */
+	bool no_why;
 } hf_coord_policy_params;
 
 void hf_coord_policy_defaults(hf_coord_policy_params *p);

@@ -513,6 +513,31 @@ Test(coord_policy, rule_streak_counts_and_resets)
 	cr_assert_eq(f.n.state.streak, 1);
 }
 
+/* The lead is counted whether or not it cleared the thresholds: once it does, the evaluations
+ * it already led count. */
+Test(coord_policy, streak_counts_below_the_threshold_too)
+{
+	fx f;
+
+	fx_init(&f, 0.5);
+	f.c.fig.hashrate_hs = 0;
+	f.p.enter_evaluations = 2;
+	f.p.abs_threshold_usd_h = 0.75;
+	cr_assert_eq(run(&f, 0), HF_COORD_RULE_THRESHOLD);
+	cr_assert_eq(f.n.state.lead, HF_COORD_INFERENCE);
+	cr_assert_eq(f.n.state.streak, 1);
+	f.m.infer_price = 1;
+	cr_assert_eq(run(&f, 0), HF_COORD_RULE_SWITCH);
+	cr_assert_eq(f.n.state.streak, 2);
+	/* a stale market starts the count again */
+	f.m.stale = true;
+	cr_assert_eq(run(&f, 0), HF_COORD_RULE_STALE);
+	cr_assert_eq(f.n.state.streak, 0);
+	f.m.stale = false;
+	cr_assert_eq(run(&f, 0), HF_COORD_RULE_STREAK);
+	cr_assert_eq(f.n.state.streak, 1);
+}
+
 /* Two nodes: "loser" mines at a loss (its mining draws power), "winner" mines at a profit; for
  * both inference is better. The loser leaves after loss_evaluations ignoring the dwell; the
  * winner waits for the dwell and enter_evaluations. */
@@ -724,6 +749,41 @@ Test(coord_policy, deterministic_and_order_independent)
 			cr_assert_eq(a.nodes[i].state.streak, b.nodes[n - 1 - i].state.streak);
 		}
 		m.infer_price *= 1.7;
+	}
+	fleet_free(&a);
+	fleet_free(&b);
+}
+
+/* no_why (the backtest's fast path) changes no decision and no state, only the sentence. */
+Test(coord_policy, no_why_same_decisions)
+{
+	hf_coord_policy_params p, q;
+	hf_coord_market m = real_market();
+	fleet a, b;
+	const size_t n = 1000;
+
+	hf_coord_policy_defaults(&p);
+	q = p;
+	q.no_why = true;
+	m.infer_price = 0.0004;
+	m.infer_demand = 300000;
+	fleet_make(&a, n, 9);
+	fleet_make(&b, n, 9);
+	for (size_t i = 0; i < n; i++)
+		b.nodes[i].cls = &b.cls[a.nodes[i].cls - a.cls];
+	for (int round = 0; round < 5; round++) {
+		uint64_t now = 1000000 + (uint64_t)round * 300000;
+		cr_assert_eq(hf_coord_policy_eval(&p, &m, a.nodes, n, now, a.v), 0);
+		cr_assert_eq(hf_coord_policy_eval(&q, &m, b.nodes, n, now, b.v), 0);
+		for (size_t i = 0; i < n; i++) {
+			cr_assert_eq(a.v[i].rule, b.v[i].rule);
+			cr_assert_eq(a.v[i].mode, b.v[i].mode);
+			cr_assert_eq(a.nodes[i].state.streak, b.nodes[i].state.streak);
+			cr_assert_eq(a.nodes[i].state.lead, b.nodes[i].state.lead);
+			cr_assert_neq(a.v[i].why[0], '\0');
+			cr_assert_str_eq(b.v[i].why, "");
+		}
+		m.power_usd_kwh *= 1.9;
 	}
 	fleet_free(&a);
 	fleet_free(&b);
