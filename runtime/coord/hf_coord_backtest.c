@@ -189,137 +189,147 @@ static size_t dwell_rows(const hf_coord_policy_params *p, const hf_coord_series 
  * the initial mode starts there). (m, k) for 0 < k < D comes from (m, k - 1); (m, 0) is an entry
  * from another mode's state that may leave (k >= D - 1, or its margin at this row < 0), or with
  * D == 0 also a stay; (m, D) from (m, D - 1) or (m, D). pred0/predD keep those two choices. */
+typedef struct bt_dp {
+	size_t D, ns, nst;      /* the dwell in rows, states per mode, states */
+	double *prev, *cur;     /* the best value of each state at the last row and this one */
+	int32_t *pred0, *predD; /* per row and mode: the predecessor of (m, 0) and of (m, D) */
+} bt_dp;
+
+/* The best state of each mode that may be left at a row with margins mg. */
+static void dp_leavers(const bt_dp *d, const double mg[HF_COORD_NMODES],
+		       double v[HF_COORD_NMODES], int32_t st[HF_COORD_NMODES])
+{
+	for (size_t m = 0; m < HF_COORD_NMODES; m++) {
+		size_t k0 = mg[m] < 0 ? 0 : (d->D > 0 ? d->D - 1 : 0);
+		v[m] = -INFINITY;
+		st[m] = -1;
+		for (size_t k = k0; k <= d->D; k++)
+			if (d->prev[m * d->ns + k] > v[m]) {
+				v[m] = d->prev[m * d->ns + k];
+				st[m] = (int32_t)(m * d->ns + k);
+			}
+	}
+}
+
+/* Row i: d->cur from d->prev, the predecessors recorded. */
+static void dp_row(bt_dp *d, const hf_coord_policy_params *p, const hf_coord_class *cls,
+		   size_t i, const double mg[HF_COORD_NMODES], double hours)
+{
+	double leave_v[HF_COORD_NMODES];
+	int32_t leave_st[HF_COORD_NMODES];
+	size_t D = d->D, ns = d->ns;
+
+	dp_leavers(d, mg, leave_v, leave_st);
+	for (size_t m = 0; m < HF_COORD_NMODES; m++) {
+		double *row = d->cur + m * ns, *was = d->prev + m * ns;
+		double earn = mg[m] * hours, enter = -INFINITY;
+		int32_t from = -1, *p0 = &d->pred0[i * HF_COORD_NMODES + m];
+		int32_t *pD = &d->predD[i * HF_COORD_NMODES + m];
+
+		*p0 = *pD = -1;
+		if (!can_run(&cls->fig, (hf_coord_mode)m)) {
+			for (size_t k = 0; k < ns; k++)
+				row[k] = -INFINITY;
+			continue;
+		}
+		for (size_t q = 0; q < HF_COORD_NMODES; q++)
+			if (q != m && leave_v[q] > enter) {
+				enter = leave_v[q];
+				from = leave_st[q];
+			}
+		if (from >= 0)
+			enter += earn - hf_coord_policy_switch_cost(p, &cls->fig, mg, (hf_coord_mode)m);
+		if (D == 0) {
+			double stay = was[0] + earn;
+			bool stays = stay >= enter || from < 0;
+			row[0] = stays ? stay : enter;
+			*p0 = stays ? (int32_t)(m * ns) : from;
+			continue;
+		}
+		row[0] = enter;
+		*p0 = from;
+		for (size_t k = D - 1; k >= 1; k--)
+			row[k] = was[k - 1] + earn;
+		double capv = was[D] + earn, shiftv = was[D - 1] + earn;
+		row[D] = capv >= shiftv ? capv : shiftv;
+		*pD = (int32_t)(m * ns + (capv >= shiftv ? D : D - 1));
+	}
+	double *tmp = d->prev;
+	d->prev = d->cur;
+	d->cur = tmp;
+}
+
+/* The best final state and the path back to row 0. */
+static int dp_path(const bt_dp *d, size_t n, hf_coord_mode *modes, double *margin_usd,
+		   hf_errbuf *eb)
+{
+	size_t best = 0;
+
+	for (size_t st = 1; st < d->nst; st++)
+		if (d->prev[st] > d->prev[best])
+			best = st;
+	if (!isfinite(d->prev[best]))
+		return hf_fail(eb, HF_ESTATE, "backtest optimum: no feasible schedule");
+	if (margin_usd)
+		*margin_usd = d->prev[best];
+	for (size_t i = n; i-- > 0;) {
+		size_t m = best / d->ns, k = best % d->ns;
+		int32_t pst;
+
+		modes[i] = (hf_coord_mode)m;
+		if (k == 0 || d->D == 0)
+			pst = d->pred0[i * HF_COORD_NMODES + m];
+		else if (k < d->D)
+			pst = (int32_t)(m * d->ns + k - 1);
+		else
+			pst = d->predD[i * HF_COORD_NMODES + m];
+		if (i > 0 && pst < 0)
+			return hf_fail(eb, HF_ESTATE, "backtest optimum: broken path at row %zu", i);
+		best = pst < 0 ? 0 : (size_t)pst;
+	}
+	return 0;
+}
+
 int hf_coord_backtest_optimum(const hf_coord_policy_params *p, const hf_coord_class *cls,
 			      const hf_coord_series *s, const double *share,
 			      hf_coord_mode initial, hf_coord_mode *modes, double *margin_usd,
 			      hf_errbuf *eb)
 {
+	bt_dp d = {0};
 	int rc;
-	size_t D, ns, nst;
-	double *prev = NULL, *cur = NULL;
-	int32_t *pred0 = NULL, *predD = NULL;
 
 	if (!p || !cls || !share || !modes || (unsigned)initial >= HF_COORD_NMODES)
 		return hf_fail(eb, HF_EINVAL, "backtest optimum: missing argument");
 	if ((rc = series_check(s, eb)) < 0)
 		return rc;
-	D = dwell_rows(p, s);
-	ns = D + 1;
-	nst = HF_COORD_NMODES * ns;
-	if (nst > INT32_MAX / 2)
-		return hf_fail(eb, HF_ETOOBIG, "min_dwell_s: %zu rows of dwell is too many", D);
-	prev = malloc(nst * sizeof(*prev));
-	cur = malloc(nst * sizeof(*cur));
-	pred0 = malloc(s->n * HF_COORD_NMODES * sizeof(*pred0));
-	predD = malloc(s->n * HF_COORD_NMODES * sizeof(*predD));
-	if (!prev || !cur || !pred0 || !predD) {
+	d.D = dwell_rows(p, s);
+	d.ns = d.D + 1;
+	d.nst = HF_COORD_NMODES * d.ns;
+	if (d.nst > INT32_MAX / 2)
+		return hf_fail(eb, HF_ETOOBIG, "min_dwell_s: %zu rows of dwell is too many", d.D);
+	d.prev = malloc(d.nst * sizeof(*d.prev));
+	d.cur = malloc(d.nst * sizeof(*d.cur));
+	d.pred0 = malloc(s->n * HF_COORD_NMODES * sizeof(*d.pred0));
+	d.predD = malloc(s->n * HF_COORD_NMODES * sizeof(*d.predD));
+	if (!d.prev || !d.cur || !d.pred0 || !d.predD) {
 		rc = hf_fail(eb, HF_ENOMEM, "backtest optimum: out of memory");
 		goto out_free;
 	}
-	for (size_t st = 0; st < nst; st++)
-		prev[st] = -INFINITY;
-	prev[initial * ns + D] = 0;
-
+	for (size_t st = 0; st < d.nst; st++)
+		d.prev[st] = -INFINITY;
+	d.prev[initial * d.ns + d.D] = 0;
 	for (size_t i = 0; i < s->n; i++) {
-		double mg[HF_COORD_NMODES], hours = row_hours(s, i);
-		double leave_v[HF_COORD_NMODES];
-		int32_t leave_st[HF_COORD_NMODES];
+		double mg[HF_COORD_NMODES];
 
 		row_margins(p, s, i, cls, share[i], mg);
-		/* the best state of each mode that may be left at this row */
-		for (int m = 0; m < HF_COORD_NMODES; m++) {
-			size_t k0 = mg[m] < 0 ? 0 : (D > 0 ? D - 1 : 0);
-			leave_v[m] = -INFINITY;
-			leave_st[m] = -1;
-			for (size_t k = k0; k <= D; k++)
-				if (prev[m * ns + k] > leave_v[m]) {
-					leave_v[m] = prev[m * ns + k];
-					leave_st[m] = (int32_t)(m * ns + k);
-				}
-		}
-		for (int m = 0; m < HF_COORD_NMODES; m++) {
-			double *row = cur + m * ns, *was = prev + m * ns;
-			double earn = mg[m] * hours, enter = -INFINITY, v;
-			int32_t from = -1;
-
-			pred0[i * HF_COORD_NMODES + m] = -1;
-			predD[i * HF_COORD_NMODES + m] = -1;
-			if (!can_run(&cls->fig, (hf_coord_mode)m)) {
-				for (size_t k = 0; k < ns; k++)
-					row[k] = -INFINITY;
-				continue;
-			}
-			for (int q = 0; q < HF_COORD_NMODES; q++)
-				if (q != m && leave_v[q] > enter) {
-					enter = leave_v[q];
-					from = leave_st[q];
-				}
-			if (from >= 0)
-				enter += earn - hf_coord_policy_switch_cost(p, &cls->fig, mg,
-									    (hf_coord_mode)m);
-			if (D == 0) {
-				v = was[0] + earn;
-				if (v >= enter || from < 0) {
-					row[0] = v;
-					pred0[i * HF_COORD_NMODES + m] = (int32_t)(m * ns);
-				} else {
-					row[0] = enter;
-					pred0[i * HF_COORD_NMODES + m] = from;
-				}
-				continue;
-			}
-			row[0] = enter;
-			pred0[i * HF_COORD_NMODES + m] = from;
-			double capv = was[D] + earn, shiftv = was[D - 1] + earn;
-			for (size_t k = D - 1; k >= 1; k--)
-				row[k] = was[k - 1] + earn;
-			if (capv >= shiftv) {
-				row[D] = capv;
-				predD[i * HF_COORD_NMODES + m] = (int32_t)(m * ns + D);
-			} else {
-				row[D] = shiftv;
-				predD[i * HF_COORD_NMODES + m] = (int32_t)(m * ns + D - 1);
-			}
-		}
-		double *tmp = prev;
-		prev = cur;
-		cur = tmp;
+		dp_row(&d, p, cls, i, mg, row_hours(s, i));
 	}
-
-	/* prev holds the last row: the best state, then back through the predecessors */
-	size_t best = 0;
-	for (size_t st = 1; st < nst; st++)
-		if (prev[st] > prev[best])
-			best = st;
-	if (!isfinite(prev[best])) {
-		rc = hf_fail(eb, HF_ESTATE, "backtest optimum: no feasible schedule");
-		goto out_free;
-	}
-	if (margin_usd)
-		*margin_usd = prev[best];
-	for (size_t i = s->n; i-- > 0;) {
-		size_t m = best / ns, k = best % ns;
-		int32_t pst;
-
-		modes[i] = (hf_coord_mode)m;
-		if (k == 0 || D == 0)
-			pst = pred0[i * HF_COORD_NMODES + m];
-		else if (k < D)
-			pst = (int32_t)(m * ns + k - 1);
-		else
-			pst = predD[i * HF_COORD_NMODES + m];
-		if (i > 0 && pst < 0) {
-			rc = hf_fail(eb, HF_ESTATE, "backtest optimum: broken path at row %zu", i);
-			goto out_free;
-		}
-		best = pst < 0 ? 0 : (size_t)pst;
-	}
-	rc = 0;
+	rc = dp_path(&d, s->n, modes, margin_usd, eb);
 out_free:
-	free(prev);
-	free(cur);
-	free(pred0);
-	free(predD);
+	free(d.prev);
+	free(d.cur);
+	free(d.pred0);
+	free(d.predD);
 	return rc;
 }
 
