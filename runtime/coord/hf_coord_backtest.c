@@ -87,7 +87,7 @@ static bool acct_row(acct *a, const hf_coord_policy_params *p, const hf_coord_fi
 	if (sw) {
 		bool dwelt = a->dwelt_before ||
 			     t_ms - a->entered_ms >= p->min_dwell_s * (uint64_t)1000;
-		if (!dwelt && !(margin[a->mode] < 0))
+		if (!dwelt && !(a->mode != HF_COORD_IDLE && margin[a->mode] < 0))
 			return false;
 		cost = hf_coord_policy_switch_cost(p, fig, margin, m);
 		a->mode = m;
@@ -200,7 +200,7 @@ static void dp_leavers(const bt_dp *d, const double mg[HF_COORD_NMODES],
 		       double v[HF_COORD_NMODES], int32_t st[HF_COORD_NMODES])
 {
 	for (size_t m = 0; m < HF_COORD_NMODES; m++) {
-		size_t k0 = mg[m] < 0 ? 0 : (d->D > 0 ? d->D - 1 : 0);
+		size_t k0 = m != HF_COORD_IDLE && mg[m] < 0 ? 0 : (d->D > 0 ? d->D - 1 : 0);
 		v[m] = -INFINITY;
 		st[m] = -1;
 		for (size_t k = k0; k <= d->D; k++)

@@ -9,7 +9,8 @@
  * demand (no headroom: headroom is what the policy plans for, not what it is paid). A switch
  * at row i (the mode differs from row i-1's; the initial mode counts as row -1's) costs
  * hf_coord_policy_switch_cost at row i, and is allowed only when the node has been in its mode
- * at least min_dwell_s at t_i or its mode's margin at row i is < 0 (the policy's own rule 5,
+ * at least min_dwell_s at t_i or its mode is not idle and its margin at row i is < 0 (the
+ * policy's own rule 5,
  * so the optimum never has a freedom the policy lacks). Every node starts in initial_mode,
  * free to switch at row 0. Figures are the classes' (a backtest has no reports).
  * Shares: nodes are ranked once per row (hf_coord_policy_shares); a node's share depends only

@@ -283,44 +283,53 @@ Test(coord_backtest, optimum_equals_brute_force)
 	cr_assert(st.mixed >= 10, "only %u optimal schedules switch", st.mixed);
 }
 
-/* A hand-made case: mining pays at row 0, power spikes at row 1 (mining loses): the optimum
- * enters mining and leaves it a row later, inside the dwell, which only the exemption allows. */
+/* A hand-made case: mining pays at row 0, power spikes over rows 1-4 (mining loses): the
+ * optimum enters mining, leaves it a row later, inside the dwell, which only the exemption
+ * allows, and may come back only once it has dwelt in idle (idle is not exempt). */
 Test(coord_backtest, loss_exemption_and_dwell)
 {
 	hf_coord_fleet_spec f;
 	hf_coord_series s = {0};
-	hf_coord_mode modes[6], sched[6];
-	double share[6] = {0}, dp;
+	hf_coord_mode modes[7], sched[7];
+	double share[7] = {0}, dp;
 	hf_coord_bt_totals t = {0};
 	hf_errbuf eb;
 
 	make_fleet(&f, "\"min_dwell_s\": 1200", "[{\"id\": \"x\", \"class\": \"asic\"}]");
-	make_series(&s, 6, 9);
-	for (size_t i = 0; i < 6; i++) {
+	make_series(&s, 7, 9);
+	for (size_t i = 0; i < 7; i++) {
 		s.rows[i].btc_usd = 60000;
 		s.rows[i].fees_btc = 0.1;
-		s.rows[i].power_usd_kwh = i == 1 || i == 2 ? 3.0 : 0.05;
+		s.rows[i].power_usd_kwh = i >= 1 && i <= 4 ? 3.0 : 0.05;
 	}
 	const hf_coord_class *c = &f.classes[class_index(&f, "asic")];
 	cr_assert_eq(hf_coord_backtest_optimum(&f.params, c, &s, share, HF_COORD_IDLE, modes, &dp,
 					       &eb), 0, "%s", eb.msg);
-	hf_coord_mode want[6] = {HF_COORD_MINING, HF_COORD_IDLE, HF_COORD_IDLE, HF_COORD_MINING,
-				 HF_COORD_MINING, HF_COORD_MINING};
-	for (int i = 0; i < 6; i++)
+	/* (row 6 only ends the series: it earns nothing, and staying costs nothing) */
+	hf_coord_mode want[7] = {HF_COORD_MINING, HF_COORD_IDLE, HF_COORD_IDLE, HF_COORD_IDLE,
+				 HF_COORD_IDLE, HF_COORD_MINING, HF_COORD_MINING};
+	for (int i = 0; i < 7; i++)
 		cr_assert_eq(modes[i], want[i], "row %d: %s", i, hf_coord_mode_name(modes[i]));
 	cr_assert(hf_coord_backtest_account(&f.params, c, &s, share, HF_COORD_IDLE, modes, &t));
 	cr_assert_eq(t.switches, 3);
 	cr_assert_eq(t.switching_s, 90.0);
 	cr_assert(t.switch_cost_usd > 0);
-	/* leaving idle (margin < 0: exempt) is always allowed; leaving mining at a positive margin
-	 * one row after entering it is not (dwell 4 rows) */
+	/* back to mining at row 3, two rows after idle was entered (dwell 4 rows): refused even
+	 * though idle's margin is negative (idle is the floor, not a losing mode) */
 	memcpy(sched, want, sizeof(sched));
-	for (size_t i = 0; i < 6; i++)
-		s.rows[i].power_usd_kwh = 0.05;
-	sched[1] = HF_COORD_IDLE;
-	sched[2] = HF_COORD_IDLE;
+	sched[3] = sched[4] = HF_COORD_MINING;
 	cr_assert_not(hf_coord_backtest_account(&f.params, c, &s, share, HF_COORD_IDLE, sched, &t));
+	/* leaving mining at a positive margin one row after entering it is refused */
+	for (size_t i = 0; i < 7; i++)
+		s.rows[i].power_usd_kwh = 0.05;
+	cr_assert_not(hf_coord_backtest_account(&f.params, c, &s, share, HF_COORD_IDLE, want, &t));
+	/* with no spike at all the optimum mines throughout */
+	cr_assert_eq(hf_coord_backtest_optimum(&f.params, c, &s, share, HF_COORD_IDLE, modes, &dp,
+					       &eb), 0, "%s", eb.msg);
+	for (int i = 0; i < 6; i++) /* row 6: a tie (it earns nothing, a switch to idle is free) */
+		cr_assert_eq(modes[i], HF_COORD_MINING, "row %d: %s", i, hf_coord_mode_name(modes[i]));
 	/* a mode the class cannot run is infeasible */
+	memcpy(sched, want, sizeof(sched));
 	sched[1] = HF_COORD_INFERENCE;
 	cr_assert_not(hf_coord_backtest_account(&f.params, c, &s, share, HF_COORD_IDLE, sched, &t));
 	free(s.rows);
