@@ -9,7 +9,8 @@
  * demand (no headroom: headroom is what the policy plans for, not what it is paid). A switch
  * at row i (the mode differs from row i-1's; the initial mode counts as row -1's) costs
  * hf_coord_policy_switch_cost at row i, and is allowed only when the node has been in its mode
- * at least min_dwell_s at t_i or its mode's margin at row i is < 0 (the policy's own rule 5,
+ * at least min_dwell_s at t_i or its mode is not idle and its margin at row i is < 0 (the
+ * policy's own rule 5,
  * so the optimum never has a freedom the policy lacks). Every node starts in initial_mode,
  * free to switch at row 0. Figures are the classes' (a backtest has no reports).
  * Shares: nodes are ranked once per row (hf_coord_policy_shares); a node's share depends only
@@ -64,6 +65,12 @@ typedef struct hf_coord_bt_result {
 						 that kept it from the optimum's mode */
 	hf_coord_bt_loss losses[HF_COORD_BT_MAX_LOSSES]; /* the largest, largest first */
 	size_t nlosses;
+	/* Added by the backtest's implementation (compatible): */
+	size_t static_idle[HF_COORD_NMODES]; /* nodes that cannot run that static's mode (idle in
+						it instead) */
+	size_t loss_alike[HF_COORD_BT_MAX_LOSSES]; /* other nodes with the same stretch (same
+						     rows, modes, rule and loss) */
+	size_t groups;               /* distinct (class, share series): one DP each */
 } hf_coord_bt_result;
 
 typedef struct hf_coord_bt_opts {
@@ -72,14 +79,16 @@ typedef struct hf_coord_bt_opts {
 
 /* The fleet (its "nodes" with ids and counts; glob entries are refused here: a backtest needs
  * concrete nodes) against series. HF_EINVAL (an empty fleet or series, a series that is not
- * evenly spaced), HF_ENOMEM. */
+ * evenly spaced), HF_ENOMEM. A node whose class cannot run o->initial_mode starts idle (in
+ * the policy, the statics and the optimum alike); the policy is evaluated once per row. */
 int hf_coord_backtest_run(const hf_coord_fleet_spec *fleet, const hf_coord_bt_opts *o,
 			  const hf_coord_series *s, hf_coord_bt_result *res, hf_errbuf *eb);
 
 /* The accounting above for one node's schedule (modes[i] at row i), given the market rows and
  * the node's shares per row: the totals (added to *t) and whether the schedule is feasible
- * (false: a switch broke the dwell rule; *t untouched). The optimum, the policy and the
- * statics are all priced with it; the tests brute-force schedules with it. */
+ * (false: a switch broke the dwell rule, or a mode the class cannot run; *t untouched). The
+ * optimum, the policy and the statics are all priced with it; the tests brute-force schedules
+ * with it. The initial mode counts as entered before row 0 (its dwell is met). */
 bool hf_coord_backtest_account(const hf_coord_policy_params *p, const hf_coord_class *cls,
 			       const hf_coord_series *s, const double *share,
 			       hf_coord_mode initial, const hf_coord_mode *modes,

@@ -301,7 +301,7 @@ static void rule_switch(const hf_coord_policy_params *p, hf_coord_pnode *n, uint
 
 	c->rel = p->rel_threshold * fabs(mcur);
 	c->over = v->gain_usd_h * (double)p->horizon_s / 3600.0;
-	c->losing = mcur < 0 && v->gain_usd_h > 0;
+	c->losing = n->mode != HF_COORD_IDLE && mcur < 0 && v->gain_usd_h > 0;
 	c->need = c->losing ? p->loss_evaluations : p->enter_evaluations;
 	c->in_ms = now_ms > n->mode_since_ms ? now_ms - n->mode_since_ms : 0;
 	count_streak(n, v->best);

@@ -26,8 +26,10 @@
  *      mode, else the first of idle, mining, inference); best == current: stays, rule "best", streak 0;
  *   4. gain = margin(best) - margin(current); it must exceed both abs_threshold_usd_h and
  *      rel_threshold * |margin(current)|, else rule "threshold";
- *   5. the current mode loses money (margin < 0) and best earns more: "leaving" (asymmetric):
- *      min_dwell_s does not apply and loss_evaluations consecutive evaluations suffice;
+ *   5. the current mode is mining or inference and loses money (margin < 0) and best earns
+ *      more: "leaving" (asymmetric): min_dwell_s does not apply and loss_evaluations
+ *      consecutive evaluations suffice (idle is the floor every node pays for, not a mode
+ *      that loses money: leaving idle is entering a better mode, with the full hysteresis);
  *      otherwise the node must have been in its mode min_dwell_s (rule "dwell") and best must
  *      have been the best for enter_evaluations consecutive evaluations (rule "streak");
  *   6. gain * horizon_s / 3600 must exceed the switching cost (rule "switch_cost"), where

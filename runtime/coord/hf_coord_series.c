@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hf_coord_feed.h"
 #include "hf_coord_series.h"
 #include "hf_file.h"
 #include "hf_text.h"
@@ -31,18 +32,6 @@ static const char *const col_name[SERIES_COLS] = {
 
 /* The latest time either format may name: 9999-12-31T23:59:59Z. */
 #define SERIES_MAX_UNIX_S 253402300799ull
-
-/* The block subsidy in BTC, exactly as Bitcoin computes it (satoshis, integer shifts).
- * TODO(lead): hf_coord_subsidy_btc (hf_coord_feed.c, the feeds helper's) computes the same;
- * this copy exists until both branches are merged, then one of them goes. */
-static double series_subsidy_btc(uint64_t height)
-{
-	uint64_t halvings = height / 210000u;
-
-	if (halvings >= 64)
-		return 0.0;
-	return (double)(UINT64_C(5000000000) >> halvings) / 1e8;
-}
 
 /* ---- calendar (proleptic Gregorian, UTC; no dependence on the process's TZ) ---- */
 
@@ -523,7 +512,7 @@ void hf_coord_series_market(const hf_coord_series_row *r, hf_coord_market *m)
 	m->btc_usd = r->btc_usd;
 	m->difficulty = r->difficulty;
 	m->fees_btc = r->fees_btc;
-	m->subsidy_btc = series_subsidy_btc(r->height);
+	m->subsidy_btc = hf_coord_subsidy_btc(r->height);
 	m->power_usd_kwh = r->power_usd_kwh;
 	m->infer_price = r->inference_price;
 	m->infer_demand = r->inference_demand;

@@ -82,11 +82,12 @@ typedef struct hf_coord_series_gen {
 	double demand_base;      /* diurnal demand: base + amplitude * shape(hour of day), */
 	double demand_amplitude; /*   weekday/weekend factor, noise */
 	/* ---- compatible extensions (series helper, issue 15); hf_coord_series_gen_defaults
-	 * fills them, so a caller that sets only the fields above keeps its meaning ---- */
+	 * fills them; left zero (a struct filled without it) each means what the fields above
+	 * meant before: UTC, 600 s, no drift, 0.75, constant price, no public figures ---- */
 	int utc_offset_min;      /* the site's local time for the power and demand shapes (-360) */
-	double block_interval_s; /* mean block interval at the start (600) */
+	double block_interval_s; /* mean block interval at the start (600; 0: 600) */
 	double hashrate_growth_daily; /* network hashrate drift, log per day (0.001) */
-	double weekend_factor;   /* demand on local Saturdays and Sundays, times (0.75) */
+	double weekend_factor;   /* demand on local Saturdays and Sundays, times (0.75; 0: 0.75) */
 	double inference_price_vol; /* relative s.d. of a slow drift of the price (0: constant) */
 	/* Optional public figures the series follows (NULL/0: simulated; the arrays are the
 	 * caller's and must outlive the call): */

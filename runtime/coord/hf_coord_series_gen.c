@@ -521,14 +521,19 @@ static int fill_rows(const hf_coord_series_gen *g, rng *r, const chain *c, hf_co
 	return 0;
 }
 
-int hf_coord_series_generate(const hf_coord_series_gen *g, hf_coord_series *out,
+int hf_coord_series_generate(const hf_coord_series_gen *gen, hf_coord_series *out,
 			     hf_errbuf *eb)
 {
+	hf_coord_series_gen gz = *gen, *g = &gz;
 	chain c = { 0 };
 	rng r;
 	int rc;
 
 	memset(out, 0, sizeof *out);
+	if (g->block_interval_s == 0) /* the extensions left zero: their original meaning */
+		g->block_interval_s = TARGET_SPACING_S;
+	if (g->weekend_factor == 0)
+		g->weekend_factor = 0.75;
 	if ((rc = check_gen(g, eb)) < 0)
 		return rc;
 	rng_seed(&r, g->seed);

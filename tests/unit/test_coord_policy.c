@@ -582,6 +582,31 @@ Test(coord_policy, rule_asymmetric_leave)
 	cr_assert_eq(v[1].mode, HF_COORD_INFERENCE);
 }
 
+/* Idle is the floor, not a mode that loses money: a node idle (idle watts: a negative margin)
+ * enters a paying mode only after the dwell and enter_evaluations, never by the fast path. */
+Test(coord_policy, idle_is_not_left_by_the_fast_path)
+{
+	fx f;
+
+	fx_init(&f, 0);
+	f.c.fig.idle_watts = 1000;      /* idle: -0.125 USD/h */
+	f.m.power_usd_kwh = 0.125;
+	f.p.enter_evaluations = 3;
+	f.p.loss_evaluations = 1;
+	f.p.min_dwell_s = 900;
+	f.n.mode = HF_COORD_IDLE;
+	f.n.mode_since_ms = 1000;
+	cr_assert_eq(run(&f, 2000), HF_COORD_RULE_DWELL);
+	cr_assert_lt(f.v.margin[HF_COORD_IDLE], 0);
+	cr_assert_eq(f.v.best, HF_COORD_MINING);
+	cr_assert_not(f.v.change);
+	cr_assert_eq(run(&f, 1000 + 900000), HF_COORD_RULE_STREAK); /* 2/3 */
+	cr_assert_eq(run(&f, 1000 + 930000), HF_COORD_RULE_SWITCH);  /* 3/3, not "leave" */
+	cr_assert(f.v.change);
+	cr_assert_eq(f.v.mode, HF_COORD_MINING);
+	cr_assert_null(strstr(f.v.why, "leaves a loss"), "%s", f.v.why);
+}
+
 Test(coord_policy, rule_switch_cost_over_horizon)
 {
 	fx f;

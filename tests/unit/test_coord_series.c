@@ -800,6 +800,24 @@ Test(coord_series, generator_daily_shapes)
 	hf_coord_series_clear(&s);
 }
 
+Test(coord_series, generator_without_the_extensions)
+{
+	/* a generator filled field by field with only the original fields (no gen_defaults) */
+	hf_coord_series_gen g = {
+		.start_ms = UINT64_C(1713312000000), .days = 2, .step_s = 300, .seed = 5,
+		.btc_usd = 60000, .btc_vol_daily = 0.03, .difficulty = 8.8e13, .height = 840100,
+		.fees_btc = 0.2, .power_usd_kwh = 0.04, .spike_per_day = 1, .spike_usd_kwh = 1,
+		.inference_price = 0.0001, .demand_base = 1000, .demand_amplitude = 500,
+	};
+	hf_coord_series s;
+
+	gen(&g, &s);
+	cr_assert_eq(s.n, 576);
+	uint64_t blocks = s.rows[s.n - 1].height - s.rows[0].height;
+	cr_assert(blocks > 230 && blocks < 350, "%llu blocks in 2 days", (unsigned long long)blocks);
+	hf_coord_series_clear(&s);
+}
+
 Test(coord_series, generator_refuses_bad_options)
 {
 	hf_coord_series_gen g;
