@@ -322,7 +322,7 @@ static int url_key(const char *name, const char *key, const json_t *v, hf_coord_
 		   bool *age_given, hf_errbuf *eb)
 {
 	char path[96];
-	uint64_t u;
+	uint64_t u = 0; /* -O3: gcc cannot see that hf_fail() is < 0 */
 	int r;
 
 	snprintf(path, sizeof path, "feeds.%s.%s", name, key);
@@ -333,23 +333,27 @@ static int url_key(const char *name, const char *key, const json_t *v, hf_coord_
 	if (strcmp(key, "scale") == 0)
 		return get_number(v, path, true, &f->scale, eb);
 	if (strcmp(key, "refresh_s") == 0) {
-		r = get_uint(v, name, key, 1, MAX_REFRESH_S, &u, eb);
+		if ((r = get_uint(v, name, key, 1, MAX_REFRESH_S, &u, eb)) < 0)
+			return r;
 		f->refresh_s = (unsigned)u;
 		return r;
 	}
 	if (strcmp(key, "max_age_s") == 0) {
-		r = get_uint(v, name, key, 1, MAX_MAX_AGE_S, &u, eb);
+		if ((r = get_uint(v, name, key, 1, MAX_MAX_AGE_S, &u, eb)) < 0)
+			return r;
 		f->max_age_s = (unsigned)u;
 		*age_given = true;
 		return r;
 	}
 	if (strcmp(key, "timeout_s") == 0) {
-		r = get_uint(v, name, key, 1, MAX_TIMEOUT_S, &u, eb);
+		if ((r = get_uint(v, name, key, 1, MAX_TIMEOUT_S, &u, eb)) < 0)
+			return r;
 		f->timeout_s = (unsigned)u;
 		return r;
 	}
 	if (strcmp(key, "max_body") == 0) {
-		r = get_uint(v, name, key, 1, MAX_MAX_BODY, &u, eb);
+		if ((r = get_uint(v, name, key, 1, MAX_MAX_BODY, &u, eb)) < 0)
+			return r;
 		f->max_body = (size_t)u;
 		return r;
 	}
