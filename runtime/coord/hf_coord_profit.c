@@ -255,23 +255,31 @@ static void learn_ips(hf_coord_learnt *l, double ips, uint64_t wall_ms)
 bool hf_coord_learn_report(hf_coord_learnt *l, const hf_coord_report_sum *r, uint64_t wall_ms)
 {
 	hf_coord_mode m;
-	bool watts;
+	bool watts, switched = false;
 
 	if (wall_ms == l->rep_wall_ms)
 		return false;
 	l->rep_wall_ms = wall_ms;
 	if (r->has_switch && r->switch_seq != l->switch_seq) {
 		l->switch_seq = r->switch_seq;
+		switched = true;
 		if (r->switch_total_ms >= 0 && isfinite(r->switch_total_ms))
 			ewma(&l->fig.switch_s, &l->mask, HF_COORD_FIG_SWITCH, r->switch_total_ms / 1000);
 	}
 	if (!r->converged || strcmp(r->phase, "running") != 0 || strcmp(r->mode, r->desired_mode) != 0 ||
-	    hf_coord_mode_parse(r->mode, &m) < 0)
+	    hf_coord_mode_parse(r->mode, &m) < 0) {
+		l->mode_seen[0] = '\0';
 		return true;
-	watts = r->has_power && positive(r->watts);
+	}
+	if (switched || strcmp(l->mode_seen, r->mode) != 0) {
+		hf_strlcpy(l->mode_seen, r->mode, sizeof l->mode_seen);
+		l->settled_ms = wall_ms + HF_COORD_LEARN_SETTLE_MS;
+	}
+	/* power and hashrate only once settled; the inference rate is a count, learnt at once */
+	watts = wall_ms >= l->settled_ms && r->has_power && positive(r->watts);
 	switch (m) {
 	case HF_COORD_MINING:
-		if (positive(r->hashrate_hs))
+		if (wall_ms >= l->settled_ms && positive(r->hashrate_hs))
 			ewma(&l->fig.hashrate_hs, &l->mask, HF_COORD_FIG_HASHRATE, r->hashrate_hs);
 		if (watts)
 			ewma(&l->fig.mining_watts, &l->mask, HF_COORD_FIG_MINING_W, r->watts);

@@ -41,8 +41,16 @@ int hf_coord_profit_check(const char *path, hf_errbuf *eb);
 #define HF_COORD_LEARN_SLOTS 12            /* the last hour in 5-minute slots */
 #define HF_COORD_LEARN_SLOT_MS 300000ull
 
+/* Power and hashrate are learnt only once a mode has settled: from reports at least this long
+ * after the first converged, running report in the mode (or after a new last_switch, or the
+ * node's first report): the report sent just after a switch still carries the last mode's
+ * power reading, and a node's first report its start-up burst. */
+#define HF_COORD_LEARN_SETTLE_MS 5000ull
+
 typedef struct hf_coord_learnt {
 	uint64_t rep_wall_ms;                  /* the last report used */
+	char mode_seen[16];                    /* the mode of the settling run ("": none) */
+	uint64_t settled_ms;                   /* power/hashrate learnt from reports at or after */
 	uint64_t switch_seq;                   /* the last last_switch used */
 	hf_coord_figures fig;                  /* EWMAs (inferences_per_s unused: slots) */
 	unsigned mask;                         /* HF_COORD_FIG_* learnt */

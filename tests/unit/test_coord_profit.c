@@ -42,6 +42,8 @@ static const hf_coord_class cls = { .name = "c", .fig = { .hashrate_hs = 1e9, .m
 	.inferences_per_s = 50, .inference_watts = 90, .idle_watts = 10, .switch_s = 5 },
 	.price_factor = 1 };
 
+#define TS (T0 + HF_COORD_LEARN_SETTLE_MS) /* settled: the first learning report's time */
+
 Test(coord_learn, mining_figures_only_from_converged_running_reports)
 {
 	hf_coord_learnt l = { 0 };
@@ -49,50 +51,71 @@ Test(coord_learn, mining_figures_only_from_converged_running_reports)
 	unsigned mask;
 	hf_coord_report_sum r = rep("mining", false, "running", 2e9, 0, 200);
 
-	cr_assert(hf_coord_learn_report(&l, &r, T0));
+	cr_assert(hf_coord_learn_report(&l, &r, T0 - 3000));
 	r = rep("mining", true, "starting", 2e9, 0, 200);
-	cr_assert(hf_coord_learn_report(&l, &r, T0 + 1000));
+	cr_assert(hf_coord_learn_report(&l, &r, T0 - 2000));
 	r = rep("mining", true, "running", 2e9, 0, 200);
 	hf_strlcpy(r.desired_mode, "idle", sizeof r.desired_mode); /* on its way to idle */
-	cr_assert(hf_coord_learn_report(&l, &r, T0 + 1500));
-	hf_coord_learn_figures(&l, &cls, T0 + 2000, &own, &mask);
+	cr_assert(hf_coord_learn_report(&l, &r, T0 - 1500));
+	hf_coord_learn_figures(&l, &cls, T0 - 1000, &own, &mask);
 	cr_assert_eq(mask, 0, "not converged / not running: nothing learnt (mask %x)", mask);
+	/* the first converged report in the mode starts the settling: its power may still be the
+	 * last mode's (nothing learnt until HF_COORD_LEARN_SETTLE_MS later) */
+	r = rep("mining", true, "running", 5e9, 0, 999);
+	cr_assert(hf_coord_learn_report(&l, &r, T0));
+	r = rep("mining", true, "running", 5e9, 0, 999);
+	cr_assert(hf_coord_learn_report(&l, &r, TS - 1));
+	hf_coord_learn_figures(&l, &cls, TS - 1, &own, &mask);
+	cr_assert_eq(mask, 0, "settling: nothing learnt (mask %x)", mask);
 	r = rep("mining", true, "running", 2e9, 0, 200);
-	cr_assert(hf_coord_learn_report(&l, &r, T0 + 2000));
-	cr_assert_not(hf_coord_learn_report(&l, &r, T0 + 2000), "a report is used once");
-	hf_coord_learn_figures(&l, &cls, T0 + 3000, &own, &mask);
+	cr_assert(hf_coord_learn_report(&l, &r, TS + 2000));
+	cr_assert_not(hf_coord_learn_report(&l, &r, TS + 2000), "a report is used once");
+	hf_coord_learn_figures(&l, &cls, TS + 3000, &own, &mask);
 	cr_assert_eq(mask, HF_COORD_FIG_HASHRATE | HF_COORD_FIG_MINING_W);
 	cr_assert_float_eq(own.hashrate_hs, 2e9, 1);
 	cr_assert_float_eq(own.mining_watts, 200, 1e-9);
 	/* EWMA: 0.3 of the new sample */
 	r = rep("mining", true, "running", 1e9, 0, 100);
-	cr_assert(hf_coord_learn_report(&l, &r, T0 + 4000));
-	hf_coord_learn_figures(&l, &cls, T0 + 5000, &own, &mask);
+	cr_assert(hf_coord_learn_report(&l, &r, TS + 4000));
+	hf_coord_learn_figures(&l, &cls, TS + 5000, &own, &mask);
 	cr_assert_float_eq(own.hashrate_hs, 0.7 * 2e9 + 0.3 * 1e9, 1);
 	cr_assert_float_eq(own.mining_watts, 0.7 * 200 + 0.3 * 100, 1e-9);
 	/* a hashrate of 0 (a pool down) and a power of 0 are no measurement */
 	r = rep("mining", true, "running", 0, 0, 0);
-	cr_assert(hf_coord_learn_report(&l, &r, T0 + 6000));
-	hf_coord_learn_figures(&l, &cls, T0 + 7000, &own, &mask);
+	cr_assert(hf_coord_learn_report(&l, &r, TS + 6000));
+	hf_coord_learn_figures(&l, &cls, TS + 7000, &own, &mask);
 	cr_assert_float_eq(own.hashrate_hs, 0.7 * 2e9 + 0.3 * 1e9, 1);
 	/* a report without power leaves the watts */
 	r = rep("mining", true, "running", 1e9, 0, -1);
-	cr_assert(hf_coord_learn_report(&l, &r, T0 + 8000));
-	hf_coord_learn_figures(&l, &cls, T0 + 9000, &own, &mask);
+	cr_assert(hf_coord_learn_report(&l, &r, TS + 8000));
+	hf_coord_learn_figures(&l, &cls, TS + 9000, &own, &mask);
+	cr_assert_float_eq(own.mining_watts, 0.7 * 200 + 0.3 * 100, 1e-9);
+	/* a new switch (last_switch.seq) settles again, even in the same mode */
+	r = rep("mining", true, "running", 1e9, 0, 500);
+	r.has_switch = true;
+	r.switch_seq = 9;
+	cr_assert(hf_coord_learn_report(&l, &r, TS + 10000));
+	hf_coord_learn_figures(&l, &cls, TS + 10000, &own, &mask);
 	cr_assert_float_eq(own.mining_watts, 0.7 * 200 + 0.3 * 100, 1e-9);
 }
 
+/* Each mode's watts, each after its own settling: the first idle report right after a switch
+ * from mining carries mining's power and is not learnt as idle's. */
 Test(coord_learn, idle_and_inference_watts_per_mode)
 {
 	hf_coord_learnt l = { 0 };
 	hf_coord_figures own;
 	unsigned mask;
-	hf_coord_report_sum r = rep("idle", true, "running", 0, 0, 35);
+	hf_coord_report_sum r = rep("idle", true, "running", 0, 0, 300);
 
 	hf_coord_learn_report(&l, &r, T0);
+	r = rep("idle", true, "running", 0, 0, 35);
+	hf_coord_learn_report(&l, &r, TS);
+	r = rep("inference", true, "running", 0, 0, 35);
+	hf_coord_learn_report(&l, &r, TS + 1000);
 	r = rep("inference", true, "running", 0, 0, 180);
-	hf_coord_learn_report(&l, &r, T0 + 1000);
-	hf_coord_learn_figures(&l, &cls, T0 + 2000, &own, &mask);
+	hf_coord_learn_report(&l, &r, TS + 1000 + HF_COORD_LEARN_SETTLE_MS);
+	hf_coord_learn_figures(&l, &cls, TS + 2000 + HF_COORD_LEARN_SETTLE_MS, &own, &mask);
 	cr_assert_eq(mask, HF_COORD_FIG_IDLE_W | HF_COORD_FIG_INFER_W, "mask %x", mask);
 	cr_assert_float_eq(own.idle_watts, 35, 1e-9);
 	cr_assert_float_eq(own.inference_watts, 180, 1e-9);
