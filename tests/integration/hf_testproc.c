@@ -183,6 +183,16 @@ bool hf_test_wait_file(const char *path, uint64_t timeout_ms)
 	return true;
 }
 
+bool hf_test_self_signed_cert(const char *cert, const char *key)
+{
+	char cmd[4096];
+	int n = snprintf(cmd, sizeof cmd, "openssl req -x509 -newkey ec -pkeyopt "
+			 "ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=127.0.0.1 -addext "
+			 "subjectAltName=IP:127.0.0.1 -keyout '%s' -out '%s' 2>/dev/null", key, cert);
+
+	return n > 0 && (size_t)n < sizeof cmd && system(cmd) == 0;
+}
+
 char *hf_test_read_file(const char *path)
 {
 	FILE *f = fopen(path, "rb");

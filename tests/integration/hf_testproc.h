@@ -43,6 +43,9 @@ const char *hf_test_build_root(void);
 char *hf_test_tmpdir(const char *name);
 /* Reads a whole small file (malloc'ed, NUL-terminated) or NULL. */
 char *hf_test_read_file(const char *path);
+/* Writes a self-signed P-256 certificate for 127.0.0.1 (CN and subjectAltName IP, 1 day) to
+ * cert and its private key to key, with the openssl command line. false when it failed. */
+bool hf_test_self_signed_cert(const char *cert, const char *key);
 
 /* One HTTP exchange with libcurl (10 s timeout). body may be NULL; body_len bytes are sent.
  * false if the transfer itself failed (connection refused, timeout). */
