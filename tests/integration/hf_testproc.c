@@ -193,6 +193,28 @@ bool hf_test_self_signed_cert(const char *cert, const char *key)
 	return n > 0 && (size_t)n < sizeof cmd && system(cmd) == 0;
 }
 
+bool hf_test_tls_make(hf_test_tls *t, const char *name)
+{
+	memset(t, 0, sizeof *t);
+	if (!(t->dir = hf_test_tmpdir(name)))
+		return false;
+	snprintf(t->cert, sizeof t->cert, "%s/cert.pem", t->dir);
+	snprintf(t->key, sizeof t->key, "%s/key.pem", t->dir);
+	if (!hf_test_self_signed_cert(t->cert, t->key))
+		return false;
+	t->cert_pem = hf_test_read_file(t->cert);
+	t->key_pem = hf_test_read_file(t->key);
+	return t->cert_pem && t->key_pem;
+}
+
+void hf_test_tls_free(hf_test_tls *t)
+{
+	free(t->cert_pem);
+	free(t->key_pem);
+	free(t->dir);
+	memset(t, 0, sizeof *t);
+}
+
 char *hf_test_read_file(const char *path)
 {
 	FILE *f = fopen(path, "rb");

@@ -46,6 +46,14 @@ char *hf_test_read_file(const char *path);
 /* Writes a self-signed P-256 certificate for 127.0.0.1 (CN and subjectAltName IP, 1 day) to
  * cert and its private key to key, with the openssl command line. false when it failed. */
 bool hf_test_self_signed_cert(const char *cert, const char *key);
+/* The same in a new hf_test_tmpdir(name), both files also read (PEM texts). */
+typedef struct hf_test_tls {
+	char *dir;
+	char cert[1024], key[1024];
+	char *cert_pem, *key_pem;
+} hf_test_tls;
+bool hf_test_tls_make(hf_test_tls *t, const char *name);
+void hf_test_tls_free(hf_test_tls *t);
 
 /* One HTTP exchange with libcurl (10 s timeout). body may be NULL; body_len bytes are sent.
  * false if the transfer itself failed (connection refused, timeout). */

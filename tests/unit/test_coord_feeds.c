@@ -697,41 +697,16 @@ Test(coord_feeds, recovers_after_a_failure)
 
 /* ---- TLS ---- */
 
-typedef struct tls_files {
-	char *dir;
-	char cert[1024], key[1024];
-	char *cert_pem, *key_pem;
-} tls_files;
-
-static void tls_make(tls_files *t)
-{
-	t->dir = hf_test_tmpdir("coord_feeds_tls");
-	cr_assert_not_null(t->dir);
-	snprintf(t->cert, sizeof t->cert, "%s/cert.pem", t->dir);
-	snprintf(t->key, sizeof t->key, "%s/key.pem", t->dir);
-	cr_assert(hf_test_self_signed_cert(t->cert, t->key), "openssl req failed");
-	t->cert_pem = hf_test_read_file(t->cert);
-	t->key_pem = hf_test_read_file(t->key);
-	cr_assert(t->cert_pem && t->key_pem);
-}
-
-static void tls_free(tls_files *t)
-{
-	free(t->cert_pem);
-	free(t->key_pem);
-	free(t->dir);
-}
-
 Test(coord_feeds, https_is_verified)
 {
 	hf_coord_feeds_spec spec;
 	hf_coord_feed_state st;
 	char url[256];
-	tls_files t;
+	hf_test_tls t;
 	srv s;
 
 	cr_assert(hf_httpd_tls_supported(), "Debian's libmicrohttpd is built with GnuTLS");
-	tls_make(&t);
+	cr_assert(hf_test_tls_make(&t, "coord_feeds_tls"), "openssl req failed");
 	srv_start_opts(&s, t.cert_pem, t.key_pem);
 	const_spec(&spec);
 	srv_url(&s, "/api/v1/prices", url, sizeof url);
@@ -763,7 +738,7 @@ Test(coord_feeds, https_is_verified)
 	cr_assert(strstr(st.why, "localhost") || strstr(st.why, "name"), "%s", st.why);
 	hf_coord_feeds_free(f);
 	srv_stop(&s);
-	tls_free(&t);
+	hf_test_tls_free(&t);
 }
 
 /* ---- spec checks at new ---- */

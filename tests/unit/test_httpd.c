@@ -863,32 +863,6 @@ Test(httpd, deferred_completions_race_disconnects)
 
 /* ---- TLS ---- */
 
-typedef struct tls_files {
-	char *dir;
-	char cert[1024], key[1024];
-	char *cert_pem, *key_pem;
-} tls_files;
-
-/* A self-signed certificate for 127.0.0.1 (P-256) made with the openssl command line. */
-static void tls_files_make(tls_files *t)
-{
-	t->dir = hf_test_tmpdir("httpd_tls");
-	cr_assert_not_null(t->dir);
-	snprintf(t->cert, sizeof t->cert, "%s/cert.pem", t->dir);
-	snprintf(t->key, sizeof t->key, "%s/key.pem", t->dir);
-	cr_assert(hf_test_self_signed_cert(t->cert, t->key), "openssl req failed");
-	t->cert_pem = hf_test_read_file(t->cert);
-	t->key_pem = hf_test_read_file(t->key);
-	cr_assert(t->cert_pem && t->key_pem);
-}
-
-static void tls_files_free(tls_files *t)
-{
-	free(t->cert_pem);
-	free(t->key_pem);
-	free(t->dir);
-}
-
 static size_t tls_body(char *p, size_t sz, size_t n, void *arg)
 {
 	reply *r = arg;
@@ -923,14 +897,14 @@ static CURLcode tls_get(const char *url, const char *ca, reply *r)
 
 Test(httpd, tls_with_a_certificate_and_key)
 {
-	tls_files t;
+	hf_test_tls t;
 	hf_httpd_stats st;
 	char url[256];
 	reply r;
 	hf_httpd *h;
 
 	cr_assert(hf_httpd_tls_supported(), "Debian's libmicrohttpd is built with GnuTLS");
-	tls_files_make(&t);
+	cr_assert(hf_test_tls_make(&t, "httpd_tls"), "openssl req failed");
 	hf_httpd_opts o = { .tls_cert_pem = t.cert_pem, .tls_key_pem = t.key_pem };
 	h = start_opts(&o, NULL);
 	hf_httpd_get_stats(h, &st);
@@ -945,16 +919,16 @@ Test(httpd, tls_with_a_certificate_and_key)
 	snprintf(url, sizeof url, "http://127.0.0.1:%u/v1/things/a/parts/b", hf_httpd_port(h));
 	cr_assert(tls_get(url, NULL, &r) != CURLE_OK || r.status != 200, "plain HTTP answered 200");
 	hf_httpd_free(h);
-	tls_files_free(&t);
+	hf_test_tls_free(&t);
 }
 
 Test(httpd, tls_option_errors)
 {
-	tls_files t;
+	hf_test_tls t;
 	hf_errbuf eb;
 	hf_httpd *h = NULL;
 
-	tls_files_make(&t);
+	cr_assert(hf_test_tls_make(&t, "httpd_tls"), "openssl req failed");
 	hf_httpd_opts o = { .host = "127.0.0.1", .tls_cert_pem = t.cert_pem };
 	cr_assert_eq(hf_httpd_new(&o, routes, HF_ARRAY_SIZE(routes), NULL, &h, &eb), HF_ECONFIG);
 	cr_assert(strstr(eb.msg, "both"), "%s", eb.msg);
@@ -962,5 +936,5 @@ Test(httpd, tls_option_errors)
 	cr_assert_eq(hf_httpd_new(&o, routes, HF_ARRAY_SIZE(routes), NULL, &h, &eb), HF_EIO);
 	cr_assert(strstr(eb.msg, "TLS"), "%s", eb.msg);
 	cr_assert_null(h);
-	tls_files_free(&t);
+	hf_test_tls_free(&t);
 }
