@@ -5,7 +5,8 @@
  * stop while a worker is wedged (a drain held by a scan the test hook stalls) with STATUS naming
  * why and resume once it returns, STOPPING=1 on SIGTERM; and first boot: an empty state dir and
  * no trust file, coordinator or token: the daemon runs idle, names each missing item once and
- * writes no key. WATCHDOG_PID is set by a /bin/sh wrapper that execs the daemon (same pid).
+ * writes no key; $CACHE_DIRECTORY holding the OpenCL program cache (an explicit
+ * mining.opencl.cache_dir wins). WATCHDOG_PID is set by a /bin/sh wrapper that execs the daemon (same pid).
  * Every wait has a deadline; durations are reported, never asserted. */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -555,4 +556,93 @@ Test(notify, first_boot_token_missing_or_unreadable_and_standalone_with_trust, .
 	hf_testnode_instruct(&n, "idle", NULL);
 	hf_testnode_stop(&n);
 	hf_testnode_fini(&n);
+}
+
+/* ---- $CACHE_DIRECTORY: the OpenCL program cache (and PoCL's, unless POCL_CACHE_DIR) ---- */
+
+/* OpenCL devices hashflopctl lists (the node's discovery code); 0 without OpenCL. */
+static size_t opencl_devices(const char *dir, char *why, size_t whysz)
+{
+	char exe[1024], out[1100];
+	snprintf(exe, sizeof exe, "%s/runtime/ctl/hashflopctl", hf_test_build_root());
+	snprintf(out, sizeof out, "%s/devices.json", dir);
+	const char *argv[] = { exe, "devices", "--json", NULL };
+	hf_testproc *pr = hf_testproc_start(argv, out);
+	int st = 0;
+	size_t n = 0;
+
+	cr_assert_not_null(pr);
+	cr_assert(hf_testproc_wait_exit(pr, WAIT_MS, &st), "hashflopctl devices did not exit");
+	hf_testproc_free(pr);
+	char *text = hf_test_read_file(out);
+	json_t *j = WIFEXITED(st) && WEXITSTATUS(st) == 0 && text ? json_loads(text, 0, NULL) : NULL;
+	if (json_is_array(j))
+		n = json_array_size(j);
+	snprintf(why, whysz, "hashflopctl devices: exit status %d: %.300s", st, text ? text : "");
+	json_decref(j);
+	free(text);
+	return n;
+}
+
+/* Program cache files (*.clbin) in dir (0 when it does not exist). */
+static int clbins(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	int n = 0;
+	while (d && (de = readdir(d))) {
+		size_t len = strlen(de->d_name);
+		if (len > 6 && strcmp(de->d_name + len - 6, ".clbin") == 0)
+			n++;
+	}
+	if (d)
+		closedir(d);
+	return n;
+}
+
+/* Mining on OpenCL started with CACHE_DIRECTORY (a list, as systemd writes it for several
+ * CacheDirectory= entries: the first is used): its program cache lands there, not in
+ * <state_dir>/cl-cache; an explicit mining.opencl.cache_dir wins over it. */
+Test(notify, cache_directory_holds_the_opencl_program_cache, .init = setup, .timeout = 300)
+{
+	hf_testpool p = { 0 };
+	hf_testnode n;
+	char mining[2048], cache[1100], env_val[2300], statecache[1100], want[1300], why[512];
+	char *probe = hf_test_tmpdir("notify-cache-probe");
+	char *explicit_dir = hf_test_tmpdir("notify-cache-explicit");
+
+	cr_assert(probe && explicit_dir);
+	if (opencl_devices(probe, why, sizeof why) == 0)
+		cr_skip_test("no OpenCL device on this machine (%s)", why);
+	hf_testpool_start(&p, "notify-cache-pool", 0, "0.001", NULL, WAIT_MS);
+	for (int pass = 0; pass < 2; pass++) {
+		char name[64];
+		snprintf(name, sizeof name, "notify-cache%d", pass);
+		snprintf(mining, sizeof mining, "{\"pools\": [{\"url\": \"stratum+tcp://127.0.0.1:%u\", "
+			 "\"user\": \"bc1qtest.cache\"}], \"backend\": \"opencl\", \"opencl\": {\"batch\": "
+			 "16384, \"cache_dir\": \"%s\"}}", p.port, pass == 1 ? explicit_dir : "");
+		hf_testnode_init(&n, name, "mining", mining, 2000);
+		snprintf(cache, sizeof cache, "%s/cache", n.dir);
+		cr_assert_eq(mkdir(cache, 0700), 0);
+		snprintf(env_val, sizeof env_val, "%s:%s/second", cache, n.dir);
+		const char *env[] = { "CACHE_DIRECTORY", env_val, NULL };
+		hf_testnode_start(&n, env);
+		json_decref(hf_testnode_wait_mode(&n, "mining", 0, 120000));
+		snprintf(want, sizeof want, "info: OpenCL caches: programs in %s ($CACHE_DIRECTORY;", cache);
+		cr_assert_eq(log_count(n.log, want), 1, "%s\nlog:\n%s", want, hf_test_read_file(n.log));
+		snprintf(statecache, sizeof statecache, "%s/cl-cache", n.state);
+		if (pass == 0) {
+			cr_assert_geq(clbins(cache), 1, "no program cached in $CACHE_DIRECTORY %s; log:\n%s",
+				      cache, hf_test_read_file(n.log));
+		} else {
+			cr_assert_geq(clbins(explicit_dir), 1, "mining.opencl.cache_dir did not win");
+			cr_assert_eq(clbins(cache), 0);
+		}
+		cr_assert_eq(clbins(statecache), 0, "programs cached in the state dir");
+		hf_testnode_stop(&n);
+		hf_testnode_fini(&n);
+	}
+	hf_testpool_free(&p, WAIT_MS, false);
+	free(probe);
+	free(explicit_dir);
 }
