@@ -197,8 +197,8 @@ static void prepare_state_dir(const hf_node_config *cfg)
 	if (hf_mkdir_p(cfg->state_dir, 0700, &eb) < 0)
 		hf_log_err("state dir: %s", eb.msg);
 	else
-		hf_log_notice("state dir %s (state_dir) did not exist: created it (mode 0700); first "
-			      "boot: nothing in it is secret", cfg->state_dir);
+		hf_log_notice("state dir %s (state_dir) did not exist: created it (mode 0700)",
+			      cfg->state_dir);
 }
 
 /* PoCL reads its settings at its first OpenCL call and setenv races with getenv in other

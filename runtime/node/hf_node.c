@@ -162,7 +162,7 @@ static void load_trust(hf_node *n)
 			 "trust file refused (%s): every instruction is refused", eb.msg);
 	hf_text_clean_inplace(n->trust_problem); /* it may quote the file's values */
 	if (r == HF_ENOTFOUND)
-		hf_log_warn("control: no trust file %s (control.trust_file): every instruction, local "
+		hf_log_warn("control: no trust file at %s (control.trust_file): every instruction, local "
 			    "or from a coordinator, will be refused until it exists and hashflopd is "
 			    "restarted; the node stays in its desired mode (%s)", n->cfg->trust_file,
 			    hf_mode_name(n->st.desired_mode));

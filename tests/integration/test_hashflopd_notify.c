@@ -479,7 +479,7 @@ Test(notify, first_boot_without_trust_coordinator_or_token, .init = setup, .time
 	cr_assert(json_is_true(json_object_get(st, "converged")));
 	cr_assert(json_is_false(json_object_get(json_object_get(st, "control"), "trusted")));
 	json_decref(st);
-	snprintf(want, sizeof want, "warn: control: no trust file %s (control.trust_file): every "
+	snprintf(want, sizeof want, "warn: control: no trust file at %s (control.trust_file): every "
 		 "instruction, local or from a coordinator, will be refused", n.trust);
 	cr_assert_eq(log_count(n.log, want), 1, "%s\nlog:\n%s", want, hf_test_read_file(n.log));
 	cr_assert_eq(log_count(n.log, "notice: control: no coordinator (control.coordinator_url is "
