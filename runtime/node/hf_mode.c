@@ -6,7 +6,9 @@
  * worker's start cannot fail, so a failed start always lands in idle; only the switcher thread
  * writes have_current/current/current_params (under the lock, so readers see them whole);
  * desired_params is never modified once set, only replaced, so the switcher may hold a
- * reference to it without the lock.
+ * reference to it without the lock; the callback in flight (cb_name) is recorded under the lock
+ * before the callback runs and cleared after it returns, so the watchdog verdict sees a wedged
+ * callback from any thread.
  * Threading: see hf_mode.h.
  */
 #include "hf_mode.h"
@@ -61,6 +63,13 @@ struct hf_modes {
 	uint64_t retry_at_ms;        /* mono; 0 = no attempt scheduled */
 	hf_switch_trigger retry_trigger;
 	uint64_t next_health_ms;
+	/* the watchdog: the worker callback in flight (cb_name NULL: none) and the health record */
+	const char *cb_name;
+	hf_mode cb_mode;
+	uint64_t cb_since_ms, cb_base_ms; /* mono start; its bound without the grace */
+	uint64_t last_health_ms;     /* mono: the last completed health check, or the converged start */
+	unsigned health_streak;      /* health failures of the desired state without a healthy run */
+	char health_error[256];      /* the last health failure (cleaned) */
 	/* the last finished attempt, for hf_modes_wait_applied() */
 	uint64_t attempts_done, attempt_gen;
 	int attempt_result;
@@ -128,10 +137,28 @@ static uint64_t backoff_ms(const hf_modes *m, unsigned attempt)
 	return d < m->o.retry_max_ms ? d : m->o.retry_max_ms;
 }
 
-static void set_phase(hf_modes *m, hf_mode_phase p)
+/* Records the callback about to run (name, of mode, bound base_ms + grace). Lock held. */
+static void cb_enter_locked(hf_modes *m, const char *name, hf_mode mode, uint64_t base_ms)
+{
+	m->cb_name = name;
+	m->cb_mode = mode;
+	m->cb_since_ms = hf_mono_ms();
+	m->cb_base_ms = base_ms;
+}
+
+/* Sets the phase and records the callback about to run. */
+static void cb_enter(hf_modes *m, hf_mode_phase p, const char *name, hf_mode mode, uint64_t base_ms)
 {
 	pthread_mutex_lock(&m->lock);
 	m->phase = p;
+	cb_enter_locked(m, name, mode, base_ms);
+	pthread_mutex_unlock(&m->lock);
+}
+
+static void cb_leave(hf_modes *m)
+{
+	pthread_mutex_lock(&m->lock);
+	m->cb_name = NULL;
 	pthread_mutex_unlock(&m->lock);
 }
 
@@ -143,13 +170,14 @@ static void stop_current(hf_modes *m, hf_switch_record *rec)
 	uint64_t t0 = hf_mono_ms(), t1;
 
 	hf_errbuf_clear(&eb);
-	set_phase(m, HF_PHASE_DRAINING);
+	cb_enter(m, HF_PHASE_DRAINING, "drain", m->current, m->o.drain_timeout_ms);
 	int r = w->drain(w->impl, t0 + m->o.drain_timeout_ms, &eb);
 	t1 = hf_mono_ms();
 	if (r < 0 && rec && rec->result == 0)
 		format_error(rec->error, sizeof rec->error, "drain", m->current, r, eb.msg);
-	set_phase(m, HF_PHASE_RELEASING);
+	cb_enter(m, HF_PHASE_RELEASING, "release", m->current, m->o.callback_bound_ms);
 	w->release(w->impl);
+	cb_leave(m);
 	if (rec) {
 		rec->drain_ms = t1 - t0;
 		rec->release_ms = hf_mono_ms() - t1;
@@ -204,6 +232,7 @@ static int run_switch(hf_modes *m, hf_switch_record *rec, json_t *params, uint64
 	json_decref(m->current_params);
 	m->current_params = json_incref(params);
 	m->phase = HF_PHASE_STARTING;
+	cb_enter_locked(m, "start", rec->to, m->o.start_bound_ms);
 	pthread_mutex_unlock(&m->lock);
 
 	t = hf_mono_ms();
@@ -213,10 +242,12 @@ static int run_switch(hf_modes *m, hf_switch_record *rec, json_t *params, uint64
 	if (r < 0) {
 		rec->result = r;
 		format_error(rec->error, sizeof rec->error, "start", rec->to, r, eb.msg);
+		cb_enter(m, HF_PHASE_STARTING, "release", rec->to, m->o.callback_bound_ms);
 		w->release(w->impl);
 		run_idle(m);
 	}
 	pthread_mutex_lock(&m->lock);
+	m->cb_name = NULL;
 	m->phase = HF_PHASE_RUNNING;
 	m->mode_since_wall_ms = hf_wall_ms();
 	pthread_mutex_unlock(&m->lock);
@@ -248,6 +279,7 @@ static void finish_attempt(hf_modes *m, uint64_t gen, int r, const char *error, 
 			m->conv = HF_CONV_CONVERGED;
 			m->reason[0] = '\0';
 			m->next_health_ms = now + m->o.health_interval_ms;
+			m->last_health_ms = now;
 			if (started)
 				m->healthy_since_ms = now;
 			/* Without a health check it cannot fail later: the backoff is over. With one,
@@ -322,10 +354,14 @@ static void health_failed(hf_modes *m, int r, const char *detail)
 
 	m->health_failures_total++;
 	if (m->healthy_since_ms && now - m->healthy_since_ms >= m->o.retry_max_ms)
-		m->attempts = 0; /* it had run well for a while: start the backoff over */
+		m->attempts = m->health_streak = 0; /* it had run well for a while: start over */
 	m->attempts++;
 	rec.attempt = m->attempts;
 	format_error(rec.error, sizeof rec.error, "health", m->current, r, detail);
+	if (gen == m->desired_gen) {
+		m->health_streak++;
+		hf_strlcpy(m->health_error, rec.error, sizeof m->health_error);
+	}
 	m->converged = false;
 	m->healthy_since_ms = 0;
 	m->conv = HF_CONV_FAILED;
@@ -375,15 +411,18 @@ static void check_health(hf_modes *m)
 	int r;
 
 	m->next_health_ms = hf_mono_ms() + m->o.health_interval_ms;
+	cb_enter_locked(m, "health", m->current, m->o.callback_bound_ms);
 	pthread_mutex_unlock(&m->lock);
 	hf_errbuf_clear(&eb);
 	r = w->health(w->impl, &eb);
 	pthread_mutex_lock(&m->lock);
+	m->cb_name = NULL;
+	m->last_health_ms = hf_mono_ms();
 	if (r < 0 && !m->stopping)
 		health_failed(m, r, eb.msg);
-	else if (r == 0 && m->attempts && m->healthy_since_ms &&
+	else if (r == 0 && (m->attempts || m->health_streak) && m->healthy_since_ms &&
 		 hf_mono_ms() - m->healthy_since_ms >= m->o.retry_max_ms)
-		m->attempts = 0; /* ran well for a while: the next failure starts the backoff over */
+		m->attempts = m->health_streak = 0; /* ran well for a while: a healthy run */
 }
 
 /* Sleeps until the next scheduled attempt or health check, or a signal. Lock held. */
@@ -442,6 +481,12 @@ int hf_modes_new(const hf_modes_opts *opts, hf_modes **out, hf_errbuf *eb)
 		m->o.retry_max_ms = m->o.retry_min_ms;
 	if (!m->o.health_interval_ms)
 		m->o.health_interval_ms = 1000;
+	if (!m->o.start_bound_ms)
+		m->o.start_bound_ms = 300000;
+	if (!m->o.callback_bound_ms)
+		m->o.callback_bound_ms = 5000;
+	if (!m->o.watchdog_grace_ms)
+		m->o.watchdog_grace_ms = 5000;
 	m->workers[HF_MODE_IDLE] = (hf_mode_worker){
 		.mode = HF_MODE_IDLE, .start = idle_start, .drain = idle_drain, .release = idle_release,
 	};
@@ -505,6 +550,7 @@ int hf_modes_request(hf_modes *m, hf_mode target, const json_t *params, hf_modes
 		m->desired_mono_ms = hf_mono_ms();
 		m->desired_wall_ms = hf_wall_ms();
 		m->attempts = 0;
+		m->health_streak = 0;
 		m->retry_at_ms = 0;
 		m->converged = false;
 		m->conv = HF_CONV_SWITCHING;
@@ -635,6 +681,49 @@ void hf_modes_snapshot(hf_modes *m, hf_modes_info *out)
 	pthread_mutex_unlock(&m->lock);
 }
 
+/* The watchdog verdict (see hf_mode.h); why (size whysz, may be NULL) gets the reason. Lock
+ * held. */
+static bool verdict(const hf_modes *m, char *why, size_t whysz)
+{
+	uint64_t now = hf_mono_ms(), grace = m->o.watchdog_grace_ms;
+	char tmp[512];
+
+	tmp[0] = '\0';
+	if (m->cb_name && now - m->cb_since_ms > m->cb_base_ms + grace) {
+		snprintf(tmp, sizeof tmp, "the %s worker's %s callback has run for %llu ms, past its "
+			 "bound of %llu ms (%llu ms + %llu ms grace)", hf_mode_name(m->cb_mode),
+			 m->cb_name, (unsigned long long)(now - m->cb_since_ms),
+			 (unsigned long long)(m->cb_base_ms + grace), (unsigned long long)m->cb_base_ms,
+			 (unsigned long long)grace);
+	} else if ((!m->cb_name || strcmp(m->cb_name, "health") == 0) && !m->stopping &&
+		   m->converged && m->have_current &&
+		   m->phase == HF_PHASE_RUNNING && m->workers[m->current].health &&
+		   m->last_health_ms && now - m->last_health_ms > 3 * m->o.health_interval_ms + grace) {
+		snprintf(tmp, sizeof tmp, "the %s worker's health checks stopped completing: the last "
+			 "one finished %llu ms ago (one is due every %llu ms)", hf_mode_name(m->current),
+			 (unsigned long long)(now - m->last_health_ms),
+			 (unsigned long long)m->o.health_interval_ms);
+	} else if (m->o.watchdog_failures && m->have_desired &&
+		   m->health_streak >= m->o.watchdog_failures) {
+		snprintf(tmp, sizeof tmp, "%s failed its health check %u times in a row without a "
+			 "healthy run (limit %u); last: %s", hf_mode_name(m->desired), m->health_streak,
+			 m->o.watchdog_failures, m->health_error);
+	}
+	if (why && whysz) {
+		hf_strlcpy(why, tmp, whysz);
+		hf_utf8_trim(why);
+	}
+	return tmp[0] == '\0';
+}
+
+bool hf_modes_watchdog(hf_modes *m, char *why, size_t whysz)
+{
+	pthread_mutex_lock(&m->lock);
+	bool ok = verdict(m, why, whysz);
+	pthread_mutex_unlock(&m->lock);
+	return ok;
+}
+
 void hf_modes_counters(hf_modes *m, hf_mode *mode, hf_work_counters *out)
 {
 	hf_mode_worker *w;
@@ -691,6 +780,14 @@ void hf_modes_status_json(hf_modes *m, json_t *obj)
 	json_object_set_new(obj, "mode_since_ms", json_integer((json_int_t)m->mode_since_wall_ms));
 	json_object_set_new(obj, "switches", json_integer((json_int_t)m->switches_total));
 	json_object_set_new(obj, "last_switch", record_json(&m->last));
+	{
+		char why[512];
+		bool ok = verdict(m, why, sizeof why);
+		json_object_set_new(obj, "watchdog", json_pack("{s:b, s:s?, s:i, s:i}", "healthy", ok,
+							       "reason", ok ? NULL : why,
+							       "health_failures_in_a_row", (int)m->health_streak,
+							       "failures_limit", (int)m->o.watchdog_failures));
+	}
 	if (m->have_current && m->workers[m->current].status)
 		m->workers[m->current].status(m->workers[m->current].impl, obj);
 	pthread_mutex_unlock(&m->lock);
@@ -753,6 +850,13 @@ void hf_modes_metrics(hf_modes *m, hf_buf *b)
 		"Running modes that failed their health check (stopped, restarted with backoff).",
 		m->health_failures_total);
 	histogram(m, b);
+	hf_prom_family(b, "hashflop_watchdog_healthy", "gauge",
+		       "1 while the mode machine's watchdog verdict is healthy (systemd's watchdog is "
+		       "fed only then), 0 otherwise (see watchdog.reason in /v1/status).");
+	hf_prom_sample(b, "hashflop_watchdog_healthy", NULL, 0, verdict(m, NULL, 0));
+	hf_prom_family(b, "hashflop_mode_health_failures_in_a_row", "gauge",
+		       "Health failures of the desired mode without a healthy run since.");
+	hf_prom_sample(b, "hashflop_mode_health_failures_in_a_row", NULL, 0, (double)m->health_streak);
 	if (m->have_current && m->workers[m->current].metrics)
 		m->workers[m->current].metrics(m->workers[m->current].impl, b);
 	pthread_mutex_unlock(&m->lock);

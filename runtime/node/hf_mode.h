@@ -14,6 +14,13 @@
  * idle and the mode is restarted with the same backoff. The retry count resets after the mode
  * ran healthy for retry_max_ms, or on a new desired state. The idle worker always exists;
  * others are registered when their mode is built in.
+ * Watchdog verdict (hf_modes_watchdog, for systemd's WatchdogSec): healthy unless (a) a worker
+ * callback has run past its bound (start: start_bound_ms, drain: drain_timeout_ms, release and
+ * health: callback_bound_ms; each plus watchdog_grace_ms), (b) the running worker has a health
+ * callback and, while no callback runs, its last completed check is older than 3 health
+ * intervals plus the grace, or (c) the desired mode failed its health check watchdog_failures
+ * times in a row without a healthy run (retry_max_ms without a failure; a new desired state
+ * also starts the count over). The verdict is a view: the machine acts on nothing in it.
  * Persisting the desired mode is the caller's job and happens before hf_modes_request().
  * Threading: hf_modes_new/free from the owner thread; request, snapshot, the waits and the
  * status and metrics writers from any thread; worker start/drain/release/health run on the
@@ -141,6 +148,11 @@ typedef struct hf_modes_opts {
 	uint64_t retry_min_ms;       /* first retry delay (0: 1000) */
 	uint64_t retry_max_ms;       /* retry delay ceiling (0: 60000; raised to retry_min_ms) */
 	uint64_t health_interval_ms; /* health() period (0: 1000) */
+	/* The watchdog verdict (see the top comment). */
+	uint64_t start_bound_ms;     /* a start() past this (+ grace) is overdue (0: 300000) */
+	uint64_t callback_bound_ms;  /* release() and health() (0: 5000) */
+	uint64_t watchdog_grace_ms;  /* added to every bound and to the health staleness (0: 5000) */
+	unsigned watchdog_failures;  /* health failures in a row that turn it bad (0: never) */
 } hf_modes_opts;
 
 /* Identifies one request, for hf_modes_wait_applied(). */
@@ -178,13 +190,20 @@ bool hf_modes_wait_settled(hf_modes *m, uint64_t timeout_ms);
 /* Waits until converged; false on timeout. */
 bool hf_modes_wait_converged(hf_modes *m, uint64_t timeout_ms);
 void hf_modes_snapshot(hf_modes *m, hf_modes_info *out);
+/* The watchdog verdict: true while healthy (why = ""); false with the reason in why (size
+ * whysz, may be NULL): which callback of which mode has run how long past which bound, since
+ * when the health checks stopped completing, or how many health failures in a row. From any
+ * thread; never blocks beyond the machine's lock. */
+bool hf_modes_watchdog(hf_modes *m, char *why, size_t whysz);
 /* The mode whose worker is current and that worker's counters (zero for a worker without the
  * callback). From any thread. */
 void hf_modes_counters(hf_modes *m, hf_mode *mode, hf_work_counters *out);
-/* Adds "mode", "phase", "desired_mode", "converged", "convergence", "last_switch" ... and the
+/* Adds "mode", "phase", "desired_mode", "converged", "convergence", "last_switch",
+ * "watchdog" {"healthy", "reason", "health_failures_in_a_row", "failures_limit"} ... and the
  * worker's status. */
 void hf_modes_status_json(hf_modes *m, json_t *obj);
-/* Appends mode gauges, switch counters and the switch-duration histogram. */
+/* Appends mode gauges, switch counters, the switch-duration histogram and
+ * hashflop_watchdog_healthy. */
 void hf_modes_metrics(hf_modes *m, hf_buf *b);
 /* Begins the shutdown: later requests answer HF_ESTATE, waiters return HF_MODES_SHUTDOWN, the
  * switcher stops after its current step. The worker keeps running until hf_modes_free. */

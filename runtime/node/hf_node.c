@@ -161,7 +161,26 @@ static void load_trust(hf_node *n)
 		snprintf(n->trust_problem, sizeof n->trust_problem,
 			 "trust file refused (%s): every instruction is refused", eb.msg);
 	hf_text_clean_inplace(n->trust_problem); /* it may quote the file's values */
-	hf_log_warn("%s", n->trust_problem);
+	if (r == HF_ENOTFOUND)
+		hf_log_warn("control: no trust file at %s (control.trust_file): every instruction, local "
+			    "or from a coordinator, will be refused until it exists and hashflopd is "
+			    "restarted; the node stays in its desired mode (%s)", n->cfg->trust_file,
+			    hf_mode_name(n->st.desired_mode));
+	else
+		hf_log_warn("control: %s (control.trust_file %s) until it is fixed and hashflopd is "
+			    "restarted; the node stays in its desired mode (%s)", n->trust_problem,
+			    n->cfg->trust_file, hf_mode_name(n->st.desired_mode));
+}
+
+/* Says once, at start, what a node without a coordinator does (a standalone node). */
+static void log_control_setup(hf_node *n)
+{
+	if (n->cfg->coordinator_url[0])
+		return;
+	hf_log_notice("control: no coordinator (control.coordinator_url is \"\"): standalone node; "
+		      "nothing is polled and no reports are sent; operator-signed instructions are "
+		      "taken on the local API (POST /v1/instruction)%s",
+		      n->trust ? "" : ", once a trust file exists");
 }
 
 /* The control channel's view of the node: submit an envelope, read last_issued_ms. */
@@ -293,12 +312,36 @@ static int start_telemetry(hf_node *n, hf_errbuf *eb)
 	return 0;
 }
 
+/* The mining section hf_mining gets (new reference, NULL for none): as configured, with
+ * opencl.cache_dir set to the node's cache dir (cfg->cache_dir, from $CACHE_DIRECTORY) when the
+ * config leaves it "" (an explicit value wins). */
+static json_t *mining_section(const hf_node_config *cfg)
+{
+	json_t *sec, *ocl;
+	const char *cur;
+
+	if (!cfg->cache_dir[0])
+		return json_incref(cfg->mining);
+	sec = cfg->mining ? json_deep_copy(cfg->mining) : json_object();
+	ocl = json_object_get(sec, "opencl");
+	if (sec && !json_is_object(ocl)) {
+		ocl = json_object();
+		json_object_set_new(sec, "opencl", ocl);
+	}
+	cur = json_string_value(json_object_get(ocl, "cache_dir"));
+	if (ocl && (!cur || !cur[0]))
+		json_object_set_new(ocl, "cache_dir", json_string(cfg->cache_dir));
+	return sec;
+}
+
 /* The mining worker: always built in (the CPU backend needs no device). */
 static int register_mining(hf_node *n, hf_errbuf *eb)
 {
 	hf_mode_worker w;
-	int r = hf_mining_new(n->cfg->mining, n->cfg->state_dir, n->power, &n->mining, eb);
+	json_t *sec = mining_section(n->cfg);
+	int r = hf_mining_new(sec, n->cfg->state_dir, n->power, &n->mining, eb);
 
+	json_decref(sec);
 	if (r < 0)
 		return r;
 	hf_mining_worker(n->mining, &w);
@@ -362,9 +405,16 @@ int hf_node_new(const hf_node_config *cfg, hf_node **out, hf_errbuf *eb)
 	}
 	restore_state(n);
 	load_trust(n);
+	log_control_setup(n);
+	/* The watchdog bounds: a start may build OpenCL programs (a minute on PoCL), the other
+	 * callbacks return within a few seconds, the drain within its timeout. */
 	hf_modes_opts mo = { .drain_timeout_ms = cfg->drain_timeout_ms,
 			     .retry_min_ms = cfg->mode_retry_min_ms, .retry_max_ms = cfg->mode_retry_max_ms,
-			     .health_interval_ms = cfg->health_interval_ms };
+			     .health_interval_ms = cfg->health_interval_ms,
+			     .start_bound_ms = HF_NODE_START_BOUND_MS,
+			     .callback_bound_ms = HF_NODE_CALLBACK_BOUND_MS,
+			     .watchdog_grace_ms = HF_NODE_WATCHDOG_GRACE_MS,
+			     .watchdog_failures = (unsigned)cfg->watchdog_failures };
 	if ((r = open_power(n, eb)) < 0)
 		goto fail;
 	if ((r = hf_modes_new(&mo, &n->modes, eb)) < 0)
@@ -410,6 +460,43 @@ fail:
 uint16_t hf_node_api_port(const hf_node *n)
 {
 	return hf_httpd_port(n->api);
+}
+
+bool hf_node_wait_settled(hf_node *n, uint64_t timeout_ms)
+{
+	return hf_modes_wait_settled(n->modes, timeout_ms);
+}
+
+bool hf_node_watchdog(hf_node *n, char *why, size_t whysz)
+{
+	return hf_modes_watchdog(n->modes, why, whysz);
+}
+
+void hf_node_status_line(hf_node *n, char *buf, size_t bufsz)
+{
+	hf_modes_info i;
+	hf_mode desired;
+
+	hf_modes_snapshot(n->modes, &i);
+	pthread_mutex_lock(&n->lock);
+	desired = n->st.desired_mode;
+	pthread_mutex_unlock(&n->lock);
+	if (!hf_modes_available(n->modes, desired))
+		snprintf(buf, bufsz, "running %s: the desired mode %s is not available in this build",
+			 hf_mode_name(i.mode), hf_mode_name(desired));
+	else if (i.converged)
+		snprintf(buf, bufsz, "running %s", hf_mode_name(i.mode));
+	else if (i.conv == HF_CONV_RETRYING || i.conv == HF_CONV_FAILED)
+		snprintf(buf, bufsz, "%s %s: %s; next attempt in %llu ms",
+			 i.conv == HF_CONV_RETRYING ? "retrying" : "restarting", hf_mode_name(i.desired),
+			 i.reason, (unsigned long long)i.next_attempt_in_ms);
+	else if (i.attempts && i.last.result < 0)
+		snprintf(buf, bufsz, "retrying %s (attempt %u): the last attempt failed: %s",
+			 hf_mode_name(i.desired), i.attempts + 1, i.last.error);
+	else
+		snprintf(buf, bufsz, "%s %s (%s)", hf_mode_phase_name(i.phase), hf_mode_name(i.mode),
+			 i.reason);
+	hf_utf8_trim(buf);
 }
 
 /* "power" and "efficiency" (hf_telemetry), in every mode. */
@@ -832,14 +919,18 @@ static void load_token(hf_node *n)
 	if (!n->cfg->token_file[0]) {
 		snprintf(n->token_problem, sizeof n->token_problem, "control.token_file is not set: "
 			 "polls go without a token and no reports are sent");
-		hf_log_warn("%s", n->token_problem);
+		char url[sizeof n->cfg->coordinator_url];
+		hf_control_mask_url(url, sizeof url, n->cfg->coordinator_url);
+		hf_log_warn("control: %s (the coordinator %s may refuse them; instructions it serves "
+			    "are still verified against the trust file)", n->token_problem, url);
 		return;
 	}
 	if (hf_report_token_load(n->cfg->token_file, n->token, sizeof n->token, &others, &eb) < 0) {
 		snprintf(n->token_problem, sizeof n->token_problem, "control.token_file: %s; polls go "
 			 "without a token and no reports are sent", eb.msg);
 		hf_text_clean_inplace(n->token_problem);
-		hf_log_err("%s", n->token_problem);
+		hf_log_warn("control: %s until the file is readable and hashflopd is restarted "
+			    "(instructions the coordinator serves are still verified)", n->token_problem);
 		return;
 	}
 	if (others)

@@ -12,6 +12,8 @@
 #define HF_NODE_H
 
 #include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
 
 #include "hf_buf.h"
 #include "hf_error.h"
@@ -27,6 +29,20 @@ typedef struct hf_node hf_node;
 int hf_node_new(const hf_node_config *cfg, hf_node **out, hf_errbuf *eb);
 /* The bound API port. */
 uint16_t hf_node_api_port(const hf_node *n);
+/* The mode machine's watchdog bounds (hf_modes_opts): a start may build OpenCL programs (a
+ * minute and more on PoCL); release and health return within seconds; the grace is added to
+ * every bound and to the drain timeout. */
+#define HF_NODE_START_BOUND_MS 300000
+#define HF_NODE_CALLBACK_BOUND_MS 5000
+#define HF_NODE_WATCHDOG_GRACE_MS 5000
+/* Waits up to timeout_ms until the mode machine has acted on the desired state (the restored
+ * mode's first start attempt has finished, running or failed and retried); false on timeout. */
+bool hf_node_wait_settled(hf_node *n, uint64_t timeout_ms);
+/* The mode machine's watchdog verdict (hf_modes_watchdog): true while healthy. */
+bool hf_node_watchdog(hf_node *n, char *why, size_t whysz);
+/* One line for systemd's STATUS=: "running mining", or what is starting, retrying or
+ * restarting and why (size bufsz). */
+void hf_node_status_line(hf_node *n, char *buf, size_t bufsz);
 /* What became of a submitted instruction. */
 typedef enum hf_instr_result {
 	HF_INSTR_ACCEPTED = 0, /* verified, persisted, made the desired state */

@@ -55,6 +55,8 @@ void hf_node_config_defaults(hf_node_config *cfg)
 	cfg->mode_retry_max_ms = 60000;
 	cfg->health_interval_ms = 1000;
 	cfg->apply_wait_ms = 5000;
+	cfg->ready_timeout_ms = 120000;
+	cfg->watchdog_failures = 3;
 	hf_strlcpy(cfg->trust_file, HF_NODE_DEFAULT_TRUST_FILE, sizeof cfg->trust_file);
 	cfg->poll_wait_s = 30;
 	cfg->clock_skew_ms = 120000;
@@ -158,7 +160,8 @@ static int read_modes(hf_node_config *cfg, const json_t *modes, hf_errbuf *eb)
 	int initial = (int)cfg->initial_mode;
 	uint64_t drain = cfg->drain_timeout_ms, rmin = cfg->mode_retry_min_ms;
 	uint64_t rmax = cfg->mode_retry_max_ms, health = cfg->health_interval_ms;
-	uint64_t wait = cfg->apply_wait_ms;
+	uint64_t wait = cfg->apply_wait_ms, ready = cfg->ready_timeout_ms;
+	uint64_t wdf = cfg->watchdog_failures;
 	hf_cfg_field f[] = {
 		{ .key = "initial", .type = HF_CFG_ENUM, .dst = &initial, .choices = mode_choices },
 		{ .key = "drain_timeout_ms", .type = HF_CFG_UINT, .dst = &drain, .min = 0, .max = 600000 },
@@ -167,6 +170,9 @@ static int read_modes(hf_node_config *cfg, const json_t *modes, hf_errbuf *eb)
 		{ .key = "health_interval_ms", .type = HF_CFG_UINT, .dst = &health, .min = 10,
 		  .max = 600000 },
 		{ .key = "apply_wait_ms", .type = HF_CFG_UINT, .dst = &wait, .min = 0, .max = 50000 },
+		{ .key = "ready_timeout_ms", .type = HF_CFG_UINT, .dst = &ready, .min = 0,
+		  .max = 3600000 },
+		{ .key = "watchdog_failures", .type = HF_CFG_UINT, .dst = &wdf, .min = 0, .max = 1000 },
 	};
 	int r = hf_cfg_read(modes, "modes", f, HF_ARRAY_SIZE(f), eb);
 	if (r < 0)
@@ -180,6 +186,8 @@ static int read_modes(hf_node_config *cfg, const json_t *modes, hf_errbuf *eb)
 	cfg->mode_retry_max_ms = rmax;
 	cfg->health_interval_ms = health;
 	cfg->apply_wait_ms = wait;
+	cfg->ready_timeout_ms = ready;
+	cfg->watchdog_failures = wdf;
 	return 0;
 }
 
@@ -399,6 +407,8 @@ static bool put_sections(const hf_node_config *cfg, bool mask, json_t *root, jso
 	ok &= put_uint(modes, "retry_max_ms", cfg->mode_retry_max_ms);
 	ok &= put_uint(modes, "health_interval_ms", cfg->health_interval_ms);
 	ok &= put_uint(modes, "apply_wait_ms", cfg->apply_wait_ms);
+	ok &= put_uint(modes, "ready_timeout_ms", cfg->ready_timeout_ms);
+	ok &= put_uint(modes, "watchdog_failures", cfg->watchdog_failures);
 	ok &= put_str(control, "trust_file", cfg->trust_file);
 	if (mask)
 		hf_control_mask_url(url, sizeof url, cfg->coordinator_url);

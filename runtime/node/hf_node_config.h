@@ -26,6 +26,9 @@ typedef struct hf_node_config {
 	char node_id[64];
 	char fleet_id[64];
 	char state_dir[PATH_MAX];
+	/* not a key: the OpenCL program cache and PoCL's kernel cache ("" = <state_dir>/cl-cache);
+	 * hashflopd sets it from $CACHE_DIRECTORY. mining.opencl.cache_dir still wins for mining. */
+	char cache_dir[PATH_MAX];
 	hf_log_level log_level;
 	char api_listen[64];       /* numeric address */
 	uint16_t api_port;         /* 0 = ephemeral (tests) */
@@ -41,6 +44,8 @@ typedef struct hf_node_config {
 	uint64_t mode_retry_max_ms; /* retry delay ceiling (doubling from the minimum) */
 	uint64_t health_interval_ms; /* health checks of the running mode */
 	uint64_t apply_wait_ms;    /* POST /v1/instruction waits this long for the switch */
+	uint64_t ready_timeout_ms; /* READY=1 waits at most this long for the first start */
+	uint64_t watchdog_failures; /* health failures in a row that stop the watchdog (0: never) */
 	/* control: where instructions come from and how they are checked */
 	char trust_file[PATH_MAX]; /* trust.json; missing file = refuse every instruction */
 	char coordinator_url[512]; /* base URL to long-poll; "" = no polling */

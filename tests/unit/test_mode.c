@@ -1,7 +1,8 @@
 /* Unit tests for hf_mode: the switcher with test workers that take a measurable time to drain,
  * no-op repeats, coalesced requests (the latest desired state wins), failed starts retried with
  * backoff until they succeed, health failures restarting the mode, the request waits, shutdown
- * drain, status and metrics. Gates (flags the test opens) order the steps; durations are logged,
+ * drain, status and metrics, and the watchdog verdict (a drain, start or health check wedged on a
+ * gate the test opens, health checks that stop completing, health failures in a row). Gates (flags the test opens) order the steps; durations are logged,
  * never compared with a threshold that a loaded machine could break. */
 #include <criterion/criterion.h>
 #include <limits.h>
@@ -20,6 +21,11 @@ typedef struct tworker {
 	atomic_int fail_starts;   /* starts fail while this is > 0 (each failure decrements it) */
 	atomic_bool gate_closed;  /* start waits while true */
 	atomic_int health_fail;   /* health() fails this many times */
+	atomic_bool drain_held;   /* drain waits while true (a wedged drain) */
+	atomic_bool health_held;  /* health waits while true (a wedged health check) */
+	atomic_int hold_start_n;  /* the start numbered this (1, 2...) waits while hold_start */
+	atomic_bool hold_start;
+	atomic_int in_drain, in_health; /* callbacks under way */
 	int tag;
 } tworker;
 
@@ -29,9 +35,11 @@ static atomic_int global_n;
 static int tw_start(void *impl, const json_t *params, hf_errbuf *eb)
 {
 	tworker *w = impl;
-	atomic_fetch_add(&w->starts, 1);
+	int n = atomic_fetch_add(&w->starts, 1) + 1;
 	global_order[atomic_fetch_add(&global_n, 1) % 64] = w->tag;
 	while (atomic_load(&w->gate_closed))
+		hf_sleep_ms(1);
+	while (n == atomic_load(&w->hold_start_n) && atomic_load(&w->hold_start))
 		hf_sleep_ms(1);
 	if (w->start_ms)
 		hf_sleep_ms(w->start_ms);
@@ -46,6 +54,10 @@ static int tw_drain(void *impl, uint64_t deadline_ms, hf_errbuf *eb)
 {
 	tworker *w = impl;
 	atomic_fetch_add(&w->drains, 1);
+	atomic_fetch_add(&w->in_drain, 1);
+	while (atomic_load(&w->drain_held))
+		hf_sleep_ms(1);
+	atomic_fetch_sub(&w->in_drain, 1);
 	uint64_t until = hf_mono_ms() + w->drain_ms;
 	if (until > deadline_ms) {
 		hf_sleep_ms(deadline_ms > hf_mono_ms() ? deadline_ms - hf_mono_ms() : 0);
@@ -75,6 +87,10 @@ static int tw_health(void *impl, hf_errbuf *eb)
 {
 	tworker *w = impl;
 	atomic_fetch_add(&w->health_calls, 1);
+	atomic_fetch_add(&w->in_health, 1);
+	while (atomic_load(&w->health_held))
+		hf_sleep_ms(1);
+	atomic_fetch_sub(&w->in_health, 1);
 	if (atomic_load(&w->health_fail) > 0) {
 		atomic_fetch_sub(&w->health_fail, 1);
 		return hf_fail(eb, HF_ECL, "device lost\n<0>forged");
@@ -587,5 +603,251 @@ Test(mode, status_and_metrics)
 	cr_assert(strstr(b.data, "hashflop_mode_switch_duration_seconds_bucket{le=\"+Inf\"} 1\n"));
 	cr_assert(strstr(b.data, "hashflop_test_worker 1\n"));
 	hf_buf_free(&b);
+	hf_modes_free(m);
+}
+
+/* ---- the watchdog verdict ---- */
+
+/* Polls the verdict until it is bad with a reason containing needle (deadline 20 s); the
+ * reason in why. */
+static bool wait_verdict_bad(hf_modes *m, const char *needle, char *why, size_t whysz)
+{
+	uint64_t end = hf_mono_ms() + 20000;
+	for (;;) {
+		if (!hf_modes_watchdog(m, why, whysz) && strstr(why, needle))
+			return true;
+		if (hf_mono_ms() > end)
+			return false;
+		hf_sleep_ms(1);
+	}
+}
+
+static bool wait_verdict_good(hf_modes *m)
+{
+	uint64_t end = hf_mono_ms() + 20000;
+	char why[512];
+	while (!hf_modes_watchdog(m, why, sizeof why)) {
+		if (hf_mono_ms() > end)
+			return false;
+		hf_sleep_ms(1);
+	}
+	return why[0] == '\0';
+}
+
+/* The status document's watchdog object (and the metrics gauge) agree with the verdict. */
+static void assert_watchdog_shown(hf_modes *m, bool healthy, const char *needle)
+{
+	json_t *st = json_object();
+	hf_buf b;
+	hf_modes_status_json(m, st);
+	json_t *wd = json_object_get(st, "watchdog");
+	cr_assert(json_is_object(wd), "%s", json_dumps(st, 0));
+	cr_assert_eq(json_is_true(json_object_get(wd, "healthy")), healthy, "%s", json_dumps(wd, 0));
+	const char *reason = json_string_value(json_object_get(wd, "reason"));
+	if (needle)
+		cr_assert(reason && strstr(reason, needle), "%s", json_dumps(wd, 0));
+	else
+		cr_assert_null(reason, "%s", json_dumps(wd, 0));
+	json_decref(st);
+	hf_buf_init(&b, 1 << 20);
+	hf_modes_metrics(m, &b);
+	cr_assert(strstr(b.data, healthy ? "\nhashflop_watchdog_healthy 1\n" : "\nhashflop_watchdog_healthy 0\n"),
+		  "%s", b.data);
+	hf_buf_free(&b);
+}
+
+Test(mode, watchdog_healthy_while_modes_run_and_switch)
+{
+	tworker mining = { 0 };
+	hf_modes_opts o = { .drain_timeout_ms = 5000, .retry_min_ms = 600000, .retry_max_ms = 600000,
+			    .health_interval_ms = 5, .watchdog_grace_ms = 60000, .watchdog_failures = 3 };
+	hf_modes *m = machine_opts(&o, &mining, NULL);
+	char why[512] = "x";
+
+	cr_assert(hf_modes_watchdog(m, why, sizeof why), "%s", why);
+	cr_assert_str_eq(why, "");
+	cr_assert_eq(hf_modes_request(m, HF_MODE_MINING, NULL, NULL, NULL), 0);
+	cr_assert(hf_modes_wait_converged(m, 20000));
+	cr_assert(wait_atomic(&mining.health_calls, 5), "health checks run");
+	cr_assert(hf_modes_watchdog(m, why, sizeof why), "%s", why);
+	assert_watchdog_shown(m, true, NULL);
+	cr_assert_eq(hf_modes_request(m, HF_MODE_IDLE, NULL, NULL, NULL), 0);
+	cr_assert(hf_modes_wait_converged(m, 20000));
+	cr_assert(hf_modes_watchdog(m, NULL, 0));
+	hf_modes_free(m);
+}
+
+/* A drain that does not return (the gate stays closed) is past its bound (drain timeout +
+ * grace): the verdict names the mode, the callback and the bound; once the drain returns the
+ * verdict is healthy again. */
+Test(mode, watchdog_bad_while_a_drain_is_wedged_then_healthy_again)
+{
+	tworker mining = { 0 };
+	hf_modes_opts o = { .drain_timeout_ms = 20, .retry_min_ms = 600000, .retry_max_ms = 600000,
+			    .health_interval_ms = 600000, .watchdog_grace_ms = 30 };
+	hf_modes *m = machine_opts(&o, &mining, NULL);
+	char why[512];
+
+	cr_assert_eq(hf_modes_request(m, HF_MODE_MINING, NULL, NULL, NULL), 0);
+	cr_assert(hf_modes_wait_converged(m, 20000));
+	cr_assert(hf_modes_watchdog(m, why, sizeof why), "%s", why);
+	atomic_store(&mining.drain_held, true);
+	cr_assert_eq(hf_modes_request(m, HF_MODE_IDLE, NULL, NULL, NULL), 0);
+	cr_assert(wait_atomic(&mining.in_drain, 1), "the drain began");
+	cr_assert(wait_verdict_bad(m, "the mining worker's drain callback has run for ", why, sizeof why),
+		  "a wedged drain never turned the verdict bad (last: \"%s\")", why);
+	cr_assert(strstr(why, "past its bound of 50 ms (20 ms + 30 ms grace)"), "%s", why);
+	fprintf(stderr, "# %s\n", why);
+	assert_watchdog_shown(m, false, "drain callback");
+	atomic_store(&mining.drain_held, false);
+	cr_assert(hf_modes_wait_converged(m, 20000));
+	cr_assert(wait_verdict_good(m), "healthy again once the drain returned");
+	assert_watchdog_shown(m, true, NULL);
+	hf_modes_free(m);
+}
+
+/* A start that does not return is past the start bound. */
+Test(mode, watchdog_bad_while_a_start_is_wedged)
+{
+	tworker mining = { 0 };
+	hf_modes_opts o = { .drain_timeout_ms = 1000, .retry_min_ms = 600000, .retry_max_ms = 600000,
+			    .health_interval_ms = 600000, .start_bound_ms = 20, .watchdog_grace_ms = 10 };
+	hf_modes *m = machine_opts(&o, &mining, NULL);
+	char why[512];
+
+	atomic_store(&mining.gate_closed, true);
+	cr_assert_eq(hf_modes_request(m, HF_MODE_MINING, NULL, NULL, NULL), 0);
+	cr_assert(wait_atomic(&mining.starts, 1));
+	cr_assert(wait_verdict_bad(m, "the mining worker's start callback has run for ", why, sizeof why),
+		  "last: \"%s\"", why);
+	cr_assert(strstr(why, "past its bound of 30 ms (20 ms + 10 ms grace)"), "%s", why);
+	atomic_store(&mining.gate_closed, false);
+	cr_assert(hf_modes_wait_converged(m, 20000));
+	cr_assert(wait_verdict_good(m));
+	hf_modes_free(m);
+}
+
+/* A health check that does not return: with a short callback bound it is a callback past its
+ * bound; with a long one, the health checks have stopped completing (3 intervals + grace). */
+Test(mode, watchdog_bad_while_a_health_check_is_wedged)
+{
+	for (int pass = 0; pass < 2; pass++) {
+		tworker mining = { 0 };
+		hf_modes_opts o = { .drain_timeout_ms = 1000, .retry_min_ms = 600000,
+				    .retry_max_ms = 600000, .health_interval_ms = 10,
+				    .callback_bound_ms = pass == 0 ? 20 : 600000, .watchdog_grace_ms = 20 };
+		hf_modes *m = machine_opts(&o, &mining, NULL);
+		const char *needle = pass == 0 ? "the mining worker's health callback has run for " :
+			"the mining worker's health checks stopped completing: the last one finished ";
+		char why[512];
+
+		cr_assert_eq(hf_modes_request(m, HF_MODE_MINING, NULL, NULL, NULL), 0);
+		cr_assert(hf_modes_wait_converged(m, 20000));
+		cr_assert(wait_atomic(&mining.health_calls, 2));
+		cr_assert(wait_verdict_good(m), "healthy while the checks complete");
+		atomic_store(&mining.health_held, true);
+		cr_assert(wait_atomic(&mining.in_health, 1), "a health check began");
+		cr_assert(wait_verdict_bad(m, needle, why, sizeof why), "pass %d, last: \"%s\"", pass, why);
+		fprintf(stderr, "# %s\n", why);
+		if (pass == 1)
+			cr_assert(strstr(why, "(one is due every 10 ms)"), "%s", why);
+		assert_watchdog_shown(m, false, pass == 0 ? "health callback" : "stopped completing");
+		atomic_store(&mining.health_held, false);
+		int calls = atomic_load(&mining.health_calls);
+		cr_assert(wait_atomic(&mining.health_calls, calls + 2), "health checks complete again");
+		cr_assert(wait_verdict_good(m), "pass %d: healthy again", pass);
+		hf_modes_free(m);
+	}
+}
+
+/* Health failures in a row (three back to back, the restarts held where the test looks): the
+ * limit-th one turns the verdict bad while its restart is held, and it stays bad until the mode
+ * ran healthy for retry_max_ms (a healthy run); limit 0 never escalates. retry_max_ms is long
+ * enough that no run between the failures counts as a healthy one. */
+static void failures_in_a_row(unsigned limit)
+{
+	tworker mining = { 0 };
+	hf_modes_opts o = { .drain_timeout_ms = 1000, .retry_min_ms = 10, .retry_max_ms = 2000,
+			    .health_interval_ms = 5, .watchdog_failures = limit,
+			    .watchdog_grace_ms = 60000 };
+	hf_modes *m = machine_opts(&o, &mining, NULL);
+	hf_modes_info info;
+	char why[512];
+
+	cr_assert_eq(hf_modes_request(m, HF_MODE_MINING, NULL, NULL, NULL), 0);
+	cr_assert(hf_modes_wait_converged(m, 20000));
+	/* Two failures: the restart after the second (start 3) is held; below the limit. */
+	atomic_store(&mining.hold_start_n, 3);
+	atomic_store(&mining.hold_start, true);
+	atomic_store(&mining.health_fail, 3);
+	cr_assert(wait_atomic(&mining.starts, 3));
+	hf_modes_snapshot(m, &info);
+	cr_assert_eq(info.health_failures_total, 2);
+	cr_assert(hf_modes_watchdog(m, why, sizeof why), "two failures, limit %u: %s", limit, why);
+	/* The third: its restart (start 4) held. */
+	atomic_store(&mining.hold_start_n, 4);
+	cr_assert(wait_atomic(&mining.starts, 4), "the restart after the third failure began");
+	hf_modes_snapshot(m, &info);
+	cr_assert_eq(info.health_failures_total, 3);
+	if (limit == 0) {
+		cr_assert(hf_modes_watchdog(m, why, sizeof why), "limit 0 escalated: %s", why);
+		assert_watchdog_shown(m, true, NULL);
+	} else {
+		cr_assert_not(hf_modes_watchdog(m, why, sizeof why), "three failures in a row, limit 3");
+		cr_assert(strstr(why, "mining failed its health check 3 times in a row without a "
+				 "healthy run (limit 3); last: health of mining: "), "%s", why);
+		fprintf(stderr, "# %s\n", why);
+		assert_watchdog_shown(m, false, "3 times in a row");
+	}
+	/* Restarted and healthy for retry_max_ms: a healthy run clears the count. */
+	atomic_store(&mining.hold_start, false);
+	cr_assert(hf_modes_wait_converged(m, 20000));
+	cr_assert(wait_verdict_good(m), "a healthy run did not clear the failures");
+	uint64_t end = hf_mono_ms() + 20000;
+	json_int_t streak = -1;
+	while (hf_mono_ms() < end) {
+		json_t *st = json_object();
+		hf_modes_status_json(m, st);
+		streak = json_integer_value(json_object_get(json_object_get(st, "watchdog"),
+							    "health_failures_in_a_row"));
+		json_decref(st);
+		if (streak == 0)
+			break;
+		hf_sleep_ms(5);
+	}
+	cr_assert_eq(streak, 0, "the count was not cleared by a healthy run");
+	hf_modes_free(m);
+}
+
+Test(mode, watchdog_health_failures_in_a_row)
+{
+	failures_in_a_row(3);
+}
+
+Test(mode, watchdog_failures_0_never_escalates)
+{
+	failures_in_a_row(0);
+}
+
+/* A new desired state starts the count over. */
+Test(mode, watchdog_failures_clear_on_a_new_desired_state)
+{
+	tworker mining = { 0 };
+	hf_modes_opts o = { .drain_timeout_ms = 1000, .retry_min_ms = 10, .retry_max_ms = 600000,
+			    .health_interval_ms = 5, .watchdog_failures = 2, .watchdog_grace_ms = 60000 };
+	hf_modes *m = machine_opts(&o, &mining, NULL);
+	char why[512];
+
+	atomic_store(&mining.hold_start_n, 3);
+	atomic_store(&mining.hold_start, true);
+	cr_assert_eq(hf_modes_request(m, HF_MODE_MINING, NULL, NULL, NULL), 0);
+	cr_assert(hf_modes_wait_converged(m, 20000));
+	atomic_store(&mining.health_fail, 2);
+	cr_assert(wait_atomic(&mining.starts, 3));
+	cr_assert(wait_verdict_bad(m, "2 times in a row", why, sizeof why), "%s", why);
+	cr_assert_eq(hf_modes_request(m, HF_MODE_IDLE, NULL, NULL, NULL), 0);
+	atomic_store(&mining.hold_start, false);
+	cr_assert(hf_modes_wait_converged(m, 20000));
+	cr_assert(hf_modes_watchdog(m, why, sizeof why), "%s", why);
 	hf_modes_free(m);
 }

@@ -209,7 +209,7 @@ Test(node_config, effective_config_round_trips)
 		"\"api\":{\"listen\":\"::1\",\"port\":9000,\"max_body_bytes\":4096,\"max_connections\":500,"
 		"\"max_connections_per_client\":20,\"header_timeout_s\":4,\"timeout_s\":90,\"threads\":3},"
 		"\"modes\":{\"initial\":\"mining\",\"drain_timeout_ms\":2500,\"retry_min_ms\":20,\"retry_max_ms\":30,"
-		"\"health_interval_ms\":300,\"apply_wait_ms\":100},"
+		"\"health_interval_ms\":300,\"apply_wait_ms\":100,\"ready_timeout_ms\":9000,\"watchdog_failures\":0},"
 		"\"control\":{\"trust_file\":\"/etc/t.json\",\"coordinator_url\":\"https://ops:s3cret@coord.example:8471/base\","
 		"\"ca_file\":\"/etc/ca.pem\",\"poll_wait_s\":5,\"clock_skew_ms\":1000,\"retry_max_ms\":2000},"
 		"\"mining\":{\"pools\":[{\"url\":\"stratum+tcp://127.0.0.1:3333\",\"user\":\"bc1q.w1\",\"pass\":\"hunter2\"},"
@@ -236,6 +236,8 @@ Test(node_config, effective_config_round_trips)
 				cr_assert_eq(memcmp(a.node_id, b.node_id, sizeof a.node_id), 0);
 				cr_assert_str_eq(a.coordinator_url, b.coordinator_url);
 				cr_assert_eq(a.mode_retry_max_ms, b.mode_retry_max_ms);
+				cr_assert_eq(a.ready_timeout_ms, b.ready_timeout_ms);
+				cr_assert_eq(a.watchdog_failures, b.watchdog_failures);
 				cr_assert_eq(a.api_port, b.api_port);
 				cr_assert_eq(a.api_max_conns, b.api_max_conns);
 				cr_assert_eq(a.api_max_conns_per_client, b.api_max_conns_per_client);
@@ -446,4 +448,53 @@ Test(node_config, power_section_round_trips_through_the_effective_config)
 		hf_node_config_clear(&a);
 		hf_node_config_clear(&b);
 	}
+}
+
+/* modes.ready_timeout_ms (READY=1 waits this long for the first start) and
+ * modes.watchdog_failures (0 = never escalate): defaults, values, bounds, --check-config. */
+Test(node_config, ready_timeout_and_watchdog_failures)
+{
+	hf_node_config cfg;
+	hf_errbuf eb;
+	json_t *j;
+
+	cr_assert_eq(parse("{\"node_id\":\"n\",\"fleet_id\":\"f\"}", &cfg, &eb), 0);
+	cr_assert_eq(cfg.ready_timeout_ms, 120000);
+	cr_assert_eq(cfg.watchdog_failures, 3);
+	cr_assert_str_eq(cfg.cache_dir, "", "no cache dir unless hashflopd sets one");
+	cr_assert_eq(hf_node_config_to_json(&cfg, true, &j, &eb), 0, "%s", eb.msg);
+	json_t *modes = json_object_get(j, "modes");
+	cr_assert_eq(json_integer_value(json_object_get(modes, "ready_timeout_ms")), 120000);
+	cr_assert_eq(json_integer_value(json_object_get(modes, "watchdog_failures")), 3);
+	json_decref(j);
+	cr_assert_eq(parse("{\"node_id\":\"n\",\"fleet_id\":\"f\",\"modes\":{\"ready_timeout_ms\":0,"
+			   "\"watchdog_failures\":0}}", &cfg, &eb), 0, "%s", eb.msg);
+	cr_assert_eq(cfg.ready_timeout_ms, 0);
+	cr_assert_eq(cfg.watchdog_failures, 0);
+	cr_assert_eq(parse("{\"node_id\":\"n\",\"fleet_id\":\"f\",\"modes\":{\"ready_timeout_ms\":3600000,"
+			   "\"watchdog_failures\":1000}}", &cfg, &eb), 0, "%s", eb.msg);
+	cr_assert_eq(cfg.ready_timeout_ms, 3600000);
+	cr_assert_eq(cfg.watchdog_failures, 1000);
+	hf_node_config_clear(&cfg);
+	refused("{\"node_id\":\"n\",\"fleet_id\":\"f\",\"modes\":{\"ready_timeout_ms\":3600001}}",
+		"modes.ready_timeout_ms: expected an integer from 0 to 3600000");
+	refused("{\"node_id\":\"n\",\"fleet_id\":\"f\",\"modes\":{\"ready_timeout_ms\":\"2m\"}}",
+		"modes.ready_timeout_ms: expected an integer");
+	refused("{\"node_id\":\"n\",\"fleet_id\":\"f\",\"modes\":{\"watchdog_failures\":-1}}",
+		"modes.watchdog_failures: expected an integer");
+	refused("{\"node_id\":\"n\",\"fleet_id\":\"f\",\"modes\":{\"watchdog_failures\":1001}}",
+		"modes.watchdog_failures: expected an integer from 0 to 1000");
+}
+
+/* A standalone node: coordinator_url "" (and no token file) is a valid config. */
+Test(node_config, standalone_without_coordinator_is_valid)
+{
+	hf_node_config cfg;
+	hf_errbuf eb;
+
+	cr_assert_eq(parse("{\"node_id\":\"n\",\"fleet_id\":\"f\",\"control\":{\"coordinator_url\":\"\","
+			   "\"token_file\":\"\"}}", &cfg, &eb), 0, "%s", eb.msg);
+	cr_assert_str_eq(cfg.coordinator_url, "");
+	cr_assert_str_eq(cfg.token_file, "");
+	hf_node_config_clear(&cfg);
 }
