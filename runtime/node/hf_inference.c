@@ -7,14 +7,15 @@
 #include <stdlib.h>
 
 #include "hf_infer.h"
+#include "hf_util.h"
 
 struct hf_inference {
 	hf_infer_config cfg;
 	hf_infer *s;
 };
 
-int hf_inference_new(const json_t *section, const char *state_dir, hf_inference **out,
-		     hf_errbuf *eb)
+int hf_inference_new(const json_t *section, const char *state_dir, const char *cache_dir,
+		     hf_inference **out, hf_errbuf *eb)
 {
 	hf_inference *in;
 	int r;
@@ -23,8 +24,10 @@ int hf_inference_new(const json_t *section, const char *state_dir, hf_inference 
 	in = calloc(1, sizeof *in);
 	if (!in)
 		return hf_fail(eb, HF_ENOMEM, "out of memory");
-	if ((r = hf_infer_config_from_json(&in->cfg, section, state_dir, eb)) < 0 ||
-	    (r = hf_infer_new(&in->cfg, &in->s, eb)) < 0) {
+	if ((r = hf_infer_config_from_json(&in->cfg, section, state_dir, eb)) == 0 && cache_dir &&
+	    cache_dir[0] && !hf_strlcpy(in->cfg.cl_cache_dir, cache_dir, sizeof in->cfg.cl_cache_dir))
+		r = hf_fail(eb, HF_ETOOBIG, "cache directory %s: path too long", cache_dir);
+	if (r < 0 || (r = hf_infer_new(&in->cfg, &in->s, eb)) < 0) {
 		free(in);
 		return r;
 	}

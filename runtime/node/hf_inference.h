@@ -25,9 +25,11 @@
 typedef struct hf_inference hf_inference;
 
 /* section: node.json's `inference` object (NULL: defaults); state_dir for the model_dir and
- * program cache defaults. Binds inference.listen:port (HF_EIO when it cannot). */
-int hf_inference_new(const json_t *section, const char *state_dir, hf_inference **out,
-		     hf_errbuf *eb);
+ * program cache defaults; cache_dir (NULL or "": <state_dir>/cl-cache), the node's cache
+ * directory ($CACHE_DIRECTORY), for the OpenCL program cache. Binds inference.listen:port
+ * (HF_EIO when it cannot). */
+int hf_inference_new(const json_t *section, const char *state_dir, const char *cache_dir,
+		     hf_inference **out, hf_errbuf *eb);
 /* Fills *w with the callbacks for hf_modes_register() (status and metrics are left NULL: the
  * node adds hf_inference_status/metrics in every mode). */
 void hf_inference_worker(hf_inference *in, hf_mode_worker *w);

@@ -5,11 +5,12 @@
 
 #include <stddef.h>
 
-int hf_inference_new(const json_t *section, const char *state_dir, hf_inference **out,
-		     hf_errbuf *eb)
+int hf_inference_new(const json_t *section, const char *state_dir, const char *cache_dir,
+		     hf_inference **out, hf_errbuf *eb)
 {
 	(void)section;
 	(void)state_dir;
+	(void)cache_dir;
 	*out = NULL;
 	return hf_fail(eb, HF_EUNSUPPORTED, "inference mode needs OpenCL: this build has none");
 }

@@ -355,7 +355,8 @@ static int register_inference(hf_node *n, hf_errbuf *eb)
 {
 	hf_mode_worker w;
 	hf_errbuf e2;
-	int r = hf_inference_new(n->cfg->inference, n->cfg->state_dir, &n->inference, &e2);
+	int r = hf_inference_new(n->cfg->inference, n->cfg->state_dir, n->cfg->cache_dir,
+				 &n->inference, &e2);
 
 	if (r == HF_EUNSUPPORTED) {
 		hf_strlcpy(n->inference_problem, e2.msg, sizeof n->inference_problem);
