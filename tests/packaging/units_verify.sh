@@ -154,9 +154,8 @@ tap_check "hashflopd.service: CUDA_CACHE_PATH inside the cache directory" \
 for dev in 'char-nvidia* rw' 'char-drm rw'; do
 	tap_check "hashflopd.service: DeviceAllow=$dev" listed "$NODE_UNIT" DeviceAllow "$dev"
 done
-port=$(json_get "$EXAMPLES/node.json" api.port)
-tap_check "hashflopd.service: SocketBindAllow=tcp:$port (node.json's api.port)" \
-	is "$NODE_UNIT" Service SocketBindAllow "tcp:$port"
+tap_check "hashflopd.service: no SocketBindAllow= (api.port and inference.port are settings)" \
+	absent "$NODE_UNIT" Service SocketBindAllow
 
 tap_check "hashflop-coord.service: ExecStart as the contract fixes it" \
 	is "$COORD_UNIT" Service ExecStart "/usr/bin/hashflop-coord --config /etc/hashflop/coord.json"
