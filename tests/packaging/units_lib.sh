@@ -29,10 +29,13 @@ units_stage_root() {
 		"$UNITS_ROOT/usr/lib/sysusers.d" "$UNITS_ROOT/etc" || return 1
 	for sysdir in /usr/lib/systemd/system /lib/systemd/system; do
 		if [ -e "$sysdir/sysinit.target" ]; then
-			cp -a "$sysdir/." "$UNITS_ROOT/usr/lib/systemd/system/" || return 1
+			# Errors ignored: dpkg may be replacing a file there right now.
+			cp -a "$sysdir/." "$UNITS_ROOT/usr/lib/systemd/system/" 2>/dev/null
+			rm -f "$UNITS_ROOT"/usr/lib/systemd/system/*.dpkg-*
 			break
 		fi
 	done
+	[ -e "$UNITS_ROOT/usr/lib/systemd/system/sysinit.target" ] || return 1
 	cp "$2" "$UNITS_ROOT/usr/bin/hashflopd" && cp "$3" "$UNITS_ROOT/usr/bin/hashflop-coord" &&
 		cp "$1/hashflopd.service" "$1/hashflop-coord.service" \
 			"$UNITS_ROOT/usr/lib/systemd/system/" &&

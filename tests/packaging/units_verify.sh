@@ -141,7 +141,7 @@ tap_check "hashflopd --help documents --config" bash -c '"$1" --help | grep -q -
 tap_check "hashflopd.service: User=hashflop" is "$NODE_UNIT" Service User hashflop
 tap_check "hashflopd.service: SupplementaryGroups video render" gpu_groups "$NODE_UNIT"
 for kv in StateDirectory=hashflop StateDirectoryMode=0700 CacheDirectory=hashflop \
-	CacheDirectoryMode=0700 DevicePolicy=closed KillMode=mixed; do
+	CacheDirectoryMode=0700 DevicePolicy=closed KillMode=mixed PrivateUsers=yes; do
 	tap_check "hashflopd.service: $kv" is "$NODE_UNIT" Service "${kv%%=*}" "${kv#*=}"
 done
 tap_check "hashflopd.service: TimeoutStartSec above modes.ready_timeout_ms (120 s)" \
