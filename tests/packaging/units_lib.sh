@@ -3,6 +3,7 @@
 #
 # Invariants: nothing outside the temporary root is written; the root is removed on exit.
 # Threading: one shell process.
+# shellcheck shell=bash
 
 UNITS_N=0
 UNITS_FAILED=0

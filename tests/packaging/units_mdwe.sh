@@ -8,6 +8,7 @@
 # SKIP (with the reason) where the kernel lacks a mechanism or no OpenCL device exists.
 # Threading: one shell process.
 set -u
+# shellcheck source=tests/packaging/units_lib.sh
 . "$(dirname "$0")/units_lib.sh"
 
 MDWE=$1 BENCH=$2 CTL=$3
@@ -32,7 +33,7 @@ mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)' \
 # run_bench MODE NAME ARGS...: the bench under MODE with an empty PoCL cache; ok when it ran
 # the OpenCL kernel and PoCL loaded a freshly compiled kernel object.
 run_bench() {
-	local mode=$1 name=$2 cache="$WORK/cache-$1-$2" rc
+	local mode=$1 cache="$WORK/cache-$1-$2" rc
 	shift 2
 	mkdir -p "$cache"
 	POCL_CACHE_DIR=$cache/pocl HASHFLOP_CACHE_DIR=$cache CUDA_CACHE_PATH=$cache/cuda \

@@ -8,6 +8,7 @@
 # hashflopd.service: 6.7). Thresholds: the recorded score + 0.2 (--threshold is 10 x the score).
 # Threading: one shell process.
 set -u
+# shellcheck source=tests/packaging/units_lib.sh
 . "$(dirname "$0")/units_lib.sh"
 
 UNITDIR=$1 HASHFLOPD=$2 COORD=$3

@@ -9,6 +9,7 @@
 # --man=no: the man pages come from the Debian packages (not built here).
 # Threading: one shell process.
 set -u
+# shellcheck source=tests/packaging/units_lib.sh
 . "$(dirname "$0")/units_lib.sh"
 
 UNITDIR=$1 HASHFLOPD=$2 COORD=$3 EXAMPLES=$4
