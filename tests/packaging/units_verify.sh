@@ -168,6 +168,8 @@ for kv in StateDirectory=hashflop-coord StateDirectoryMode=0700 PrivateDevices=y
 	tap_check "hashflop-coord.service: $kv" is "$COORD_UNIT" Service "${kv%%=*}" "${kv#*=}"
 done
 tap_check "hashflop-coord.service: no device access" absent "$COORD_UNIT" Service DeviceAllow
+tap_check "hashflop-coord.service: RestartForceExitStatus=SIGHUP (SIGHUP ends the program)" \
+	is "$COORD_UNIT" Service RestartForceExitStatus SIGHUP
 port=$(json_get "$EXAMPLES/coord.json" listen.port)
 tap_check "hashflop-coord.service: SocketBindAllow=tcp:$port (coord.json's listen.port)" \
 	is "$COORD_UNIT" Service SocketBindAllow "tcp:$port"
