@@ -251,7 +251,8 @@ static void raise_fd_limit(void)
 			    (unsigned long long)after);
 }
 
-/* Waits for SIGTERM/SIGINT, pinging the systemd watchdog when one is set. */
+/* Waits for SIGTERM/SIGINT, pinging the systemd watchdog when one is set. SIGHUP does not
+ * reload: it is logged and ignored. */
 static int wait_signal(const sigset_t *set)
 {
 	uint64_t wd = hf_notify_watchdog_usec();
@@ -259,15 +260,17 @@ static int wait_signal(const sigset_t *set)
 	int sig;
 
 	for (;;) {
-		if (!wd) {
-			if (sigwait(set, &sig) == 0)
-				return sig;
-			continue;
-		}
-		sig = sigtimedwait(set, NULL, &ts);
-		if (sig > 0)
+		if (!wd)
+			sig = sigwait(set, &sig) == 0 ? sig : -1;
+		else
+			sig = sigtimedwait(set, NULL, &ts);
+		if (sig == SIGHUP)
+			hf_log_info("SIGHUP ignored: restart hashflop-coord to reload coord.json and "
+				    "its profit file");
+		else if (sig > 0)
 			return sig;
-		hf_notify("WATCHDOG=1");
+		else if (wd)
+			hf_notify("WATCHDOG=1");
 	}
 }
 
@@ -282,6 +285,7 @@ static int run(const hf_coord_config *cfg)
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	raise_fd_limit();

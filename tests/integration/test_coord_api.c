@@ -750,6 +750,12 @@ Test(coord_api, restart_keeps_decisions_and_ordering)
 	j = http_json(&c, "GET", "/v1/decisions", NULL, NULL, 200);
 	cr_assert_eq(json_array_size(json_object_get(j, "decisions")), 2);
 	json_decref(j);
+	/* SIGHUP does not reload, nor end the coordinator: logged, and it goes on serving. */
+	cr_assert_eq(hf_testproc_signal(c.proc, SIGHUP), 0);
+	cr_assert(hf_test_wait_log(c.log, "SIGHUP ignored", WAIT_MS), "no SIGHUP log line");
+	j = http_json(&c, "GET", "/v1/decisions", NULL, NULL, 200);
+	cr_assert_eq(json_array_size(json_object_get(j, "decisions")), 2);
+	json_decref(j);
 	cr_assert_eq(hf_testproc_stop(c.proc, SIGTERM, WAIT_MS), 0, "SIGTERM: not a clean exit");
 	c.proc = NULL;
 	free(env);
