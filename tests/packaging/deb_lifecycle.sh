@@ -32,9 +32,11 @@ not_ok() {
 }
 # check DESC CMD...: ok when CMD succeeds; else not ok with CMD's output.
 check() {
-  local desc=$1 out
+  local desc=$1 out cmd
   shift
-  if out=$("$@" 2>&1); then ok "$desc"; else not_ok "$desc" "$ ${*}" "${out//$'\n'/$'\n'#   }"; fi
+  cmd="$*"
+  [ ${#cmd} -le 160 ] || cmd="${cmd:0:160}..."
+  if out=$("$@" 2>&1); then ok "$desc"; else not_ok "$desc" "$ $cmd" "${out//$'\n'/$'\n'#   }"; fi
 }
 skip_all() { echo "1..0 # SKIP $1"; exit 0; }
 bail() { echo "Bail out! $1"; sed 's/^/#   /' "$LOG" | tail -n 30; exit 1; }
