@@ -19,7 +19,7 @@ ETC=/etc/hashflop
 DIRS=(/etc/hashflop /var/lib/hashflop /var/cache/hashflop /var/lib/hashflop-coord)
 ACCOUNTS=(hashflop hashflop-coord)
 GROUPS_=(hashflop hashflop-coord video render)
-LOG=$(mktemp /tmp/deb_lifecycle.XXXXXX.log)
+LOG=/dev/null
 
 n=0
 failed=0
@@ -57,6 +57,7 @@ new_users=() new_groups=()
 for u in "${ACCOUNTS[@]}"; do getent passwd "$u" >/dev/null || new_users+=("$u"); done
 for g in "${GROUPS_[@]}"; do getent group "$g" >/dev/null || new_groups+=("$g"); done
 
+LOG=$(mktemp /tmp/deb_lifecycle.XXXXXX.log)
 cleanup() {
   local p u g d
   for p in "${PKGS[@]}"; do
