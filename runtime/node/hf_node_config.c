@@ -270,9 +270,9 @@ int hf_node_config_from_json(hf_node_config *cfg, const json_t *root, hf_errbuf 
 	const json_t *api = NULL, *modes = NULL, *control = NULL, *mining = NULL, *inference = NULL;
 	const json_t *power = NULL;
 	hf_cfg_field f[] = {
-		{ .key = "node_id", .type = HF_CFG_STRING, .required = true, .dst = node_id,
+		{ .key = "node_id", .type = HF_CFG_STRING, .dst = node_id,
 		  .dst_size = sizeof node_id, .min = 1 },
-		{ .key = "fleet_id", .type = HF_CFG_STRING, .required = true, .dst = fleet_id,
+		{ .key = "fleet_id", .type = HF_CFG_STRING, .dst = fleet_id,
 		  .dst_size = sizeof fleet_id, .min = 1 },
 		{ .key = "state_dir", .type = HF_CFG_STRING, .dst = state_dir,
 		  .dst_size = sizeof state_dir, .min = 1 },
@@ -286,6 +286,9 @@ int hf_node_config_from_json(hf_node_config *cfg, const json_t *root, hf_errbuf 
 	};
 	int r;
 
+	/* Absent keys keep the defaults: the host name, "default", the default state dir. */
+	hf_strlcpy(node_id, cfg->node_id, sizeof node_id);
+	hf_strlcpy(fleet_id, cfg->fleet_id, sizeof fleet_id);
 	hf_strlcpy(state_dir, cfg->state_dir, sizeof state_dir);
 	r = hf_cfg_read(root, "", f, HF_ARRAY_SIZE(f), eb);
 	if (r < 0)

@@ -65,10 +65,24 @@ Test(node_config, minimal_file_gets_defaults)
 	hf_node_config_clear(&cfg);
 }
 
+/* A packaged node.json names no node: every node installed from it takes its host name. */
+Test(node_config, node_and_fleet_default_to_the_host_name_and_default)
+{
+	hf_node_config cfg, want;
+	hf_node_config_defaults(&want);
+	cr_assert_eq(parse("{\"modes\":{\"initial\":\"idle\"}}", &cfg, NULL), 0);
+	cr_assert_str_eq(cfg.node_id, want.node_id);
+	cr_assert_str_eq(cfg.fleet_id, "default");
+	hf_node_config_clear(&cfg);
+	hf_node_config_clear(&want);
+	cr_assert_eq(parse("{\"fleet_id\":\"f\"}", &cfg, NULL), 0);
+	cr_assert_str_eq(cfg.fleet_id, "f");
+	cr_assert_str_neq(cfg.node_id, "");
+	hf_node_config_clear(&cfg);
+}
+
 Test(node_config, every_kind_of_bad_field)
 {
-	refused("{\"fleet_id\":\"f\"}", "node_id: missing (required)");
-	refused("{\"node_id\":\"n\"}", "fleet_id: missing (required)");
 	refused("{\"node_id\":\"n\",\"fleet_id\":\"f\",\"nodeid\":1}", "nodeid: unknown key");
 	refused("{\"node_id\":\"bad id\",\"fleet_id\":\"f\"}", "node_id: expected 1-63 characters");
 	refused("{\"node_id\":\"n\",\"fleet_id\":\"-f\"}", "fleet_id: expected 1-63 characters");
