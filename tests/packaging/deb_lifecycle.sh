@@ -214,8 +214,10 @@ setup_local() {
   chmod 0640 $ETC/coord-token
   head -c 8192 /dev/urandom > /var/lib/hashflop-coord/coord.db
   chown hashflop-coord:hashflop-coord /var/lib/hashflop-coord/coord.db
-  sed -i 's/"node_id": "[^"]*"/"node_id": "lifecycle-node"/' $ETC/node.json
-  grep -q lifecycle-node $ETC/node.json
+  # an operator names the node (the packaged file leaves node_id to the host name)
+  sed -i 's/"fleet_id": "[^"]*"/"node_id": "lifecycle-node", &/' $ETC/node.json
+  grep -q '"node_id": "lifecycle-node"' $ETC/node.json
+  hashflopd --check-config --config $ETC/node.json | grep -q '"node_id": "lifecycle-node"'
 }
 check "write state, cache, a node token, a database and a modified node.json" setup_local
 check "user hashflop reads its token" runuser -u hashflop -- cat $ETC/coord-token
