@@ -238,3 +238,27 @@ void hf_testnode_instruct(hf_testnode *n, const char *mode, const char *extra)
 	free(env);
 	free(r);
 }
+
+size_t hf_testnode_opencl_devices(char *why, size_t whysz)
+{
+	char exe[1024], *dir = hf_test_tmpdir("opencl-probe"), out[1100];
+	snprintf(exe, sizeof exe, "%s/runtime/ctl/hashflopctl", hf_test_build_root());
+	snprintf(out, sizeof out, "%s/devices.json", dir);
+	const char *argv[] = { exe, "devices", "--json", NULL };
+	hf_testproc *pr = hf_testproc_start(argv, out);
+	int st = 0;
+	size_t n = 0;
+
+	cr_assert_not_null(pr);
+	cr_assert(hf_testproc_wait_exit(pr, HF_TESTNODE_WAIT_MS, &st), "hashflopctl devices did not exit");
+	hf_testproc_free(pr);
+	char *text = hf_test_read_file(out);
+	json_t *j = WIFEXITED(st) && WEXITSTATUS(st) == 0 && text ? json_loads(text, 0, NULL) : NULL;
+	if (json_is_array(j))
+		n = json_array_size(j);
+	snprintf(why, whysz, "hashflopctl devices: exit status %d: %.300s", st, text ? text : "");
+	json_decref(j);
+	free(text);
+	free(dir);
+	return n;
+}

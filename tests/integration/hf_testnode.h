@@ -82,4 +82,8 @@ char *hf_testnode_instruction(hf_testnode *n, const char *mode, const char *extr
  * pending when the node's apply wait ended (callers wait for the mode themselves). */
 void hf_testnode_instruct(hf_testnode *n, const char *mode, const char *extra);
 
+/* How many OpenCL devices this machine offers, as hashflopctl (the same discovery code as
+ * hashflopd) lists them; 0 when it lists none or this build has no OpenCL, with why. */
+size_t hf_testnode_opencl_devices(char *why, size_t whysz);
+
 #endif

@@ -560,30 +560,6 @@ Test(notify, first_boot_token_missing_or_unreadable_and_standalone_with_trust, .
 
 /* ---- $CACHE_DIRECTORY: the OpenCL program cache (and PoCL's, unless POCL_CACHE_DIR) ---- */
 
-/* OpenCL devices hashflopctl lists (the node's discovery code); 0 without OpenCL. */
-static size_t opencl_devices(const char *dir, char *why, size_t whysz)
-{
-	char exe[1024], out[1100];
-	snprintf(exe, sizeof exe, "%s/runtime/ctl/hashflopctl", hf_test_build_root());
-	snprintf(out, sizeof out, "%s/devices.json", dir);
-	const char *argv[] = { exe, "devices", "--json", NULL };
-	hf_testproc *pr = hf_testproc_start(argv, out);
-	int st = 0;
-	size_t n = 0;
-
-	cr_assert_not_null(pr);
-	cr_assert(hf_testproc_wait_exit(pr, WAIT_MS, &st), "hashflopctl devices did not exit");
-	hf_testproc_free(pr);
-	char *text = hf_test_read_file(out);
-	json_t *j = WIFEXITED(st) && WEXITSTATUS(st) == 0 && text ? json_loads(text, 0, NULL) : NULL;
-	if (json_is_array(j))
-		n = json_array_size(j);
-	snprintf(why, whysz, "hashflopctl devices: exit status %d: %.300s", st, text ? text : "");
-	json_decref(j);
-	free(text);
-	return n;
-}
-
 /* Program cache files (*.clbin) in dir (0 when it does not exist). */
 static int clbins(const char *dir)
 {
@@ -608,11 +584,10 @@ Test(notify, cache_directory_holds_the_opencl_program_cache, .init = setup, .tim
 	hf_testpool p = { 0 };
 	hf_testnode n;
 	char mining[2048], cache[1100], env_val[2300], statecache[1100], want[1300], why[512];
-	char *probe = hf_test_tmpdir("notify-cache-probe");
 	char *explicit_dir = hf_test_tmpdir("notify-cache-explicit");
 
-	cr_assert(probe && explicit_dir);
-	if (opencl_devices(probe, why, sizeof why) == 0)
+	cr_assert(explicit_dir);
+	if (hf_testnode_opencl_devices(why, sizeof why) == 0)
 		cr_skip_test("no OpenCL device on this machine (%s)", why);
 	hf_testpool_start(&p, "notify-cache-pool", 0, "0.001", NULL, WAIT_MS);
 	for (int pass = 0; pass < 2; pass++) {
@@ -643,6 +618,5 @@ Test(notify, cache_directory_holds_the_opencl_program_cache, .init = setup, .tim
 		hf_testnode_fini(&n);
 	}
 	hf_testpool_free(&p, WAIT_MS, false);
-	free(probe);
 	free(explicit_dir);
 }

@@ -424,32 +424,6 @@ Test(mining, instruction_idle_mining_idle_timeline_and_drain_under_load, .init =
 
 /* ---- OpenCL ---- */
 
-/* How many OpenCL devices this machine offers, as hashflopctl (the same discovery code as
- * hashflopd) lists them; 0 when it lists none or this build has no OpenCL. */
-static size_t opencl_devices(char *why, size_t whysz)
-{
-	char exe[1024], *dir = hf_test_tmpdir("mining-cl-probe"), out[1100];
-	snprintf(exe, sizeof exe, "%s/runtime/ctl/hashflopctl", hf_test_build_root());
-	snprintf(out, sizeof out, "%s/devices.json", dir);
-	const char *argv[] = { exe, "devices", "--json", NULL };
-	hf_testproc *pr = hf_testproc_start(argv, out);
-	int st = 0;
-	size_t n = 0;
-
-	cr_assert_not_null(pr);
-	cr_assert(hf_testproc_wait_exit(pr, WAIT_MS, &st), "hashflopctl devices did not exit");
-	hf_testproc_free(pr);
-	char *text = hf_test_read_file(out);
-	json_t *j = WIFEXITED(st) && WEXITSTATUS(st) == 0 && text ? json_loads(text, 0, NULL) : NULL;
-	if (json_is_array(j))
-		n = json_array_size(j);
-	snprintf(why, whysz, "hashflopctl devices: exit status %d: %.300s", st, text ? text : "");
-	json_decref(j);
-	free(text);
-	free(dir);
-	return n;
-}
-
 /* The program cache shared by the OpenCL tests (PoCL's own cache is POCL_CACHE_DIR from the
  * test environment), so only the first start of a fresh build directory compiles. */
 static void opencl_extra(char *out, size_t outsz, const char *more)
@@ -469,7 +443,7 @@ static void require_opencl(void)
 {
 	char why[512];
 
-	if (opencl_devices(why, sizeof why) == 0)
+	if (hf_testnode_opencl_devices(why, sizeof why) == 0)
 		cr_skip_test("no OpenCL device on this machine (%s)", why);
 }
 

@@ -62,3 +62,23 @@ seconds() {
 	*) echo "$1" ;;
 	esac
 }
+
+# units_prelude UNITDIR HASHFLOPD COORD [--offline]: SKIP (exit 0) without systemd-analyze (or,
+# with --offline, without `security --offline`), stage the root (Bail out when it cannot), and
+# print systemd-analyze's version as a diagnostic.
+units_prelude() {
+	if ! command -v systemd-analyze >/dev/null; then
+		echo "1..0 # SKIP systemd-analyze is not installed (Debian: systemd)"
+		exit 0
+	fi
+	if [ "${4:-}" = --offline ] &&
+		! systemd-analyze security --help 2>/dev/null | grep -q -- '--offline'; then
+		echo "1..0 # SKIP this systemd-analyze has no security --offline (systemd 250 or later)"
+		exit 0
+	fi
+	if ! units_stage_root "$1" "$2" "$3"; then
+		echo "Bail out! cannot stage a root in ${TMPDIR:-/tmp}"
+		exit 1
+	fi
+	systemd-analyze --version | head -1 | tap_diag
+}

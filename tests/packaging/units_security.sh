@@ -13,19 +13,7 @@ set -u
 
 UNITDIR=$1 HASHFLOPD=$2 COORD=$3
 
-if ! command -v systemd-analyze >/dev/null; then
-	echo "1..0 # SKIP systemd-analyze is not installed (Debian: systemd)"
-	exit 0
-fi
-if ! systemd-analyze security --help 2>/dev/null | grep -q -- '--offline'; then
-	echo "1..0 # SKIP this systemd-analyze has no security --offline (systemd 250 or later)"
-	exit 0
-fi
-if ! units_stage_root "$UNITDIR" "$HASHFLOPD" "$COORD"; then
-	echo "Bail out! cannot stage a root in ${TMPDIR:-/tmp}"
-	exit 1
-fi
-systemd-analyze --version | head -1 | tap_diag
+units_prelude "$UNITDIR" "$HASHFLOPD" "$COORD" --offline
 
 # The exposed items each unit keeps, with the reason given in the unit file.
 NODE_KEPT='SystemCallFilter=~@resources RootDirectory=/RootImage= SupplementaryGroups=

@@ -16,15 +16,7 @@ UNITDIR=$1 HASHFLOPD=$2 COORD=$3 EXAMPLES=$4
 NODE_UNIT=$UNITDIR/hashflopd.service
 COORD_UNIT=$UNITDIR/hashflop-coord.service
 
-if ! command -v systemd-analyze >/dev/null; then
-	echo "1..0 # SKIP systemd-analyze is not installed (Debian: systemd)"
-	exit 0
-fi
-if ! units_stage_root "$UNITDIR" "$HASHFLOPD" "$COORD"; then
-	echo "Bail out! cannot stage a root in ${TMPDIR:-/tmp}"
-	exit 1
-fi
-systemd-analyze --version | head -1 | tap_diag
+units_prelude "$UNITDIR" "$HASHFLOPD" "$COORD"
 
 # ---- systemd-analyze verify ----
 verify() { # verify UNIT...: prints what verify says about our units; fails on its failure
