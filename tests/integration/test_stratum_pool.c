@@ -1292,9 +1292,10 @@ static bool has_message(const hf_stratum_pool_stats *st)
 	return st->last_message[0] != '\0';
 }
 
+/* The driver counts the refusal, then records why (two steps): wait for both. */
 static bool has_auth_failure(const hf_stratum_pool_stats *st)
 {
-	return st->auth_failures >= 1;
+	return st->auth_failures >= 1 && st->last_error[0];
 }
 
 /* A pool's show_message, reject reason and refusal carry a forged journal line, ANSI escapes
