@@ -19,7 +19,7 @@ ETC=/etc/hashflop
 DIRS=(/etc/hashflop /var/lib/hashflop /var/cache/hashflop /var/lib/hashflop-coord)
 ACCOUNTS=(hashflop hashflop-coord)
 GROUPS_=(hashflop hashflop-coord video render)
-LOG=$(mktemp /tmp/deb_lifecycle.XXXXXX.log)
+LOG=/dev/null
 
 n=0
 failed=0
@@ -32,9 +32,11 @@ not_ok() {
 }
 # check DESC CMD...: ok when CMD succeeds; else not ok with CMD's output.
 check() {
-  local desc=$1 out
+  local desc=$1 out cmd
   shift
-  if out=$("$@" 2>&1); then ok "$desc"; else not_ok "$desc" "$ ${*}" "${out//$'\n'/$'\n'#   }"; fi
+  cmd="$*"
+  [ ${#cmd} -le 160 ] || cmd="${cmd:0:160}..."
+  if out=$("$@" 2>&1); then ok "$desc"; else not_ok "$desc" "$ $cmd" "${out//$'\n'/$'\n'#   }"; fi
 }
 skip_all() { echo "1..0 # SKIP $1"; exit 0; }
 bail() { echo "Bail out! $1"; sed 's/^/#   /' "$LOG" | tail -n 30; exit 1; }
@@ -55,6 +57,7 @@ new_users=() new_groups=()
 for u in "${ACCOUNTS[@]}"; do getent passwd "$u" >/dev/null || new_users+=("$u"); done
 for g in "${GROUPS_[@]}"; do getent group "$g" >/dev/null || new_groups+=("$g"); done
 
+LOG=$(mktemp /tmp/deb_lifecycle.XXXXXX.log)
 cleanup() {
   local p u g d
   for p in "${PKGS[@]}"; do
