@@ -168,9 +168,16 @@ for kv in StateDirectory=hashflop-coord StateDirectoryMode=0700 PrivateDevices=y
 	tap_check "hashflop-coord.service: $kv" is "$COORD_UNIT" Service "${kv%%=*}" "${kv#*=}"
 done
 tap_check "hashflop-coord.service: no device access" absent "$COORD_UNIT" Service DeviceAllow
-port=$(json_get "$EXAMPLES/coord.json" listen.port)
-tap_check "hashflop-coord.service: SocketBindAllow=tcp:$port (coord.json's listen.port)" \
-	is "$COORD_UNIT" Service SocketBindAllow "tcp:$port"
+tap_check "hashflop-coord.service: RestartForceExitStatus=SIGHUP (SIGHUP ends the program)" \
+	is "$COORD_UNIT" Service RestartForceExitStatus SIGHUP
+# The shipped coord.json (packaging/debian, once merged) and the example: the port the unit lets
+# the coordinator bind is the one it is configured to listen on.
+for cfg in "$EXAMPLES/coord.json" "$UNITDIR/../debian/coord.json"; do
+	[ -e "$cfg" ] || continue
+	port=$(json_get "$cfg" listen.port)
+	tap_check "hashflop-coord.service: SocketBindAllow=tcp:$port ($cfg's listen.port)" \
+		is "$COORD_UNIT" Service SocketBindAllow "tcp:$port"
+done
 db=$(json_get "$EXAMPLES/coord.json" database)
 tap_check "coord.json's database ($db) lies in the StateDirectory" \
 	bash -c '[ "${1%/*}" = /var/lib/hashflop-coord ]' _ "$db"
