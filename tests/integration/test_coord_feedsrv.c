@@ -109,9 +109,9 @@ static void srv_start(srv *s, const char *const *extra)
 	unlink(s->port_file);
 	s->proc = hf_testproc_start(argv, s->log);
 	cr_assert_not_null(s->proc, "cannot start %s", coord_bin());
+	/* written atomically (temporary file, rename): complete once it exists */
 	cr_assert(hf_test_wait_file(s->port_file, WAIT_MS), "no port file (see %s)", s->log);
-	for (int i = 0; i < 100 && !(text = hf_test_read_file(s->port_file)); i++)
-		usleep(10000);
+	text = hf_test_read_file(s->port_file);
 	cr_assert_not_null(text);
 	s->port = atoi(text);
 	free(text);
@@ -710,8 +710,7 @@ Test(coord_feedsrv, drives_a_coordinator_policy, .timeout = 120)
 		coord = hf_testproc_start(a, clog);
 		cr_assert_not_null(coord);
 		cr_assert(hf_test_wait_file(port_file, WAIT_MS), "no coord port file (see %s)", clog);
-		for (int i = 0; i < 100 && !(out = hf_test_read_file(port_file)); i++)
-			usleep(10000);
+		out = hf_test_read_file(port_file); /* written atomically: complete once it exists */
 		cr_assert_not_null(out);
 		cport = atoi(out);
 		free(out);
